@@ -1,0 +1,183 @@
+"""The `fastemb` command. Errors are one line on stderr with a documented exit code, never a traceback:
+0 success, 1 bad input, 2 usage error, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM)."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+
+import click
+
+from . import options as O
+from .errors import FastembError, Interrupted
+
+
+def _common(f):
+    f = click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")(f)
+    return f
+
+
+def _corpus_options(f):
+    for opt in reversed([
+        click.option("--min-count", type=int, default=O.MIN_COUNT, show_default=True,
+                     help="Drop words rarer than this."),
+        click.option("--max-vocab", type=int, default=None, help="Keep only the N most frequent words."),
+        click.option("--lowercase", is_flag=True, help="Lower-case the text before tokenizing."),
+        click.option("--token-pattern", default=None, metavar="REGEX",
+                     help="Tokens are the matches of REGEX (default: split on whitespace)."),
+        click.option("--max-sentence-length", type=int, default=O.MAX_SENTENCE_LENGTH, show_default=True,
+                     help="Split longer lines into sentences of this many tokens."),
+        click.option("--memory", default=O.MEMORY, show_default=True,
+                     help="Memory budget for counting (vocabulary pruning, co-occurrence spilling)."),
+        click.option("--tmp-dir", type=click.Path(file_okay=False), default=None,
+                     help="Where the encoded corpus and spilled runs go (default: system temp)."),
+    ]):
+        f = opt(f)
+    return f
+
+
+def _output_option(f):
+    f = click.option("--force", is_flag=True, help="Overwrite an existing output file.")(f)
+    return click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+                        help="Output file.")(f)
+
+
+def _check_tmp_dir(tmp_dir):
+    if tmp_dir is not None and not (os.path.isdir(tmp_dir) and os.access(tmp_dir, os.W_OK)):
+        raise FastembError(f"--tmp-dir {tmp_dir}: not a writable directory")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="fastemb")
+def cli():
+    """fastemb: fast, streaming word embeddings (SGNS, CBOW, GloVe, PPMI-SVD)."""
+
+
+@cli.command()
+@click.argument("corpus", nargs=-1, required=True)
+@_output_option
+@_corpus_options
+@_common
+def vocab(corpus, output, force, min_count, max_vocab, lowercase, token_pattern, max_sentence_length, memory,
+          tmp_dir, quiet):
+    """Count the words of CORPUS (files, directories, '-' for stdin; .gz/.bz2/.xz) into word<TAB>count."""
+    from .store import check_output
+    from .vocab import build_vocab
+    check_output(output, force)
+    v = build_vocab(corpus, min_count=min_count, max_vocab=max_vocab, lowercase=lowercase,
+                    token_pattern=token_pattern, max_sentence_length=max_sentence_length,
+                    memory=O.parse_memory(memory), quiet=quiet)
+    v.save_tsv(output)
+    if not quiet:
+        click.echo(f"vocab: {len(v):,} words (of {v.distinct:,} distinct) covering {v.total:,} of "
+                   f"{v.raw_tokens:,} tokens -> {output}", err=True)
+
+
+@cli.command()
+@click.argument("corpus", nargs=-1, required=True)
+@_output_option
+@click.option("--window", type=int, default=O.COOC_WINDOW, show_default=True, help="Context window.")
+@click.option("--weighting", type=click.Choice(O.WEIGHTINGS), default=O.COOC_WEIGHTING, show_default=True,
+              help="dynamic: word2vec's expected (w-d+1)/w; harmonic: GloVe's 1/d; uniform: 1.")
+@click.option("--one-sided", is_flag=True, help="Count only the left context (default: symmetric).")
+@click.option("--sample", type=float, default=0.0, show_default=True,
+              help="Subsample frequent words before forming windows (word2vec formula; 0 = off).")
+@click.option("--seed", type=int, default=1, show_default=True, help="Seed of the subsampling.")
+@click.option("--threads", type=int, default=None, help="Threads (default: all cores).")
+@_corpus_options
+@_common
+def cooc(corpus, output, force, window, weighting, one_sided, sample, seed, threads, min_count, max_vocab,
+         lowercase, token_pattern, max_sentence_length, memory, tmp_dir, quiet):
+    """Count windowed co-occurrences of CORPUS into a CSR matrix in HDF5."""
+    from .cooc import cooccurrence
+    from .parallel import resolve_threads
+    from .store import CoocWriter, check_output
+    from .vocab import build_vocab
+    check_output(output, force)
+    O.check_window(window)
+    O.check_sample(sample)
+    _check_tmp_dir(tmp_dir)
+    threads = resolve_threads(threads)
+    budget = O.parse_memory(memory)
+    with build_vocab(corpus, min_count=min_count, max_vocab=max_vocab, lowercase=lowercase,
+                     token_pattern=token_pattern, max_sentence_length=max_sentence_length, memory=budget,
+                     quiet=quiet, encode=True, work_dir=tmp_dir) as enc:
+        v = enc.vocab
+        attrs = {"window": window, "weighting": weighting, "symmetric": not one_sided, "sample": sample,
+                 "seed": seed, "min_count": min_count, "max_vocab": max_vocab or 0, "lowercase": lowercase,
+                 "corpus_tokens": v.raw_tokens, "vocab_tokens": enc.n_tokens,
+                 "corpus": json.dumps([os.path.abspath(c) if c != "-" else "-" for c in corpus])}
+        writer = CoocWriter(output, v.words, v.counts, attrs)
+        ok = False
+        try:
+            stats = cooccurrence(enc, writer, window=window, weighting=weighting, symmetric=not one_sided,
+                                 sample=sample, seed=seed, memory=budget, threads=threads, quiet=quiet,
+                                 spill_dir=tmp_dir)
+            writer.f.attrs["nnz"] = stats["nnz"]
+            ok = True
+        finally:
+            writer.close(ok)
+    if not quiet:
+        click.echo(f"cooc: {len(v):,} x {len(v):,} matrix, {stats['nnz']:,} nonzeros -> {output}", err=True)
+
+
+@cli.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def info(file, as_json):
+    """Describe a fastemb HDF5 file: content, shapes, hyperparameters."""
+    from .store import describe
+    d = describe(file)
+    if as_json:
+        click.echo(json.dumps(d, indent=2, default=str))
+        return
+    datasets = d.pop("datasets")
+    click.echo(f"{d.pop('path')}: fastemb {d.pop('content')} (format {d.pop('format_version')})")
+    for name, spec in datasets.items():
+        click.echo(f"  /{name:24s} {spec['dtype']:10s} {tuple(spec['shape'])}")
+    for k in sorted(d):
+        if k in ("encoding-type", "encoding-version"):
+            continue
+        v = d[k]
+        if isinstance(v, list) and len(v) > 12:
+            v = v[:12] + ["..."]
+        click.echo(f"  {k}: {v}")
+
+
+def _terminate(signum, frame):
+    raise Interrupted("terminated")
+
+
+def main(argv=None):
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        rv = cli.main(args=argv, prog_name="fastemb", standalone_mode=False)
+        return rv if isinstance(rv, int) else 0
+    except Interrupted:
+        print("fastemb: terminated", file=sys.stderr)
+        return 143
+    except FastembError as e:
+        print(f"fastemb: error: {' '.join(str(e).split())}", file=sys.stderr)
+        return e.exit_code
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        print("fastemb: interrupted", file=sys.stderr)
+        return 130
+    except click.ClickException as e:
+        e.show()
+        return e.exit_code
+    except BrokenPipeError:
+        return 1
+    except MemoryError:
+        print("fastemb: error: out of memory (lower --memory, --max-vocab or the dimension)", file=sys.stderr)
+        return 1
+    except Exception as e:  # a bug: still one line, the traceback on request
+        if os.environ.get("FASTEMB_DEBUG"):
+            raise
+        print(f"fastemb: internal error: {type(e).__name__}: {' '.join(str(e).split())} "
+              f"(set FASTEMB_DEBUG=1 for a traceback)", file=sys.stderr)
+        return 1
+
+
+def entry_point():
+    sys.exit(main())

@@ -1,0 +1,239 @@
+"""Co-occurrence counting: encoded corpus -> CSR matrix, streamed to a sink row block by row block.
+
+Each Numba worker counts its share of every block of sentences into its own hash table (symmetric
+pairs stored once, as (min, max)). A table that fills up first grows, while the tables fit in half of
+the memory budget, and is otherwise extracted as a sorted run; runs stay in memory until they and the
+tables outgrow the budget, then go to disk. The final merge walks row ranges of all runs at once.
+Values are fixed point (see _cooc_kernels), so the matrix is the same however the work was split.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from . import _cooc_kernels as K
+from .errors import FastembError
+from .options import WEIGHTINGS, check_sample, check_window, require
+from .parallel import numba_threads, resolve_threads
+from .progress import Progress
+from .vocab import EncodedCorpus, iter_blocks
+
+ENTRY_BYTES = 16       # one uint64 key + one int64 value
+MAX_LOAD = 0.7
+INDEX_ROWS = 4096      # row index entries per run, for slicing runs by row range
+
+
+def distance_weights(window: int, weighting: str) -> np.ndarray:
+    """Weight of a pair at distance d = 1..window (index 0 unused)."""
+    d = np.arange(window + 1, dtype=np.float64)
+    d[0] = 1.0
+    if weighting == "dynamic":  # expected weight of word2vec's window drawn uniformly in 1..window
+        w = (window - d + 1) / window
+    elif weighting == "harmonic":
+        w = 1.0 / d
+    elif weighting == "uniform":
+        w = np.ones_like(d)
+    else:
+        raise FastembError(f"--weighting must be one of {', '.join(WEIGHTINGS)} (got {weighting!r})")
+    w[0] = 0.0
+    return w
+
+
+def keep_probabilities(counts, sample: float) -> np.ndarray:
+    """word2vec's subsampling: keep a word of count c with probability (sqrt(c/(tT)) + 1)·tT/c."""
+    if sample <= 0:
+        return np.zeros(0, np.float64)
+    counts = np.asarray(counts, dtype=np.float64)
+    threshold = sample * counts.sum()
+    return np.minimum(1.0, (np.sqrt(counts / threshold) + 1.0) * threshold / counts)
+
+
+class _Run:
+    """A sorted run of (key, value) pairs, in memory or in two raw files, with a sparse row index."""
+
+    def __init__(self, keys, vals, col_bits, n_rows, stride):
+        self.keys, self.vals = keys, vals
+        bounds = np.arange(0, n_rows + stride, stride, dtype=np.uint64)
+        self.row_pos = np.searchsorted(keys, np.minimum(bounds, n_rows) << np.uint64(col_bits))
+        self.n = len(keys)
+        self.path = None
+
+    @property
+    def nbytes(self):
+        return 0 if self.keys is None else self.n * ENTRY_BYTES
+
+    def to_disk(self, directory, name):
+        self.path = os.path.join(directory, name)
+        self.keys.tofile(self.path + ".keys")
+        self.vals.tofile(self.path + ".vals")
+        self.keys = self.vals = None
+
+    def slice(self, lo, hi):
+        if self.path is None:
+            return self.keys[lo:hi], self.vals[lo:hi]
+        with open(self.path + ".keys", "rb") as fk, open(self.path + ".vals", "rb") as fv:
+            fk.seek(8 * lo)
+            fv.seek(8 * lo)
+            return (np.fromfile(fk, dtype=np.uint64, count=hi - lo),
+                    np.fromfile(fv, dtype=np.int64, count=hi - lo))
+
+
+class CsrCollector:
+    """A sink that assembles the whole matrix in memory as scipy.sparse.csr_matrix."""
+
+    def __init__(self, n_rows):
+        self.n_rows = n_rows
+        self.row_nnz = np.zeros(n_rows, np.int64)
+        self.indices, self.data = [], []
+
+    def append(self, r0, r1, row_nnz, indices, data):
+        self.row_nnz[r0:r1] = row_nnz
+        self.indices.append(indices)
+        self.data.append(data)
+
+    def matrix(self):
+        import scipy.sparse as sp
+        indptr = np.zeros(self.n_rows + 1, np.int64)
+        np.cumsum(self.row_nnz, out=indptr[1:])
+        cat = (lambda xs, dt: np.concatenate(xs) if xs else np.zeros(0, dt))
+        return sp.csr_matrix((cat(self.data, np.float32), cat(self.indices, np.int32), indptr),
+                             shape=(self.n_rows, self.n_rows))
+
+
+def cooccurrence(corpus: EncodedCorpus, sink, *, window=10, weighting="harmonic", symmetric=True,
+                 sample=0.0, seed=1, memory=2 << 30, threads=None, quiet=False, spill_dir=None,
+                 block_tokens=1 << 22) -> dict:
+    """Count co-occurrences of `corpus` and feed the CSR matrix to sink.append(...). Returns stats."""
+    check_window(window)
+    check_sample(sample)
+    threads = resolve_threads(threads)
+    weights = np.rint(distance_weights(window, weighting) * K.FIXED_SCALE).astype(np.int64)
+    keep = keep_probabilities(corpus.vocab.counts, sample)
+    n_rows = len(corpus.vocab)
+    col_bits = np.uint64(max(1, (n_rows - 1).bit_length()))
+    key_bits = 2 * int(col_bits)
+    max_sentence = int(np.max(np.diff(corpus.sentence_ends, prepend=0))) if len(corpus.sentence_ends) else 1
+    # One sentence can add window·length entries after the load check: room for that is reserved.
+    reserve = max_sentence * window
+    cap = 1 << max(16, (4 * reserve).bit_length())
+    table_budget = memory // 2
+    while threads * cap * ENTRY_BYTES > table_budget and MAX_LOAD * cap / 4 > reserve:
+        cap //= 2
+    if reserve > MAX_LOAD * cap / 2:
+        raise FastembError(f"--memory {memory >> 20}MB is too small for sentences of {max_sentence} tokens "
+                           f"with window {window}: raise --memory or lower --max-sentence-length")
+    t_keys = np.zeros((threads, cap), np.uint64)
+    t_vals = np.zeros((threads, cap), np.int64)
+    t_used = np.zeros(threads, np.int64)
+    stride = max(1, -(-n_rows // INDEX_ROWS))
+    runs: list[_Run] = []
+    spill_root = None
+    stats = {"spilled_runs": 0, "runs": 0, "table_capacity": cap}
+    progress = Progress("cooc", corpus.n_tokens, quiet=quiet)
+    pool = ThreadPoolExecutor(threads)
+    start = time.perf_counter()
+
+    def spill(which):
+        nonlocal spill_root
+        results = list(pool.map(lambda w: _extract_sorted(t_keys[w], t_vals[w], symmetric, col_bits,
+                                                          key_bits), which))
+        for w, (k, v) in zip(which, results):
+            t_keys[w][:] = 0
+            t_used[w] = 0
+            runs.append(_Run(k, v, col_bits, n_rows, stride))
+        stats["runs"] = len(runs)
+        if t_keys.nbytes + t_vals.nbytes + sum(r.nbytes for r in runs) > memory:
+            if spill_root is None:
+                spill_root = tempfile.mkdtemp(prefix="fastemb-cooc-", dir=spill_dir)
+            for i, r in enumerate(runs):
+                if r.path is None and r.n:
+                    r.to_disk(spill_root, f"run{i}")
+                    stats["spilled_runs"] += 1
+
+    try:
+        with numba_threads(threads):
+            done = 0
+            for ids, ends, first in iter_blocks(corpus, block_tokens):
+                cuts = np.searchsorted(ends, np.linspace(0, ends[-1], threads + 1)[1:-1], side="left")
+                w_next = np.concatenate(([0], cuts)).astype(np.int64)
+                w_stop = np.concatenate((cuts, [len(ends)])).astype(np.int64)
+                while True:
+                    max_used = int(MAX_LOAD * cap) - reserve
+                    shift = np.uint64(64 - (cap.bit_length() - 1))
+                    K.count_pairs(ids, ends, first, w_next, w_stop, keep, seed, window, weights, symmetric,
+                                  col_bits, t_keys, t_vals, t_used, max_used, shift)
+                    if np.all(w_next >= w_stop):
+                        break
+                    if 2 * t_keys.nbytes + 2 * t_vals.nbytes <= table_budget:
+                        t_keys, t_vals, cap = _grow(t_keys, t_vals, pool)
+                    else:
+                        spill([w for w in range(threads) if t_used[w] >= max_used])
+                done += len(ids)
+                progress.update(done, done, extra=f"{int(t_used.sum()):,} pairs in tables")
+            spill([w for w in range(threads) if t_used[w] > 0])
+            del t_keys, t_vals
+            stats["nnz"] = _merge(runs, n_rows, col_bits, key_bits, stride, sink, memory)
+    finally:
+        pool.shutdown()
+        if spill_root:
+            shutil.rmtree(spill_root, ignore_errors=True)
+    stats["seconds"] = time.perf_counter() - start
+    progress.done(extra=f"{stats['nnz']:,} nonzeros, {stats['runs']} runs ({stats['spilled_runs']} on disk)")
+    return stats
+
+
+def _extract_sorted(keys1, vals, symmetric, col_bits, key_bits):
+    k, v = K.extract(keys1, vals, symmetric, col_bits)
+    K.radix_sort(k, v, key_bits)
+    return k, v
+
+
+def _grow(t_keys, t_vals, pool):
+    threads, cap = t_keys.shape
+    new_cap = 2 * cap
+    new_keys = np.zeros((threads, new_cap), np.uint64)
+    new_vals = np.zeros((threads, new_cap), np.int64)
+    shift = np.uint64(64 - (new_cap.bit_length() - 1))
+    list(pool.map(lambda w: K.rehash(t_keys[w], t_vals[w], new_keys[w], new_vals[w], shift), range(threads)))
+    return new_keys, new_vals, new_cap
+
+
+def _merge(runs, n_rows, col_bits, key_bits, stride, sink, memory):
+    """Merge the sorted runs row range by row range into CSR blocks; returns the number of nonzeros."""
+    if not runs:
+        sink.append(0, n_rows, np.zeros(n_rows, np.int64), np.zeros(0, np.int32), np.zeros(0, np.float32))
+        return 0
+    per_bound = np.sum([r.row_pos for r in runs], axis=0)  # entries before each index row, all runs
+    target = max(1 << 20, memory // (4 * ENTRY_BYTES))
+    mask = (np.uint64(1) << col_bits) - np.uint64(1)
+    nnz = 0
+    b = 0
+    n_bounds = len(per_bound) - 1
+    while b < n_bounds:
+        e = int(np.searchsorted(per_bound, per_bound[b] + target, side="right")) - 1
+        e = min(max(e, b + 1), n_bounds)
+        r0, r1 = b * stride, min(e * stride, n_rows)
+        parts = [r.slice(int(r.row_pos[b]), int(r.row_pos[e])) for r in runs]
+        parts = [p for p in parts if len(p[0])]
+        if len(parts) == 1:
+            keys, vals = parts[0]
+        elif parts:
+            keys = np.concatenate([p[0] for p in parts])
+            vals = np.concatenate([p[1] for p in parts])
+            K.radix_sort(keys, vals, key_bits)
+            m = K.sum_duplicates(keys, vals)
+            keys, vals = keys[:m], vals[:m]
+        else:
+            keys, vals = np.zeros(0, np.uint64), np.zeros(0, np.int64)
+        rows = (keys >> col_bits).astype(np.int64) - r0
+        row_nnz = np.bincount(rows, minlength=r1 - r0)
+        sink.append(r0, r1, row_nnz, (keys & mask).astype(np.int32),
+                    (vals / K.FIXED_SCALE).astype(np.float32))
+        nnz += len(keys)
+        b = e
+    return nnz

@@ -1,0 +1,162 @@
+"""Streaming corpus reader: paths -> normalised UTF-8 byte chunks, in bounded memory.
+
+Every chunk handed to the tokenizer kernel is valid UTF-8 in which tokens are separated by ASCII
+whitespace and sentences by b"\\n". Decoding (invalid bytes replaced and counted), lower-casing, Unicode
+whitespace and the optional regex tokenizer all happen here, chunk by chunk, so a file without a single
+newline streams like any other.
+"""
+from __future__ import annotations
+
+import bz2
+import codecs
+import gzip
+import io
+import lzma
+import os
+import re
+import sys
+import zlib
+
+from .errors import FastembError
+
+CHUNK_BYTES = 1 << 20
+
+# str.split() separators outside ASCII: the byte-level kernel only knows ASCII whitespace, so these
+# become spaces before a chunk is re-encoded.
+_UNICODE_SPACE = re.compile("[\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]")
+
+
+class _ReplacementCounter:
+    """A codecs error handler that replaces invalid bytes with U+FFFD and counts them."""
+
+    def __init__(self):
+        self.count = 0
+
+    def __call__(self, err):
+        self.count += err.end - err.start
+        return "\ufffd", err.end
+
+
+_COUNTER = _ReplacementCounter()
+codecs.register_error("fastemb-count", _COUNTER)
+
+_OPENERS = {".gz": lambda raw: gzip.GzipFile(fileobj=raw, mode="rb"), ".bz2": bz2.BZ2File, ".xz": lzma.LZMAFile}
+_DECOMPRESS_ERRORS = (OSError, EOFError, lzma.LZMAError, zlib.error, ValueError)
+
+
+def resolve_sources(paths) -> list[str]:
+    """Expand directories (recursively, sorted, hidden entries skipped) and check every file exists
+    and can be read, before any work starts."""
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    if not paths:
+        raise FastembError("no corpus given")
+    sources = []
+    for p in paths:
+        p = os.fspath(p)
+        if p == "-":
+            sources.append(p)
+        elif os.path.isdir(p):
+            found = []
+            for root, dirs, files in os.walk(p):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                found.extend(os.path.join(root, f) for f in sorted(files) if not f.startswith("."))
+            if not found:
+                raise FastembError(f"{p}: directory contains no text files")
+            sources.extend(found)
+        elif os.path.exists(p):
+            sources.append(p)
+        else:
+            raise FastembError(f"{p}: no such file or directory")
+    for s in sources:
+        if s != "-" and not os.access(s, os.R_OK):
+            raise FastembError(f"{s}: permission denied")
+        if s != "-" and not os.path.isfile(s):
+            raise FastembError(f"{s}: not a regular file")
+    return sources
+
+
+class CorpusReader:
+    """Iterates over normalised byte chunks of all sources; `bytes_done`/`total_bytes` measure progress
+    on the files as stored (compressed bytes for compressed files)."""
+
+    def __init__(self, paths, lowercase: bool = False, token_pattern: str | None = None,
+                 chunk_bytes: int = CHUNK_BYTES):
+        self.sources = resolve_sources(paths)
+        self.lowercase = lowercase
+        try:
+            self.pattern = re.compile(token_pattern) if token_pattern else None
+        except re.error as e:
+            raise FastembError(f"--token-pattern: invalid regular expression: {e}") from None
+        self.chunk_bytes = chunk_bytes
+        self.invalid_bytes = 0
+        self._done_before = 0
+        self._raw = None
+        sizes = [os.path.getsize(s) for s in self.sources if s != "-"]
+        self.total_bytes = sum(sizes) if "-" not in self.sources else None
+
+    @property
+    def bytes_done(self) -> int:
+        pos = 0
+        if self._raw is not None:
+            try:
+                pos = self._raw.tell()
+            except (OSError, ValueError):
+                pos = 0
+        return self._done_before + pos
+
+    def _open(self, source):
+        if source == "-":
+            return None, sys.stdin.buffer
+        raw = open(source, "rb")
+        opener = _OPENERS.get(os.path.splitext(source)[1].lower())
+        return raw, (opener(raw) if opener else raw)
+
+    def __iter__(self):
+        for source in self.sources:
+            try:
+                raw, stream = self._open(source)
+            except OSError as e:
+                raise FastembError(f"{source}: cannot open: {e.strerror or e}") from None
+            self._raw = raw
+            name = "<stdin>" if source == "-" else source
+            try:
+                yield from self._normalised_chunks(stream, name)
+            finally:
+                if raw is not None:
+                    self._done_before += os.path.getsize(source)
+                    raw.close()
+                self._raw = None
+            # A file boundary ends a sentence and a token, whatever the file's last byte was.
+            yield b"\n"
+
+    def _normalised_chunks(self, stream, name):
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="fastemb-count")
+        carry_text = ""  # regex mode: text after the last whitespace, so no token is split
+        while True:
+            try:
+                raw_chunk = stream.read(self.chunk_bytes)
+            except _DECOMPRESS_ERRORS as e:
+                raise FastembError(f"{name}: corrupt or truncated compressed data ({e})") from None
+            final = not raw_chunk
+            if self.pattern is None and not final and raw_chunk.isascii() and not decoder.getstate()[0]:
+                yield raw_chunk.lower() if self.lowercase else raw_chunk
+                continue
+            before = _COUNTER.count
+            text = decoder.decode(raw_chunk, final=final)
+            self.invalid_bytes += _COUNTER.count - before
+            if self.lowercase:
+                text = text.lower()
+            if self.pattern is not None:
+                text = carry_text + text
+                cut = len(text) if final else max(text.rfind(" "), text.rfind("\n"), text.rfind("\t")) + 1
+                text, carry_text = text[:cut], text[cut:]
+                if len(carry_text) > 1 << 20:  # no whitespace for a megabyte: give up keeping it whole
+                    text, carry_text = text + carry_text, ""
+                text = "\n".join(" ".join(self.pattern.findall(line)) for line in text.split("\n"))
+            elif not text.isascii():
+                text = _UNICODE_SPACE.sub(" ", text)
+            if text:
+                yield text.encode("utf-8", errors="surrogatepass")
+            if final:
+                return

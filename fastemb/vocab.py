@@ -1,0 +1,308 @@
+"""Vocabulary counting and corpus encoding, in one streaming pass over the text.
+
+Pass 1 tokenizes every chunk once: the kernel counts tokens in a hash table and (when an encoded corpus
+is wanted) writes each token's provisional id -- its first-occurrence number -- to a temporary file.
+When the table outgrows its memory budget the rarest entries are pruned as in word2vec.c's ReduceVocab
+(their occurrences so far are forgotten: counts of pruned words become lower bounds, which the log says).
+Pass 2 maps provisional ids to final ids (descending count, ties by first occurrence) over the id file
+in blocks, dropping out-of-vocabulary tokens and empty sentences. Stdin works because the text is read once.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import _tokenize_kernels as K
+from .corpus import CorpusReader
+from .errors import FastembError
+from .options import MAX_TOKEN_BYTES, MIN_COUNT, MAX_SENTENCE_LENGTH, check_corpus_options
+from .progress import Progress
+
+BYTES_PER_ENTRY = 64  # table arrays + slots at load 1/2 + ~10 bytes of string
+
+
+@dataclass
+class Vocab:
+    words: list
+    counts: np.ndarray
+    raw_tokens: int = 0          # every token read, in or out of the vocabulary
+    distinct: int = 0            # distinct tokens seen (before min_count)
+    pruned: int = 0              # entries dropped by the memory budget while counting
+    _index: dict = field(default=None, repr=False)
+
+    def __len__(self):
+        return len(self.words)
+
+    @property
+    def total(self) -> int:
+        """Tokens of the corpus that are in the vocabulary (word2vec's train_words)."""
+        return int(self.counts.sum())
+
+    @property
+    def index(self) -> dict:
+        if self._index is None:
+            self._index = {w: i for i, w in enumerate(self.words)}
+        return self._index
+
+    def save_tsv(self, path):
+        from .store import atomic_output
+        with atomic_output(path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as f:
+            for w, c in zip(self.words, self.counts.tolist()):
+                f.write(f"{w}\t{c}\n")
+
+    @classmethod
+    def load_tsv(cls, path):
+        words, counts = [], []
+        with open(path, encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                parts = line.rstrip("\n").split("\t")
+                if len(parts) != 2 or not parts[1].isdigit():
+                    raise FastembError(f"{path}:{n}: expected word<TAB>count")
+                words.append(parts[0])
+                counts.append(int(parts[1]))
+        return cls(words, np.array(counts, dtype=np.int64))
+
+
+class StringTable:
+    """Growable open-addressing table of byte strings with counts, for the tokenizer kernel."""
+
+    def __init__(self, entries=1 << 16):
+        self.slots = np.full(4 * entries, -1, np.int32)
+        self.e_hash = np.zeros(entries, np.uint64)
+        self.e_off = np.zeros(entries, np.int64)
+        self.e_len = np.zeros(entries, np.int32)
+        self.e_count = np.zeros(entries, np.int64)
+        self.e_pid = np.zeros(entries, np.int64)
+        self.arena = np.zeros(entries * 8, np.uint8)
+        self.state = np.zeros(K.STATE_SIZE, np.int64)
+
+    @property
+    def n(self):
+        return int(self.state[K.S_ENTRIES])
+
+    def grow(self, length_needed):
+        st = self.state
+        n, used = st[K.S_ENTRIES], st[K.S_ARENA]
+        if n >= self.e_hash.shape[0]:
+            cap = 2 * self.e_hash.shape[0]
+            for name in ("e_hash", "e_off", "e_len", "e_count", "e_pid"):
+                old = getattr(self, name)
+                new = np.zeros(cap, old.dtype)
+                new[:n] = old[:n]
+                setattr(self, name, new)
+        if used + length_needed > self.arena.shape[0]:
+            new = np.zeros(max(2 * self.arena.shape[0], used + length_needed), np.uint8)
+            new[:used] = self.arena[:used]
+            self.arena = new
+        if 2 * (n + 1) > self.slots.shape[0]:
+            self.slots = np.full(2 * self.slots.shape[0], -1, np.int32)
+            K.rebuild_slots(self.slots, self.e_hash, n)
+
+    def prune(self, min_reduce):
+        """Drop entries counted min_reduce times or fewer; returns how many were dropped."""
+        n = self.n
+        keep = self.e_count[:n] > min_reduce
+        new_n, used = K.compact(keep, self.e_hash, self.e_off, self.e_len, self.e_count, self.e_pid,
+                                self.arena)
+        self.state[K.S_ENTRIES] = new_n
+        self.state[K.S_ARENA] = used
+        K.rebuild_slots(self.slots, self.e_hash, new_n)
+        return n - new_n
+
+    def word(self, e) -> str:
+        off, length = self.e_off[e], self.e_len[e]
+        return self.arena[off:off + length].tobytes().decode("utf-8", errors="replace")
+
+
+@dataclass
+class EncodedCorpus:
+    """The corpus as uint32 ids (memory-mapped) with sentence end offsets; owns its work directory."""
+    vocab: Vocab
+    ids: np.ndarray
+    sentence_ends: np.ndarray
+    work_dir: str
+    invalid_bytes: int = 0
+
+    @property
+    def n_tokens(self) -> int:
+        return int(self.ids.shape[0])
+
+    def sentence_starts(self):
+        return np.concatenate(([0], self.sentence_ends[:-1])).astype(np.int64)
+
+    def close(self):
+        self.ids = self.sentence_ends = None
+        shutil.rmtree(self.work_dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _drain(table, ids_buf, sents_buf, ids_file, sents_file):
+    st = table.state
+    if ids_file is not None:
+        ids_buf[:st[K.S_OUT]].tofile(ids_file)
+        sents_buf[:st[K.S_SENTS]].tofile(sents_file)
+    st[K.S_OUT] = 0
+    st[K.S_SENTS] = 0
+
+
+def _scan_corpus(reader, *, max_entries, max_sentence_length, ids_file=None, sents_file=None,
+                 progress: Progress):
+    """Pass 1. Returns the table and how many entries the memory budget pruned."""
+    table = StringTable()
+    buf_len = 1 << 20
+    ids_buf = np.empty(buf_len if ids_file is not None else 0, np.uint32)
+    sents_buf = np.empty(buf_len // 8 if ids_file is not None else 0, np.int64)
+    write_ids = ids_file is not None
+    carry = b""
+    pruned = 0
+    min_reduce = 1
+    for chunk in reader:
+        data = carry + chunk if carry else chunk
+        buf = np.frombuffer(data, dtype=np.uint8)
+        pos = 0
+        while True:
+            code, pos = K.scan(buf, pos, False, max_sentence_length, MAX_TOKEN_BYTES, write_ids, max_entries,
+                               table.slots, table.e_hash, table.e_off, table.e_len, table.e_count,
+                               table.e_pid, table.arena, table.state, ids_buf, sents_buf)
+            if code == K.DONE:
+                break
+            if code == K.OUT_FULL:
+                _drain(table, ids_buf, sents_buf, ids_file, sents_file)
+            elif table.n >= max_entries:
+                dropped = table.prune(min_reduce)
+                pruned += dropped
+                progress.log(f"vocabulary: table reached {max_entries:,} entries (memory budget): pruned "
+                             f"{dropped:,} words seen {min_reduce} time(s) or fewer; their counts are lost")
+                min_reduce += 1
+            else:
+                table.grow(MAX_TOKEN_BYTES)
+        carry = data[pos:]
+        progress.update(reader.bytes_done, int(table.state[K.S_TOKENS]))
+    if carry:  # the reader ends every source with b"\n", so this only happens on a bug
+        raise AssertionError("tokenizer left an unfinished token")
+    _drain(table, ids_buf, sents_buf, ids_file, sents_file)
+    return table, pruned
+
+
+def _select(table, min_count, max_vocab):
+    """Entries in vocabulary order: count descending, ties by first occurrence (provisional id)."""
+    n = table.n
+    counts = table.e_count[:n]
+    keep = np.flatnonzero(counts >= min_count)
+    order = keep[np.lexsort((table.e_pid[keep], -counts[keep]))]
+    if max_vocab is not None:
+        order = order[:max_vocab]
+    return order
+
+
+def build_vocab(paths, *, min_count=MIN_COUNT, max_vocab=None, lowercase=False, token_pattern=None,
+                max_sentence_length=MAX_SENTENCE_LENGTH, memory=2 << 30, quiet=False,
+                encode=False, work_dir=None, chunk_bytes=None):
+    """Count the corpus (and encode it when `encode`): returns Vocab, or EncodedCorpus."""
+    check_corpus_options(min_count, max_vocab, max_sentence_length)
+    reader = CorpusReader(paths, lowercase=lowercase, token_pattern=token_pattern,
+                          **({"chunk_bytes": chunk_bytes} if chunk_bytes else {}))
+    progress = Progress("vocab" if not encode else "read", reader.total_bytes, quiet=quiet)
+    max_entries = max(1 << 10, memory // BYTES_PER_ENTRY)
+    work = tempfile.mkdtemp(prefix="fastemb-", dir=work_dir) if encode else None
+    try:
+        if encode:
+            with open(os.path.join(work, "pids.u32"), "wb") as fi, \
+                    open(os.path.join(work, "sents.i64"), "wb") as fs:
+                table, pruned = _scan_corpus(reader, max_entries=max_entries, ids_file=fi, sents_file=fs,
+                                             max_sentence_length=max_sentence_length, progress=progress)
+        else:
+            table, pruned = _scan_corpus(reader, max_entries=max_entries,
+                                         max_sentence_length=max_sentence_length, progress=progress)
+        raw_tokens = int(table.state[K.S_TOKENS])
+        progress.done()
+        if reader.invalid_bytes:
+            progress.log(f"warning: {reader.invalid_bytes:,} invalid UTF-8 bytes replaced by U+FFFD")
+        if table.state[K.S_TRUNCATED]:
+            progress.log(f"warning: {int(table.state[K.S_TRUNCATED]):,} tokens longer than "
+                         f"{MAX_TOKEN_BYTES} bytes were truncated")
+        names = ", ".join(reader.sources[:3]) + (" ..." if len(reader.sources) > 3 else "")
+        if raw_tokens == 0:
+            raise FastembError(f"corpus is empty: no tokens in {names.replace('-', '<stdin>')}")
+        order = _select(table, min_count, max_vocab)
+        if len(order) == 0:
+            raise FastembError(f"no word occurs at least {min_count} times ({table.n:,} distinct words in "
+                               f"{raw_tokens:,} tokens): lower --min-count")
+        vocab = Vocab([table.word(e) for e in order], table.e_count[order].copy(), raw_tokens=raw_tokens,
+                      distinct=table.n, pruned=pruned)
+        if not encode:
+            return vocab
+        remap = np.full(int(table.state[K.S_NEXT_PID]), -1, np.int64)
+        remap[table.e_pid[order]] = np.arange(len(order))
+        del table
+        corpus = _remap(work, vocab, remap)
+        corpus.invalid_bytes = reader.invalid_bytes
+        return corpus
+    except BaseException:
+        if work:
+            shutil.rmtree(work, ignore_errors=True)
+        raise
+
+
+def _remap(work, vocab, remap, block=1 << 22):
+    """Pass 2: provisional ids -> vocabulary ids, OOV tokens and empty sentences dropped."""
+    pids = _map(os.path.join(work, "pids.u32"), np.uint32)
+    old_ends = _map(os.path.join(work, "sents.i64"), np.int64)
+    kept_total = 0
+    last_end = 0
+    with open(os.path.join(work, "ids.u32"), "wb") as fi, open(os.path.join(work, "ends.i64"), "wb") as fe:
+        for b0 in range(0, pids.shape[0], block):
+            b1 = min(b0 + block, pids.shape[0])
+            new = remap[pids[b0:b1]]
+            keep = new >= 0
+            new[keep].astype(np.uint32).tofile(fi)
+            cum = np.cumsum(keep) + kept_total
+            lo, hi = np.searchsorted(old_ends, [b0, b1], side="right")
+            ends = cum[old_ends[lo:hi] - b0 - 1]
+            ends = ends[np.diff(np.concatenate(([last_end], ends))) > 0]
+            ends.tofile(fe)
+            if len(ends):
+                last_end = ends[-1]
+            kept_total = int(cum[-1]) if len(cum) else kept_total
+    del pids, old_ends
+    os.remove(os.path.join(work, "pids.u32"))
+    os.remove(os.path.join(work, "sents.i64"))
+    return EncodedCorpus(vocab, _map(os.path.join(work, "ids.u32"), np.uint32),
+                         _map(os.path.join(work, "ends.i64"), np.int64), work)
+
+
+def _map(path, dtype):
+    """Read-only memory map of a raw array file (numpy refuses to map an empty file)."""
+    if os.path.getsize(path) == 0:
+        return np.zeros(0, dtype)
+    return np.memmap(path, dtype=dtype, mode="r")
+
+
+def iter_blocks(corpus: EncodedCorpus, block_tokens=1 << 22):
+    """Yields (ids, ends, first_sentence): whole sentences of about block_tokens tokens, read from the
+    id files with plain reads (bounded memory whatever the corpus length); ends are block-relative."""
+    ids_path = os.path.join(corpus.work_dir, "ids.u32")
+    ends_path = os.path.join(corpus.work_dir, "ends.i64")
+    n_sent = os.path.getsize(ends_path) // 8
+    pos = 0
+    s = 0
+    with open(ids_path, "rb") as fi, open(ends_path, "rb") as fe:
+        while s < n_sent:
+            ends = np.fromfile(fe, dtype=np.int64, count=min(1 << 20, n_sent - s))
+            k = 0
+            while k < len(ends):
+                stop = max(int(np.searchsorted(ends, pos + block_tokens, side="right")), k + 1)
+                ids = np.fromfile(fi, dtype=np.uint32, count=int(ends[stop - 1] - pos))
+                yield ids, ends[k:stop] - pos, s + k
+                pos = int(ends[stop - 1])
+                k = stop
+            s += len(ends)
