@@ -123,6 +123,52 @@ def cooc(corpus, output, force, window, weighting, one_sided, sample, seed, thre
 
 
 @cli.command()
+@click.argument("corpus", nargs=-1, required=True)
+@_output_option
+@click.option("--algo", type=click.Choice(["sgns", "cbow"]), default="sgns", show_default=True)
+@click.option("--dim", type=int, default=100, show_default=True, help="Vector dimension.")
+@click.option("--window", type=int, default=5, show_default=True, help="Maximum context window (dynamic).")
+@click.option("--negative", type=int, default=5, show_default=True, help="Negative samples per positive.")
+@click.option("--ns-exponent", type=float, default=0.75, show_default=True,
+              help="Negatives drawn from unigram^ns_exponent.")
+@click.option("--sample", type=float, default=1e-3, show_default=True,
+              help="Subsampling threshold of frequent words (0 = off).")
+@click.option("--epochs", type=int, default=5, show_default=True)
+@click.option("--alpha", type=float, default=None, help="Initial learning rate [sgns 0.025, cbow 0.05].")
+@click.option("--min-alpha", type=float, default=None, help="Final learning rate [alpha * 1e-4].")
+@click.option("--cbow-mean/--cbow-sum", default=True, show_default=True,
+              help="CBOW hidden layer: mean or sum of the context vectors.")
+@click.option("--shared-negatives/--per-pair-negatives", default=True, show_default=True,
+              help="Skip-gram: draw negatives once per window and share them across its contexts "
+                   "(HogBatch, faster), or per (word, context) pair as word2vec.c does.")
+@click.option("--add-contexts", is_flag=True, help="Save word + context vectors as the embedding.")
+@click.option("--threads", type=int, default=None, help="Threads (default: all cores).")
+@click.option("--seed", type=int, default=1, show_default=True)
+@_corpus_options
+@_common
+def train(corpus, output, force, algo, dim, window, negative, ns_exponent, sample, epochs, alpha, min_alpha,
+          cbow_mean, shared_negatives, add_contexts, threads, seed, min_count, max_vocab, lowercase,
+          token_pattern, max_sentence_length, memory, tmp_dir, quiet):
+    """Train word vectors on CORPUS and save them to HDF5."""
+    from .store import check_output
+    from .train import train as train_fn
+    check_output(output, force)
+    _check_tmp_dir(tmp_dir)
+    emb = train_fn(list(corpus), algo, dim=dim, window=window, negative=negative, ns_exponent=ns_exponent,
+                   sample=sample, min_count=min_count, max_vocab=max_vocab, epochs=epochs, alpha=alpha,
+                   min_alpha=min_alpha, cbow_mean=cbow_mean, threads=threads, seed=seed,
+                   shared_negatives=shared_negatives, add_contexts=add_contexts, lowercase=lowercase,
+                   token_pattern=token_pattern, max_sentence_length=max_sentence_length, memory=memory,
+                   quiet=quiet, tmp_dir=tmp_dir)
+    emb.save(output)
+    if not quiet:
+        a = emb.attrs
+        click.echo(f"train: {algo}, {len(emb):,} words x {dim} dims, {a['train_seconds']:.1f}s training "
+                   f"({a['words_per_second'] / 1e3:,.0f}k words/s), final loss {a['loss'][-1]:.4f} -> {output}",
+                   err=True)
+
+
+@cli.command()
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def info(file, as_json):

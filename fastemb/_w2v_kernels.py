@@ -1,0 +1,316 @@
+"""Numba kernels of word2vec: skip-gram and CBOW with negative sampling, Hogwild over chunks of sentences.
+
+Every chunk owns its RNG, seeded from (seed, epoch, chunk), and computes its learning rate from its own
+position in the corpus, so a 1-thread run is bit-for-bit reproducible and an n-thread run differs only by
+Hogwild races. Inner loops work on 1-D row views so LLVM vectorises them under fastmath.
+"""
+import math
+
+import numpy as np
+from numba import njit, prange
+
+MAX_EXP = 6.0
+TABLE_SIZE = 1024
+
+
+def sigmoid_tables():
+    """sigmoid and -log(sigmoid) sampled on [-MAX_EXP, MAX_EXP] (word2vec.c's expTable idea)."""
+    x = (np.arange(TABLE_SIZE, dtype=np.float64) / TABLE_SIZE * 2 - 1) * MAX_EXP
+    sig = 1.0 / (1.0 + np.exp(-x))
+    return sig.astype(np.float32), np.log1p(np.exp(-x)).astype(np.float32)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _splitmix(x):
+    x = x + np.uint64(0x9E3779B97F4A7C15)
+    z = x
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x, z ^ (z >> np.uint64(31))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _next(state):
+    """xorshift64*: returns (state, 64 random bits)."""
+    state ^= state >> np.uint64(12)
+    state ^= state << np.uint64(25)
+    state ^= state >> np.uint64(27)
+    return state, state * np.uint64(0x2545F4914F6CDD1D)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _uniform(r):
+    return np.float64(r >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _draw_negative(r, alias_prob, alias_idx):
+    """One draw from the alias table with a single 64-bit random number."""
+    n = alias_prob.shape[0]
+    i = np.int64((r >> np.uint64(32)) % np.uint64(n))
+    frac = np.float32(r & np.uint64(0xFFFFFFFF)) * np.float32(1.0 / 4294967296.0)
+    return i if frac < alias_prob[i] else alias_idx[i]
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _sig_loss(f, label, sig_table, nls_table):
+    """(sigmoid(f), the pair's negative log-likelihood) by table lookup."""
+    if f > MAX_EXP:
+        s = np.float32(1.0)
+        loss = np.float32(0.0) if label > 0 else f
+    elif f < -MAX_EXP:
+        s = np.float32(0.0)
+        loss = -f if label > 0 else np.float32(0.0)
+    else:
+        k = int((f + MAX_EXP) * (TABLE_SIZE / (2.0 * MAX_EXP)))
+        if k >= TABLE_SIZE:
+            k = TABLE_SIZE - 1
+        s = sig_table[k]
+        loss = nls_table[k] if label > 0 else nls_table[k] + f  # -log(1-σ(f)) = -log σ(f) + f
+    return s, loss
+
+
+@njit(cache=True, nogil=True)
+def _subsample(ids, a0, a1, keep_prob, state, out):
+    n = 0
+    subsample = keep_prob.shape[0] > 0
+    for p in range(a0, a1):
+        t = ids[p]
+        if subsample:
+            state, r = _next(state)
+            if _uniform(r) >= keep_prob[t]:
+                continue
+        out[n] = t
+        n += 1
+    return n, state
+
+
+@njit(cache=True, nogil=True)
+def sg_window_shared(syn0, syn1, ctx, nc, out, n_out, alpha, sig_table, nls_table, G, d_ctx, d_out):
+    """Skip-gram on one window with negatives shared by its contexts (HogBatch, Ji et al. 2016):
+    out[0] is the centre word (label 1), out[1:n_out] the negatives. Gradients are computed from the
+    values read before the update, then applied once per row. Returns the summed loss."""
+    dim = syn0.shape[1]
+    loss = 0.0
+    for c in range(nc):
+        l1 = syn0[ctx[c]]
+        for o in range(n_out):
+            l2 = syn1[out[o]]
+            f = np.float32(0.0)
+            for k in range(dim):
+                f += l1[k] * l2[k]
+            label = np.float32(1.0) if o == 0 else np.float32(0.0)
+            s, pair_loss = _sig_loss(f, label, sig_table, nls_table)
+            loss += pair_loss
+            G[c, o] = (label - s) * alpha
+    for c in range(nc):
+        dc = d_ctx[c]
+        dc[:] = 0.0
+        for o in range(n_out):
+            g = G[c, o]
+            l2 = syn1[out[o]]
+            for k in range(dim):
+                dc[k] += g * l2[k]
+    for o in range(n_out):
+        do = d_out[o]
+        do[:] = 0.0
+        for c in range(nc):
+            g = G[c, o]
+            l1 = syn0[ctx[c]]
+            for k in range(dim):
+                do[k] += g * l1[k]
+    for c in range(nc):
+        l1 = syn0[ctx[c]]
+        dc = d_ctx[c]
+        for k in range(dim):
+            l1[k] += dc[k]
+    for o in range(n_out):
+        l2 = syn1[out[o]]
+        do = d_out[o]
+        for k in range(dim):
+            l2[k] += do[k]
+    return loss
+
+
+@njit(cache=True, nogil=True)
+def sg_pair(syn0, syn1, word, context, negs, n_out, alpha, sig_table, nls_table, neu1e):
+    """word2vec.c's skip-gram step: the context's input vector predicts `word` against its own
+    negatives; output rows are updated at once, the input row after all targets. Returns the loss."""
+    dim = syn0.shape[1]
+    l1 = syn0[context]
+    neu1e[:] = 0.0
+    loss = 0.0
+    for o in range(n_out):
+        target = word if o == 0 else negs[o]
+        l2 = syn1[target]
+        f = np.float32(0.0)
+        for k in range(dim):
+            f += l1[k] * l2[k]
+        label = np.float32(1.0) if o == 0 else np.float32(0.0)
+        s, pair_loss = _sig_loss(f, label, sig_table, nls_table)
+        loss += pair_loss
+        g = (label - s) * alpha
+        for k in range(dim):
+            neu1e[k] += g * l2[k]
+        for k in range(dim):
+            l2[k] += g * l1[k]
+    for k in range(dim):
+        l1[k] += neu1e[k]
+    return loss
+
+
+@njit(cache=True, nogil=True)
+def cbow_window(syn0, syn1, ctx, nc, out, n_out, alpha, cbow_mean, sig_table, nls_table, neu1, neu1e):
+    """word2vec.c's CBOW step: the (mean of the) context input vectors predict out[0] against
+    out[1:n_out]; the error is added to every context row. Returns the loss."""
+    dim = syn0.shape[1]
+    neu1[:] = 0.0
+    for c in range(nc):
+        l1 = syn0[ctx[c]]
+        for k in range(dim):
+            neu1[k] += l1[k]
+    if cbow_mean:
+        inv = np.float32(1.0) / np.float32(nc)
+        for k in range(dim):
+            neu1[k] *= inv
+    neu1e[:] = 0.0
+    loss = 0.0
+    for o in range(n_out):
+        l2 = syn1[out[o]]
+        f = np.float32(0.0)
+        for k in range(dim):
+            f += neu1[k] * l2[k]
+        label = np.float32(1.0) if o == 0 else np.float32(0.0)
+        s, pair_loss = _sig_loss(f, label, sig_table, nls_table)
+        loss += pair_loss
+        g = (label - s) * alpha
+        for k in range(dim):
+            neu1e[k] += g * l2[k]
+        for k in range(dim):
+            l2[k] += g * neu1[k]
+    for c in range(nc):
+        l1 = syn0[ctx[c]]
+        for k in range(dim):
+            l1[k] += neu1e[k]
+    return loss
+
+
+@njit(parallel=True, fastmath=True, cache=True, nogil=True)
+def train_chunks(ids, sent_ends, chunk_sents, syn0, syn1, keep_prob, alias_prob, alias_idx, sig_table,
+                 nls_table, cbow, shared_negatives, cbow_mean, window, negative, alpha0, min_alpha,
+                 work_before, total_work, seed, chunk_base, loss_out, pairs_out):
+    """Train on the sentences of one block; chunk q covers sentences chunk_sents[q]..chunk_sents[q+1]-1.
+    work_before: corpus positions trained before this block (all epochs); total_work: epochs × tokens."""
+    dim = syn0.shape[1]
+    n_chunks = chunk_sents.shape[0] - 1
+    max_ctx = 2 * window
+    for q in prange(n_chunks):
+        state, _ = _splitmix(np.uint64(seed) * np.uint64(0xD1B54A32D192ED03) + np.uint64(chunk_base + q))
+        state = state | np.uint64(1)
+        s_lo = chunk_sents[q]
+        s_hi = chunk_sents[q + 1]
+        longest = 0
+        for s in range(s_lo, s_hi):
+            a0 = sent_ends[s - 1] if s > 0 else 0
+            if sent_ends[s] - a0 > longest:
+                longest = sent_ends[s] - a0
+        sent = np.empty(longest, np.int64)
+        ctx = np.empty(max_ctx, np.int64)
+        out = np.empty(negative + 1, np.int64)
+        G = np.empty((max_ctx, negative + 1), np.float32)
+        d_ctx = np.empty((max_ctx, dim), np.float32)
+        d_out = np.empty((negative + 1, dim), np.float32)
+        neu1 = np.empty(dim, np.float32)
+        neu1e = np.empty(dim, np.float32)
+        loss = 0.0
+        pairs = 0
+        for s in range(s_lo, s_hi):
+            a0 = sent_ends[s - 1] if s > 0 else 0
+            a1 = sent_ends[s]
+            progress = (work_before + a0) / total_work
+            alpha = np.float32(max(min_alpha, alpha0 - (alpha0 - min_alpha) * progress))
+            n, state = _subsample(ids, a0, a1, keep_prob, state, sent)
+            for p in range(n):
+                word = sent[p]
+                state, r = _next(state)
+                reduced = np.int64(r % np.uint64(window))  # word2vec's dynamic window: b in 0..window-1
+                lo = max(0, p - window + reduced)
+                hi = min(n, p + window - reduced + 1)
+                nc = 0
+                for j in range(lo, hi):
+                    if j != p:
+                        ctx[nc] = sent[j]
+                        nc += 1
+                if nc == 0:
+                    continue
+                if cbow or shared_negatives:
+                    out[0] = word
+                    n_out = 1
+                    for k in range(negative):
+                        state, r = _next(state)
+                        t = _draw_negative(r, alias_prob, alias_idx)
+                        if t != word:
+                            out[n_out] = t
+                            n_out += 1
+                    if cbow:
+                        loss += cbow_window(syn0, syn1, ctx, nc, out, n_out, alpha, cbow_mean, sig_table,
+                                            nls_table, neu1, neu1e)
+                        pairs += 1
+                    else:
+                        loss += sg_window_shared(syn0, syn1, ctx, nc, out, n_out, alpha, sig_table,
+                                                 nls_table, G, d_ctx, d_out)
+                        pairs += nc
+                else:
+                    for c in range(nc):
+                        n_out = 1
+                        for k in range(negative):
+                            state, r = _next(state)
+                            t = _draw_negative(r, alias_prob, alias_idx)
+                            if t != word:
+                                out[n_out] = t
+                                n_out += 1
+                        loss += sg_pair(syn0, syn1, word, ctx[c], out, n_out, alpha, sig_table, nls_table,
+                                        neu1e)
+                        pairs += 1
+        loss_out[q] = loss
+        pairs_out[q] = pairs
+
+
+@njit(cache=True, nogil=True)
+def alias_table(weights):
+    """Vose's alias method: (prob float32, alias int64) for O(1) draws from `weights`."""
+    n = weights.shape[0]
+    total = weights.sum()
+    scaled = weights * (n / total)
+    prob = np.zeros(n, np.float32)
+    alias = np.arange(n).astype(np.int64)
+    small = np.empty(n, np.int64)
+    large = np.empty(n, np.int64)
+    ns = 0
+    nl = 0
+    for i in range(n):
+        if scaled[i] < 1.0:
+            small[ns] = i
+            ns += 1
+        else:
+            large[nl] = i
+            nl += 1
+    while ns > 0 and nl > 0:
+        ns -= 1
+        s = small[ns]
+        nl -= 1
+        g = large[nl]
+        prob[s] = scaled[s]
+        alias[s] = g
+        scaled[g] = (scaled[g] + scaled[s]) - 1.0
+        if scaled[g] < 1.0:
+            small[ns] = g
+            ns += 1
+        else:
+            large[nl] = g
+            nl += 1
+    for k in range(nl):
+        prob[large[k]] = 1.0
+    for k in range(ns):
+        prob[small[k]] = 1.0
+    return prob, alias

@@ -1,0 +1,116 @@
+"""Embeddings: a vocabulary with its vectors, queried on unit-normalised vectors computed once."""
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import FastembError
+
+
+class Embeddings:
+    def __init__(self, words, vectors, counts=None, *, context_vectors=None, bias=None, context_bias=None,
+                 svd=None, attrs=None):
+        self.words = list(words)
+        self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if self.vectors.ndim != 2 or self.vectors.shape[0] != len(self.words):
+            raise FastembError(f"{self.vectors.shape} vectors for {len(self.words)} words")
+        self.counts = np.zeros(len(self.words), np.int64) if counts is None else np.asarray(counts, np.int64)
+        self.context_vectors = context_vectors
+        self.bias, self.context_bias, self.svd = bias, context_bias, svd
+        self.attrs = dict(attrs or {})
+        self.index = {w: i for i, w in enumerate(self.words)}
+        self._unit = None
+
+    # ---------------------------------------------------------------- container protocol
+    def __len__(self):
+        return len(self.words)
+
+    def __contains__(self, word):
+        return word in self.index
+
+    def __getitem__(self, word):
+        return self.vectors[self.id(word)]
+
+    def __repr__(self):
+        return f"Embeddings({len(self)} words x {self.dim} dims, algo={self.attrs.get('algo', '?')})"
+
+    @property
+    def dim(self) -> int:
+        return self.vectors.shape[1]
+
+    def id(self, word) -> int:
+        try:
+            return self.index[word]
+        except KeyError:
+            raise FastembError(f"word not in vocabulary: {word!r}") from None
+
+    # ---------------------------------------------------------------- queries
+    def normalized(self) -> np.ndarray:
+        """Unit-length rows (zero rows stay zero), computed once and cached."""
+        if self._unit is None:
+            norms = np.linalg.norm(self.vectors, axis=1, keepdims=True)
+            self._unit = self.vectors / np.maximum(norms, np.float32(1e-12))
+        return self._unit
+
+    def _query_vectors(self, queries):
+        unit = self.normalized()
+        rows = []
+        for q in queries:
+            if isinstance(q, str):
+                rows.append(unit[self.id(q)])
+            else:
+                v = np.asarray(q, dtype=np.float32)
+                if v.shape != (self.dim,):
+                    raise FastembError(f"query vector has shape {v.shape}, expected ({self.dim},)")
+                rows.append(v / max(float(np.linalg.norm(v)), 1e-12))
+        return np.vstack(rows) if rows else np.zeros((0, self.dim), np.float32)
+
+    def most_similar(self, query, k=10, restrict=None, exclude=None):
+        """Nearest neighbours by cosine of a word or a vector (a list of them: one result list each).
+        Query words are excluded from their own results. restrict: search the `restrict` most frequent."""
+        single = isinstance(query, str) or np.ndim(query) == 1
+        queries = [query] if single else list(query)
+        q = self._query_vectors(queries)
+        n = len(self) if restrict is None else min(int(restrict), len(self))
+        unit = self.normalized()[:n]
+        results = []
+        batch = 1024
+        for b0 in range(0, len(queries), batch):
+            sims = q[b0:b0 + batch] @ unit.T
+            for row, qq in zip(sims, queries[b0:b0 + batch]):
+                skip = set(exclude or ())
+                if isinstance(qq, str):
+                    skip.add(qq)
+                skip_ids = [self.index[w] for w in skip if w in self.index and self.index[w] < n]
+                row[skip_ids] = -np.inf
+                kk = min(k, n - len(skip_ids))
+                top = np.argpartition(-row, kk - 1)[:kk] if kk > 0 else np.zeros(0, np.int64)
+                top = top[np.argsort(-row[top], kind="stable")]
+                results.append([(self.words[i], float(row[i])) for i in top])
+        return results[0] if single else results
+
+    def analogy(self, a, b, c, k=1, method="3cosadd", restrict=None):
+        """a is to b as c is to ?  (3CosAdd, or 3CosMul of Levy & Goldberg 2014); a, b, c excluded."""
+        from .eval import analogy_scores
+        n = len(self) if restrict is None else min(int(restrict), len(self))
+        ids = np.array([[self.id(a), self.id(b), self.id(c)]])
+        scores = analogy_scores(self.normalized()[:n], self.normalized()[ids], method)[0]
+        scores[[i for i in ids[0] if i < n]] = -np.inf
+        top = np.argsort(-scores, kind="stable")[:k]
+        return [(self.words[i], float(scores[i])) for i in top]
+
+    # ---------------------------------------------------------------- files
+    def save(self, path):
+        from .store import save_embeddings
+        save_embeddings(path, self.words, self.counts, self.vectors, context=self.context_vectors,
+                        bias=self.bias, context_bias=self.context_bias, svd=self.svd, attrs=self.attrs)
+
+    @classmethod
+    def load(cls, path) -> "Embeddings":
+        from .store import load_embeddings
+        d = load_embeddings(path)
+        return cls(d["words"], d["vectors"], d["counts"], context_vectors=d["context_embedding"],
+                   bias=d["bias"], context_bias=d["context_bias"], svd=d["svd"], attrs=d["attrs"])
+
+
+def load(path) -> Embeddings:
+    return Embeddings.load(path)

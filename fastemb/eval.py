@@ -1,0 +1,117 @@
+"""Intrinsic evaluation: word similarity (Spearman) and analogies (3CosAdd / 3CosMul), batched."""
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import FastembError
+
+ANALOGY_RESTRICT = 30_000   # word2vec's compute-accuracy convention
+
+
+def _lookup(emb, word):
+    if word in emb.index:
+        return emb.index[word]
+    return emb.index.get(word.lower())
+
+
+def read_pairs(path):
+    """Similarity file: `word1 word2 score` per line (tabs or spaces), '#' comments skipped."""
+    pairs = []
+    try:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                parts = line.split()
+                if not parts or line.startswith("#"):
+                    continue
+                if len(parts) < 3:
+                    raise FastembError(f"{path}: expected 'word1 word2 score', got {line.strip()!r}")
+                try:
+                    pairs.append((parts[0], parts[1], float(parts[2])))
+                except ValueError:
+                    continue  # a header line
+    except OSError as e:
+        raise FastembError(f"{path}: {e.strerror}") from None
+    return pairs
+
+
+def similarity(emb, path) -> dict:
+    """Spearman rho between cosine similarity and human scores on the pairs both words of which are known."""
+    from scipy.stats import spearmanr
+    pairs = read_pairs(path)
+    unit = emb.normalized()
+    model, human = [], []
+    for a, b, score in pairs:
+        ia, ib = _lookup(emb, a), _lookup(emb, b)
+        if ia is None or ib is None:
+            continue
+        model.append(float(unit[ia] @ unit[ib]))
+        human.append(score)
+    rho = float(spearmanr(model, human).correlation) if len(model) > 2 else float("nan")
+    return {"file": str(path), "spearman": rho, "pairs": len(pairs), "covered": len(model),
+            "coverage": len(model) / max(len(pairs), 1)}
+
+
+def read_analogies(path):
+    """questions-words.txt format: ': section' headers, then `a b c d` lines."""
+    sections, section = [], None
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            parts = line.split()
+            if not parts:
+                continue
+            if parts[0] == ":":
+                section = " ".join(parts[1:])
+                sections.append((section, []))
+            elif len(parts) == 4:
+                if section is None:
+                    sections.append(("questions", []))
+                    section = "questions"
+                sections[-1][1].append(tuple(p.lower() for p in parts))
+    return sections
+
+
+def analogy_scores(unit, abc, method):
+    """Scores of every candidate (rows of `unit`) for questions abc [q, 3, dim] (unit vectors)."""
+    a, b, c = abc[:, 0], abc[:, 1], abc[:, 2]
+    if method == "3cosadd":
+        return (b - a + c) @ unit.T
+    if method == "3cosmul":  # Levy & Goldberg 2014: cosines shifted to [0, 1], eps = 0.001
+        sa = (a @ unit.T + 1) / 2
+        sb = (b @ unit.T + 1) / 2
+        sc = (c @ unit.T + 1) / 2
+        return sb * sc / (sa + 1e-3)
+    raise FastembError(f"unknown analogy method {method!r} (3cosadd or 3cosmul)")
+
+
+def analogy(emb, path, restrict=ANALOGY_RESTRICT, methods=("3cosadd", "3cosmul")) -> dict:
+    """Accuracy per section and overall; questions with a word outside the `restrict` most frequent
+    words are not counted (coverage says how many were)."""
+    n = min(restrict, len(emb)) if restrict else len(emb)
+    unit = emb.normalized()[:n]
+    index = {w: i for i, w in enumerate(emb.words[:n])}
+    sections = read_analogies(path)
+    out = {"file": str(path), "restrict": n, "sections": {}}
+    totals = {m: 0 for m in methods}
+    seen = covered = 0
+    for name, questions in sections:
+        ids = [[index.get(w) for w in q] for q in questions]
+        ok = np.array([q for q in ids if None not in q], dtype=np.int64).reshape(-1, 4)
+        seen += len(questions)
+        covered += len(ok)
+        sec = {"questions": len(questions), "covered": len(ok)}
+        for m in methods:
+            correct = 0
+            for b0 in range(0, len(ok), 512):
+                q = ok[b0:b0 + 512]
+                scores = analogy_scores(unit, unit[q[:, :3]], m)
+                rows = np.arange(len(q))
+                for j in range(3):
+                    scores[rows, q[:, j]] = -np.inf
+                correct += int(np.sum(np.argmax(scores, axis=1) == q[:, 3]))
+            sec[m] = correct / len(ok) if len(ok) else float("nan")
+            totals[m] += correct
+        out["sections"][name] = sec
+    for m in methods:
+        out[m] = totals[m] / covered if covered else float("nan")
+    out.update(questions=seen, covered=covered, coverage=covered / max(seen, 1))
+    return out
