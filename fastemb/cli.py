@@ -141,13 +141,15 @@ def cooc(corpus, output, force, window, weighting, one_sided, sample, seed, thre
 @click.option("--shared-negatives/--per-pair-negatives", default=True, show_default=True,
               help="Skip-gram: draw negatives once per window and share them across its contexts "
                    "(HogBatch, faster), or per (word, context) pair as word2vec.c does.")
+@click.option("--init-width", type=float, default=4.0, show_default=True,
+              help="Input vectors start uniform in [-W/dim, W/dim] (word2vec.c: 0.5, gensim: 1.0).")
 @click.option("--add-contexts", is_flag=True, help="Save word + context vectors as the embedding.")
 @click.option("--threads", type=int, default=None, help="Threads (default: all cores).")
 @click.option("--seed", type=int, default=1, show_default=True)
 @_corpus_options
 @_common
 def train(corpus, output, force, algo, dim, window, negative, ns_exponent, sample, epochs, alpha, min_alpha,
-          cbow_mean, shared_negatives, add_contexts, threads, seed, min_count, max_vocab, lowercase,
+          cbow_mean, shared_negatives, init_width, add_contexts, threads, seed, min_count, max_vocab, lowercase,
           token_pattern, max_sentence_length, memory, tmp_dir, quiet):
     """Train word vectors on CORPUS and save them to HDF5."""
     from .store import check_output
@@ -157,7 +159,8 @@ def train(corpus, output, force, algo, dim, window, negative, ns_exponent, sampl
     emb = train_fn(list(corpus), algo, dim=dim, window=window, negative=negative, ns_exponent=ns_exponent,
                    sample=sample, min_count=min_count, max_vocab=max_vocab, epochs=epochs, alpha=alpha,
                    min_alpha=min_alpha, cbow_mean=cbow_mean, threads=threads, seed=seed,
-                   shared_negatives=shared_negatives, add_contexts=add_contexts, lowercase=lowercase,
+                   shared_negatives=shared_negatives, init_width=init_width, add_contexts=add_contexts,
+                   lowercase=lowercase,
                    token_pattern=token_pattern, max_sentence_length=max_sentence_length, memory=memory,
                    quiet=quiet, tmp_dir=tmp_dir)
     emb.save(output)

@@ -1,0 +1,1 @@
+"""fastemb's benchmark harness: fastemb against gensim, word2vec.c and fastText on the same corpus."""

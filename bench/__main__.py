@@ -1,0 +1,216 @@
+"""python -m bench {corpus, zipf, run}: see bench/README.md."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+
+from . import corpus as C
+from . import harness as H
+
+RESULTS = os.path.join(H.ROOT, "bench", "results")
+
+
+def profile_cases(profile, en, en1m, tools):
+    """The cases of a profile, in running order."""
+    main = en1m if profile == "quick" else en
+    cases = []
+    add = (lambda tool, task, corpus, **kw: cases.append(dict(tool=tool, task=task, corpus=corpus, **kw))
+           if tool in tools else None)
+    add("fastemb", "vocab", main)
+    add("word2vec.c", "vocab", main)
+    add("fastemb", "cooc", main, window=10, threads=2)
+    add("glove", "cooc", main, window=10, threads=2)
+    thread_counts = (1, 2)
+    for task in ("sgns", "cbow"):
+        for threads in thread_counts:
+            if profile == "quick" and (threads == 1 and task == "cbow"):
+                continue
+            add("fastemb", task, main, threads=threads)
+            if profile == "full" and task == "sgns":
+                add("fastemb", task, main, threads=threads, extra_args=["--per-pair-negatives"])
+            add("gensim", task, main, threads=threads, mode="corpus_file")
+            if profile == "full" and threads == 2:
+                add("gensim", task, main, threads=threads, mode="LineSentence")
+            if threads == 2 or profile == "full":
+                add("word2vec.c", task, main, threads=threads)
+                add("fasttext", task, main, threads=threads)
+    if profile == "full":  # throughput and RSS against corpus size, quality against epochs
+        for tool in ("fastemb", "gensim"):
+            add(tool, "sgns", en1m, threads=2, mode="corpus_file" if tool == "gensim" else "")
+            for epochs in (1, 2, 10):
+                add(tool, "sgns", en1m, threads=2, epochs=epochs, mode="corpus_file" if tool == "gensim" else "")
+    return cases
+
+
+def startup_times(work):
+    """First-call JIT compile (empty Numba cache) and a warm second process, on a tiny corpus."""
+    tiny = os.path.join(work, "tiny.txt")
+    with open(tiny, "w") as f:
+        f.write(("the quick brown fox jumps over the lazy dog\n" * 200))
+    cache = tempfile.mkdtemp(prefix="numba-cache-", dir=work)
+    argv = ["fastemb", "train", tiny, "-o", os.path.join(work, "tiny.h5"), "--dim", "10", "--epochs", "1",
+            "--min-count", "1", "--quiet", "--force"]
+    cold = H.run_process(argv, env={"NUMBA_CACHE_DIR": cache})[0]
+    warm = [H.run_process(argv, env={"NUMBA_CACHE_DIR": cache})[0] for _ in range(3)]
+    return {"cold_start_seconds": round(cold, 2), "warm_start_seconds": round(sorted(warm)[1], 2)}
+
+
+def scaling_rss(work, sizes, memory="1GB"):
+    """Peak RSS of `fastemb cooc` (vocabulary + co-occurrence, window 10) on Zipfian corpora of growing
+    length, streamed through stdin so the corpus is never stored."""
+    out = []
+    for tokens in sizes:
+        wall, rss, rc, _, err = H.run_process(
+            ["fastemb", "cooc", "-", "-o", os.path.join(work, "z.h5"), "--window", "10", "--memory", memory,
+             "--quiet", "--force"], stdin_source=C.zipf_tokens(tokens, vocab=100_000, exponent=1.0, seed=0))
+        import h5py
+        nnz = None
+        if rc == 0:
+            with h5py.File(os.path.join(work, "z.h5"), "r") as f:
+                nnz = int(f["cooccurrence/data"].shape[0])
+        out.append({"tokens": tokens, "wall": round(wall, 2), "rss_mb": round(rss), "nnz": nnz,
+                    "memory": memory, "error": err.strip()[-200:] if rc else None})
+        print(f"  zipf {tokens:,} tokens: {wall:.1f}s, peak RSS {rss:.0f} MB, nnz {nnz}", file=sys.stderr)
+    return out
+
+
+def plots(rows, extra, out_dir):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return ["matplotlib is not installed: no plots (pip install matplotlib)"]
+    made = []
+    train = [r for r in rows if r["task"] in ("sgns", "cbow") and r.get("words_per_second")
+             and not r.get("extra_args")]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, task in zip(axes, ("sgns", "cbow")):
+        for tool in sorted({r["tool"] + (" " + r["mode"] if r["mode"] else "") for r in train}):
+            pts = sorted((r["threads"], r["words_per_second"] / 1e3) for r in train if r["task"] == task
+                         and r["tool"] + (" " + r["mode"] if r["mode"] else "") == tool and r["epochs"] == 5
+                         and r["corpus"] == max(r2["corpus"] for r2 in train))
+            if pts:
+                ax.plot(*zip(*pts), marker="o", label=tool)
+        ax.set(title=f"{task}: throughput vs threads", xlabel="threads", ylabel="k words/s")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(os.path.join(out_dir, "throughput_vs_threads.png"), dpi=100)
+    made.append("throughput_vs_threads.png")
+    if extra.get("scaling_rss"):
+        sc = [s for s in extra["scaling_rss"] if s["rss_mb"]]
+        fig, ax = plt.subplots(figsize=(5, 4))
+        ax.plot([s["tokens"] for s in sc], [s["rss_mb"] for s in sc], marker="o", label="peak RSS (MB)")
+        ax.plot([s["tokens"] for s in sc], [s["tokens"] / s["wall"] / 1e4 for s in sc], marker="s",
+                label="throughput (10k tokens/s)")
+        ax.set(xscale="log", title="fastemb cooc (stdin, window 10) vs corpus size", xlabel="tokens")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(os.path.join(out_dir, "rss_vs_corpus_size.png"), dpi=100)
+        made.append("rss_vs_corpus_size.png")
+    by_epoch = [r for r in rows if r["task"] == "sgns" and r.get("quality") and r["threads"] == 2
+                and not r.get("extra_args")]
+    corpora = {r["corpus"] for r in by_epoch if r["epochs"] != 5}
+    if corpora:
+        fig, ax = plt.subplots(figsize=(5, 4))
+        for tool in ("fastemb", "gensim"):
+            pts = sorted((r["epochs"], r["quality"]["ws353"]) for r in by_epoch
+                         if r["tool"] == tool and r["corpus"] in corpora)
+            if pts:
+                ax.plot(*zip(*pts), marker="o", label=f"{tool} WS353")
+        ax.set(title="skip-gram quality vs epochs", xlabel="epochs", ylabel="Spearman")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(os.path.join(out_dir, "quality_vs_epochs.png"), dpi=100)
+        made.append("quality_vs_epochs.png")
+    plt.close("all")
+    return made
+
+
+def cmd_run(args):
+    en, en1m = C.english_corpus()
+    tools = set(args.tools.split(",")) if args.tools else {"fastemb", "glove", *H.PEERS}
+    cases = profile_cases(args.profile, en, en1m, tools)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out_dir = args.out or os.path.join(RESULTS, f"{stamp}-{args.profile}")
+    os.makedirs(out_dir, exist_ok=True)
+    meta = {**H.machine(), "profile": args.profile, "repeats": args.repeats}
+    from fastemb.vocab import build_vocab
+    meta["corpus_tokens"] = {c: build_vocab([c], min_count=1, quiet=True).raw_tokens
+                             for c in sorted({x["corpus"] for x in cases})}
+    records = []
+    with tempfile.TemporaryDirectory(prefix="fastemb-bench-") as work:
+        for rep in range(args.repeats):
+            for case in cases:
+                if rep > 0 and case["tool"] in ("glove",):
+                    continue
+                label = f"[{rep + 1}/{args.repeats}] {case['tool']} {case.get('mode', '')} {case['task']} " \
+                        f"threads={case.get('threads', 1)} epochs={case.get('epochs', 5)} " \
+                        f"{os.path.basename(case['corpus'])} {' '.join(case.get('extra_args', []))}"
+                print(label, file=sys.stderr, flush=True)
+                r = H.run_case(case, work)
+                records.append(r)
+                print("   ", {k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()
+                              if k in ("wall", "rss_mb", "train_seconds", "quality", "skipped", "error")},
+                      file=sys.stderr, flush=True)
+        extra = {}
+        if "fastemb" in tools:
+            extra["startup"] = startup_times(work)
+            sizes = (1_000_000, 10_000_000) if args.profile == "quick" else (10_000_000, 100_000_000)
+            extra["scaling_rss"] = scaling_rss(work, sizes)
+    rows = H.summarise(records, meta["corpus_tokens"])
+    meta["extra"] = extra
+    meta["plots"] = plots(rows, extra, out_dir)
+    with open(os.path.join(out_dir, "results.json"), "w") as f:
+        json.dump({"meta": meta, "rows": rows, "records": records}, f, indent=1, default=str)
+    table = H.markdown(rows, meta)
+    with open(os.path.join(out_dir, "table.md"), "w") as f:
+        f.write(table)
+    print(table)
+    print(f"results: {out_dir}", file=sys.stderr)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("corpus", help="build and cache the English benchmark corpus; print its counts")
+    z = sub.add_parser("zipf", help="write a synthetic Zipfian corpus ('-' for stdout)")
+    z.add_argument("output")
+    z.add_argument("--tokens", type=float, default=1e6)
+    z.add_argument("--vocab", type=int, default=100_000)
+    z.add_argument("--exponent", type=float, default=1.0)
+    z.add_argument("--seed", type=int, default=0)
+    r = sub.add_parser("run", help="run a benchmark profile")
+    g = r.add_mutually_exclusive_group()
+    g.add_argument("--quick", dest="profile", action="store_const", const="quick")
+    g.add_argument("--full", dest="profile", action="store_const", const="full")
+    r.set_defaults(profile="quick")
+    r.add_argument("--repeats", type=int, default=1)
+    r.add_argument("--tools", help="comma-separated subset of fastemb,gensim,word2vec.c,fasttext,glove")
+    r.add_argument("--out", help="result folder (default bench/results/STAMP-PROFILE)")
+    args = ap.parse_args(argv)
+    if args.cmd == "corpus":
+        for p in C.english_corpus():
+            C.stats(p)
+    elif args.cmd == "zipf":
+        gen = C.zipf_tokens(int(args.tokens), vocab=args.vocab, exponent=args.exponent, seed=args.seed)
+        if args.output == "-":
+            try:
+                for chunk in gen:
+                    sys.stdout.buffer.write(chunk)
+            except BrokenPipeError:
+                pass
+        else:
+            with open(args.output, "wb") as f:
+                for chunk in gen:
+                    f.write(chunk)
+    else:
+        cmd_run(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,122 @@
+"""One benchmark case, run in its own process: `python -m bench.runners CASE_JSON`.
+
+Prints one JSON line: what the tool reported about itself (training seconds, output path). Wall time and
+peak RSS are measured from outside by the harness."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+
+def _w2v_params(p):
+    return dict(dim=p.get("dim", 100), window=p.get("window", 5), negative=p.get("negative", 5),
+                sample=p.get("sample", 1e-4), min_count=p.get("min_count", 5), epochs=p.get("epochs", 5),
+                alpha=p.get("alpha", 0.05 if p["task"] == "cbow" else 0.025), threads=p.get("threads", 2))
+
+
+def run_fastemb(case):
+    p = case
+    out = os.path.join(case["out_dir"], "vectors.h5")
+    if p["task"] == "vocab":
+        cmd = ["fastemb", "vocab", p["corpus"], "-o", os.path.join(case["out_dir"], "vocab.tsv"),
+               "--min-count", str(p.get("min_count", 5)), "--quiet", "--force"]
+        subprocess.run(cmd, check=True)
+        return {}
+    if p["task"] == "cooc":
+        cmd = ["fastemb", "cooc", p["corpus"], "-o", os.path.join(case["out_dir"], "cooc.h5"), "--window",
+               str(p.get("window", 10)), "--weighting", p.get("weighting", "harmonic"), "--min-count",
+               str(p.get("min_count", 5)), "--threads", str(p.get("threads", 2)), "--quiet", "--force"]
+        if p.get("memory"):
+            cmd += ["--memory", p["memory"]]
+        subprocess.run(cmd, check=True)
+        return {}
+    w = _w2v_params(p)
+    cmd = ["fastemb", "train", p["corpus"], "--algo", p["task"], "-o", out, "--dim", str(w["dim"]),
+           "--window", str(w["window"]), "--negative", str(w["negative"]), "--sample", str(w["sample"]),
+           "--min-count", str(w["min_count"]), "--epochs", str(w["epochs"]), "--alpha", str(w["alpha"]),
+           "--threads", str(w["threads"]), "--seed", str(p.get("seed", 1)), "--quiet", "--force"]
+    cmd += p.get("extra_args", [])
+    subprocess.run(cmd, check=True)
+    import h5py
+    with h5py.File(out, "r") as f:
+        return {"vectors": out, "train_seconds": float(f.attrs["train_seconds"]),
+                "corpus_tokens": int(f.attrs["corpus_tokens"])}
+
+
+def run_gensim(case):
+    import logging
+    from gensim.models import Word2Vec
+    from gensim.models.word2vec import LineSentence
+    logging.disable(logging.CRITICAL)
+    w = _w2v_params(case)
+    kw = dict(vector_size=w["dim"], window=w["window"], negative=w["negative"], hs=0, sample=w["sample"],
+              min_count=w["min_count"], epochs=w["epochs"], alpha=w["alpha"], workers=w["threads"],
+              sg=1 if case["task"] == "sgns" else 0, seed=case.get("seed", 1))
+    model = Word2Vec(**kw)
+    t0 = time.perf_counter()
+    if case.get("mode", "corpus_file") == "corpus_file":
+        model.build_vocab(corpus_file=case["corpus"])
+        t1 = time.perf_counter()
+        model.train(corpus_file=case["corpus"], total_examples=model.corpus_count,
+                    total_words=model.corpus_total_words, epochs=w["epochs"])
+    else:
+        sentences = LineSentence(case["corpus"])
+        model.build_vocab(sentences)
+        t1 = time.perf_counter()
+        model.train(sentences, total_examples=model.corpus_count, epochs=w["epochs"])
+    t2 = time.perf_counter()
+    out = os.path.join(case["out_dir"], "vectors.bin")
+    model.wv.save_word2vec_format(out, binary=True)
+    return {"vectors": out, "train_seconds": t2 - t1, "vocab_seconds": t1 - t0,
+            "corpus_tokens": int(model.corpus_total_words)}
+
+
+def run_word2vec_c(case):
+    exe = shutil.which("word2vec")
+    if case["task"] == "vocab":
+        subprocess.run([exe, "-train", case["corpus"], "-save-vocab", os.path.join(case["out_dir"], "vocab.txt"),
+                        "-min-count", str(case.get("min_count", 5))], check=True, stdout=subprocess.DEVNULL)
+        return {}
+    w = _w2v_params(case)
+    out = os.path.join(case["out_dir"], "vectors.bin")
+    subprocess.run([exe, "-train", case["corpus"], "-output", out, "-cbow", "1" if case["task"] == "cbow" else "0",
+                    "-size", str(w["dim"]), "-window", str(w["window"]), "-negative", str(w["negative"]),
+                    "-hs", "0", "-sample", str(w["sample"]), "-min-count", str(w["min_count"]), "-iter",
+                    str(w["epochs"]), "-alpha", str(w["alpha"]), "-threads", str(w["threads"]), "-binary", "1"],
+                   check=True, stdout=subprocess.DEVNULL)
+    return {"vectors": out}
+
+
+def run_fasttext(case):
+    import fasttext
+    import numpy as np
+    from fastemb.formats import write_vectors
+    w = _w2v_params(case)
+    t0 = time.perf_counter()
+    model = fasttext.train_unsupervised(case["corpus"], model="skipgram" if case["task"] == "sgns" else "cbow",
+                                        dim=w["dim"], ws=w["window"], neg=w["negative"], t=w["sample"],
+                                        minCount=w["min_count"], epoch=w["epochs"], lr=w["alpha"],
+                                        thread=w["threads"], minn=0, maxn=0, verbose=0)
+    seconds = time.perf_counter() - t0
+    words = model.get_words()
+    vec = np.vstack([model.get_word_vector(x) for x in words])
+    out = os.path.join(case["out_dir"], "vectors.bin")
+    write_vectors(out, words, vec, "word2vec-binary")
+    return {"vectors": out, "train_seconds": seconds}
+
+
+RUNNERS = {"fastemb": run_fastemb, "gensim": run_gensim, "word2vec.c": run_word2vec_c, "fasttext": run_fasttext}
+
+
+def main():
+    case = json.loads(sys.argv[1])
+    result = RUNNERS[case["tool"]](case)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
