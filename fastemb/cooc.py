@@ -121,7 +121,7 @@ def cooccurrence(corpus: EncodedCorpus, sink, *, window=10, weighting="harmonic"
     # One sentence can add window·length entries after the load check: room for that is reserved.
     reserve = max_sentence * window
     cap = 1 << max(16, (4 * reserve).bit_length())
-    table_budget = memory // 2
+    table_budget = memory // 4
     while threads * cap * ENTRY_BYTES > table_budget and MAX_LOAD * cap / 4 > reserve:
         cap //= 2
     if reserve > MAX_LOAD * cap / 2:
@@ -139,15 +139,22 @@ def cooccurrence(corpus: EncodedCorpus, sink, *, window=10, weighting="harmonic"
     start = time.perf_counter()
 
     def spill(which):
+        """Turn the tables of workers `which` into sorted runs. Extracting a table takes up to four
+        times its entries' bytes (mirrored pairs, sort buffer): in parallel only when that fits."""
         nonlocal spill_root
-        results = list(pool.map(lambda w: _extract_sorted(t_keys[w], t_vals[w], symmetric, col_bits,
-                                                          key_bits), which))
+        tables = t_keys.nbytes + t_vals.nbytes
+        held = sum(r.nbytes for r in runs)
+        extract = (lambda w: _extract_sorted(t_keys[w], t_vals[w], symmetric, col_bits, key_bits))
+        if tables + held + sum(4 * int(t_used[w]) * ENTRY_BYTES for w in which) <= memory:
+            results = list(pool.map(extract, which))
+        else:
+            results = [extract(w) for w in which]
         for w, (k, v) in zip(which, results):
             t_keys[w][:] = 0
             t_used[w] = 0
             runs.append(_Run(k, v, col_bits, n_rows, stride))
         stats["runs"] = len(runs)
-        if t_keys.nbytes + t_vals.nbytes + sum(r.nbytes for r in runs) > memory:
+        if tables + sum(r.nbytes for r in runs) > memory // 2:
             if spill_root is None:
                 spill_root = tempfile.mkdtemp(prefix="fastemb-cooc-", dir=spill_dir)
             for i, r in enumerate(runs):
@@ -209,7 +216,9 @@ def _merge(runs, n_rows, col_bits, key_bits, stride, sink, memory):
         sink.append(0, n_rows, np.zeros(n_rows, np.int64), np.zeros(0, np.int32), np.zeros(0, np.float32))
         return 0
     per_bound = np.sum([r.row_pos for r in runs], axis=0)  # entries before each index row, all runs
-    target = max(1 << 20, memory // (4 * ENTRY_BYTES))
+    # a row block costs, per pair: its entries and a sort buffer (32 B), row numbers, masked columns and
+    # float64 values on the way to the CSR arrays (32 B), the int32/float32 output (8 B), slack (8 B)
+    target = max(1 << 16, memory // (4 * 80))
     mask = (np.uint64(1) << col_bits) - np.uint64(1)
     nnz = 0
     b = 0
@@ -230,8 +239,7 @@ def _merge(runs, n_rows, col_bits, key_bits, stride, sink, memory):
             keys, vals = keys[:m], vals[:m]
         else:
             keys, vals = np.zeros(0, np.uint64), np.zeros(0, np.int64)
-        rows = (keys >> col_bits).astype(np.int64) - r0
-        row_nnz = np.bincount(rows, minlength=r1 - r0)
+        row_nnz = np.bincount((keys >> col_bits).astype(np.int64) - r0, minlength=r1 - r0)
         sink.append(r0, r1, row_nnz, (keys & mask).astype(np.int32),
                     (vals / K.FIXED_SCALE).astype(np.float32))
         nnz += len(keys)
