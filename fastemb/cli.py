@@ -123,52 +123,71 @@ def cooc(corpus, output, force, window, weighting, one_sided, sample, seed, thre
 
 
 @cli.command()
-@click.argument("corpus", nargs=-1, required=True)
+@click.argument("corpus", nargs=-1)
 @_output_option
-@click.option("--algo", type=click.Choice(["sgns", "cbow"]), default="sgns", show_default=True)
+@click.option("--algo", type=click.Choice(["sgns", "cbow", "glove", "ppmi-svd"]), default="sgns", show_default=True)
+@click.option("--cooc", type=click.Path(dir_okay=False), default=None,
+              help="glove / ppmi-svd: train on this file from `fastemb cooc` instead of a corpus.")
 @click.option("--dim", type=int, default=100, show_default=True, help="Vector dimension.")
-@click.option("--window", type=int, default=5, show_default=True, help="Maximum context window (dynamic).")
-@click.option("--negative", type=int, default=5, show_default=True, help="Negative samples per positive.")
+@click.option("--window", type=int, default=None, help="Context window [sgns/cbow 5, glove 10, ppmi-svd 2].")
+@click.option("--epochs", type=int, default=None, help="Passes over the data [sgns/cbow 5, glove 15].")
+@click.option("--alpha", type=float, default=None,
+              help="sgns/cbow: initial learning rate [0.025 / 0.05]; glove: weighting exponent [0.75].")
+@click.option("--sample", type=float, default=None,
+              help="Subsampling threshold of frequent words, 0 = off [sgns/cbow 1e-3, glove/ppmi-svd 0].")
+@click.option("--add-contexts/--no-add-contexts", default=None,
+              help="Save word + context vectors as the embedding [glove: yes; others: no].")
+@click.option("--negative", type=int, default=5, show_default=True, help="sgns/cbow: negatives per positive.")
 @click.option("--ns-exponent", type=float, default=0.75, show_default=True,
-              help="Negatives drawn from unigram^ns_exponent.")
-@click.option("--sample", type=float, default=1e-3, show_default=True,
-              help="Subsampling threshold of frequent words (0 = off).")
-@click.option("--epochs", type=int, default=5, show_default=True)
-@click.option("--alpha", type=float, default=None, help="Initial learning rate [sgns 0.025, cbow 0.05].")
-@click.option("--min-alpha", type=float, default=None, help="Final learning rate [alpha * 1e-4].")
+              help="sgns/cbow: negatives drawn from unigram^ns_exponent.")
+@click.option("--min-alpha", type=float, default=None, help="sgns/cbow: final learning rate [alpha * 1e-4].")
 @click.option("--cbow-mean/--cbow-sum", default=True, show_default=True,
-              help="CBOW hidden layer: mean or sum of the context vectors.")
+              help="cbow: hidden layer is the mean or the sum of the context vectors.")
 @click.option("--shared-negatives/--per-pair-negatives", default=True, show_default=True,
-              help="Skip-gram: draw negatives once per window and share them across its contexts "
-                   "(HogBatch, faster), or per (word, context) pair as word2vec.c does.")
+              help="sgns: draw negatives once per window and share them across its contexts (HogBatch, "
+                   "faster), or per (word, context) pair as word2vec.c does.")
 @click.option("--init-width", type=float, default=4.0, show_default=True,
-              help="Input vectors start uniform in [-W/dim, W/dim] (word2vec.c: 0.5, gensim: 1.0).")
-@click.option("--add-contexts", is_flag=True, help="Save word + context vectors as the embedding.")
+              help="sgns/cbow: input vectors start uniform in [-W/dim, W/dim] (word2vec.c: 0.5, gensim: 1.0).")
+@click.option("--weighting", type=click.Choice(O.WEIGHTINGS), default=None,
+              help="glove/ppmi-svd: distance weighting of the counts [glove harmonic, ppmi-svd dynamic].")
+@click.option("--x-max", type=float, default=None,
+              help="glove: weighting cutoff [min(100, 98th percentile of the counts)].")
+@click.option("--eta", type=float, default=None, help="glove: AdaGrad learning rate [0.05].")
+@click.option("--symmetric", is_flag=True, help="glove: one vector and bias per word (w_i·w_j + b_i + b_j).")
+@click.option("--cds", type=float, default=None, help="ppmi-svd: context-distribution smoothing [0.75].")
+@click.option("--neg", type=float, default=None, help="ppmi-svd: shift PMI by log(neg) [1: no shift].")
+@click.option("--eig", type=float, default=None, help="ppmi-svd: eigenvalue weighting p of U·S^p [0.5].")
+@click.option("--svd", type=click.Choice(["auto", "arpack", "randomized"]), default=None,
+              help="ppmi-svd: SVD solver [auto: randomized above 5,000 words].")
 @click.option("--threads", type=int, default=None, help="Threads (default: all cores).")
 @click.option("--seed", type=int, default=1, show_default=True)
 @_corpus_options
 @_common
-def train(corpus, output, force, algo, dim, window, negative, ns_exponent, sample, epochs, alpha, min_alpha,
-          cbow_mean, shared_negatives, init_width, add_contexts, threads, seed, min_count, max_vocab, lowercase,
-          token_pattern, max_sentence_length, memory, tmp_dir, quiet):
-    """Train word vectors on CORPUS and save them to HDF5."""
+def train(corpus, output, force, algo, cooc, dim, window, epochs, alpha, sample, add_contexts, negative, ns_exponent,
+          min_alpha, cbow_mean, shared_negatives, init_width, weighting, x_max, eta, symmetric, cds, neg, eig, svd,
+          threads, seed, min_count, max_vocab, lowercase, token_pattern, max_sentence_length, memory, tmp_dir,
+          quiet):
+    """Train word vectors on CORPUS (or --cooc FILE) and save them to HDF5."""
     from .store import check_output
     from .train import train as train_fn
     check_output(output, force)
     _check_tmp_dir(tmp_dir)
-    emb = train_fn(list(corpus), algo, dim=dim, window=window, negative=negative, ns_exponent=ns_exponent,
-                   sample=sample, min_count=min_count, max_vocab=max_vocab, epochs=epochs, alpha=alpha,
-                   min_alpha=min_alpha, cbow_mean=cbow_mean, threads=threads, seed=seed,
+    if not corpus and cooc is None:
+        raise click.UsageError("give a CORPUS (or --cooc FILE for glove and ppmi-svd)")
+    emb = train_fn(list(corpus) or None, algo, cooc=cooc, dim=dim, window=window, negative=negative,
+                   ns_exponent=ns_exponent, sample=sample, min_count=min_count, max_vocab=max_vocab, epochs=epochs,
+                   alpha=alpha, min_alpha=min_alpha, cbow_mean=cbow_mean, threads=threads, seed=seed,
                    shared_negatives=shared_negatives, init_width=init_width, add_contexts=add_contexts,
-                   lowercase=lowercase,
-                   token_pattern=token_pattern, max_sentence_length=max_sentence_length, memory=memory,
-                   quiet=quiet, tmp_dir=tmp_dir)
+                   weighting=weighting, x_max=x_max, eta=eta, symmetric=symmetric, cds=cds, neg=neg, eig=eig,
+                   svd=svd, lowercase=lowercase, token_pattern=token_pattern,
+                   max_sentence_length=max_sentence_length, memory=memory, quiet=quiet, tmp_dir=tmp_dir)
     emb.save(output)
     if not quiet:
         a = emb.attrs
-        click.echo(f"train: {algo}, {len(emb):,} words x {dim} dims, {a['train_seconds']:.1f}s training "
-                   f"({a['words_per_second'] / 1e3:,.0f}k words/s), final loss {a['loss'][-1]:.4f} -> {output}",
-                   err=True)
+        speed = f" ({a['words_per_second'] / 1e3:,.0f}k words/s)" if "words_per_second" in a else ""
+        loss = f", final loss {a['loss'][-1]:.4f}" if a.get("loss") else ""
+        click.echo(f"train: {algo}, {len(emb):,} words x {dim} dims, {a['train_seconds']:.1f}s training{speed}"
+                   f"{loss} -> {output}", err=True)
 
 
 @cli.command()

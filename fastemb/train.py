@@ -1,4 +1,4 @@
-"""fastemb.train: corpus -> Embeddings, for every algorithm."""
+"""fastemb.train: corpus (or co-occurrence file) -> Embeddings, for every algorithm."""
 from __future__ import annotations
 
 import math
@@ -14,19 +14,38 @@ from .parallel import resolve_threads
 from .progress import Progress, human
 from .vocab import build_vocab
 
-ALGOS = ("sgns", "cbow")
-W2V_DEFAULTS = dict(dim=100, window=5, negative=5, ns_exponent=0.75, sample=1e-3, epochs=5, cbow_mean=True,
-                    seed=1, shared_negatives=True)
-DEFAULT_ALPHA = {"sgns": 0.025, "cbow": 0.05}   # word2vec.c's
-MIN_ALPHA_RATIO = 1e-4                          # word2vec.c decays to alpha * 1e-4
-# Half-width of the uniform initialisation of input vectors, in units of 1/dim. word2vec.c uses 0.5 and
-# gensim 1.0; with 5 epochs both under-train small and mid-sized corpora, and a wider start measured better
-# everywhere here (benchmark corpus, 2 seeds each, WS353 / analogy; 1M-token prefix, 3 seeds):
+ALGOS = ("sgns", "cbow", "glove", "ppmi-svd")
+MIN_ALPHA_RATIO = 1e-4  # word2vec.c decays the learning rate to alpha * 1e-4
+
+# Half-width of the uniform initialisation of word2vec input vectors, in units of 1/dim. word2vec.c uses 0.5
+# and gensim 1.0; with 5 epochs both under-train small and mid-sized corpora, and a wider start measured
+# better everywhere here (benchmark corpus, 2 seeds each, WS353 / analogy; 1M-token prefix, 3 seeds):
 #   width 0.5: sgns 0.606/0.195, cbow 0.604/0.199; 1M prefix sgns 0.255/0.010
 #   width 2:   sgns 0.621/0.203, cbow 0.619/0.218; 1M prefix sgns 0.288/0.018
 #   width 4:   sgns 0.628/0.206, cbow 0.626/0.222; 1M prefix sgns 0.312/0.027
 # (gensim corpus_file, same settings: 0.608/0.200, cbow 0.621/0.217; 1M prefix 0.297/0.018).
 DEFAULT_INIT_WIDTH = 4.0
+
+# Every default in one place; None in train()'s arguments means "this algorithm's default".
+DEFAULTS = {
+    "sgns": dict(window=5, epochs=5, alpha=0.025, sample=1e-3, add_contexts=False),
+    "cbow": dict(window=5, epochs=5, alpha=0.05, sample=1e-3, add_contexts=False),
+    "glove": dict(window=10, epochs=15, alpha=0.75, sample=0.0, add_contexts=True, weighting="harmonic",
+                  x_max=None, eta=0.05),
+    "ppmi-svd": dict(window=2, sample=0.0, add_contexts=False, weighting="dynamic", cds=0.75, neg=1.0,
+                     eig=0.5, svd="auto"),
+}
+
+
+def glove_x_max(X) -> float:
+    """GloVe's x_max = 100 was set on billion-token corpora, where a few percent of the pairs reach it.
+    On small corpora almost none do and f(x) starves the fit. fastemb takes min(100, the 98th percentile
+    of the nonzero counts), which is 100 on large corpora and follows the counts on small ones (figures
+    in README: GloVe)."""
+    data = X.data[X.data > 0]
+    if len(data) == 0:
+        return 100.0
+    return float(min(100.0, max(1.0, np.percentile(data, 98))))
 
 
 def check_word2vec_options(dim, window, negative, ns_exponent, sample, epochs, alpha, min_alpha, init_width=1.0):
@@ -42,51 +61,149 @@ def check_word2vec_options(dim, window, negative, ns_exponent, sample, epochs, a
     O.require(init_width > 0 and math.isfinite(init_width), f"--init-width must be positive (got {init_width})")
 
 
-def memory_estimate(n_words, dim) -> int:
-    """Bytes the vectors need during word2vec training (input + output matrices, float32)."""
-    return 2 * n_words * dim * 4
+def memory_estimate(algo, n_words, dim, nnz=0) -> int:
+    """Bytes of the model during training: float32 matrices (and GloVe's AdaGrad state and nonzeros)."""
+    if algo in ("sgns", "cbow"):
+        return 2 * n_words * dim * 4
+    if algo == "glove":
+        return 4 * n_words * dim * 4 + 24 * nnz
+    return 3 * n_words * (dim + 10) * 4 + 12 * nnz
 
 
-def train(corpus, algo="sgns", *, dim=100, window=5, negative=5, ns_exponent=0.75, sample=1e-3,
-          min_count=O.MIN_COUNT, max_vocab=None, epochs=5, alpha=None, min_alpha=None, cbow_mean=True,
-          threads=None, seed=1, shared_negatives=True, init_width=DEFAULT_INIT_WIDTH, add_contexts=False,
-          lowercase=False,
-          token_pattern=None, max_sentence_length=O.MAX_SENTENCE_LENGTH, memory=O.MEMORY, quiet=False,
-          tmp_dir=None) -> Embeddings:
-    """Train word vectors on `corpus` (a path, a directory, '-' or a list of them)."""
+def _paths(corpus):
+    return list(corpus) if isinstance(corpus, (list, tuple)) else [corpus]
+
+
+def train(corpus=None, algo="sgns", *, cooc=None, dim=100, window=None, negative=5, ns_exponent=0.75,
+          sample=None, min_count=O.MIN_COUNT, max_vocab=None, epochs=None, alpha=None, min_alpha=None,
+          cbow_mean=True, threads=None, seed=1, shared_negatives=True, init_width=DEFAULT_INIT_WIDTH,
+          add_contexts=None, weighting=None, x_max=None, eta=None, symmetric=False, cds=None, neg=None,
+          eig=None, svd=None, lowercase=False, token_pattern=None, max_sentence_length=O.MAX_SENTENCE_LENGTH,
+          memory=O.MEMORY, quiet=False, tmp_dir=None) -> Embeddings:
+    """Train word vectors on `corpus` (a path, a directory, '-' or a list of them), or, for glove and
+    ppmi-svd, on a co-occurrence file written by `fastemb cooc` (`cooc=`)."""
     if algo not in ALGOS:
         raise FastembError(f"unknown algorithm {algo!r} (one of {', '.join(ALGOS)})")
-    alpha = DEFAULT_ALPHA[algo] if alpha is None else float(alpha)
-    min_alpha = alpha * MIN_ALPHA_RATIO if min_alpha is None else float(min_alpha)
-    check_word2vec_options(dim, window, negative, ns_exponent, sample, epochs, alpha, min_alpha, init_width)
+    d = DEFAULTS[algo]
+    pick = (lambda value, name: d[name] if value is None else value)
+    window, sample, add_contexts = pick(window, "window"), pick(sample, "sample"), pick(add_contexts, "add_contexts")
+    O.require(dim >= 1, f"--dim must be at least 1 (got {dim})")
+    O.check_window(window)
+    O.check_sample(sample)
     O.check_corpus_options(min_count, max_vocab, max_sentence_length)
     threads = resolve_threads(threads)
     budget = O.parse_memory(memory)
+    if (corpus is None) == (cooc is None):
+        raise FastembError("give either a corpus or --cooc FILE")
+    if cooc is not None and algo in ("sgns", "cbow"):
+        raise FastembError(f"--cooc feeds glove and ppmi-svd; {algo} trains on the corpus itself")
     t0 = time.perf_counter()
-    log = Progress("train", None, quiet=quiet)
-    with build_vocab(corpus if isinstance(corpus, (list, tuple)) else [corpus], min_count=min_count,
-                     max_vocab=max_vocab, lowercase=lowercase, token_pattern=token_pattern,
-                     max_sentence_length=max_sentence_length, memory=budget, quiet=quiet, encode=True,
-                     work_dir=tmp_dir) as enc:
+    attrs = dict(algo=algo, dim=dim, seed=seed, threads=threads, min_count=min_count, max_vocab=max_vocab or 0,
+                 lowercase=lowercase, max_sentence_length=max_sentence_length, add_contexts=add_contexts)
+    if algo in ("sgns", "cbow"):
+        epochs, alpha = pick(epochs, "epochs"), pick(alpha, "alpha")
+        min_alpha = alpha * MIN_ALPHA_RATIO if min_alpha is None else float(min_alpha)
+        check_word2vec_options(dim, window, negative, ns_exponent, sample, epochs, alpha, min_alpha, init_width)
+        emb = _train_word2vec(_paths(corpus), algo, attrs, dim=dim, window=window, negative=negative,
+                              ns_exponent=ns_exponent, sample=sample, epochs=epochs, alpha=alpha,
+                              min_alpha=min_alpha, cbow_mean=cbow_mean, threads=threads, seed=seed,
+                              shared_negatives=shared_negatives, init_width=init_width, add_contexts=add_contexts,
+                              min_count=min_count, max_vocab=max_vocab, lowercase=lowercase,
+                              token_pattern=token_pattern, max_sentence_length=max_sentence_length, budget=budget,
+                              quiet=quiet, tmp_dir=tmp_dir)
+    else:
+        weighting = pick(weighting, "weighting")
+        words, counts, X, cooc_attrs = _cooccurrences(corpus, cooc, window=window, weighting=weighting,
+                                                      sample=sample, seed=seed, min_count=min_count,
+                                                      max_vocab=max_vocab, lowercase=lowercase,
+                                                      token_pattern=token_pattern,
+                                                      max_sentence_length=max_sentence_length, budget=budget,
+                                                      threads=threads, quiet=quiet, tmp_dir=tmp_dir)
+        attrs.update(cooc_attrs)
+        need = memory_estimate(algo, len(words), dim, X.nnz)
+        if not quiet:
+            Progress("train", None).log(f"{algo}: {len(words):,} words, {X.nnz:,} co-occurrences; the model "
+                                        f"needs about {human(need)}B")
+        if algo == "glove":
+            emb = _train_glove(words, counts, X, attrs, dim=dim, epochs=pick(epochs, "epochs"),
+                               x_max=x_max, alpha=pick(alpha, "alpha"), eta=pick(eta, "eta"), seed=seed,
+                               threads=threads, symmetric=symmetric, add_contexts=add_contexts, quiet=quiet)
+        else:
+            emb = _train_ppmi(words, counts, X, attrs, dim=dim, cds=pick(cds, "cds"), neg=pick(neg, "neg"),
+                              eig=pick(eig, "eig"), svd=pick(svd, "svd"), seed=seed, threads=threads,
+                              add_contexts=add_contexts, quiet=quiet)
+    emb.attrs["total_seconds"] = time.perf_counter() - t0
+    return emb
+
+
+def _train_word2vec(paths, algo, attrs, *, budget, quiet, tmp_dir, min_count, max_vocab, lowercase, token_pattern,
+                    max_sentence_length, add_contexts, **kw):
+    from .word2vec import train_word2vec
+    with build_vocab(paths, min_count=min_count, max_vocab=max_vocab, lowercase=lowercase,
+                     token_pattern=token_pattern, max_sentence_length=max_sentence_length, memory=budget,
+                     quiet=quiet, encode=True, work_dir=tmp_dir) as enc:
         v = enc.vocab
-        need = memory_estimate(len(v), dim)
-        log.log(f"vocabulary: {len(v):,} words, {enc.n_tokens:,} of {v.raw_tokens:,} tokens; "
-                f"vectors need {human(need)}B")
-        from .word2vec import train_word2vec
-        syn0, syn1, info = train_word2vec(enc, cbow=(algo == "cbow"), dim=dim, window=window, negative=negative,
-                                          ns_exponent=ns_exponent, sample=sample, epochs=epochs, alpha=alpha,
-                                          min_alpha=min_alpha, cbow_mean=cbow_mean, threads=threads, seed=seed,
-                                          shared_negatives=shared_negatives, init_width=init_width,
-                                          quiet=quiet)
-        attrs = dict(algo=algo, dim=dim, window=window, negative=negative, ns_exponent=ns_exponent,
-                     sample=sample, min_count=min_count, max_vocab=max_vocab or 0, epochs=epochs, alpha=alpha,
-                     min_alpha=min_alpha, cbow_mean=cbow_mean, threads=threads, seed=seed,
-                     shared_negatives=shared_negatives, init_width=init_width, add_contexts=add_contexts,
-                     lowercase=lowercase,
-                     max_sentence_length=max_sentence_length, corpus_tokens=v.raw_tokens,
-                     vocab_tokens=enc.n_tokens, loss=info["loss"], loss_curve=info["loss_curve"],
-                     train_seconds=info["train_seconds"], words_per_second=info["words_per_second"],
-                     total_seconds=time.perf_counter() - t0,
-                     corpus=os.pathsep.join(map(str, corpus if isinstance(corpus, (list, tuple)) else [corpus])))
+        if not quiet:
+            Progress("train", None).log(f"vocabulary: {len(v):,} words, {enc.n_tokens:,} of {v.raw_tokens:,} "
+                                        f"tokens; vectors need {human(memory_estimate(algo, len(v), kw['dim']))}B")
+        syn0, syn1, info = train_word2vec(enc, cbow=(algo == "cbow"), quiet=quiet, **kw)
+        attrs.update({k: v for k, v in kw.items() if k not in ("threads", "seed")})
+        attrs.update(corpus_tokens=v.raw_tokens, vocab_tokens=enc.n_tokens, loss=info["loss"],
+                     loss_curve=info["loss_curve"], train_seconds=info["train_seconds"],
+                     words_per_second=info["words_per_second"], corpus=os.pathsep.join(map(str, paths)))
         vectors = syn0 + syn1 if add_contexts else syn0
         return Embeddings(v.words, vectors, v.counts, context_vectors=syn1, attrs=attrs)
+
+
+def _cooccurrences(corpus, cooc, *, window, weighting, sample, seed, min_count, max_vocab, lowercase,
+                   token_pattern, max_sentence_length, budget, threads, quiet, tmp_dir):
+    """(words, counts, CSR matrix, attrs) from a cooc file or counted from the corpus."""
+    if cooc is not None:
+        from .store import load_cooc
+        words, counts, X, a = load_cooc(cooc)
+        return words, counts, X, {"cooc_file": os.path.abspath(cooc), "window": a.get("window"),
+                                  "weighting": a.get("weighting"), "sample": a.get("sample"),
+                                  "corpus_tokens": a.get("corpus_tokens"), "corpus": a.get("corpus", "")}
+    from .cooc import CsrCollector, cooccurrence
+    paths = _paths(corpus)
+    with build_vocab(paths, min_count=min_count, max_vocab=max_vocab, lowercase=lowercase,
+                     token_pattern=token_pattern, max_sentence_length=max_sentence_length, memory=budget,
+                     quiet=quiet, encode=True, work_dir=tmp_dir) as enc:
+        sink = CsrCollector(len(enc.vocab))
+        cooccurrence(enc, sink, window=window, weighting=weighting, sample=sample, seed=seed, memory=budget,
+                     threads=threads, quiet=quiet, spill_dir=tmp_dir)
+        v = enc.vocab
+        return v.words, v.counts, sink.matrix(), {"window": window, "weighting": weighting, "sample": sample,
+                                                  "corpus_tokens": v.raw_tokens, "vocab_tokens": enc.n_tokens,
+                                                  "corpus": os.pathsep.join(map(str, paths))}
+
+
+def _train_glove(words, counts, X, attrs, *, dim, epochs, x_max, alpha, eta, seed, threads, symmetric,
+                 add_contexts, quiet):
+    from .glove import train_glove
+    O.require(epochs >= 1, f"--epochs must be at least 1 (got {epochs})")
+    O.require(alpha > 0 and math.isfinite(alpha), f"--alpha (GloVe's weighting exponent) must be positive "
+                                                  f"(got {alpha})")
+    O.require(eta > 0 and math.isfinite(eta), f"--eta must be positive (got {eta})")
+    x_max = glove_x_max(X) if x_max is None else float(x_max)
+    O.require(x_max > 0, f"--x-max must be positive (got {x_max})")
+    W, Wc, b, bc, info = train_glove(X, dim=dim, epochs=epochs, x_max=x_max, alpha=alpha, eta=eta, seed=seed,
+                                     threads=threads, symmetric=symmetric, quiet=quiet)
+    attrs.update(epochs=epochs, x_max=x_max, alpha=alpha, eta=eta, symmetric=symmetric, loss=info["loss"],
+                 train_seconds=info["train_seconds"], nnz=info["nnz"])
+    if symmetric:
+        return Embeddings(words, W, counts, bias=b, attrs=attrs)
+    vectors = W + Wc if add_contexts else W
+    return Embeddings(words, vectors, counts, context_vectors=Wc, bias=b, context_bias=bc, attrs=attrs)
+
+
+def _train_ppmi(words, counts, X, attrs, *, dim, cds, neg, eig, svd, seed, threads, add_contexts, quiet):
+    from .ppmi import train_ppmi_svd
+    O.require(cds > 0 and math.isfinite(cds), f"--cds must be positive (got {cds})")
+    O.require(math.isfinite(eig), f"--eig must be a number (got {eig})")
+    W, C, factors, info = train_ppmi_svd(X, dim=dim, cds=cds, neg=neg, eig=eig, svd=svd, seed=seed,
+                                         threads=threads, quiet=quiet)
+    attrs.update(cds=cds, neg=neg, eig=eig, svd=info["svd_method"], ppmi_nnz=info["ppmi_nnz"],
+                 train_seconds=info["train_seconds"])
+    vectors = W + C if add_contexts else W
+    return Embeddings(words, vectors, counts, context_vectors=C, svd=factors, attrs=attrs)

@@ -1,0 +1,149 @@
+"""GloVe and PPMI-SVD against numpy references and planted structure."""
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from fastemb import _glove_kernels as GK
+from fastemb.glove import glove_weights, train_glove
+from fastemb.ppmi import ppmi_matrix, truncated_svd, weighted_vectors
+from fastemb.train import train
+from test_word2vec import planted_corpus
+
+
+def glove_params(rng, n, dim):
+    P = np.ones((n, 2 * dim + 2), np.float32)
+    P[:, :dim] = rng.standard_normal((n, dim)) * 0.3
+    P[:, 2 * dim] = rng.standard_normal(n) * 0.3
+    P[:, dim:2 * dim] += rng.random((n, dim))  # accumulators that already moved
+    return P
+
+
+def test_glove_step_matches_numpy_adagrad():
+    rng = np.random.default_rng(0)
+    dim, eta, clip = 6, np.float32(0.05), np.float32(100.0)
+    P, Pc = glove_params(rng, 5, dim), glove_params(rng, 5, dim)
+    p0, c0 = P.copy(), Pc.copy()
+    i, j, x, x_max, alpha = 1, 3, 7.0, 10.0, 0.75
+    f = min(1.0, (x / x_max) ** alpha)
+    loss = GK.glove_step(P, Pc, i, j, np.float32(np.log(x)), np.float32(f), eta, clip,
+                         np.zeros(2 * dim + 2, np.float32), np.zeros(2 * dim + 2, np.float32))
+    w, gw, b, gb = p0[i, :dim], p0[i, dim:2 * dim], p0[i, 2 * dim], p0[i, 2 * dim + 1]
+    wc, gwc, bc, gbc = c0[j, :dim], c0[j, dim:2 * dim], c0[j, 2 * dim], c0[j, 2 * dim + 1]
+    diff = w @ wc + b + bc - np.log(x)
+    assert loss == pytest.approx(f * diff ** 2, rel=1e-5)
+    # gradient of f·diff² / 2 with respect to w is f·diff·wc; AdaGrad divides by sqrt(accumulator)
+    grad_w, grad_wc, grad_b = f * diff * wc * eta, f * diff * w * eta, f * diff * eta
+    np.testing.assert_allclose(P[i, :dim], w - grad_w / np.sqrt(gw), rtol=1e-4)
+    np.testing.assert_allclose(Pc[j, :dim], wc - grad_wc / np.sqrt(gwc), rtol=1e-4)
+    np.testing.assert_allclose(P[i, dim:2 * dim], gw + grad_w ** 2, rtol=1e-5)
+    assert P[i, 2 * dim] == pytest.approx(b - grad_b / np.sqrt(gb), rel=1e-4)
+    assert Pc[j, 2 * dim] == pytest.approx(bc - grad_b / np.sqrt(gbc), rel=1e-4)
+    assert P[i, 2 * dim + 1] == pytest.approx(gb + grad_b ** 2, rel=1e-5)
+    untouched = [k for k in range(5) if k != i]
+    np.testing.assert_array_equal(P[untouched], p0[untouched])
+
+
+def factorizable(n=30, dim=4, seed=0):
+    rng = np.random.default_rng(seed)
+    W, C = rng.standard_normal((n, dim)) * 0.5, rng.standard_normal((n, dim)) * 0.5
+    b, c = rng.random(n), rng.random(n)
+    return sp.csr_matrix(np.exp(W @ C.T + b[:, None] + c[None, :] + 1.0))
+
+
+def test_glove_fits_an_exactly_factorizable_matrix():
+    X = factorizable()
+    *_, info = train_glove(X, dim=8, epochs=300, x_max=1e-3, alpha=0.75, eta=0.05, seed=1, threads=1)
+    assert info["loss"][0] > 0.5
+    assert info["loss"][-1] < 1e-3 * info["loss"][0]
+
+
+def test_glove_one_thread_reproducible_and_symmetric_model():
+    X = factorizable()
+    a = train_glove(X, dim=4, epochs=5, x_max=10, alpha=0.75, eta=0.05, seed=3, threads=1)
+    b = train_glove(X, dim=4, epochs=5, x_max=10, alpha=0.75, eta=0.05, seed=3, threads=1)
+    c = train_glove(X, dim=4, epochs=5, x_max=10, alpha=0.75, eta=0.05, seed=4, threads=1)
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) and not np.array_equal(a[0], c[0])
+    W, Wc, bias, cbias, _ = train_glove(X + X.T, dim=4, epochs=5, x_max=10, alpha=0.75, eta=0.05, seed=3,
+                                        threads=1, symmetric=True)
+    assert np.array_equal(W, Wc) and np.array_equal(bias, cbias)
+
+
+def test_glove_weights():
+    np.testing.assert_allclose(glove_weights([1, 50, 100, 1000], 100, 0.75), [0.01 ** 0.75, 0.5 ** 0.75, 1, 1],
+                               rtol=1e-6)
+
+
+def dense_ppmi(X, cds, neg):
+    X = np.asarray(X, dtype=np.float64)
+    total = X.sum()
+    pw = X.sum(1) / total
+    pc = X.sum(0) ** cds / (X.sum(0) ** cds).sum()
+    with np.errstate(divide="ignore"):
+        pmi = np.log((X / total) / np.outer(pw, pc)) - np.log(neg)
+    return np.maximum(pmi, 0)
+
+
+@pytest.mark.parametrize("cds,neg", [(1.0, 1.0), (0.75, 1.0), (0.75, 5.0), (1.0, 3.0)])
+def test_ppmi_equals_dense_reference(cds, neg):
+    rng = np.random.default_rng(1)
+    X = rng.poisson(1.5, (40, 40)) * (rng.random((40, 40)) < 0.3)
+    X[0, 0] = 3  # no empty row or column
+    X[:, 0] += 1
+    X[0, :] += 1
+    got = ppmi_matrix(sp.csr_matrix(X), cds=cds, neg=neg)
+    np.testing.assert_allclose(got.toarray(), dense_ppmi(X, cds, neg), rtol=1e-5, atol=1e-6)
+    assert (got.data > 0).all()  # kept sparse: only positive entries stored
+
+
+@pytest.mark.parametrize("method", ["arpack", "randomized"])
+def test_svd_matches_numpy_dense_svd(method):
+    rng = np.random.default_rng(2)
+    # a decaying spectrum, like PPMI matrices have (a flat one defeats any truncated method)
+    Q1 = np.linalg.qr(rng.standard_normal((60, 50)))[0]
+    Q2 = np.linalg.qr(rng.standard_normal((50, 50)))[0]
+    A = (Q1 * 0.8 ** np.arange(50)) @ Q2.T
+    A[np.abs(A) < 0.01] = 0
+    U, s, vt, used = truncated_svd(sp.csr_matrix(A, dtype=np.float32), 8, method=method, seed=1)
+    assert used == method
+    Ur, sr, vtr = np.linalg.svd(A, full_matrices=False)
+    np.testing.assert_allclose(s, sr[:8], rtol=1e-3)
+    for k in range(8):  # equal up to sign
+        sign = np.sign(U[:, k] @ Ur[:, k])
+        np.testing.assert_allclose(U[:, k] * sign, Ur[:, k], atol=2e-3)
+        np.testing.assert_allclose(vt[k] * sign, vtr[k], atol=2e-3)
+
+
+def test_eigenvalue_weighting():
+    U = np.eye(3, 2, dtype=np.float32)
+    s = np.array([4.0, 9.0], np.float32)
+    vt = np.eye(2, 3, dtype=np.float32)
+    W0, C0 = weighted_vectors(U, s, vt, 0.0)
+    W1, _ = weighted_vectors(U, s, vt, 1.0)
+    Wh, _ = weighted_vectors(U, s, vt, 0.5)
+    np.testing.assert_array_equal(W0, U)          # p = 0: U alone
+    np.testing.assert_array_equal(C0, vt.T)
+    np.testing.assert_allclose(W1, U * s)         # p = 1: U·Σ
+    np.testing.assert_allclose(Wh, U * [2.0, 3.0])  # p = 0.5: U·Σ^½
+
+
+@pytest.mark.parametrize("algo", ["glove", "ppmi-svd"])
+def test_planted_groups_recovered(tmp_path, algo):
+    groups = planted_corpus(tmp_path / "p.txt", groups=5, per_group=6, sentences=3000)
+    emb = train(str(tmp_path / "p.txt"), algo, dim=10, window=5, threads=1, quiet=True)
+    for group in groups:
+        for w in group:
+            neighbours = {x for x, _ in emb.most_similar(w, k=len(group) - 1)}
+            assert neighbours == set(group) - {w}, (algo, w, neighbours)
+
+
+def test_cooc_file_feeds_training(tmp_path):
+    from conftest import run_cli
+    planted_corpus(tmp_path / "p.txt", sentences=500)
+    rc, _, err = run_cli("cooc", tmp_path / "p.txt", "-o", tmp_path / "c.h5", "--window", "3", "--quiet")
+    assert rc == 0, err
+    rc, _, err = run_cli("train", "--cooc", tmp_path / "c.h5", "--algo", "ppmi-svd", "--dim", "5", "-o",
+                         tmp_path / "v.h5", "--quiet")
+    assert rc == 0, err
+    import fastemb
+    emb = fastemb.load(tmp_path / "v.h5")
+    assert emb.attrs["window"] == 3 and emb.svd is not None and emb.vectors.shape[1] == 5
