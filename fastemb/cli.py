@@ -213,6 +213,230 @@ def info(file, as_json):
         click.echo(f"  {k}: {v}")
 
 
+# ------------------------------------------------------------------------------------ using vectors
+def _emb(path, fmt=None):
+    from .embeddings import load
+    return load(path, fmt)
+
+
+def _print_table(rows, headers):
+    widths = [max(len(str(h)), *(len(str(r[i])) for r in rows)) if rows else len(str(h))
+              for i, h in enumerate(headers)]
+    click.echo("  ".join(str(h).ljust(w) for h, w in zip(headers, widths)))
+    for r in rows:
+        click.echo("  ".join(str(c).ljust(w) for c, w in zip(r, widths)))
+
+
+@cli.command()
+@click.argument("vectors", type=click.Path(dir_okay=False))
+@click.argument("words", nargs=-1, required=True)
+@click.option("-k", type=int, default=10, show_default=True, help="Neighbours per word.")
+@click.option("--restrict", type=int, default=None, help="Search only the N most frequent words.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def neighbors(vectors, words, k, restrict, as_json):
+    """Nearest neighbours (cosine) of each WORD in VECTORS (.h5, word2vec or GloVe file)."""
+    O.require(k >= 1, f"-k must be at least 1 (got {k})")
+    emb = _emb(vectors)
+    results = emb.most_similar(list(words), k=k, restrict=restrict)
+    if as_json:
+        click.echo(json.dumps({w: [[x, round(s, 6)] for x, s in r] for w, r in zip(words, results)}))
+        return
+    for w, r in zip(words, results):
+        click.echo(f"{w}:")
+        _print_table([(i + 1, x, f"{s:.4f}") for i, (x, s) in enumerate(r)], ["rank", "word", "cosine"])
+
+
+@cli.command()
+@click.argument("vectors", type=click.Path(dir_okay=False))
+@click.argument("a")
+@click.argument("b")
+@click.argument("c")
+@click.option("-k", type=int, default=5, show_default=True)
+@click.option("--method", type=click.Choice(["3cosadd", "3cosmul"]), default="3cosadd", show_default=True)
+@click.option("--restrict", type=int, default=None, help="Answer among the N most frequent words.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def analogy(vectors, a, b, c, k, method, restrict, as_json):
+    """A is to B as C is to ? (question words excluded from the answers)."""
+    O.require(k >= 1, f"-k must be at least 1 (got {k})")
+    result = _emb(vectors).analogy(a, b, c, k=k, method=method, restrict=restrict)
+    if as_json:
+        click.echo(json.dumps([[x, round(s, 6)] for x, s in result]))
+        return
+    click.echo(f"{a} : {b} :: {c} : ?   ({method})")
+    _print_table([(i + 1, x, f"{s:.4f}") for i, (x, s) in enumerate(result)], ["rank", "word", "score"])
+
+
+@cli.command(name="eval")
+@click.argument("vectors", type=click.Path(dir_okay=False))
+@click.option("--similarity", "similarity_files", multiple=True, type=click.Path(dir_okay=False),
+              help="Word-pair similarity file(s) (default: the WordSim-353 and SimLex-999 in corpora/).")
+@click.option("--analogy", "analogy_files", multiple=True, type=click.Path(dir_okay=False),
+              help="Analogy file(s) in questions-words format (default: corpora/questions-words.txt).")
+@click.option("--restrict", type=int, default=30000, show_default=True,
+              help="Analogies: candidates and questions among the N most frequent words.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def eval_cmd(vectors, similarity_files, analogy_files, restrict, as_json):
+    """Word similarity (Spearman) and analogy accuracy (3CosAdd, 3CosMul) of VECTORS."""
+    from . import eval as E
+    if not similarity_files and not analogy_files:
+        similarity_files, analogy_files = E.default_sets()
+    emb = _emb(vectors)
+    out = {"similarity": [E.similarity(emb, f) for f in similarity_files],
+           "analogy": [E.analogy(emb, f, restrict=restrict) for f in analogy_files]}
+    if as_json:
+        click.echo(json.dumps(out, indent=1))
+        return
+    if out["similarity"]:
+        _print_table([(os.path.basename(r["file"]), f"{r['spearman']:.4f}", f"{r['covered']}/{r['pairs']}",
+                       f"{100 * r['coverage']:.1f}%") for r in out["similarity"]],
+                     ["similarity", "spearman", "pairs", "coverage"])
+    for r in out["analogy"]:
+        click.echo("")
+        rows = [(name, f"{s['covered']}/{s['questions']}", f"{s['3cosadd']:.4f}", f"{s['3cosmul']:.4f}")
+                for name, s in r["sections"].items() if s["covered"]]
+        rows.append(("overall", f"{r['covered']}/{r['questions']}", f"{r['3cosadd']:.4f}", f"{r['3cosmul']:.4f}"))
+        click.echo(f"{os.path.basename(r['file'])} (top {r['restrict']:,} words, coverage "
+                   f"{100 * r['coverage']:.1f}%)")
+        _print_table(rows, ["section", "covered", "3cosadd", "3cosmul"])
+
+
+@cli.command()
+@click.argument("vectors", type=click.Path(dir_okay=False))
+@_output_option
+@click.option("--format", "fmt", type=click.Choice(["word2vec", "word2vec-binary", "glove"]), required=True)
+def export(vectors, output, force, fmt):
+    """Write VECTORS as word2vec text/binary or GloVe text (readable by gensim's load_word2vec_format)."""
+    from .formats import write_vectors
+    from .store import check_output
+    check_output(output, force)
+    emb = _emb(vectors)
+    write_vectors(output, emb.words, emb.vectors, fmt)
+
+
+@cli.command(name="import")
+@click.argument("vectors", type=click.Path(dir_okay=False))
+@_output_option
+@click.option("--format", "fmt", type=click.Choice(["word2vec", "word2vec-binary", "glove"]), default=None,
+              help="Input format (default: guessed from the content).")
+def import_cmd(vectors, output, force, fmt):
+    """Convert word2vec (text/binary) or GloVe vectors to a fastemb HDF5 file."""
+    from .store import check_output
+    check_output(output, force)
+    emb = _emb(vectors, fmt)
+    emb.save(output)
+
+
+@cli.command()
+@click.argument("source", type=click.Path(dir_okay=False))
+@click.argument("target", type=click.Path(dir_okay=False))
+@click.option("--lexicon", required=True, type=click.Path(dir_okay=False), help="TSV of source<TAB>target pairs.")
+@click.option("--method", type=click.Choice(["gd", "lstsq", "procrustes", "cca"]), default="procrustes",
+              show_default=True)
+@click.option("--normalize", is_flag=True, help="Unit-length vectors before fitting (and after centring).")
+@click.option("--center", is_flag=True, help="Mean-centre each space before fitting.")
+@click.option("--test-fraction", type=float, default=0.2, show_default=True,
+              help="Share of source words held out for P@k.")
+@click.option("--lr", type=float, default=None, help="gd: learning rate [0.9 / largest Hessian eigenvalue].")
+@click.option("--steps", type=int, default=1000, show_default=True, help="gd: gradient steps.")
+@click.option("--log-every", type=int, default=50, show_default=True, help="gd: log the loss every N steps.")
+@click.option("--csls-k", type=int, default=10, show_default=True)
+@click.option("--restrict", type=int, default=None, help="Retrieve among the N most frequent target words.")
+@click.option("--translate", "to_translate", multiple=True, help="Print the top translations of this word.")
+@click.option("--seed", type=int, default=1, show_default=True, help="Seed of the train/test split.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Save R to this HDF5 file.")
+@click.option("--force", is_flag=True, help="Overwrite an existing output file.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
+              help="gd: draw the loss curve to this PNG.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_common
+def align(source, target, lexicon, method, normalize, center, test_fraction, lr, steps, log_every, csls_k,
+          restrict, to_translate, seed, output, force, plot_path, as_json, quiet):
+    """Learn a translation matrix from SOURCE to TARGET embeddings and report P@1/5/10 (NN and CSLS)."""
+    from . import align as A
+    from .store import check_output
+    if output:
+        check_output(output, force)
+    if plot_path:
+        check_output(plot_path, force)
+    O.require(steps >= 1 and log_every >= 1, "--steps and --log-every must be at least 1")
+    src, tgt = _emb(source), _emb(target)
+    pairs = A.read_lexicon(lexicon)
+    usable = [(s, t) for s, t in pairs if s in src.index and t in tgt.index]
+    if not usable:
+        raise FastembError(f"{lexicon}: none of its {len(pairs)} pairs has both words in the vocabularies")
+    train_pairs, test_pairs = A.split_lexicon(usable, test_fraction, seed)
+    log = None if quiet else (lambda m: click.echo(m, err=True))
+    a = A.fit(src, tgt, train_pairs, method, normalize=normalize, center=center, lr=lr, steps=steps,
+              log_every=log_every, log=log)
+    result = {"method": method, "normalize": normalize, "center": center, "pairs": len(pairs),
+              "usable_pairs": len(usable), "train_pairs": len(train_pairs), "test_pairs": len(test_pairs),
+              **A.evaluate(a, src, tgt, test_pairs, csls_k=csls_k, restrict=restrict)}
+    if a.loss:
+        result["final_loss"] = a.loss[-1][1]
+    result["translations"] = {w: A.translate(a, src, tgt, w, k=10, csls_k=csls_k, restrict=restrict)
+                              for w in to_translate}
+    if output:
+        a.save(output)
+    if plot_path:
+        if not a.loss:
+            raise FastembError("--plot draws the loss of --method gd")
+        from .plot import draw_loss
+        draw_loss(a.loss, plot_path)
+    if as_json:
+        click.echo(json.dumps(result, indent=1))
+        return
+    click.echo(f"{method}{' +normalize' if normalize else ''}{' +center' if center else ''}: "
+               f"{len(train_pairs)} training pairs, {result['test_words']} test words")
+    _print_table([(r, *(f"{result[f'{r}_p@{k}']:.3f}" for k in (1, 5, 10))) for r in ("nn", "csls")],
+                 ["retrieval", "P@1", "P@5", "P@10"])
+    for w, cands in result["translations"].items():
+        click.echo(f"{w} -> " + ", ".join(f"{x} ({s:.3f})" for x, s in cands))
+
+
+@cli.command()
+@click.argument("vectors", type=click.Path(dir_okay=False))
+@_output_option
+@click.option("--words", "words_file", type=click.Path(dir_okay=False), default=None,
+              help="Plot the words listed in this file (one per line).")
+@click.option("--top", type=int, default=300, show_default=True, help="Otherwise the N most frequent words.")
+@click.option("--skip", type=int, default=0, show_default=True, help="Skip the N most frequent words first.")
+@click.option("--method", type=click.Choice(["pca", "tsne"]), default="tsne", show_default=True)
+@click.option("--perplexity", type=float, default=30.0, show_default=True)
+@click.option("--iterations", type=int, default=1000, show_default=True)
+@click.option("--seed", type=int, default=1, show_default=True)
+@_common
+def plot(vectors, output, force, words_file, top, skip, method, perplexity, iterations, seed, quiet):
+    """Draw a labelled 2-D map of words (PCA or exact t-SNE) to a PNG."""
+    from . import plot as P
+    from .store import check_output
+    check_output(output, force)
+    P._pyplot()
+    emb = _emb(vectors)
+    if words_file:
+        try:
+            with open(words_file, encoding="utf-8") as f:
+                wanted = [w.strip() for w in f if w.strip()]
+        except OSError as e:
+            raise FastembError(f"{words_file}: {e.strerror}") from None
+        words = [w for w in wanted if w in emb.index]
+        if not quiet and len(words) < len(wanted):
+            click.echo(f"plot: {len(wanted) - len(words)} of {len(wanted)} words are not in the vocabulary",
+                       err=True)
+    else:
+        O.require(top >= 2, f"--top must be at least 2 (got {top})")
+        words = emb.words[skip:skip + top]
+    if len(words) < 3:
+        raise FastembError("fewer than 3 words to plot")
+    X = emb.normalized()[[emb.index[w] for w in words]]
+    if method == "pca":
+        pts = P.pca_2d(X)
+    else:
+        pts, kl = P.tsne_2d(X, perplexity=perplexity, iterations=iterations, seed=seed)
+        if not quiet:
+            click.echo(f"t-SNE: {len(words)} words, KL divergence {kl:.3f}", err=True)
+    P.draw_map(pts, words, output, title=f"{os.path.basename(vectors)}: {method.upper()} of {len(words)} words")
+
+
 def _terminate(signum, frame):
     raise Interrupted("terminated")
 

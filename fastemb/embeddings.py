@@ -67,7 +67,12 @@ class Embeddings:
     def most_similar(self, query, k=10, restrict=None, exclude=None):
         """Nearest neighbours by cosine of a word or a vector (a list of them: one result list each).
         Query words are excluded from their own results. restrict: search the `restrict` most frequent."""
-        single = isinstance(query, str) or np.ndim(query) == 1
+        if isinstance(query, str):
+            single = True
+        elif isinstance(query, (list, tuple)):
+            single = not any(isinstance(q, (str, np.ndarray, list, tuple)) for q in query)
+        else:
+            single = np.ndim(query) == 1
         queries = [query] if single else list(query)
         q = self._query_vectors(queries)
         n = len(self) if restrict is None else min(int(restrict), len(self))
@@ -112,5 +117,17 @@ class Embeddings:
                    bias=d["bias"], context_bias=d["context_bias"], svd=d["svd"], attrs=d["attrs"])
 
 
-def load(path) -> Embeddings:
-    return Embeddings.load(path)
+def load(path, format=None) -> Embeddings:
+    """Embeddings from a fastemb HDF5 file, or from word2vec text/binary or GloVe text (format=None
+    guesses from the content)."""
+    import os
+    if format in (None, "hdf5"):
+        if not os.path.exists(path):
+            raise FastembError(f"{path}: no such file")
+        with open(path, "rb") as f:
+            is_hdf5 = f.read(8) == b"\x89HDF\r\n\x1a\n"
+        if is_hdf5 or format == "hdf5":
+            return Embeddings.load(path)
+    from .formats import read_vectors
+    words, vectors = read_vectors(path, None if format in (None, "hdf5") else format)
+    return Embeddings(words, vectors, attrs={"source_file": str(path)})

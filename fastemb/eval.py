@@ -8,6 +8,18 @@ from .errors import FastembError
 ANALOGY_RESTRICT = 30_000   # word2vec's compute-accuracy convention
 
 
+def default_sets():
+    """The evaluation sets shipped in corpora/ (similarity files, analogy files), when present."""
+    import os
+    root = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "corpora")
+    sims = [os.path.join(root, f) for f in ("wordsim353.tsv", "simlex999.txt")]
+    analogies = [os.path.join(root, "questions-words.txt")]
+    exists = [p for p in sims + analogies if os.path.exists(p)]
+    if not exists:
+        raise FastembError("no evaluation set given (--similarity FILE, --analogy FILE) and none found in corpora/")
+    return [p for p in sims if p in exists], [p for p in analogies if p in exists]
+
+
 def _lookup(emb, word):
     if word in emb.index:
         return emb.index[word]

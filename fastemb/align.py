@@ -1,0 +1,255 @@
+"""Translation-matrix alignment of two embedding spaces (Mikolov et al. 2013; Xing et al. 2015;
+Artetxe et al. 2016; Faruqui & Dyer 2014) and its evaluation with nearest-neighbour and CSLS retrieval
+(Conneau et al. 2018)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import FastembError
+
+METHODS = ("gd", "lstsq", "procrustes", "cca")
+
+
+def read_lexicon(path):
+    """TSV (or whitespace-separated) source/target word pairs, one per line; '#' comments skipped."""
+    pairs = []
+    try:
+        with open(path, encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                if not line.strip() or line.startswith("#"):
+                    continue
+                parts = line.split("\t") if "\t" in line else line.split()
+                if len(parts) < 2:
+                    raise FastembError(f"{path}:{n}: expected 'source<TAB>target'")
+                pairs.append((parts[0].strip(), parts[1].strip()))
+    except OSError as e:
+        raise FastembError(f"{path}: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise FastembError(f"{path}: not UTF-8 text") from None
+    return pairs
+
+
+def _unit(M):
+    return M / np.maximum(np.linalg.norm(M, axis=1, keepdims=True), 1e-12)
+
+
+@dataclass
+class Alignment:
+    """Maps source vectors into the space where they are compared with (projected) target vectors."""
+    R: np.ndarray                       # d_src x d_out
+    method: str
+    normalize: bool = False
+    center: bool = False
+    src_mean: np.ndarray | None = None
+    tgt_mean: np.ndarray | None = None
+    tgt_projection: np.ndarray | None = None   # CCA: d_tgt x d_out (identity otherwise)
+    src_offset: np.ndarray | None = None       # CCA: the pairs' means, removed before projecting
+    tgt_offset: np.ndarray | None = None
+    loss: list = field(default_factory=list)   # gd: (step, loss) pairs
+
+    def _prep(self, M, mean):
+        M = np.asarray(M, dtype=np.float64)
+        if self.normalize:
+            M = _unit(M)
+        if self.center and mean is not None:
+            M = M - mean
+            if self.normalize:  # Artetxe et al.: unit length, centre, unit length again
+                M = _unit(M)
+        return M
+
+    def map_source(self, X):
+        X = self._prep(X, self.src_mean)
+        if self.src_offset is not None:
+            X = X - self.src_offset
+        return (X @ self.R).astype(np.float32)
+
+    def map_target(self, Y):
+        Y = self._prep(Y, self.tgt_mean)
+        if self.tgt_offset is not None:
+            Y = Y - self.tgt_offset
+        return (Y if self.tgt_projection is None else Y @ self.tgt_projection).astype(np.float32)
+
+    def save(self, path):
+        from .store import save_alignment
+        save_alignment(path, self.R, attrs={"method": self.method, "normalize": self.normalize,
+                                            "center": self.center},
+                       arrays={"src_mean": self.src_mean, "tgt_mean": self.tgt_mean,
+                               "tgt_projection": self.tgt_projection, "src_offset": self.src_offset,
+                               "tgt_offset": self.tgt_offset,
+                               "loss": np.asarray(self.loss, dtype=np.float64).reshape(-1, 2) if self.loss else None})
+
+    @classmethod
+    def load(cls, path):
+        from .store import load_alignment
+        R, attrs, arrays = load_alignment(path)
+        return cls(R=R, method=attrs.get("method", "?"), normalize=bool(attrs.get("normalize", False)),
+                   center=bool(attrs.get("center", False)), src_mean=arrays.get("src_mean"),
+                   tgt_mean=arrays.get("tgt_mean"), tgt_projection=arrays.get("tgt_projection"),
+                   src_offset=arrays.get("src_offset"), tgt_offset=arrays.get("tgt_offset"),
+                   loss=[tuple(x) for x in arrays["loss"]] if "loss" in arrays else [])
+
+
+def lexicon_matrices(src, tgt, pairs):
+    """Rows of the pairs whose words are in both vocabularies: (X, Y, kept pairs)."""
+    kept = [(s, t) for s, t in pairs if s in src.index and t in tgt.index]
+    if not kept:
+        raise FastembError("no lexicon pair has its source word in the source vocabulary and its target "
+                           "word in the target vocabulary")
+    X = src.vectors[[src.index[s] for s, _ in kept]]
+    Y = tgt.vectors[[tgt.index[t] for _, t in kept]]
+    return X, Y, kept
+
+
+def fit(src, tgt, pairs, method="procrustes", *, normalize=False, center=False, lr=None, steps=1000,
+        log_every=50, ridge=1e-3, log=None) -> Alignment:
+    """Learn the mapping from the training pairs. src/tgt: Embeddings; pairs: [(source, target)]."""
+    if method not in METHODS:
+        raise FastembError(f"unknown method {method!r} (one of {', '.join(METHODS)})")
+    X0, Y0, _ = lexicon_matrices(src, tgt, pairs)
+    a = Alignment(R=np.zeros((X0.shape[1], Y0.shape[1])), method=method, normalize=normalize, center=center)
+    if center:
+        # centring means come from the whole vocabularies, as in Artetxe et al. 2016
+        a.src_mean = (_unit(src.vectors.astype(np.float64)) if normalize else src.vectors).mean(0)
+        a.tgt_mean = (_unit(tgt.vectors.astype(np.float64)) if normalize else tgt.vectors).mean(0)
+    X = a._prep(X0, a.src_mean)
+    Y = a._prep(Y0, a.tgt_mean)
+    m = X.shape[0]
+    if method == "lstsq":
+        a.R = np.linalg.lstsq(X, Y, rcond=None)[0]
+    elif method == "procrustes":
+        if X.shape[1] != Y.shape[1]:
+            raise FastembError(f"procrustes needs equal dimensions (source {X.shape[1]}, target {Y.shape[1]}): "
+                               f"use lstsq, gd or cca")
+        U, _, Vt = np.linalg.svd(X.T @ Y)
+        a.R = U @ Vt
+    elif method == "gd":
+        a.R, a.loss = _gradient_descent(X, Y, lr, steps, log_every, log)
+    else:
+        a.src_offset, a.tgt_offset = X.mean(0), Y.mean(0)
+        a.R, a.tgt_projection = _cca(X - a.src_offset, Y - a.tgt_offset, ridge)
+    a.R = a.R.astype(np.float32)
+    for name in ("tgt_projection", "src_offset", "tgt_offset", "src_mean", "tgt_mean"):
+        if getattr(a, name) is not None:
+            setattr(a, name, getattr(a, name).astype(np.float32))
+    return a
+
+
+def _gradient_descent(X, Y, lr, steps, log_every, log):
+    """Minimise L = (1/m)‖XR − Y‖²_F with gradient (2/m)Xᵀ(XR − Y), from R = 0."""
+    m = X.shape[0]
+    if lr is None:  # the largest stable step is 1/λ_max of the Hessian (2/m)XᵀX
+        lr = 0.9 / max(np.linalg.eigvalsh((2.0 / m) * X.T @ X)[-1], 1e-12)
+    if lr <= 0 or steps < 1:
+        raise FastembError("--lr must be positive and --steps at least 1")
+    R = np.zeros((X.shape[1], Y.shape[1]))
+    XtX, XtY = X.T @ X, X.T @ Y
+    losses = []
+    for step in range(steps + 1):
+        if step % log_every == 0 or step == steps:
+            loss = float(np.sum((X @ R - Y) ** 2) / m)
+            if not np.isfinite(loss):
+                raise FastembError(f"gradient descent diverged at step {step}: lower --lr")
+            losses.append((step, loss))
+            if log:
+                log(f"align gd: step {step}/{steps}  loss {loss:.6f}")
+        if step < steps:
+            R -= lr * (2.0 / m) * (XtX @ R - XtY)
+    return R, losses
+
+
+def _cca(Xc, Yc, ridge):
+    """Canonical correlation projections of centred pairs: source X·A, target Y·B, correlations in
+    decreasing order; a small ridge keeps the covariances invertible when pairs are few."""
+    m = Xc.shape[0]
+
+    def inv_sqrt(C):
+        w, V = np.linalg.eigh(C + ridge * np.trace(C) / C.shape[0] * np.eye(C.shape[0]))
+        return (V / np.sqrt(np.maximum(w, 1e-12))) @ V.T
+    Wx, Wy = inv_sqrt(Xc.T @ Xc / m), inv_sqrt(Yc.T @ Yc / m)
+    U, s, Vt = np.linalg.svd(Wx @ (Xc.T @ Yc / m) @ Wy)
+    k = min(Xc.shape[1], Yc.shape[1])
+    return Wx @ U[:, :k], Wy @ Vt.T[:, :k]
+
+
+# ----------------------------------------------------------------------------------------- retrieval
+def _topk_rows(S, k):
+    idx = np.argpartition(-S, min(k, S.shape[1]) - 1, axis=1)[:, :k]
+    order = np.argsort(-np.take_along_axis(S, idx, 1), axis=1, kind="stable")
+    return np.take_along_axis(idx, order, 1)
+
+
+def mean_topk_similarity(A, B, k, batch=2048):
+    """For each row of A: the mean cosine of its k nearest rows of B (A, B unit-normalised)."""
+    out = np.empty(A.shape[0], np.float32)
+    k = min(k, B.shape[0])
+    for b0 in range(0, A.shape[0], batch):
+        S = A[b0:b0 + batch] @ B.T
+        out[b0:b0 + batch] = np.partition(S, S.shape[1] - k, axis=1)[:, -k:].mean(1)
+    return out
+
+
+def retrieve(queries, targets, k=10, method="nn", csls_k=10, mapped_sources=None, batch=2048):
+    """Top-k target rows for each query row (all unit-normalised): nearest neighbour by cosine, or CSLS
+    2cos(x, y) − r_T(x) − r_S(y) where r_T(x) is the mean similarity of x to its csls_k nearest targets
+    and r_S(y) that of y to its csls_k nearest mapped sources (all of `mapped_sources`)."""
+    if method not in ("nn", "csls"):
+        raise FastembError(f"unknown retrieval {method!r} (nn or csls)")
+    if method == "csls":
+        sources = queries if mapped_sources is None else mapped_sources
+        r_src = mean_topk_similarity(targets, sources, csls_k, batch)
+        r_tgt = mean_topk_similarity(queries, targets, csls_k, batch)
+    out = np.empty((queries.shape[0], min(k, targets.shape[0])), np.int64)
+    for b0 in range(0, queries.shape[0], batch):
+        S = queries[b0:b0 + batch] @ targets.T
+        if method == "csls":
+            S = 2 * S - r_tgt[b0:b0 + batch, None] - r_src[None, :]
+        out[b0:b0 + batch] = _topk_rows(S, k)
+    return out
+
+
+def evaluate(alignment, src, tgt, test_pairs, ks=(1, 5, 10), csls_k=10, restrict=None):
+    """P@k for NN and CSLS retrieval. A query counts as correct when any of its gold translations is in
+    the top k (the standard for lexicons with several translations per word)."""
+    gold = {}
+    for s, t in test_pairs:
+        if s in src.index and t in tgt.index:
+            gold.setdefault(s, set()).add(tgt.index[t])
+    if not gold:
+        raise FastembError("no test pair has both words in the vocabularies")
+    queries = list(gold)
+    n_tgt = len(tgt) if restrict is None else min(restrict, len(tgt))
+    T = _unit(alignment.map_target(tgt.vectors[:n_tgt]))
+    Q = _unit(alignment.map_source(src.vectors[[src.index[s] for s in queries]]))
+    n_src = len(src) if restrict is None else min(restrict, len(src))
+    S_all = _unit(alignment.map_source(src.vectors[:n_src]))
+    out = {"test_words": len(queries)}
+    for method in ("nn", "csls"):
+        top = retrieve(Q, T, max(ks), method, csls_k, mapped_sources=S_all)
+        for k in ks:
+            hits = [bool(gold[s] & set(top[i, :k].tolist())) for i, s in enumerate(queries)]
+            out[f"{method}_p@{k}"] = float(np.mean(hits))
+    return out
+
+
+def split_lexicon(pairs, test_fraction=0.2, seed=1):
+    """Split by source word, so no test word was seen in training."""
+    if not 0 < test_fraction < 1:
+        raise FastembError(f"--test-fraction must be between 0 and 1 (got {test_fraction})")
+    sources = sorted({s for s, _ in pairs})
+    rng = np.random.default_rng(seed)
+    rng.shuffle(sources)
+    n_test = max(1, int(round(test_fraction * len(sources))))
+    test = set(sources[:n_test])
+    return [p for p in pairs if p[0] not in test], [p for p in pairs if p[0] in test]
+
+
+def translate(alignment, src, tgt, word, k=10, method="csls", csls_k=10, restrict=None):
+    n_tgt = len(tgt) if restrict is None else min(restrict, len(tgt))
+    T = _unit(alignment.map_target(tgt.vectors[:n_tgt]))
+    q = _unit(alignment.map_source(src.vectors[[src.id(word)]]))
+    S_all = _unit(alignment.map_source(src.vectors[:(len(src) if restrict is None else min(restrict, len(src)))]))
+    top = retrieve(q, T, k, method, csls_k, mapped_sources=S_all)[0]
+    sims = (q @ T[top].T)[0]
+    return [(tgt.words[i], float(s)) for i, s in zip(top, sims)]
