@@ -175,9 +175,8 @@ def _cca(Xc, Yc, ridge):
 
 # ----------------------------------------------------------------------------------------- retrieval
 def _topk_rows(S, k):
-    idx = np.argpartition(-S, min(k, S.shape[1]) - 1, axis=1)[:, :k]
-    order = np.argsort(-np.take_along_axis(S, idx, 1), axis=1, kind="stable")
-    return np.take_along_axis(idx, order, 1)
+    from ._query_kernels import topk_rows
+    return topk_rows(np.ascontiguousarray(S, dtype=np.float32), min(k, S.shape[1]))[0]
 
 
 def mean_topk_similarity(A, B, k, batch=2048):
@@ -185,8 +184,9 @@ def mean_topk_similarity(A, B, k, batch=2048):
     out = np.empty(A.shape[0], np.float32)
     k = min(k, B.shape[0])
     for b0 in range(0, A.shape[0], batch):
+        from ._query_kernels import topk_rows
         S = A[b0:b0 + batch] @ B.T
-        out[b0:b0 + batch] = np.partition(S, S.shape[1] - k, axis=1)[:, -k:].mean(1)
+        out[b0:b0 + batch] = topk_rows(np.ascontiguousarray(S, dtype=np.float32), k)[1].mean(1)
     return out
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._query_kernels import topk_rows
 from .errors import FastembError
 
 
@@ -77,20 +78,27 @@ class Embeddings:
         q = self._query_vectors(queries)
         n = len(self) if restrict is None else min(int(restrict), len(self))
         unit = self.normalized()[:n]
+        skip_common = [self.index[w] for w in (exclude or ()) if w in self.index and self.index[w] < n]
+        k = min(int(k), n)
         results = []
         batch = 1024
         for b0 in range(0, len(queries), batch):
+            part = queries[b0:b0 + batch]
             sims = q[b0:b0 + batch] @ unit.T
-            for row, qq in zip(sims, queries[b0:b0 + batch]):
-                skip = set(exclude or ())
-                if isinstance(qq, str):
-                    skip.add(qq)
-                skip_ids = [self.index[w] for w in skip if w in self.index and self.index[w] < n]
-                row[skip_ids] = -np.inf
-                kk = min(k, n - len(skip_ids))
-                top = np.argpartition(-row, kk - 1)[:kk] if kk > 0 else np.zeros(0, np.int64)
-                top = top[np.argsort(-row[top], kind="stable")]
-                results.append([(self.words[i], float(row[i])) for i in top])
+            if skip_common:
+                sims[:, skip_common] = -np.inf
+            own = [(r, self.index[w]) for r, w in enumerate(part) if isinstance(w, str) and self.index[w] < n]
+            if own:
+                rows, cols = zip(*own)
+                sims[list(rows), list(cols)] = -np.inf
+            kk = max(min(k, n - len(skip_common) - (1 if own else 0)), 0)
+            if kk == 0:
+                results.extend([] for _ in part)
+                continue
+            top, top_sims = topk_rows(np.ascontiguousarray(sims, dtype=np.float32), kk)
+            words = self.words
+            results.extend([(words[i], float(s)) for i, s in zip(ti, si) if i >= 0]
+                           for ti, si in zip(top.tolist(), top_sims.tolist()))
         return results[0] if single else results
 
     def analogy(self, a, b, c, k=1, method="3cosadd", restrict=None):
