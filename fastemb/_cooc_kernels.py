@@ -8,7 +8,9 @@ freshly zeroed memory is an empty table.
 import numpy as np
 from numba import njit, prange
 
-FIXED_SCALE = float(1 << 28)
+# 2^24: a weight is off by at most 3e-8 (below float32's resolution of the sums), and one pair can
+# accumulate up to 5.5e11 before int64 overflows -- which extract() detects.
+FIXED_SCALE = float(1 << 24)
 HASH_MULT = np.uint64(0x9E3779B97F4A7C15)
 RADIX_BITS = 11
 
@@ -153,6 +155,8 @@ def extract(keys1, vals, symmetric, col_bits):
         k1 = keys1[i]
         if k1 == 0:
             continue
+        if vals[i] < 0 or (symmetric and vals[i] > 4611686018427387903):
+            return out_k[:0], out_v[:0], True  # an int64 sum overflowed
         key = k1 - np.uint64(1)
         out_k[m] = key
         out_v[m] = vals[i]
@@ -166,18 +170,20 @@ def extract(keys1, vals, symmetric, col_bits):
                 out_k[m] = (col << col_bits) | row
                 out_v[m] = vals[i]
                 m += 1
-    return out_k[:m], out_v[:m]
+    return out_k[:m], out_v[:m], False
 
 
 @njit(cache=True, nogil=True)
 def sum_duplicates(keys, vals):
-    """Sorted keys -> unique keys with summed values (in place; returns the new length)."""
+    """Sorted keys -> unique keys with summed values (in place; returns the new length, -1 on overflow)."""
     n = keys.shape[0]
     if n == 0:
         return 0
     m = 0
     for i in range(1, n):
         if keys[i] == keys[m]:
+            if vals[m] > 9223372036854775807 - vals[i]:
+                return -1
             vals[m] += vals[i]
         else:
             m += 1

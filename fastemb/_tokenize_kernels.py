@@ -25,8 +25,10 @@ STATE_SIZE = 10
 DONE, NEED_ROOM, OUT_FULL = 0, 1, 2
 
 
+# str.split()'s ASCII separators, plus NUL: a NUL inside a word cannot be stored in HDF5 strings and in
+# text it only comes from binary junk or a misread UTF-16 file.
 SPACE = np.zeros(256, np.bool_)
-for _b in (9, 10, 11, 12, 13, 28, 29, 30, 31, 32):
+for _b in (0, 9, 10, 11, 12, 13, 28, 29, 30, 31, 32):
     SPACE[_b] = True
 
 

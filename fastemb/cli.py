@@ -161,27 +161,40 @@ def cooc(corpus, output, force, window, weighting, one_sided, sample, seed, thre
               help="ppmi-svd: SVD solver [auto: randomized above 5,000 words].")
 @click.option("--threads", type=int, default=None, help="Threads (default: all cores).")
 @click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--checkpoint-every", default=None, metavar="N",
+              help="Write OUTPUT.ckpt every N epochs (1, 2epochs) or minutes (10min); kept if the run stops.")
+@click.option("--resume", type=click.Path(dir_okay=False), default=None,
+              help="Continue the run saved in this checkpoint (its corpus and settings; other options ignored).")
 @_corpus_options
 @_common
 def train(corpus, output, force, algo, cooc, dim, window, epochs, alpha, sample, add_contexts, negative, ns_exponent,
           min_alpha, cbow_mean, shared_negatives, init_width, weighting, x_max, eta, symmetric, cds, neg, eig, svd,
-          threads, seed, min_count, max_vocab, lowercase, token_pattern, max_sentence_length, memory, tmp_dir,
-          quiet):
+          threads, seed, checkpoint_every, resume, min_count, max_vocab, lowercase, token_pattern,
+          max_sentence_length, memory, tmp_dir, quiet):
     """Train word vectors on CORPUS (or --cooc FILE) and save them to HDF5."""
     from .store import check_output
     from .train import train as train_fn
     check_output(output, force)
     _check_tmp_dir(tmp_dir)
-    if not corpus and cooc is None:
-        raise click.UsageError("give a CORPUS (or --cooc FILE for glove and ppmi-svd)")
-    emb = train_fn(list(corpus) or None, algo, cooc=cooc, dim=dim, window=window, negative=negative,
-                   ns_exponent=ns_exponent, sample=sample, min_count=min_count, max_vocab=max_vocab, epochs=epochs,
-                   alpha=alpha, min_alpha=min_alpha, cbow_mean=cbow_mean, threads=threads, seed=seed,
-                   shared_negatives=shared_negatives, init_width=init_width, add_contexts=add_contexts,
-                   weighting=weighting, x_max=x_max, eta=eta, symmetric=symmetric, cds=cds, neg=neg, eig=eig,
-                   svd=svd, lowercase=lowercase, token_pattern=token_pattern,
-                   max_sentence_length=max_sentence_length, memory=memory, quiet=quiet, tmp_dir=tmp_dir)
+    checkpoint = output + ".ckpt" if (checkpoint_every or resume) else None
+    if resume is not None:
+        emb = train_fn(resume=resume, checkpoint=checkpoint, checkpoint_every=checkpoint_every, quiet=quiet,
+                       tmp_dir=tmp_dir, threads=threads)
+        algo, dim = emb.attrs["algo"], emb.attrs["dim"]
+    else:
+        if not corpus and cooc is None:
+            raise click.UsageError("give a CORPUS (or --cooc FILE for glove and ppmi-svd)")
+        emb = train_fn(list(corpus) or None, algo, cooc=cooc, dim=dim, window=window, negative=negative,
+                       ns_exponent=ns_exponent, sample=sample, min_count=min_count, max_vocab=max_vocab,
+                       epochs=epochs, alpha=alpha, min_alpha=min_alpha, cbow_mean=cbow_mean, threads=threads,
+                       seed=seed, shared_negatives=shared_negatives, init_width=init_width,
+                       add_contexts=add_contexts, weighting=weighting, x_max=x_max, eta=eta, symmetric=symmetric,
+                       cds=cds, neg=neg, eig=eig, svd=svd, lowercase=lowercase, token_pattern=token_pattern,
+                       max_sentence_length=max_sentence_length, memory=memory, quiet=quiet, tmp_dir=tmp_dir,
+                       checkpoint=checkpoint, checkpoint_every=checkpoint_every)
     emb.save(output)
+    if checkpoint and os.path.exists(checkpoint):
+        os.remove(checkpoint)  # the finished model supersedes it
     if not quiet:
         a = emb.attrs
         speed = f" ({a['words_per_second'] / 1e3:,.0f}k words/s)" if "words_per_second" in a else ""

@@ -194,8 +194,14 @@ def cooccurrence(corpus: EncodedCorpus, sink, *, window=10, weighting="harmonic"
     return stats
 
 
+OVERFLOW = ("co-occurrence weight overflow: a pair passed {:.1e}; split the corpus or use a smaller "
+            "window".format(2 ** 63 / K.FIXED_SCALE))
+
+
 def _extract_sorted(keys1, vals, symmetric, col_bits, key_bits):
-    k, v = K.extract(keys1, vals, symmetric, col_bits)
+    k, v, overflow = K.extract(keys1, vals, symmetric, col_bits)
+    if overflow:
+        raise FastembError(OVERFLOW)
     K.radix_sort(k, v, key_bits)
     return k, v
 
@@ -236,6 +242,8 @@ def _merge(runs, n_rows, col_bits, key_bits, stride, sink, memory):
             vals = np.concatenate([p[1] for p in parts])
             K.radix_sort(keys, vals, key_bits)
             m = K.sum_duplicates(keys, vals)
+            if m < 0:
+                raise FastembError(OVERFLOW)
             keys, vals = keys[:m], vals[:m]
         else:
             keys, vals = np.zeros(0, np.uint64), np.zeros(0, np.int64)

@@ -69,6 +69,8 @@ def resolve_sources(paths) -> list[str]:
         else:
             raise FastembError(f"{p}: no such file or directory")
     for s in sources:
+        if s != "-" and not os.path.exists(s):
+            raise FastembError(f"{s}: no such file (a broken symbolic link?)")
         if s != "-" and not os.access(s, os.R_OK):
             raise FastembError(f"{s}: permission denied")
         if s != "-" and not os.path.isfile(s):
@@ -90,6 +92,7 @@ class CorpusReader:
             raise FastembError(f"--token-pattern: invalid regular expression: {e}") from None
         self.chunk_bytes = chunk_bytes
         self.invalid_bytes = 0
+        self.invalid_sources = []   # the files that had invalid UTF-8, in reading order
         self._done_before = 0
         self._raw = None
         sizes = [os.path.getsize(s) for s in self.sources if s != "-"]
@@ -144,7 +147,10 @@ class CorpusReader:
                 continue
             before = _COUNTER.count
             text = decoder.decode(raw_chunk, final=final)
-            self.invalid_bytes += _COUNTER.count - before
+            if _COUNTER.count != before:
+                self.invalid_bytes += _COUNTER.count - before
+                if not self.invalid_sources or self.invalid_sources[-1] != name:
+                    self.invalid_sources.append(name)
             if self.lowercase:
                 text = text.lower()
             if self.pattern is not None:

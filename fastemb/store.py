@@ -33,6 +33,18 @@ def check_output(path, force=False):
         raise FastembError(f"{path}: output exists (use --force to overwrite)")
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def publish(tmp, path):
+    """Rename a finished temporary file onto `path`, with the permissions a plain open() would give."""
+    os.chmod(tmp, 0o666 & ~_umask())
+    os.replace(tmp, path)
+
+
 def temp_beside(path) -> str:
     """A new empty temporary file in the directory of `path` (so the final rename is atomic)."""
     path = os.fspath(path)
@@ -51,7 +63,7 @@ def atomic_output(path):
     tmp = temp_beside(path)
     try:
         yield tmp
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.remove(tmp)
@@ -205,7 +217,7 @@ class CoocWriter:
                 self.group.create_dataset("indptr", data=indptr)
             self.f.close()
             if ok:
-                os.replace(self.tmp, self.path)
+                publish(self.tmp, self.path)
         finally:
             if os.path.exists(self.tmp):
                 os.remove(self.tmp)

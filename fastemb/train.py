@@ -70,6 +70,25 @@ def memory_estimate(algo, n_words, dim, nnz=0) -> int:
     return 3 * n_words * (dim + 10) * 4 + 12 * nnz
 
 
+def available_memory():
+    """MemAvailable in bytes (Linux), or None when it cannot be read."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def check_fits(algo, need):
+    have = available_memory()
+    if have is not None and need > have:
+        raise FastembError(f"{algo} needs about {human(need)}B for its model but only {human(have)}B of memory "
+                           f"is available: lower --dim or --max-vocab, or raise --min-count")
+
+
 def _paths(corpus):
     return list(corpus) if isinstance(corpus, (list, tuple)) else [corpus]
 
@@ -79,9 +98,31 @@ def train(corpus=None, algo="sgns", *, cooc=None, dim=100, window=None, negative
           cbow_mean=True, threads=None, seed=1, shared_negatives=True, init_width=DEFAULT_INIT_WIDTH,
           add_contexts=None, weighting=None, x_max=None, eta=None, symmetric=False, cds=None, neg=None,
           eig=None, svd=None, lowercase=False, token_pattern=None, max_sentence_length=O.MAX_SENTENCE_LENGTH,
-          memory=O.MEMORY, quiet=False, tmp_dir=None) -> Embeddings:
+          memory=O.MEMORY, quiet=False, tmp_dir=None, checkpoint=None, checkpoint_every=None,
+          resume=None) -> Embeddings:
     """Train word vectors on `corpus` (a path, a directory, '-' or a list of them), or, for glove and
-    ppmi-svd, on a co-occurrence file written by `fastemb cooc` (`cooc=`)."""
+    ppmi-svd, on a co-occurrence file written by `fastemb cooc` (`cooc=`).
+
+    checkpoint / checkpoint_every ('1' or '2epochs' for epochs, '10min' for time): write the training
+    state there, atomically; resume=FILE continues from such a file with its own settings."""
+    if resume is not None:
+        from .checkpoint import load_checkpoint
+        args, state, arrays, words, counts = load_checkpoint(resume)
+        args.update(quiet=quiet, tmp_dir=tmp_dir, checkpoint=checkpoint or resume,
+                    checkpoint_every=checkpoint_every or args.get("checkpoint_every"))
+        if threads is not None:
+            args["threads"] = threads
+        return _train(**args, _resumed=(resume, state, arrays, words, counts))
+    return _train(**{k: v for k, v in locals().items() if k != "resume"})
+
+
+def _train(corpus=None, algo="sgns", *, cooc=None, dim=100, window=None, negative=5, ns_exponent=0.75,
+           sample=None, min_count=O.MIN_COUNT, max_vocab=None, epochs=None, alpha=None, min_alpha=None,
+           cbow_mean=True, threads=None, seed=1, shared_negatives=True, init_width=DEFAULT_INIT_WIDTH,
+           add_contexts=None, weighting=None, x_max=None, eta=None, symmetric=False, cds=None, neg=None,
+           eig=None, svd=None, lowercase=False, token_pattern=None, max_sentence_length=O.MAX_SENTENCE_LENGTH,
+           memory=O.MEMORY, quiet=False, tmp_dir=None, checkpoint=None, checkpoint_every=None, _resumed=None):
+    train_args = {k: v for k, v in locals().items() if k not in ("quiet", "tmp_dir", "checkpoint", "_resumed")}
     if algo not in ALGOS:
         raise FastembError(f"unknown algorithm {algo!r} (one of {', '.join(ALGOS)})")
     d = DEFAULTS[algo]
@@ -97,6 +138,22 @@ def train(corpus=None, algo="sgns", *, cooc=None, dim=100, window=None, negative
         raise FastembError("give either a corpus or --cooc FILE")
     if cooc is not None and algo in ("sgns", "cbow"):
         raise FastembError(f"--cooc feeds glove and ppmi-svd; {algo} trains on the corpus itself")
+    ckpt = None
+    if checkpoint_every is not None or checkpoint is not None:
+        from .checkpoint import parse_every
+        if algo == "ppmi-svd":
+            raise FastembError("ppmi-svd has no epochs to checkpoint")
+        if checkpoint is None:
+            raise FastembError("--checkpoint-every needs a checkpoint file")
+        if corpus is not None and "-" in _paths(corpus):
+            raise FastembError("a run reading stdin cannot be resumed: checkpoints need the corpus in files")
+        parse_every(checkpoint_every or "1")
+        if corpus is not None:
+            train_args["corpus"] = [os.path.abspath(p) for p in _paths(corpus)]
+        if cooc is not None:
+            train_args["cooc"] = os.path.abspath(cooc)
+        ckpt = {"path": checkpoint, "every": checkpoint_every or "1", "args": train_args,
+                "log": None if quiet else Progress("train", None).log}
     t0 = time.perf_counter()
     attrs = dict(algo=algo, dim=dim, seed=seed, threads=threads, min_count=min_count, max_vocab=max_vocab or 0,
                  lowercase=lowercase, max_sentence_length=max_sentence_length, add_contexts=add_contexts)
@@ -110,7 +167,7 @@ def train(corpus=None, algo="sgns", *, cooc=None, dim=100, window=None, negative
                               shared_negatives=shared_negatives, init_width=init_width, add_contexts=add_contexts,
                               min_count=min_count, max_vocab=max_vocab, lowercase=lowercase,
                               token_pattern=token_pattern, max_sentence_length=max_sentence_length, budget=budget,
-                              quiet=quiet, tmp_dir=tmp_dir)
+                              quiet=quiet, tmp_dir=tmp_dir, ckpt=ckpt, resumed=_resumed)
     else:
         weighting = pick(weighting, "weighting")
         words, counts, X, cooc_attrs = _cooccurrences(corpus, cooc, window=window, weighting=weighting,
@@ -124,10 +181,12 @@ def train(corpus=None, algo="sgns", *, cooc=None, dim=100, window=None, negative
         if not quiet:
             Progress("train", None).log(f"{algo}: {len(words):,} words, {X.nnz:,} co-occurrences; the model "
                                         f"needs about {human(need)}B")
+        check_fits(algo, need)
         if algo == "glove":
             emb = _train_glove(words, counts, X, attrs, dim=dim, epochs=pick(epochs, "epochs"),
                                x_max=x_max, alpha=pick(alpha, "alpha"), eta=pick(eta, "eta"), seed=seed,
-                               threads=threads, symmetric=symmetric, add_contexts=add_contexts, quiet=quiet)
+                               threads=threads, symmetric=symmetric, add_contexts=add_contexts, quiet=quiet,
+                               ckpt=ckpt, resumed=_resumed)
         else:
             emb = _train_ppmi(words, counts, X, attrs, dim=dim, cds=pick(cds, "cds"), neg=pick(neg, "neg"),
                               eig=pick(eig, "eig"), svd=pick(svd, "svd"), seed=seed, threads=threads,
@@ -136,21 +195,41 @@ def train(corpus=None, algo="sgns", *, cooc=None, dim=100, window=None, negative
     return emb
 
 
+def _resume_parts(ckpt, resumed, words, counts):
+    """(Checkpointer or None, TrainState or None, arrays or None) for a run, checking a resumed run's
+    vocabulary against its checkpoint's."""
+    from .checkpoint import Checkpointer, check_same_vocab
+    state = arrays = None
+    if resumed is not None:
+        path, state, arrays, ck_words, ck_counts = resumed
+        check_same_vocab(words, counts, ck_words, ck_counts, path)
+    checkpointer = None
+    if ckpt is not None:
+        checkpointer = Checkpointer(ckpt["path"], ckpt["every"], ckpt["args"], words, counts, ckpt["log"])
+    return checkpointer, state, arrays
+
+
 def _train_word2vec(paths, algo, attrs, *, budget, quiet, tmp_dir, min_count, max_vocab, lowercase, token_pattern,
-                    max_sentence_length, add_contexts, **kw):
+                    max_sentence_length, add_contexts, ckpt, resumed, **kw):
     from .word2vec import train_word2vec
     with build_vocab(paths, min_count=min_count, max_vocab=max_vocab, lowercase=lowercase,
                      token_pattern=token_pattern, max_sentence_length=max_sentence_length, memory=budget,
                      quiet=quiet, encode=True, work_dir=tmp_dir) as enc:
         v = enc.vocab
+        need = memory_estimate(algo, len(v), kw["dim"])
         if not quiet:
             Progress("train", None).log(f"vocabulary: {len(v):,} words, {enc.n_tokens:,} of {v.raw_tokens:,} "
-                                        f"tokens; vectors need {human(memory_estimate(algo, len(v), kw['dim']))}B")
-        syn0, syn1, info = train_word2vec(enc, cbow=(algo == "cbow"), quiet=quiet, **kw)
+                                        f"tokens; the vectors need about {human(need)}B")
+        check_fits(algo, need)
+        checkpointer, state, arrays = _resume_parts(ckpt, resumed, v.words, v.counts)
+        init = (arrays["syn0"], arrays["syn1"]) if arrays is not None else None
+        syn0, syn1, info = train_word2vec(enc, cbow=(algo == "cbow"), quiet=quiet, init=init, state=state,
+                                          checkpointer=checkpointer, **kw)
         attrs.update({k: v for k, v in kw.items() if k not in ("threads", "seed")})
         attrs.update(corpus_tokens=v.raw_tokens, vocab_tokens=enc.n_tokens, loss=info["loss"],
                      loss_curve=info["loss_curve"], train_seconds=info["train_seconds"],
-                     words_per_second=info["words_per_second"], corpus=os.pathsep.join(map(str, paths)))
+                     words_per_second=info["words_per_second"], corpus=os.pathsep.join(map(str, paths)),
+                     resumed_from=resumed[0] if resumed else "")
         vectors = syn0 + syn1 if add_contexts else syn0
         return Embeddings(v.words, vectors, v.counts, context_vectors=syn1, attrs=attrs)
 
@@ -179,7 +258,7 @@ def _cooccurrences(corpus, cooc, *, window, weighting, sample, seed, min_count, 
 
 
 def _train_glove(words, counts, X, attrs, *, dim, epochs, x_max, alpha, eta, seed, threads, symmetric,
-                 add_contexts, quiet):
+                 add_contexts, quiet, ckpt, resumed):
     from .glove import train_glove
     O.require(epochs >= 1, f"--epochs must be at least 1 (got {epochs})")
     O.require(alpha > 0 and math.isfinite(alpha), f"--alpha (GloVe's weighting exponent) must be positive "
@@ -187,8 +266,10 @@ def _train_glove(words, counts, X, attrs, *, dim, epochs, x_max, alpha, eta, see
     O.require(eta > 0 and math.isfinite(eta), f"--eta must be positive (got {eta})")
     x_max = glove_x_max(X) if x_max is None else float(x_max)
     O.require(x_max > 0, f"--x-max must be positive (got {x_max})")
+    checkpointer, state, arrays = _resume_parts(ckpt, resumed, words, counts)
     W, Wc, b, bc, info = train_glove(X, dim=dim, epochs=epochs, x_max=x_max, alpha=alpha, eta=eta, seed=seed,
-                                     threads=threads, symmetric=symmetric, quiet=quiet)
+                                     threads=threads, symmetric=symmetric, quiet=quiet, init=arrays, state=state,
+                                     checkpointer=checkpointer)
     attrs.update(epochs=epochs, x_max=x_max, alpha=alpha, eta=eta, symmetric=symmetric, loss=info["loss"],
                  train_seconds=info["train_seconds"], nnz=info["nnz"])
     if symmetric:

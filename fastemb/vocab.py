@@ -226,13 +226,15 @@ def build_vocab(paths, *, min_count=MIN_COUNT, max_vocab=None, lowercase=False, 
         raw_tokens = int(table.state[K.S_TOKENS])
         progress.done()
         if reader.invalid_bytes:
-            progress.log(f"warning: {reader.invalid_bytes:,} invalid UTF-8 bytes replaced by U+FFFD")
+            where = ", ".join(reader.invalid_sources[:3]) + (" ..." if len(reader.invalid_sources) > 3 else "")
+            progress.log(f"warning: {reader.invalid_bytes:,} invalid UTF-8 bytes replaced by U+FFFD (in {where})")
         if table.state[K.S_TRUNCATED]:
             progress.log(f"warning: {int(table.state[K.S_TRUNCATED]):,} tokens longer than "
                          f"{MAX_TOKEN_BYTES} bytes were truncated")
-        names = ", ".join(reader.sources[:3]) + (" ..." if len(reader.sources) > 3 else "")
+        shown = ["<stdin>" if s == "-" else s for s in reader.sources[:3]]
+        names = ", ".join(shown) + (" ..." if len(reader.sources) > 3 else "")
         if raw_tokens == 0:
-            raise FastembError(f"corpus is empty: no tokens in {names.replace('-', '<stdin>')}")
+            raise FastembError(f"corpus is empty: no tokens in {names}")
         order = _select(table, min_count, max_vocab)
         if len(order) == 0:
             raise FastembError(f"no word occurs at least {min_count} times ({table.n:,} distinct words in "
