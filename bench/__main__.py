@@ -38,6 +38,10 @@ def profile_cases(profile, en, en1m, tools):
             if threads == 2 or profile == "full":
                 add("word2vec.c", task, main, threads=threads)
                 add("fasttext", task, main, threads=threads)
+    add("fastemb", "glove", main, threads=2, epochs=15 if profile == "full" else 5)
+    add("glove", "glove", main, threads=2, epochs=15 if profile == "full" else 5)
+    add("fastemb", "ppmi-svd", main, threads=2)
+    add("numpy-ppmi", "ppmi-svd", main, threads=2)
     if profile == "full":  # throughput and RSS against corpus size, quality against epochs
         for tool in ("fastemb", "gensim"):
             add(tool, "sgns", en1m, threads=2, mode="corpus_file" if tool == "gensim" else "")
@@ -75,6 +79,22 @@ def scaling_rss(work, sizes, memory="1GB"):
         out.append({"tokens": tokens, "wall": round(wall, 2), "rss_mb": round(rss), "nnz": nnz,
                     "memory": memory, "error": err.strip()[-200:] if rc else None})
         print(f"  zipf {tokens:,} tokens: {wall:.1f}s, peak RSS {rss:.0f} MB, nnz {nnz}", file=sys.stderr)
+    return out
+
+
+def vocab_scaling(work, sizes=(10_000, 50_000, 200_000), tokens=5_000_000):
+    """Time and peak RSS of glove (5 epochs) and ppmi-svd against vocabulary size, on Zipfian corpora of
+    `tokens` tokens (min-count 1, so the vocabulary is what the generator draws)."""
+    out = []
+    for vocab in sizes:
+        path = C.write_zipf(os.path.join(work, f"zipf-v{vocab}.txt"), tokens, vocab=vocab, exponent=1.0, seed=0)
+        for algo, extra in (("glove", ["--epochs", "5"]), ("ppmi-svd", [])):
+            wall, rss, rc, _, err = H.run_process(["fastemb", "train", path, "--algo", algo, "--min-count", "1",
+                                                   "-o", os.path.join(work, "v.h5"), "--quiet", "--force", *extra])
+            out.append({"vocab": vocab, "algo": algo, "wall": round(wall, 2), "rss_mb": round(rss),
+                        "error": err.strip()[-200:] if rc else None})
+            print(f"  {algo} vocab {vocab:,}: {wall:.1f}s, peak RSS {rss:.0f} MB", file=sys.stderr)
+        os.remove(path)
     return out
 
 
@@ -146,7 +166,7 @@ def cmd_run(args):
     with tempfile.TemporaryDirectory(prefix="fastemb-bench-") as work:
         for rep in range(args.repeats):
             for case in cases:
-                if rep > 0 and case["tool"] in ("glove",):
+                if rep > 0 and not H.availability(case["tool"])[0]:
                     continue
                 label = f"[{rep + 1}/{args.repeats}] {case['tool']} {case.get('mode', '')} {case['task']} " \
                         f"threads={case.get('threads', 1)} epochs={case.get('epochs', 5)} " \
@@ -162,6 +182,8 @@ def cmd_run(args):
             extra["startup"] = startup_times(work)
             sizes = (1_000_000, 10_000_000) if args.profile == "quick" else (10_000_000, 100_000_000)
             extra["scaling_rss"] = scaling_rss(work, sizes)
+            if args.profile == "full":
+                extra["vocab_scaling"] = vocab_scaling(work)
     rows = H.summarise(records, meta["corpus_tokens"])
     meta["extra"] = extra
     meta["plots"] = plots(rows, extra, out_dir)

@@ -50,6 +50,8 @@ def availability(tool):
             return True, f"fasttext {_version('fasttext') or _version('fasttext-numpy2')}"
         except Exception as e:  # noqa: BLE001
             return False, f"fasttext cannot be imported ({type(e).__name__}: {e}); pip install fasttext-numpy2"
+    if tool == "numpy-ppmi":
+        return True, "numpy/scipy baseline in bench/runners.py"
     if tool == "glove":
         return False, "Stanford GloVe C is not distributed through the package registries reachable here"
     return False, f"unknown tool {tool}"
@@ -218,7 +220,7 @@ def summarise(records, corpus_tokens):
     for row in rows:
         if row["tool"] == "word2vec.c" and row["task"] in ("sgns", "cbow") and "wall" in row:
             row["train_seconds"] = row["wall"] - vocab_wall.get(row["corpus"], 0.0)
-        if row.get("train_seconds") and row["task"] in ("sgns", "cbow"):
+        if row.get("train_seconds") and row["task"] in ("sgns", "cbow") and row["tool"] != "numpy-ppmi":
             row["words_per_second"] = corpus_tokens.get(row["corpus"], 0) * row["epochs"] / row["train_seconds"]
     for row in rows:
         if row["tool"] == "fastemb" or "wall" not in row:

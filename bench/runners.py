@@ -34,6 +34,17 @@ def run_fastemb(case):
             cmd += ["--memory", p["memory"]]
         subprocess.run(cmd, check=True)
         return {}
+    if p["task"] in ("glove", "ppmi-svd"):
+        cmd = ["fastemb", "train", p["corpus"], "--algo", p["task"], "-o", out, "--dim", str(p.get("dim", 100)),
+               "--window", str(p.get("window", 10 if p["task"] == "glove" else 2)), "--min-count",
+               str(p.get("min_count", 5)), "--threads", str(p.get("threads", 2)), "--quiet", "--force"]
+        if p["task"] == "glove":
+            cmd += ["--epochs", str(p.get("epochs", 15))]
+        subprocess.run(cmd + p.get("extra_args", []), check=True)
+        import h5py
+        with h5py.File(out, "r") as f:
+            return {"vectors": out, "train_seconds": float(f.attrs["train_seconds"]),
+                    "corpus_tokens": int(f.attrs["corpus_tokens"])}
     w = _w2v_params(p)
     cmd = ["fastemb", "train", p["corpus"], "--algo", p["task"], "-o", out, "--dim", str(w["dim"]),
            "--window", str(w["window"]), "--negative", str(w["negative"]), "--sample", str(w["sample"]),
@@ -109,7 +120,53 @@ def run_fasttext(case):
     return {"vectors": out, "train_seconds": seconds}
 
 
-RUNNERS = {"fastemb": run_fastemb, "gensim": run_gensim, "word2vec.c": run_word2vec_c, "fasttext": run_fasttext}
+def run_numpy_ppmi(case):
+    """The straightforward numpy/scipy PPMI-SVD that ANCHORS.md times: Counter vocabulary, pairs per
+    offset with numpy, scipy.sparse sums, PPMI with CDS, ARPACK svds, U·Σ^0.5."""
+    import collections
+    import numpy as np
+    import scipy.sparse as sp
+    from scipy.sparse.linalg import svds
+    from fastemb.formats import write_vectors
+    window, dim, cds = case.get("window", 2), case.get("dim", 100), 0.75
+    t0 = time.perf_counter()
+    with open(case["corpus"], encoding="utf-8") as f:
+        lines = [line.split() for line in f]
+    counts = collections.Counter(t for line in lines for t in line)
+    words = [w for w, c in counts.most_common() if c >= case.get("min_count", 5)]
+    index = {w: i for i, w in enumerate(words)}
+    ids, sent = [], []
+    for k, line in enumerate(lines):
+        kept = [index[t] for t in line if t in index]
+        ids.extend(kept)
+        sent.extend([k] * len(kept))
+    ids, sent = np.array(ids), np.array(sent)
+    rows, cols, vals = [], [], []
+    for d in range(1, window + 1):  # word2vec's dynamic window: expected weight (window - d + 1) / window
+        same = sent[d:] == sent[:-d]
+        a, b = ids[:-d][same], ids[d:][same]
+        w = np.full(len(a), (window - d + 1) / window)
+        rows += [a, b]
+        cols += [b, a]
+        vals += [w, w]
+    X = sp.coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                      shape=(len(words),) * 2).tocsr()
+    row_sum = np.asarray(X.sum(1)).ravel()
+    col = np.asarray(X.sum(0)).ravel() ** cds
+    X = X.tocoo()
+    pmi = np.log(X.data * col.sum() / (row_sum[X.row] * col[X.col]))
+    keep = pmi > 0
+    M = sp.csr_matrix((pmi[keep], (X.row[keep], X.col[keep])), shape=X.shape)
+    U, s, _ = svds(M, k=dim)
+    vectors = (U * np.sqrt(s)).astype(np.float32)
+    seconds = time.perf_counter() - t0
+    out = os.path.join(case["out_dir"], "vectors.bin")
+    write_vectors(out, words, vectors, "word2vec-binary")
+    return {"vectors": out, "train_seconds": seconds}
+
+
+RUNNERS = {"fastemb": run_fastemb, "gensim": run_gensim, "word2vec.c": run_word2vec_c, "fasttext": run_fasttext,
+           "numpy-ppmi": run_numpy_ppmi}
 
 
 def main():
