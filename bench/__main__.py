@@ -153,7 +153,7 @@ def plots(rows, extra, out_dir):
 
 def cmd_run(args):
     en, en1m = C.english_corpus()
-    tools = set(args.tools.split(",")) if args.tools else {"fastemb", "glove", *H.PEERS}
+    tools = set(args.tools.split(",")) if args.tools else {"fastemb", "glove", "numpy-ppmi", *H.PEERS}
     cases = profile_cases(args.profile, en, en1m, tools)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out_dir = args.out or os.path.join(RESULTS, f"{stamp}-{args.profile}")
@@ -196,6 +196,33 @@ def cmd_run(args):
     print(f"results: {out_dir}", file=sys.stderr)
 
 
+def cmd_scale(args):
+    """Peak RSS of vocabulary + co-occurrence (`fastemb cooc -`) on Zipfian corpora streamed through stdin,
+    never stored, at growing lengths: it must stay flat (the vocabulary and the matrix aside)."""
+    sizes = [int(float(s)) for s in args.tokens.split(",")]
+    out = []
+    with tempfile.TemporaryDirectory(prefix="fastemb-scale-", dir=args.tmp_dir) as work:
+        for tokens in sizes:
+            target = os.path.join(work, "z.h5")
+            argv = ["fastemb", "cooc", "-", "-o", target, "--window", str(args.window), "--memory", args.memory,
+                    "--quiet", "--force", "--tmp-dir", work]
+            wall, rss, rc, _, err = H.run_process(argv, stdin_source=C.zipf_tokens(
+                tokens, vocab=args.vocab, exponent=1.0, seed=0))
+            row = {"tokens": tokens, "vocab": args.vocab, "window": args.window, "memory": args.memory,
+                   "wall": round(wall, 1), "rss_mb": round(rss), "error": err.strip()[-300:] if rc else None}
+            if rc == 0:
+                import h5py
+                with h5py.File(target, "r") as f:
+                    row["nnz"] = int(f["cooccurrence/data"].shape[0])
+                    row["matrix_mb"] = round(row["nnz"] * 8 / 2 ** 20)
+                os.remove(target)
+            out.append(row)
+            print(json.dumps(row), flush=True)
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(out, f, indent=1)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -214,6 +241,13 @@ def main(argv=None):
     r.add_argument("--repeats", type=int, default=1)
     r.add_argument("--tools", help="comma-separated subset of fastemb,gensim,word2vec.c,fasttext,glove")
     r.add_argument("--out", help="result folder (default bench/results/STAMP-PROFILE)")
+    s = sub.add_parser("scale", help="peak RSS of vocab + cooc on stdin-streamed Zipfian corpora")
+    s.add_argument("--tokens", default="1e7,1e8,1e9", help="comma-separated corpus lengths")
+    s.add_argument("--vocab", type=int, default=20_000)
+    s.add_argument("--window", type=int, default=5)
+    s.add_argument("--memory", default="1GB")
+    s.add_argument("--tmp-dir", default=None)
+    s.add_argument("--out", default=None, help="write the rows as JSON here")
     args = ap.parse_args(argv)
     if args.cmd == "corpus":
         for p in C.english_corpus():
@@ -230,6 +264,8 @@ def main(argv=None):
             with open(args.output, "wb") as f:
                 for chunk in gen:
                     f.write(chunk)
+    elif args.cmd == "scale":
+        cmd_scale(args)
     else:
         cmd_run(args)
 

@@ -243,13 +243,13 @@ def markdown(rows, meta):
     lines = [f"Benchmark {meta['date']} on {meta['cpu']} ({meta['cores']} cores, {meta['memory_mb']} MB), "
              f"profile {meta['profile']}, corpus tokens: " +
              ", ".join(f"{os.path.basename(k)} {v:,}" for k, v in meta["corpus_tokens"].items()), "",
-             "| tool | mode | task | threads | corpus | wall s | train s | words/s | RSS MB | WS353 | SimLex | "
+             "| tool | mode | task | threads | epochs | corpus | wall s | train s | words/s | RSS MB | WS353 | SimLex | "
              "analogy | peer time / fastemb time |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         name = r["tool"] + (" " + " ".join(r["extra_args"]) if r.get("extra_args") else "")
         if "skipped" in r:
-            lines.append(f"| {name} | {r.get('mode', '')} | {r['task']} | {r['threads']} | "
+            lines.append(f"| {name} | {r.get('mode', '')} | {r['task']} | {r['threads']} | {r['epochs']} | "
                          f"{os.path.basename(r['corpus'])} | skipped: {r['skipped']} |||||||| ")
             continue
         q = r.get("quality", {})
@@ -261,7 +261,8 @@ def markdown(rows, meta):
         if "speedup_wall" in r:
             ratio = f"whole {r['speedup_wall']:.2f}×" + (f", train {r['speedup_train']:.2f}×"
                                                           if "speedup_train" in r else "")
-        lines.append(f"| {name} | {r.get('mode', '')} | {r['task']} | {r['threads']} | {os.path.basename(r['corpus'])}"
+        lines.append(f"| {name} | {r.get('mode', '')} | {r['task']} | {r['threads']} | {r['epochs']} | "
+                     f"{os.path.basename(r['corpus'])}"
                      f" | {wall} | {fmt(r.get('train_seconds'))} | {wps} | {fmt(r.get('rss_mb'), 0)} | "
                      f"{fmt(q.get('ws353'), 3)} | {fmt(q.get('simlex999'), 3)} | {fmt(q.get('analogy'), 3)} | {ratio} |")
     for k, v in meta.get("extra", {}).items():

@@ -8,20 +8,13 @@ freshly zeroed memory is an empty table.
 import numpy as np
 from numba import njit, prange
 
+from ._rng import splitmix as _splitmix
+
 # 2^24: a weight is off by at most 3e-8 (below float32's resolution of the sums), and one pair can
 # accumulate up to 5.5e11 before int64 overflows -- which extract() detects.
 FIXED_SCALE = float(1 << 24)
 HASH_MULT = np.uint64(0x9E3779B97F4A7C15)
 RADIX_BITS = 11
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _splitmix(x):
-    x = (x + np.uint64(0x9E3779B97F4A7C15))
-    z = x
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return x, z ^ (z >> np.uint64(31))
 
 
 @njit(cache=True, nogil=True, inline="always")

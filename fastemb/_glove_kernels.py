@@ -7,13 +7,7 @@ of the vector, bias, bias accumulator], so an update touches two contiguous span
 import numpy as np
 from numba import njit, prange
 
-
-@njit(cache=True, nogil=True, inline="always")
-def _next(state):
-    state ^= state >> np.uint64(12)
-    state ^= state << np.uint64(25)
-    state ^= state >> np.uint64(27)
-    return state, state * np.uint64(0x2545F4914F6CDD1D)
+from ._rng import xorshift as _next
 
 
 @njit(cache=True, nogil=True)

@@ -4,10 +4,12 @@ Every chunk owns its RNG, seeded from (seed, epoch, chunk), and computes its lea
 position in the corpus, so a 1-thread run is bit-for-bit reproducible and an n-thread run differs only by
 Hogwild races. Inner loops work on 1-D row views so LLVM vectorises them under fastmath.
 """
-import math
-
 import numpy as np
 from numba import njit, prange
+
+from ._rng import splitmix as _splitmix
+from ._rng import uniform as _uniform
+from ._rng import xorshift as _next
 
 MAX_EXP = 6.0
 TABLE_SIZE = 1024
@@ -18,29 +20,6 @@ def sigmoid_tables():
     x = (np.arange(TABLE_SIZE, dtype=np.float64) / TABLE_SIZE * 2 - 1) * MAX_EXP
     sig = 1.0 / (1.0 + np.exp(-x))
     return sig.astype(np.float32), np.log1p(np.exp(-x)).astype(np.float32)
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _splitmix(x):
-    x = x + np.uint64(0x9E3779B97F4A7C15)
-    z = x
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return x, z ^ (z >> np.uint64(31))
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _next(state):
-    """xorshift64*: returns (state, 64 random bits)."""
-    state ^= state >> np.uint64(12)
-    state ^= state << np.uint64(25)
-    state ^= state >> np.uint64(27)
-    return state, state * np.uint64(0x2545F4914F6CDD1D)
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _uniform(r):
-    return np.float64(r >> np.uint64(11)) * (1.0 / 9007199254740992.0)
 
 
 @njit(cache=True, nogil=True, inline="always")

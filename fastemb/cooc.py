@@ -25,7 +25,7 @@ from .vocab import EncodedCorpus, iter_blocks
 
 ENTRY_BYTES = 16       # one uint64 key + one int64 value
 MAX_LOAD = 0.7
-INDEX_ROWS = 4096      # row index entries per run, for slicing runs by row range
+FENCE = 4096           # every FENCE-th key of a run stays in memory to locate key ranges
 
 
 def distance_weights(window: int, weighting: str) -> np.ndarray:
@@ -54,12 +54,12 @@ def keep_probabilities(counts, sample: float) -> np.ndarray:
 
 
 class _Run:
-    """A sorted run of (key, value) pairs, in memory or in two raw files, with a sparse row index."""
+    """A sorted run of (key, value) pairs, in memory or in two raw files, with every FENCE-th key kept in
+    memory so that any key range can be located with one small read."""
 
-    def __init__(self, keys, vals, col_bits, n_rows, stride):
+    def __init__(self, keys, vals):
         self.keys, self.vals = keys, vals
-        bounds = np.arange(0, n_rows + stride, stride, dtype=np.uint64)
-        self.row_pos = np.searchsorted(keys, np.minimum(bounds, n_rows) << np.uint64(col_bits))
+        self.fences = keys[::FENCE].copy()
         self.n = len(keys)
         self.path = None
 
@@ -72,6 +72,19 @@ class _Run:
         self.keys.tofile(self.path + ".keys")
         self.vals.tofile(self.path + ".vals")
         self.keys = self.vals = None
+
+    def position(self, key) -> int:
+        """Index of the first entry whose key is >= key."""
+        if self.path is None:
+            return int(np.searchsorted(self.keys, key))
+        f = int(np.searchsorted(self.fences, key))  # the answer lies in ((f-1)·FENCE, f·FENCE]
+        if f == 0:
+            return 0
+        lo = (f - 1) * FENCE
+        with open(self.path + ".keys", "rb") as fk:
+            fk.seek(8 * lo)
+            block = np.fromfile(fk, dtype=np.uint64, count=min(FENCE, self.n - lo))
+        return lo + int(np.searchsorted(block, key))
 
     def slice(self, lo, hi):
         if self.path is None:
@@ -92,7 +105,7 @@ class CsrCollector:
         self.indices, self.data = [], []
 
     def append(self, r0, r1, row_nnz, indices, data):
-        self.row_nnz[r0:r1] = row_nnz
+        self.row_nnz[r0:r1] += row_nnz  # a row may arrive in several consecutive pieces
         self.indices.append(indices)
         self.data.append(data)
 
@@ -117,7 +130,7 @@ def cooccurrence(corpus: EncodedCorpus, sink, *, window=10, weighting="harmonic"
     n_rows = len(corpus.vocab)
     col_bits = np.uint64(max(1, (n_rows - 1).bit_length()))
     key_bits = 2 * int(col_bits)
-    max_sentence = int(np.max(np.diff(corpus.sentence_ends, prepend=0))) if len(corpus.sentence_ends) else 1
+    max_sentence = corpus.longest_sentence()
     # One sentence can add window·length entries after the load check: room for that is reserved.
     reserve = max_sentence * window
     cap = 1 << max(16, (4 * reserve).bit_length())
@@ -130,7 +143,6 @@ def cooccurrence(corpus: EncodedCorpus, sink, *, window=10, weighting="harmonic"
     t_keys = np.zeros((threads, cap), np.uint64)
     t_vals = np.zeros((threads, cap), np.int64)
     t_used = np.zeros(threads, np.int64)
-    stride = max(1, -(-n_rows // INDEX_ROWS))
     runs: list[_Run] = []
     spill_root = None
     stats = {"spilled_runs": 0, "runs": 0, "table_capacity": cap}
@@ -152,7 +164,7 @@ def cooccurrence(corpus: EncodedCorpus, sink, *, window=10, weighting="harmonic"
         for w, (k, v) in zip(which, results):
             t_keys[w][:] = 0
             t_used[w] = 0
-            runs.append(_Run(k, v, col_bits, n_rows, stride))
+            runs.append(_Run(k, v))
         stats["runs"] = len(runs)
         if tables + sum(r.nbytes for r in runs) > memory // 2:
             if spill_root is None:
@@ -184,7 +196,7 @@ def cooccurrence(corpus: EncodedCorpus, sink, *, window=10, weighting="harmonic"
                 progress.update(done, done, extra=f"{int(t_used.sum()):,} pairs in tables")
             spill([w for w in range(threads) if t_used[w] > 0])
             del t_keys, t_vals
-            stats["nnz"] = _merge(runs, n_rows, col_bits, key_bits, stride, sink, memory)
+            stats["nnz"] = _merge(runs, n_rows, col_bits, key_bits, sink, memory)
     finally:
         pool.shutdown()
         if spill_root:
@@ -216,28 +228,35 @@ def _grow(t_keys, t_vals, pool):
     return new_keys, new_vals, new_cap
 
 
-def _merge(runs, n_rows, col_bits, key_bits, stride, sink, memory):
-    """Merge the sorted runs row range by row range into CSR blocks; returns the number of nonzeros."""
+def _merge(runs, n_rows, col_bits, key_bits, sink, memory):
+    """Merge the sorted runs key range by key range (a range may end inside a row: the sink adds row
+    counts up) into CSR pieces of bounded size; returns the number of nonzeros."""
+    runs = [r for r in runs if r.n]
     if not runs:
         sink.append(0, n_rows, np.zeros(n_rows, np.int64), np.zeros(0, np.int32), np.zeros(0, np.float32))
         return 0
-    per_bound = np.sum([r.row_pos for r in runs], axis=0)  # entries before each index row, all runs
-    # a row block costs, per pair: its entries and a sort buffer (32 B), row numbers, masked columns and
+    # a piece costs, per pair: its entries and a sort buffer (32 B), row numbers, masked columns and
     # float64 values on the way to the CSR arrays (32 B), the int32/float32 output (8 B), slack (8 B)
-    target = max(1 << 16, memory // (4 * 80))
+    target = max(1 << 10, memory // (4 * 80))
+    # fences of all runs in key order: each stands for at most FENCE entries of its run, so cutting every
+    # `step` fences gives pieces of about `target` entries (at most len(runs)·FENCE more)
+    fences = np.sort(np.concatenate([r.fences for r in runs]))
+    step = max(1, target // FENCE)
+    bounds = [int(k) for k in fences[step::step]]
+    end_key = (n_rows << int(col_bits)) + 1
+    bounds = sorted(set(b for b in bounds if b > 0)) + [end_key]
     mask = (np.uint64(1) << col_bits) - np.uint64(1)
+    positions = [0] * len(runs)
     nnz = 0
-    b = 0
-    n_bounds = len(per_bound) - 1
-    while b < n_bounds:
-        e = int(np.searchsorted(per_bound, per_bound[b] + target, side="right")) - 1
-        e = min(max(e, b + 1), n_bounds)
-        r0, r1 = b * stride, min(e * stride, n_rows)
-        parts = [r.slice(int(r.row_pos[b]), int(r.row_pos[e])) for r in runs]
-        parts = [p for p in parts if len(p[0])]
+    for bound in bounds:
+        ends = [r.position(np.uint64(bound)) if bound < end_key else r.n for r in runs]
+        parts = [r.slice(lo, hi) for r, lo, hi in zip(runs, positions, ends) if hi > lo]
+        positions = ends
+        if not parts:
+            continue
         if len(parts) == 1:
             keys, vals = parts[0]
-        elif parts:
+        else:
             keys = np.concatenate([p[0] for p in parts])
             vals = np.concatenate([p[1] for p in parts])
             K.radix_sort(keys, vals, key_bits)
@@ -245,11 +264,9 @@ def _merge(runs, n_rows, col_bits, key_bits, stride, sink, memory):
             if m < 0:
                 raise FastembError(OVERFLOW)
             keys, vals = keys[:m], vals[:m]
-        else:
-            keys, vals = np.zeros(0, np.uint64), np.zeros(0, np.int64)
-        row_nnz = np.bincount((keys >> col_bits).astype(np.int64) - r0, minlength=r1 - r0)
-        sink.append(r0, r1, row_nnz, (keys & mask).astype(np.int32),
+        rows = (keys >> col_bits).astype(np.int64)
+        r0, r1 = int(rows[0]), int(rows[-1]) + 1
+        sink.append(r0, r1, np.bincount(rows - r0, minlength=r1 - r0), (keys & mask).astype(np.int32),
                     (vals / K.FIXED_SCALE).astype(np.float32))
         nnz += len(keys)
-        b = e
     return nnz

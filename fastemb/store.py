@@ -205,7 +205,7 @@ class CoocWriter:
             for ds, arr in ((self.indices, indices), (self.data, data)):
                 ds.resize((self.nnz + n,))
                 ds[self.nnz:self.nnz + n] = arr
-        self.row_nnz[r0:r1] = row_nnz
+        self.row_nnz[r0:r1] += row_nnz  # a row may arrive in several consecutive pieces
         self.nnz += n
 
     def close(self, ok=True):

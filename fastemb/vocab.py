@@ -131,8 +131,15 @@ class EncodedCorpus:
     def n_tokens(self) -> int:
         return int(self.ids.shape[0])
 
-    def sentence_starts(self):
-        return np.concatenate(([0], self.sentence_ends[:-1])).astype(np.int64)
+    def longest_sentence(self, block=1 << 20) -> int:
+        """Length of the longest sentence, reading the boundaries in blocks (bounded memory)."""
+        ends = self.sentence_ends
+        longest, prev = 1, 0
+        for b0 in range(0, len(ends), block):
+            part = np.asarray(ends[b0:b0 + block])
+            longest = max(longest, int(np.max(np.diff(part, prepend=prev))))
+            prev = int(part[-1])
+        return longest
 
     def close(self):
         self.ids = self.sentence_ends = None
