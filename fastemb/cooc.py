@@ -196,7 +196,7 @@ def cooccurrence(corpus: EncodedCorpus, sink, *, window=10, weighting="harmonic"
                 progress.update(done, done, extra=f"{int(t_used.sum()):,} pairs in tables")
             spill([w for w in range(threads) if t_used[w] > 0])
             del t_keys, t_vals
-            stats["nnz"] = _merge(runs, n_rows, col_bits, key_bits, sink, memory)
+            stats["nnz"] = _merge(runs, n_rows, col_bits, key_bits, sink, memory, quiet)
     finally:
         pool.shutdown()
         if spill_root:
@@ -228,7 +228,7 @@ def _grow(t_keys, t_vals, pool):
     return new_keys, new_vals, new_cap
 
 
-def _merge(runs, n_rows, col_bits, key_bits, sink, memory):
+def _merge(runs, n_rows, col_bits, key_bits, sink, memory, quiet=True):
     """Merge the sorted runs key range by key range (a range may end inside a row: the sink adds row
     counts up) into CSR pieces of bounded size; returns the number of nonzeros."""
     runs = [r for r in runs if r.n]
@@ -248,6 +248,7 @@ def _merge(runs, n_rows, col_bits, key_bits, sink, memory):
     mask = (np.uint64(1) << col_bits) - np.uint64(1)
     positions = [0] * len(runs)
     nnz = 0
+    progress = Progress("merge", sum(r.n for r in runs), unit="pairs", quiet=quiet or len(bounds) < 4)
     for bound in bounds:
         ends = [r.position(np.uint64(bound)) if bound < end_key else r.n for r in runs]
         parts = [r.slice(lo, hi) for r, lo, hi in zip(runs, positions, ends) if hi > lo]
@@ -269,4 +270,6 @@ def _merge(runs, n_rows, col_bits, key_bits, sink, memory):
         sink.append(r0, r1, np.bincount(rows - r0, minlength=r1 - r0), (keys & mask).astype(np.int32),
                     (vals / K.FIXED_SCALE).astype(np.float32))
         nnz += len(keys)
+        done = sum(positions)
+        progress.update(done, done, extra=f"{nnz:,} nonzeros written")
     return nnz

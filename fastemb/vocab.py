@@ -133,12 +133,11 @@ class EncodedCorpus:
 
     def longest_sentence(self, block=1 << 20) -> int:
         """Length of the longest sentence, reading the boundaries in blocks (bounded memory)."""
-        ends = self.sentence_ends
         longest, prev = 1, 0
-        for b0 in range(0, len(ends), block):
-            part = np.asarray(ends[b0:b0 + block])
-            longest = max(longest, int(np.max(np.diff(part, prepend=prev))))
-            prev = int(part[-1])
+        with open(os.path.join(self.work_dir, "ends.i64"), "rb") as f:
+            while len(part := np.fromfile(f, dtype=np.int64, count=block)):
+                longest = max(longest, int(np.max(np.diff(part, prepend=prev))))
+                prev = int(part[-1])
         return longest
 
     def close(self):
@@ -263,28 +262,37 @@ def build_vocab(paths, *, min_count=MIN_COUNT, max_vocab=None, lowercase=False, 
 
 
 def _remap(work, vocab, remap, block=1 << 22):
-    """Pass 2: provisional ids -> vocabulary ids, OOV tokens and empty sentences dropped."""
-    pids = _map(os.path.join(work, "pids.u32"), np.uint32)
-    old_ends = _map(os.path.join(work, "sents.i64"), np.int64)
+    """Pass 2: provisional ids -> vocabulary ids, OOV tokens and empty sentences dropped. Both files are
+    read with plain reads, block by block: a memory map would leave every page it touched resident."""
+    pids_path, sents_path = os.path.join(work, "pids.u32"), os.path.join(work, "sents.i64")
+    n_pids = os.path.getsize(pids_path) // 4
     kept_total = 0
     last_end = 0
-    with open(os.path.join(work, "ids.u32"), "wb") as fi, open(os.path.join(work, "ends.i64"), "wb") as fe:
-        for b0 in range(0, pids.shape[0], block):
-            b1 = min(b0 + block, pids.shape[0])
-            new = remap[pids[b0:b1]]
+    pending = np.zeros(0, np.int64)  # sentence ends read but not yet reached
+    with open(pids_path, "rb") as fp, open(sents_path, "rb") as fs, \
+            open(os.path.join(work, "ids.u32"), "wb") as fi, open(os.path.join(work, "ends.i64"), "wb") as fe:
+        for b0 in range(0, n_pids, block):
+            pids = np.fromfile(fp, dtype=np.uint32, count=block)
+            b1 = b0 + len(pids)
+            while len(pending) == 0 or pending[-1] <= b1:
+                more = np.fromfile(fs, dtype=np.int64, count=1 << 20)
+                if len(more) == 0:
+                    break
+                pending = np.concatenate((pending, more))
+            k = int(np.searchsorted(pending, b1, side="right"))
+            old_ends, pending = pending[:k], pending[k:]  # the ends in (b0, b1]
+            new = remap[pids]
             keep = new >= 0
             new[keep].astype(np.uint32).tofile(fi)
             cum = np.cumsum(keep) + kept_total
-            lo, hi = np.searchsorted(old_ends, [b0, b1], side="right")
-            ends = cum[old_ends[lo:hi] - b0 - 1]
+            ends = cum[old_ends - b0 - 1]
             ends = ends[np.diff(np.concatenate(([last_end], ends))) > 0]
             ends.tofile(fe)
             if len(ends):
                 last_end = ends[-1]
             kept_total = int(cum[-1]) if len(cum) else kept_total
-    del pids, old_ends
-    os.remove(os.path.join(work, "pids.u32"))
-    os.remove(os.path.join(work, "sents.i64"))
+    os.remove(pids_path)
+    os.remove(sents_path)
     return EncodedCorpus(vocab, _map(os.path.join(work, "ids.u32"), np.uint32),
                          _map(os.path.join(work, "ends.i64"), np.int64), work)
 
