@@ -4,10 +4,12 @@ Every chunk owns its RNG, seeded from (seed, epoch, chunk), and computes its lea
 position in the corpus, so a 1-thread run is bit-for-bit reproducible and an n-thread run differs only by
 Hogwild races. Inner loops work on 1-D row views so LLVM vectorises them under fastmath.
 """
-import math
-
 import numpy as np
 from numba import njit, prange
+
+from ._rng import splitmix as _splitmix
+from ._rng import uniform as _uniform
+from ._rng import xorshift as _next
 
 MAX_EXP = 6.0
 TABLE_SIZE = 1024
@@ -21,35 +23,26 @@ def sigmoid_tables():
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _splitmix(x):
-    x = x + np.uint64(0x9E3779B97F4A7C15)
-    z = x
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return x, z ^ (z >> np.uint64(31))
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _next(state):
-    """xorshift64*: returns (state, 64 random bits)."""
-    state ^= state >> np.uint64(12)
-    state ^= state << np.uint64(25)
-    state ^= state >> np.uint64(27)
-    return state, state * np.uint64(0x2545F4914F6CDD1D)
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _uniform(r):
-    return np.float64(r >> np.uint64(11)) * (1.0 / 9007199254740992.0)
-
-
-@njit(cache=True, nogil=True, inline="always")
 def _draw_negative(r, alias_prob, alias_idx):
     """One draw from the alias table with a single 64-bit random number."""
     n = alias_prob.shape[0]
     i = np.int64((r >> np.uint64(32)) % np.uint64(n))
     frac = np.float32(r & np.uint64(0xFFFFFFFF)) * np.float32(1.0 / 4294967296.0)
     return i if frac < alias_prob[i] else alias_idx[i]
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _draw_negatives(out, negative, word, alias_prob, alias_idx, state):
+    """Fill out[1:] with `negative` draws, dropping draws of `word` itself (as word2vec.c does); returns
+    (n_out, state) where out[:n_out] is the word followed by its negatives."""
+    n_out = 1
+    for _ in range(negative):
+        state, r = _next(state)
+        t = _draw_negative(r, alias_prob, alias_idx)
+        if t != word:
+            out[n_out] = t
+            n_out += 1
+    return n_out, state
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -85,76 +78,84 @@ def _subsample(ids, a0, a1, keep_prob, state, out):
     return n, state
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _gradient(h, l2, positive, alpha, sig_table, nls_table):
+    """(g, loss) of one output row: g = (label − σ(h·l2))·alpha, label 1 for the positive, else 0."""
+    f = np.float32(0.0)
+    for k in range(h.shape[0]):
+        f += h[k] * l2[k]
+    label = np.float32(1.0) if positive else np.float32(0.0)
+    s, loss = _sig_loss(f, label, sig_table, nls_table)
+    return (label - s) * alpha, loss
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _weighted_sum(weights, matrix, rows, n, dst):
+    """dst = Σ_j weights[j] · matrix[rows[j]] for j < n."""
+    dst[:] = 0.0
+    for j in range(n):
+        g = weights[j]
+        src = matrix[rows[j]]
+        for k in range(dst.shape[0]):
+            dst[k] += g * src[k]
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _add_rows(matrix, rows, n, deltas):
+    """matrix[rows[j]] += deltas[j] for j < n (a repeated row gets every delta)."""
+    for j in range(n):
+        row = matrix[rows[j]]
+        d = deltas[j]
+        for k in range(row.shape[0]):
+            row[k] += d[k]
+
+
 @njit(cache=True, nogil=True)
 def sg_window_shared(syn0, syn1, ctx, nc, out, n_out, alpha, sig_table, nls_table, G, d_ctx, d_out):
     """Skip-gram on one window with negatives shared by its contexts (HogBatch, Ji et al. 2016):
     out[0] is the centre word (label 1), out[1:n_out] the negatives. Gradients are computed from the
     values read before the update, then applied once per row. Returns the summed loss."""
-    dim = syn0.shape[1]
     loss = 0.0
     for c in range(nc):
         l1 = syn0[ctx[c]]
         for o in range(n_out):
-            l2 = syn1[out[o]]
-            f = np.float32(0.0)
-            for k in range(dim):
-                f += l1[k] * l2[k]
-            label = np.float32(1.0) if o == 0 else np.float32(0.0)
-            s, pair_loss = _sig_loss(f, label, sig_table, nls_table)
+            G[c, o], pair_loss = _gradient(l1, syn1[out[o]], o == 0, alpha, sig_table, nls_table)
             loss += pair_loss
-            G[c, o] = (label - s) * alpha
     for c in range(nc):
-        dc = d_ctx[c]
-        dc[:] = 0.0
-        for o in range(n_out):
-            g = G[c, o]
-            l2 = syn1[out[o]]
-            for k in range(dim):
-                dc[k] += g * l2[k]
+        _weighted_sum(G[c], syn1, out, n_out, d_ctx[c])
     for o in range(n_out):
-        do = d_out[o]
-        do[:] = 0.0
-        for c in range(nc):
-            g = G[c, o]
-            l1 = syn0[ctx[c]]
-            for k in range(dim):
-                do[k] += g * l1[k]
-    for c in range(nc):
-        l1 = syn0[ctx[c]]
-        dc = d_ctx[c]
-        for k in range(dim):
-            l1[k] += dc[k]
+        _weighted_sum(G[:, o], syn0, ctx, nc, d_out[o])
+    _add_rows(syn0, ctx, nc, d_ctx)
+    _add_rows(syn1, out, n_out, d_out)
+    return loss
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _predict(h, syn1, out, n_out, alpha, sig_table, nls_table, neu1e):
+    """The output layer of word2vec.c: hidden vector h predicts out[0] (label 1) against out[1:n_out]
+    (label 0); each output row is updated at once, the error for h is accumulated in neu1e. Returns the
+    loss."""
+    dim = h.shape[0]
+    loss = 0.0
     for o in range(n_out):
         l2 = syn1[out[o]]
-        do = d_out[o]
+        g, pair_loss = _gradient(h, l2, o == 0, alpha, sig_table, nls_table)
+        loss += pair_loss
         for k in range(dim):
-            l2[k] += do[k]
+            neu1e[k] += g * l2[k]
+        for k in range(dim):
+            l2[k] += g * h[k]
     return loss
 
 
 @njit(cache=True, nogil=True)
-def sg_pair(syn0, syn1, word, context, negs, n_out, alpha, sig_table, nls_table, neu1e):
-    """word2vec.c's skip-gram step: the context's input vector predicts `word` against its own
-    negatives; output rows are updated at once, the input row after all targets. Returns the loss."""
-    dim = syn0.shape[1]
+def sg_pair(syn0, syn1, context, out, n_out, alpha, sig_table, nls_table, neu1e):
+    """word2vec.c's skip-gram step: the context's input vector predicts out[0] (the centre word) against
+    its own negatives out[1:n_out]; the input row is updated after all targets. Returns the loss."""
     l1 = syn0[context]
     neu1e[:] = 0.0
-    loss = 0.0
-    for o in range(n_out):
-        target = word if o == 0 else negs[o]
-        l2 = syn1[target]
-        f = np.float32(0.0)
-        for k in range(dim):
-            f += l1[k] * l2[k]
-        label = np.float32(1.0) if o == 0 else np.float32(0.0)
-        s, pair_loss = _sig_loss(f, label, sig_table, nls_table)
-        loss += pair_loss
-        g = (label - s) * alpha
-        for k in range(dim):
-            neu1e[k] += g * l2[k]
-        for k in range(dim):
-            l2[k] += g * l1[k]
-    for k in range(dim):
+    loss = _predict(l1, syn1, out, n_out, alpha, sig_table, nls_table, neu1e)
+    for k in range(l1.shape[0]):
         l1[k] += neu1e[k]
     return loss
 
@@ -174,20 +175,7 @@ def cbow_window(syn0, syn1, ctx, nc, out, n_out, alpha, cbow_mean, sig_table, nl
         for k in range(dim):
             neu1[k] *= inv
     neu1e[:] = 0.0
-    loss = 0.0
-    for o in range(n_out):
-        l2 = syn1[out[o]]
-        f = np.float32(0.0)
-        for k in range(dim):
-            f += neu1[k] * l2[k]
-        label = np.float32(1.0) if o == 0 else np.float32(0.0)
-        s, pair_loss = _sig_loss(f, label, sig_table, nls_table)
-        loss += pair_loss
-        g = (label - s) * alpha
-        for k in range(dim):
-            neu1e[k] += g * l2[k]
-        for k in range(dim):
-            l2[k] += g * neu1[k]
+    loss = _predict(neu1, syn1, out, n_out, alpha, sig_table, nls_table, neu1e)
     for c in range(nc):
         l1 = syn0[ctx[c]]
         for k in range(dim):
@@ -243,15 +231,9 @@ def train_chunks(ids, sent_ends, chunk_sents, syn0, syn1, keep_prob, alias_prob,
                         nc += 1
                 if nc == 0:
                     continue
+                out[0] = word
                 if cbow or shared_negatives:
-                    out[0] = word
-                    n_out = 1
-                    for k in range(negative):
-                        state, r = _next(state)
-                        t = _draw_negative(r, alias_prob, alias_idx)
-                        if t != word:
-                            out[n_out] = t
-                            n_out += 1
+                    n_out, state = _draw_negatives(out, negative, word, alias_prob, alias_idx, state)
                     if cbow:
                         loss += cbow_window(syn0, syn1, ctx, nc, out, n_out, alpha, cbow_mean, sig_table,
                                             nls_table, neu1, neu1e)
@@ -262,15 +244,8 @@ def train_chunks(ids, sent_ends, chunk_sents, syn0, syn1, keep_prob, alias_prob,
                         pairs += nc
                 else:
                     for c in range(nc):
-                        n_out = 1
-                        for k in range(negative):
-                            state, r = _next(state)
-                            t = _draw_negative(r, alias_prob, alias_idx)
-                            if t != word:
-                                out[n_out] = t
-                                n_out += 1
-                        loss += sg_pair(syn0, syn1, word, ctx[c], out, n_out, alpha, sig_table, nls_table,
-                                        neu1e)
+                        n_out, state = _draw_negatives(out, negative, word, alias_prob, alias_idx, state)
+                        loss += sg_pair(syn0, syn1, ctx[c], out, n_out, alpha, sig_table, nls_table, neu1e)
                         pairs += 1
         loss_out[q] = loss
         pairs_out[q] = pairs

@@ -32,8 +32,9 @@ def rand_params(n=6, dim=8, seed=0):
 def test_sg_pair_matches_numpy_gradient_step():
     syn0, syn1 = rand_params()
     s0, s1 = syn0.copy(), syn1.copy()
-    word, context, negs, alpha = 2, 4, np.array([-1, 0, 5]), np.float32(0.1)
-    loss = K.sg_pair(syn0, syn1, word, context, negs, 3, alpha, SIG, NLS, np.zeros(8, np.float32))
+    word, context, alpha = 2, 4, np.float32(0.1)
+    out = np.array([word, 0, 5])  # the centre word, then the negatives
+    loss = K.sg_pair(syn0, syn1, context, out, 3, alpha, SIG, NLS, np.zeros(8, np.float32))
     # reference: gradient ascent on log σ(v_c·u_w) + Σ log σ(-v_c·u_n), output rows updated in turn
     v = s0[context].copy()
     grad_v = np.zeros(8)
