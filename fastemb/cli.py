@@ -37,6 +37,10 @@ def _corpus_options(f):
     return f
 
 
+def _json_option(f):
+    return click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")(f)
+
+
 def _output_option(f):
     f = click.option("--force", is_flag=True, help="Overwrite an existing output file.")(f)
     return click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
@@ -58,9 +62,10 @@ def cli():
 @click.argument("corpus", nargs=-1, required=True)
 @_output_option
 @_corpus_options
+@_json_option
 @_common
 def vocab(corpus, output, force, min_count, max_vocab, lowercase, token_pattern, max_sentence_length, memory,
-          tmp_dir, quiet):
+          tmp_dir, as_json, quiet):
     """Count the words of CORPUS (files, directories, '-' for stdin; .gz/.bz2/.xz) into word<TAB>count."""
     from .store import check_output
     from .vocab import build_vocab
@@ -69,6 +74,9 @@ def vocab(corpus, output, force, min_count, max_vocab, lowercase, token_pattern,
                     token_pattern=token_pattern, max_sentence_length=max_sentence_length,
                     memory=O.parse_memory(memory), quiet=quiet)
     v.save_tsv(output)
+    if as_json:
+        click.echo(json.dumps({"output": output, "words": len(v), "distinct": v.distinct, "tokens": v.raw_tokens,
+                               "vocab_tokens": v.total, "pruned": v.pruned}))
     if not quiet:
         click.echo(f"vocab: {len(v):,} words (of {v.distinct:,} distinct) covering {v.total:,} of "
                    f"{v.raw_tokens:,} tokens -> {output}", err=True)
@@ -86,9 +94,10 @@ def vocab(corpus, output, force, min_count, max_vocab, lowercase, token_pattern,
 @click.option("--seed", type=int, default=1, show_default=True, help="Seed of the subsampling.")
 @click.option("--threads", type=int, default=None, help="Threads (default: all cores).")
 @_corpus_options
+@_json_option
 @_common
 def cooc(corpus, output, force, window, weighting, one_sided, sample, seed, threads, min_count, max_vocab,
-         lowercase, token_pattern, max_sentence_length, memory, tmp_dir, quiet):
+         lowercase, token_pattern, max_sentence_length, memory, tmp_dir, as_json, quiet):
     """Count windowed co-occurrences of CORPUS into a CSR matrix in HDF5."""
     from .cooc import cooccurrence
     from .parallel import resolve_threads
@@ -118,6 +127,8 @@ def cooc(corpus, output, force, window, weighting, one_sided, sample, seed, thre
             ok = True
         finally:
             writer.close(ok)
+    if as_json:
+        click.echo(json.dumps({"output": output, "words": len(v), "tokens": v.raw_tokens, **stats}))
     if not quiet:
         click.echo(f"cooc: {len(v):,} x {len(v):,} matrix, {stats['nnz']:,} nonzeros -> {output}", err=True)
 
@@ -166,11 +177,12 @@ def cooc(corpus, output, force, window, weighting, one_sided, sample, seed, thre
 @click.option("--resume", type=click.Path(dir_okay=False), default=None,
               help="Continue the run saved in this checkpoint (its corpus and settings; other options ignored).")
 @_corpus_options
+@_json_option
 @_common
 def train(corpus, output, force, algo, cooc, dim, window, epochs, alpha, sample, add_contexts, negative, ns_exponent,
           min_alpha, cbow_mean, shared_negatives, init_width, weighting, x_max, eta, symmetric, cds, neg, eig, svd,
           threads, seed, checkpoint_every, resume, min_count, max_vocab, lowercase, token_pattern,
-          max_sentence_length, memory, tmp_dir, quiet):
+          max_sentence_length, memory, tmp_dir, as_json, quiet):
     """Train word vectors on CORPUS (or --cooc FILE) and save them to HDF5."""
     from .store import check_output
     from .train import train as train_fn
@@ -195,6 +207,11 @@ def train(corpus, output, force, algo, cooc, dim, window, epochs, alpha, sample,
     emb.save(output)
     if checkpoint and os.path.exists(checkpoint):
         os.remove(checkpoint)  # the finished model supersedes it
+    if as_json:
+        keys = ("algo", "dim", "epochs", "corpus_tokens", "train_seconds", "total_seconds", "words_per_second",
+                "loss")
+        click.echo(json.dumps({"output": output, "words": len(emb), **{k: emb.attrs[k] for k in keys
+                                                                        if k in emb.attrs}}, default=float))
     if not quiet:
         a = emb.attrs
         speed = f" ({a['words_per_second'] / 1e3:,.0f}k words/s)" if "words_per_second" in a else ""

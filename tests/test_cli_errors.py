@@ -96,3 +96,18 @@ def test_corrupt_gzip(tmp_path, kjv_small):
     rc, _, err = run_cli("vocab", p, "-o", tmp_path / "v.tsv")
     assert_one_line_error(rc, err, contains="corrupt or truncated")
     assert not (tmp_path / "v.tsv").exists()
+
+
+def test_json_summaries(kjv_small, tmp_path):
+    import json
+    rc, out, err = run_cli("vocab", kjv_small, "-o", tmp_path / "v.tsv", "--json", "--quiet")
+    assert rc == 0, err
+    assert json.loads(out)["words"] == len((tmp_path / "v.tsv").read_text().splitlines())
+    rc, out, err = run_cli("cooc", kjv_small, "-o", tmp_path / "c.h5", "--json", "--quiet", "--window", "2")
+    assert rc == 0, err
+    assert json.loads(out)["nnz"] > 0
+    rc, out, err = run_cli("train", kjv_small, "-o", tmp_path / "t.h5", "--json", "--quiet", "--epochs", "2",
+                           "--dim", "8")
+    assert rc == 0, err
+    summary = json.loads(out)
+    assert summary["algo"] == "sgns" and len(summary["loss"]) == 2
