@@ -3,7 +3,6 @@ following the recipe of the project's shared/corpus so figures stay comparable) 
 generator for scaling curves."""
 from __future__ import annotations
 
-import base64  # noqa: F401  (kept for readers comparing with the recipe)
 import collections
 import glob
 import gzip

@@ -115,7 +115,6 @@ def fit(src, tgt, pairs, method="procrustes", *, normalize=False, center=False, 
         a.tgt_mean = (_unit(tgt.vectors.astype(np.float64)) if normalize else tgt.vectors).mean(0)
     X = a._prep(X0, a.src_mean)
     Y = a._prep(Y0, a.tgt_mean)
-    m = X.shape[0]
     if method == "lstsq":
         a.R = np.linalg.lstsq(X, Y, rcond=None)[0]
     elif method == "procrustes":

@@ -18,7 +18,7 @@ import numpy as np
 
 from . import _cooc_kernels as K
 from .errors import FastembError
-from .options import WEIGHTINGS, check_sample, check_window, require
+from .options import WEIGHTINGS, check_sample, check_window
 from .parallel import numba_threads, resolve_threads
 from .progress import Progress
 from .vocab import EncodedCorpus, iter_blocks
@@ -195,7 +195,7 @@ def cooccurrence(corpus: EncodedCorpus, sink, *, window=10, weighting="harmonic"
                 done += len(ids)
                 progress.update(done, done, extra=f"{int(t_used.sum()):,} pairs in tables")
             spill([w for w in range(threads) if t_used[w] > 0])
-            del t_keys, t_vals
+            t_keys = t_vals = None  # the tables are free before the merge
             stats["nnz"] = _merge(runs, n_rows, col_bits, key_bits, sink, memory, quiet)
     finally:
         pool.shutdown()

@@ -72,7 +72,7 @@ def kjv_vectors(tmp_path_factory):
 
 
 def test_evaluation_agrees_with_gensim(kjv_vectors, tmp_path):
-    gensim = pytest.importorskip("gensim")
+    pytest.importorskip("gensim")
     from gensim.models import KeyedVectors
     emb = fastemb.load(kjv_vectors)
     w2v = tmp_path / "v.txt"

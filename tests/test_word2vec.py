@@ -3,9 +3,8 @@ import pytest
 
 import fastemb
 from fastemb import _w2v_kernels as K
-from fastemb.eval import similarity
 from fastemb.train import train
-from conftest import SAMPLE, CORPORA, assert_one_line_error, run_cli
+from conftest import SAMPLE, assert_one_line_error, run_cli
 
 SIG, NLS = K.sigmoid_tables()
 
