@@ -160,7 +160,7 @@ def cmd_run(args):
     os.makedirs(out_dir, exist_ok=True)
     meta = {**H.machine(), "profile": args.profile, "repeats": args.repeats}
     from fastemb.vocab import build_vocab
-    meta["corpus_tokens"] = {c: build_vocab([c], min_count=1, quiet=True).raw_tokens
+    meta["corpus_tokens"] = {c: build_vocab([c], min_count=1).raw_tokens
                              for c in sorted({x["corpus"] for x in cases})}
     records = []
     with tempfile.TemporaryDirectory(prefix="fastemb-bench-") as work:

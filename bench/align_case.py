@@ -23,8 +23,8 @@ def main(corpus, out_json=None, algo="sgns", lexicon_size=5000, skip=100):
     from fastemb import align as A
     with tempfile.TemporaryDirectory() as work:
         a, b = halves(corpus, work)
-        src = fastemb.train(a, algo, seed=1, quiet=True)
-        tgt = fastemb.train(b, algo, seed=2, quiet=True)
+        src = fastemb.train(a, algo, seed=1)
+        tgt = fastemb.train(b, algo, seed=2)
     shared = [w for w in src.words[skip:] if w in tgt.index][:lexicon_size]
     pairs = [(w, w) for w in shared]
     train_pairs, test_pairs = A.split_lexicon(pairs, 0.2, seed=1)

@@ -1,6 +1,6 @@
 """Numba kernels of the co-occurrence builder.
 
-Pairs are accumulated in fixed point (int64 multiples of 1/FIXED_SCALE), so sums do not depend on the
+Pairs are accumulated in fixed point (int64 multiples of 1/cooc.FIXED_SCALE), so sums do not depend on the
 order of addition: any number of threads, any spilling pattern gives bit-identical matrices.
 A pair key packs (row << col_bits) | col; the tables store key + 1 so that 0 marks an empty slot and
 freshly zeroed memory is an empty table.
@@ -10,9 +10,6 @@ from numba import njit, prange
 
 from ._rng import splitmix as _splitmix
 
-# 2^24: a weight is off by at most 3e-8 (below float32's resolution of the sums), and one pair can
-# accumulate up to 5.5e11 before int64 overflows -- which extract() detects.
-FIXED_SCALE = float(1 << 24)
 HASH_MULT = np.uint64(0x9E3779B97F4A7C15)
 RADIX_BITS = 11
 

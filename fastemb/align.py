@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import FastembError
+from .errors import FastembError, FileError, OptionError, param
 
 METHODS = ("gd", "lstsq", "procrustes", "cca")
 
@@ -22,12 +22,12 @@ def read_lexicon(path):
                     continue
                 parts = line.split("\t") if "\t" in line else line.split()
                 if len(parts) < 2:
-                    raise FastembError(f"{path}:{n}: expected 'source<TAB>target'")
+                    raise FileError(f"{path}:{n}: expected 'source<TAB>target'")
                 pairs.append((parts[0].strip(), parts[1].strip()))
     except OSError as e:
-        raise FastembError(f"{path}: {e.strerror}") from None
+        raise FileError(f"{path}: {e.strerror}") from None
     except UnicodeDecodeError:
-        raise FastembError(f"{path}: not UTF-8 text") from None
+        raise FileError(f"{path}: not UTF-8 text") from None
     return pairs
 
 
@@ -141,7 +141,7 @@ def _gradient_descent(X, Y, lr, steps, log_every, log):
     if lr is None:  # the largest stable step is 1/λ_max of the Hessian (2/m)XᵀX
         lr = 0.9 / max(np.linalg.eigvalsh((2.0 / m) * X.T @ X)[-1], 1e-12)
     if lr <= 0 or steps < 1:
-        raise FastembError("--lr must be positive and --steps at least 1")
+        raise OptionError("lr" if lr <= 0 else "steps", f"must be positive (got {lr if lr <= 0 else steps})")
     R = np.zeros((X.shape[1], Y.shape[1]))
     XtX, XtY = X.T @ X, X.T @ Y
     losses = []
@@ -149,7 +149,7 @@ def _gradient_descent(X, Y, lr, steps, log_every, log):
         if step % log_every == 0 or step == steps:
             loss = float(np.sum((X @ R - Y) ** 2) / m)
             if not np.isfinite(loss):
-                raise FastembError(f"gradient descent diverged at step {step}: lower --lr")
+                raise FastembError(f"gradient descent diverged at step {step}: lower {param('lr')}")
             losses.append((step, loss))
             if log:
                 log(f"align gd: step {step}/{steps}  loss {loss:.6f}")
@@ -235,7 +235,7 @@ def evaluate(alignment, src, tgt, test_pairs, ks=(1, 5, 10), csls_k=10, restrict
 def split_lexicon(pairs, test_fraction=0.2, seed=1):
     """Split by source word, so no test word was seen in training."""
     if not 0 < test_fraction < 1:
-        raise FastembError(f"--test-fraction must be between 0 and 1 (got {test_fraction})")
+        raise OptionError("test_fraction", f"must be between 0 and 1 (got {test_fraction})")
     sources = sorted({s for s, _ in pairs})
     rng = np.random.default_rng(seed)
     rng.shuffle(sources)

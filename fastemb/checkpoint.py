@@ -1,28 +1,78 @@
-"""Training checkpoints: the model state at a block or epoch boundary, written atomically, from which
-`fastemb train --resume FILE` continues to the same model an uninterrupted run gives."""
+"""Training checkpoints (format 2): the model state at a block or epoch boundary, written atomically and
+durably, from which `fastemb train --resume FILE` continues to the same model an uninterrupted run gives.
+
+A checkpoint holds the run's options as a versioned record (algorithm, its options, corpus options, seed,
+inputs and a fingerprint of the data), the loop's `TrainState`, the model arrays with a SHA-256 each, and
+the vocabulary. Reading one checks everything before any kernel sees it: the record is parsed back into
+validated options, every array's name, shape and dtype must be what the algorithm declares for that
+vocabulary and those options, every checksum must match, every value must be finite.
+
+Ownership: each run has a random id, written into its checkpoints. A run never writes over a checkpoint
+that another run wrote (an interrupted run's work is never lost by starting a new one) unless told to
+(`force`), and a checkpoint is removed only after the finished model is on disk.
+"""
 from __future__ import annotations
 
+import hashlib
 import json
+import math
+import os
 import re
 import time
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .errors import FastembError
+from .callbacks import Callback
+from .errors import FastembError, FileError, OptionError, param
+from .progress import log
+
+VERSION = 2
 
 
 @dataclass
 class TrainState:
+    """Where the epoch loop stands; everything a resumed run needs besides the arrays."""
     epoch: int = 0              # epochs finished
-    block: int = 0              # blocks finished within the current epoch (word2vec)
-    pos: int = 0                # tokens finished within the current epoch (word2vec)
-    chunk_counter: int = 0      # RNG stream counter (word2vec)
+    block: int = 0              # blocks finished within the current epoch
+    pos: int = 0                # work units (words, records) finished within the current epoch
     epoch_loss: float = 0.0     # loss summed so far in the current epoch
-    epoch_pairs: int = 0
-    loss: list = field(default_factory=list)
-    curve: list = field(default_factory=list)
+    epoch_count: int = 0        # what it was summed over (pairs, records)
+    loss: list = field(default_factory=list)    # mean loss of every finished epoch
+    curve: list = field(default_factory=list)   # mean loss of every block
     seconds: float = 0.0        # training seconds spent before this process
+    extra: dict = field(default_factory=dict)   # the trainer's own counters (e.g. its RNG stream)
+
+    @classmethod
+    def from_dict(cls, d, where="checkpoint"):
+        """A state read from a file: every field type- and range-checked."""
+        def bad(what):
+            return FileError(f"{where}: damaged checkpoint state ({what})")
+        if not isinstance(d, dict) or set(d) - set(cls.__dataclass_fields__):
+            raise bad("unexpected fields")
+        s = cls(**d)
+        for name in ("epoch", "block", "pos", "epoch_count"):
+            v = getattr(s, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise bad(f"{name} = {v!r}")
+        for name in ("epoch_loss", "seconds"):
+            v = getattr(s, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+                raise bad(f"{name} = {v!r}")
+        for name in ("loss", "curve"):
+            v = getattr(s, name)
+            if not isinstance(v, list) or not all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                                  and math.isfinite(x) for x in v):
+                raise bad(name)
+        if len(s.loss) != s.epoch:
+            raise bad(f"{len(s.loss)} epoch losses for {s.epoch} epochs")
+        if not isinstance(s.extra, dict) or not all(isinstance(k, str) and isinstance(v, int) and not
+                                                    isinstance(v, bool) and v >= 0 for k, v in s.extra.items()):
+            raise bad("extra")
+        return s
+
+    def snapshot(self, seconds_now=0.0) -> "TrainState":
+        return TrainState(**{**asdict(self), "seconds": self.seconds + seconds_now})
 
 
 def parse_every(text):
@@ -31,60 +81,180 @@ def parse_every(text):
         return None, None
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(e|ep|epoch|epochs|s|sec|m|min|h)?\s*", str(text))
     if not m or float(m.group(1)) <= 0:
-        raise FastembError(f"--checkpoint-every: cannot read {text!r} (e.g. 1 or 2epochs for epochs, 10min, 90s)")
+        raise OptionError("checkpoint_every", f"cannot read {text!r} (e.g. 1 or 2epochs for epochs, 10min, 90s)")
     value, unit = float(m.group(1)), (m.group(2) or "e")
     if unit.startswith("e"):
         if value != int(value):
-            raise FastembError("--checkpoint-every: a whole number of epochs")
+            raise OptionError("checkpoint_every", f"must be a whole number of epochs (got {text!r})")
         return int(value), None
     return None, value * {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600}[unit]
 
 
-class Checkpointer:
-    """Decides when to write and writes (atomically) through `save(path, state, arrays)`."""
+def digest(array) -> str:
+    return hashlib.sha256(np.ascontiguousarray(array).view(np.uint8).data).hexdigest()
 
-    def __init__(self, path, every, train_args, words, counts, log=None):
-        self.path = path
-        self.every_epochs, self.every_seconds = parse_every(every)
-        self.train_args, self.words, self.counts = train_args, words, counts
-        self.log = log
+
+# ------------------------------------------------------------------------------------------ writing
+def save_checkpoint(path, run_id, record, state: TrainState, arrays: dict, words, counts):
+    from .store import _h5py, _root_attrs, _write_vocab, atomic_output
+    with atomic_output(path) as tmp:
+        with _h5py().File(tmp, "w") as f:
+            _root_attrs(f, "checkpoint", {"checkpoint_version": VERSION, "run_id": run_id,
+                                          "record": json.dumps(record), "state": json.dumps(asdict(state))})
+            g = f.create_group("arrays")
+            for name, a in arrays.items():
+                ds = g.create_dataset(name, data=a)
+                ds.attrs["sha256"] = digest(a)
+            _write_vocab(f, words, counts)
+
+
+def checkpoint_owner(path):
+    """(run_id, summary) of the checkpoint at `path`, or (None, why) when it is not a readable one."""
+    from .store import open_fastemb
+    try:
+        with open_fastemb(path, "checkpoint") as f:
+            run_id = str(f.attrs.get("run_id", ""))
+            try:
+                record = json.loads(f.attrs["record"])
+                st = json.loads(f.attrs["state"])
+                summary = (f"{record.get('algo')}, {st.get('epoch')} epoch(s) done, written "
+                           f"{f.attrs.get('created', '?')}")
+            except (KeyError, ValueError, TypeError, AttributeError):
+                summary = f"written {f.attrs.get('created', '?')}"
+            return run_id or None, summary
+    except FastembError as e:
+        return None, str(e)
+
+
+def claim_checkpoint_path(path, force):
+    """Policy for a new run that will checkpoint to `path`: a checkpoint there belongs to another run and
+    is never overwritten, unless `force` (then it is removed now)."""
+    if not os.path.lexists(path):
+        return
+    if os.path.isdir(path):
+        raise FileError(f"{path}: the checkpoint path is a directory")
+    if not force:
+        _, summary = checkpoint_owner(path)
+        raise FileError(f"{path}: a checkpoint of another run is there ({summary}): continue it with "
+                        f"{param('resume')} {path}, or give {param('force')} to discard it")
+    os.remove(path)
+    log.info(f"checkpoint: removed the earlier run's {path} ({param('force')})")
+
+
+class Checkpoint(Callback):
+    """Writes the training state every N epochs or every N minutes (`every`: '1', '2epochs', '10min'),
+    atomically, at block or epoch boundaries; refuses to write over another run's checkpoint."""
+
+    def __init__(self, path, every="1", run_id=None):
+        self.path = os.fspath(path)
+        self.every_epochs, self.every_seconds = parse_every(every or "1")
+        self.run_id = run_id
         self.last = time.monotonic()
         self.write_seconds = []
+        self.written = False
 
-    def due(self, epoch_end: bool, epochs_done: int) -> bool:
-        if self.every_epochs is not None:
-            return epoch_end and epochs_done % self.every_epochs == 0
-        return time.monotonic() - self.last >= self.every_seconds
+    def on_train_begin(self, run):
+        self.last = time.monotonic()
+        self.run_id = self.run_id or run.run_id
 
-    def save(self, state: TrainState, arrays: dict):
+    def on_step(self, run):
+        if self.every_seconds is not None and time.monotonic() - self.last >= self.every_seconds \
+                and run.state.pos < run.work_per_epoch:
+            self.save(run)
+
+    def on_epoch_end(self, run):
+        if run.epoch >= run.epochs:
+            return  # the model itself follows
+        if (self.every_epochs is not None and run.epoch % self.every_epochs == 0) or \
+                (self.every_seconds is not None and time.monotonic() - self.last >= self.every_seconds):
+            self.save(run)
+
+    def save(self, run):
+        if os.path.lexists(self.path):
+            owner, summary = checkpoint_owner(self.path)
+            if owner != self.run_id:
+                raise FileError(f"{self.path}: another run wrote a checkpoint here while this one ran "
+                                f"({summary}); not overwriting it")
         t0 = time.perf_counter()
-        save_checkpoint(self.path, self.train_args, state, arrays, self.words, self.counts)
+        save_checkpoint(self.path, self.run_id, run.record, run.state_snapshot(), run.arrays(), run.words,
+                        run.counts)
         self.write_seconds.append(time.perf_counter() - t0)
         self.last = time.monotonic()
-        if self.log:
-            self.log(f"checkpoint: epoch {state.epoch}, block {state.block} -> {self.path} "
-                     f"({self.write_seconds[-1]:.2f}s)")
+        self.written = True
+        log.info(f"checkpoint: epoch {run.state.epoch}, block {run.state.block} -> {self.path} "
+                 f"({self.write_seconds[-1]:.2f}s)")
 
 
-def save_checkpoint(path, train_args, state, arrays, words, counts):
-    from .store import _h5py, _root_attrs, _write_vocab, atomic_output
-    with atomic_output(path) as tmp, _h5py().File(tmp, "w") as f:
-        _root_attrs(f, "checkpoint", {"train_args": json.dumps(train_args), "state": json.dumps(asdict(state))})
-        g = f.create_group("arrays")
-        for name, a in arrays.items():
-            g.create_dataset(name, data=a)
-        _write_vocab(f, words, counts)
+# ------------------------------------------------------------------------------------------ reading
+@dataclass
+class Resumable:
+    path: str
+    run_id: str
+    record: dict
+    state: TrainState
+    arrays: dict
+    words: list
+    counts: np.ndarray
 
 
-def load_checkpoint(path):
-    """(train_args, TrainState, arrays, words, counts)."""
+def load_checkpoint(path) -> Resumable:
+    """Read and check a checkpoint completely: record, state, vocabulary, and every array against what
+    its algorithm declares for that vocabulary and those options (shape, dtype, checksum, finiteness)."""
     from .store import _read_vocab, open_fastemb
+    path = os.fspath(path)
     with open_fastemb(path, "checkpoint") as f:
-        args = json.loads(f.attrs["train_args"])
-        state = TrainState(**json.loads(f.attrs["state"]))
-        arrays = {k: f["arrays"][k][()] for k in f["arrays"]}
+        version = f.attrs.get("checkpoint_version")
+        if version is None:
+            raise FileError(f"{path}: a checkpoint of an older fastemb (format 1), which this version cannot "
+                            f"resume: start the run again")
+        if int(version) != VERSION:
+            raise FileError(f"{path}: checkpoint format {version}, this fastemb reads {VERSION}")
+        try:
+            record = json.loads(f.attrs["record"])
+            state_d = json.loads(f.attrs["state"])
+        except (KeyError, ValueError, TypeError) as e:
+            raise FileError(f"{path}: damaged checkpoint ({e})") from None
+        run_id = str(f.attrs.get("run_id", ""))
+        state = TrainState.from_dict(state_d, path)
+        algorithm, options = record_options(record, path)
         words, counts = _read_vocab(f)
-    return args, state, arrays, words, counts
+        if len(words) != len(counts) or len(words) == 0 or (counts < 1).any():
+            raise FileError(f"{path}: damaged checkpoint vocabulary ({len(words)} words, {len(counts)} counts)")
+        if state.epoch > options.epochs:
+            raise FileError(f"{path}: damaged checkpoint state ({state.epoch} epochs done of {options.epochs})")
+        specs = algorithm.trainer.array_specs(options, len(words))
+        if "arrays" not in f or set(f["arrays"].keys()) != set(specs):
+            have = sorted(f["arrays"].keys()) if "arrays" in f else []
+            raise FileError(f"{path}: damaged checkpoint: arrays {have}, expected {sorted(specs)}")
+        arrays = {}
+        for name, (shape, dtype) in specs.items():
+            ds = f["arrays"][name]
+            if not hasattr(ds, "shape") or tuple(ds.shape) != tuple(shape) or ds.dtype != np.dtype(dtype):
+                raise FileError(f"{path}: damaged checkpoint: array {name} is {getattr(ds, 'dtype', '?')} "
+                                f"{tuple(getattr(ds, 'shape', ()))}, expected {np.dtype(dtype)} {tuple(shape)}")
+            a = np.ascontiguousarray(ds[()])
+            expected = ds.attrs.get("sha256")
+            if expected is None or digest(a) != str(expected):
+                raise FileError(f"{path}: damaged checkpoint: the checksum of array {name} does not match")
+            if a.dtype.kind == "f" and not np.isfinite(a).all():
+                raise FileError(f"{path}: damaged checkpoint: array {name} holds non-finite values")
+            arrays[name] = a
+    return Resumable(path, run_id, record, state, arrays, words, counts)
+
+
+def record_options(record, path):
+    """(Algorithm, validated options) of a checkpoint record."""
+    from . import registry
+    if not isinstance(record, dict) or record.get("version") != VERSION:
+        raise FileError(f"{path}: damaged checkpoint record")
+    try:
+        algorithm = registry.get(record.get("algo"))
+        options = algorithm.options.from_dict(record["options"])
+    except (OptionError, KeyError, TypeError) as e:
+        raise FileError(f"{path}: damaged checkpoint record ({e})") from None
+    if not algorithm.iterative:
+        raise FileError(f"{path}: {algorithm.name} has no epochs to resume")
+    return algorithm, options
 
 
 def check_same_vocab(words, counts, ck_words, ck_counts, path):

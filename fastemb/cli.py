@@ -1,58 +1,120 @@
 """The `fastemb` command. Errors are one line on stderr with a documented exit code, never a traceback:
-0 success, 1 bad input, 2 usage error, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM)."""
+0 success, 1 bad input, 2 usage error, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
+
+Options come from the options classes (their defaults, help and checks); this module only renders them.
+Importing it loads neither numba nor the kernels: `fastemb --help` is fast.
+"""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import sys
 
 import click
 
-from . import options as O
-from .errors import FastembError, Interrupted
+from . import registry
+from .cooc import CoocOptions
+from .corpus import CorpusOptions
+from .errors import FastembError, FileError, Interrupted, OptionError, param
+from .options import RunOptions, describe_default
 
 
-def _common(f):
-    f = click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")(f)
+# ------------------------------------------------------------------------------- options from specs
+def _click_type(spec):
+    if spec.choices:
+        return click.Choice([str(c) for c in spec.choices])
+    return {int: int, float: float, str: str, "size": str}[spec.kind]
+
+
+def spec_option(name, spec, defaults_note):
+    """A click option for an option `name` described by `spec`; default None so that what the user gave
+    can be told from what was left to the defaults (`defaults_note` shows those)."""
+    help_text = f"{spec.help} [{defaults_note}]"
+    if spec.kind is bool:
+        decl = spec.flags or f"--{name.replace('_', '-')}/--no-{name.replace('_', '-')}"
+        return click.option(decl, name, default=None, help=help_text)
+    return click.option(f"--{name.replace('_', '-')}", name, type=_click_type(spec), default=None,
+                        metavar=spec.metavar, help=help_text)
+
+
+def options_of(*classes):
+    """Decorator: every option of these classes, each with its default."""
+    def decorate(f):
+        for cls in reversed(classes):
+            for name, (_, spec, default) in reversed(list(cls.specs().items())):
+                f = spec_option(name, spec, f"default: {describe_default(spec, default)}")(f)
+        return f
+    return decorate
+
+
+def algorithm_options(f):
+    """Decorator: the union of every registered algorithm's options, with each algorithm's default."""
+    seen = {}
+    for a in registry.all_algorithms():
+        for name, (_, spec, default) in a.options.specs().items():
+            seen.setdefault(name, (spec, []))[1].append((a.name, describe_default(spec, default)))
+    for name, (spec, per_algo) in reversed(list(seen.items())):
+        groups = {}
+        for algo, d in per_algo:
+            groups.setdefault(d, []).append(algo)
+        note = "; ".join(f"{', '.join(algos)}: {d}" for d, algos in groups.items())
+        f = spec_option(name, spec, note)(f)
     return f
 
 
-def _corpus_options(f):
-    for opt in reversed([
-        click.option("--min-count", type=int, default=O.MIN_COUNT, show_default=True,
-                     help="Drop words rarer than this."),
-        click.option("--max-vocab", type=int, default=None, help="Keep only the N most frequent words."),
-        click.option("--lowercase", is_flag=True, help="Lower-case the text before tokenizing."),
-        click.option("--token-pattern", default=None, metavar="REGEX",
-                     help="Tokens are the matches of REGEX (default: split on whitespace)."),
-        click.option("--max-sentence-length", type=int, default=O.MAX_SENTENCE_LENGTH, show_default=True,
-                     help="Split longer lines into sentences of this many tokens."),
-        click.option("--memory", default=O.MEMORY, show_default=True,
-                     help="Memory budget for counting (vocabulary pruning, co-occurrence spilling)."),
-        click.option("--tmp-dir", type=click.Path(file_okay=False), default=None,
-                     help="Where the encoded corpus and spilled runs go (default: system temp)."),
-    ]):
-        f = opt(f)
-    return f
+def _require(ok, name, problem):
+    if not ok:
+        raise OptionError(name, problem)
+
+
+def _given(params):
+    return {k: v for k, v in params.items() if v is not None}
+
+
+def _run_options(f):
+    specs = RunOptions.specs()
+    f = spec_option("threads", specs["threads"][1], "default: all cores")(f)
+    return click.option("--seed", type=int, default=None, help=f"{specs['seed'][1].help} [default: 1]")(f)
+
+
+def _quiet(f):
+    return click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")(f)
 
 
 def _json_option(f):
-    return click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")(f)
+    return click.option("--json", "as_json", is_flag=True, help="Print a JSON result or summary on stdout.")(f)
 
 
 def _output_option(f):
-    f = click.option("--force", is_flag=True, help="Overwrite an existing output file.")(f)
-    return click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
-                        help="Output file.")(f)
+    f = click.option("--force", is_flag=True, help="Overwrite an existing output (and discard an unfinished "
+                                                   "run's checkpoint).")(f)
+    return click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Output file.")(f)
 
 
-def _check_tmp_dir(tmp_dir):
-    if tmp_dir is not None and not (os.path.isdir(tmp_dir) and os.access(tmp_dir, os.W_OK)):
-        raise FastembError(f"--tmp-dir {tmp_dir}: not a writable directory")
+def _tmp_dir_option(f):
+    return click.option("--tmp-dir", type=click.Path(file_okay=False), default=None,
+                        help="Where the encoded corpus and spilled runs go (default: system temp).")(f)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+def _summary(as_json, data, line, quiet):
+    if as_json:
+        click.echo(json.dumps(data, default=_json_default, allow_nan=False))
+    if not quiet:
+        click.echo(line, err=True)
+
+
+def _json_default(x):
+    import numpy as np
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    raise TypeError(type(x).__name__)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(package_name="fastemb")
 def cli():
     """fastemb: fast, streaming word embeddings (SGNS, CBOW, GloVe, PPMI-SVD)."""
@@ -61,163 +123,98 @@ def cli():
 @cli.command()
 @click.argument("corpus", nargs=-1, required=True)
 @_output_option
-@_corpus_options
+@options_of(CorpusOptions)
 @_json_option
-@_common
-def vocab(corpus, output, force, min_count, max_vocab, lowercase, token_pattern, max_sentence_length, memory,
-          tmp_dir, as_json, quiet):
+@_quiet
+def vocab(corpus, output, force, as_json, quiet, **params):
     """Count the words of CORPUS (files, directories, '-' for stdin; .gz/.bz2/.xz) into word<TAB>count."""
     from .store import check_output
     from .vocab import build_vocab
+    options = CorpusOptions(**_given(params))
     check_output(output, force)
-    v = build_vocab(corpus, min_count=min_count, max_vocab=max_vocab, lowercase=lowercase,
-                    token_pattern=token_pattern, max_sentence_length=max_sentence_length,
-                    memory=O.parse_memory(memory), quiet=quiet)
+    v = build_vocab(corpus, options)
     v.save_tsv(output)
-    if as_json:
-        click.echo(json.dumps({"output": output, "words": len(v), "distinct": v.distinct, "tokens": v.raw_tokens,
-                               "vocab_tokens": v.total, "pruned": v.pruned}))
-    if not quiet:
-        click.echo(f"vocab: {len(v):,} words (of {v.distinct:,} distinct) covering {v.total:,} of "
-                   f"{v.raw_tokens:,} tokens -> {output}", err=True)
+    _summary(as_json, {"output": output, "words": len(v), "distinct": v.distinct, "tokens": v.raw_tokens,
+                       "vocab_tokens": v.total, "pruned": v.pruned},
+             f"vocab: {len(v):,} words (of {v.distinct:,} distinct) covering {v.total:,} of {v.raw_tokens:,} "
+             f"tokens -> {output}", quiet)
 
 
 @cli.command()
 @click.argument("corpus", nargs=-1, required=True)
 @_output_option
-@click.option("--window", type=int, default=O.COOC_WINDOW, show_default=True, help="Context window.")
-@click.option("--weighting", type=click.Choice(O.WEIGHTINGS), default=O.COOC_WEIGHTING, show_default=True,
-              help="dynamic: word2vec's expected (w-d+1)/w; harmonic: GloVe's 1/d; uniform: 1.")
-@click.option("--one-sided", is_flag=True, help="Count only the left context (default: symmetric).")
-@click.option("--sample", type=float, default=0.0, show_default=True,
-              help="Subsample frequent words before forming windows (word2vec formula; 0 = off).")
-@click.option("--seed", type=int, default=1, show_default=True, help="Seed of the subsampling.")
-@click.option("--threads", type=int, default=None, help="Threads (default: all cores).")
-@_corpus_options
+@options_of(CoocOptions, CorpusOptions)
+@_run_options
+@_tmp_dir_option
 @_json_option
-@_common
-def cooc(corpus, output, force, window, weighting, one_sided, sample, seed, threads, min_count, max_vocab,
-         lowercase, token_pattern, max_sentence_length, memory, tmp_dir, as_json, quiet):
+@_quiet
+def cooc(corpus, output, force, seed, threads, tmp_dir, as_json, quiet, **params):
     """Count windowed co-occurrences of CORPUS into a CSR matrix in HDF5."""
     from .cooc import cooccurrence
+    from .options import split_known
     from .parallel import resolve_threads
     from .store import CoocWriter, check_output
     from .vocab import build_vocab
+    (cooc_params, corpus_params), _ = split_known(_given(params), CoocOptions, CorpusOptions)
+    options, copts = CoocOptions(**cooc_params), CorpusOptions(**corpus_params)
+    run = RunOptions(**_given({"seed": seed, "threads": threads}))
     check_output(output, force)
-    O.check_window(window)
-    O.check_sample(sample)
-    _check_tmp_dir(tmp_dir)
-    threads = resolve_threads(threads)
-    budget = O.parse_memory(memory)
-    with build_vocab(corpus, min_count=min_count, max_vocab=max_vocab, lowercase=lowercase,
-                     token_pattern=token_pattern, max_sentence_length=max_sentence_length, memory=budget,
-                     quiet=quiet, encode=True, work_dir=tmp_dir) as enc:
+    if tmp_dir is not None and not (os.path.isdir(tmp_dir) and os.access(tmp_dir, os.W_OK)):
+        raise FastembError(f"{param('tmp_dir')} {tmp_dir}: not a writable directory")
+    threads = resolve_threads(run.threads)
+    with build_vocab(corpus, copts, encode=True, work_dir=tmp_dir) as enc:
         v = enc.vocab
-        attrs = {"window": window, "weighting": weighting, "symmetric": not one_sided, "sample": sample,
-                 "seed": seed, "min_count": min_count, "max_vocab": max_vocab or 0, "lowercase": lowercase,
-                 "corpus_tokens": v.raw_tokens, "vocab_tokens": enc.n_tokens,
+        attrs = {**options.flat(), "seed": run.seed, "min_count": copts.min_count,
+                 "max_vocab": copts.max_vocab or 0, "lowercase": copts.lowercase, "corpus_tokens": v.raw_tokens,
+                 "vocab_tokens": enc.n_tokens,
                  "corpus": json.dumps([os.path.abspath(c) if c != "-" else "-" for c in corpus])}
         writer = CoocWriter(output, v.words, v.counts, attrs)
         ok = False
         try:
-            stats = cooccurrence(enc, writer, window=window, weighting=weighting, symmetric=not one_sided,
-                                 sample=sample, seed=seed, memory=budget, threads=threads, quiet=quiet,
+            stats = cooccurrence(enc, writer, options, seed=run.seed, memory=copts.memory_bytes, threads=threads,
                                  spill_dir=tmp_dir)
             writer.f.attrs["nnz"] = stats["nnz"]
             ok = True
         finally:
             writer.close(ok)
-    if as_json:
-        click.echo(json.dumps({"output": output, "words": len(v), "tokens": v.raw_tokens, **stats}))
-    if not quiet:
-        click.echo(f"cooc: {len(v):,} x {len(v):,} matrix, {stats['nnz']:,} nonzeros -> {output}", err=True)
+    _summary(as_json, {"output": output, "words": len(v), "tokens": v.raw_tokens, **stats},
+             f"cooc: {len(v):,} x {len(v):,} matrix, {stats['nnz']:,} nonzeros -> {output}", quiet)
 
 
 @cli.command()
 @click.argument("corpus", nargs=-1)
 @_output_option
-@click.option("--algo", type=click.Choice(["sgns", "cbow", "glove", "ppmi-svd"]), default="sgns", show_default=True)
+@click.option("--algo", type=click.Choice(list(registry.names())), default=None,
+              help="Algorithm. [default: sgns]")
 @click.option("--cooc", type=click.Path(dir_okay=False), default=None,
               help="glove / ppmi-svd: train on this file from `fastemb cooc` instead of a corpus.")
-@click.option("--dim", type=int, default=100, show_default=True, help="Vector dimension.")
-@click.option("--window", type=int, default=None, help="Context window [sgns/cbow 5, glove 10, ppmi-svd 2].")
-@click.option("--epochs", type=int, default=None, help="Passes over the data [sgns/cbow 5, glove 15].")
-@click.option("--alpha", type=float, default=None,
-              help="sgns/cbow: initial learning rate [0.025 / 0.05]; glove: weighting exponent [0.75].")
-@click.option("--sample", type=float, default=None,
-              help="Subsampling threshold of frequent words, 0 = off [sgns/cbow 1e-3, glove/ppmi-svd 0].")
-@click.option("--add-contexts/--no-add-contexts", default=None,
-              help="Save word + context vectors as the embedding [glove: yes; others: no].")
-@click.option("--negative", type=int, default=5, show_default=True, help="sgns/cbow: negatives per positive.")
-@click.option("--ns-exponent", type=float, default=0.75, show_default=True,
-              help="sgns/cbow: negatives drawn from unigram^ns_exponent.")
-@click.option("--min-alpha", type=float, default=None, help="sgns/cbow: final learning rate [alpha * 1e-4].")
-@click.option("--cbow-mean/--cbow-sum", default=True, show_default=True,
-              help="cbow: hidden layer is the mean or the sum of the context vectors.")
-@click.option("--shared-negatives/--per-pair-negatives", default=True, show_default=True,
-              help="sgns: draw negatives once per window and share them across its contexts (HogBatch, "
-                   "faster), or per (word, context) pair as word2vec.c does.")
-@click.option("--init-width", type=float, default=4.0, show_default=True,
-              help="sgns/cbow: input vectors start uniform in [-W/dim, W/dim] (word2vec.c: 0.5, gensim: 1.0).")
-@click.option("--weighting", type=click.Choice(O.WEIGHTINGS), default=None,
-              help="glove/ppmi-svd: distance weighting of the counts [glove harmonic, ppmi-svd dynamic].")
-@click.option("--x-max", type=float, default=None,
-              help="glove: weighting cutoff [min(100, 98th percentile of the counts)].")
-@click.option("--eta", type=float, default=None, help="glove: AdaGrad learning rate [0.05].")
-@click.option("--symmetric", is_flag=True, help="glove: one vector and bias per word (w_i·w_j + b_i + b_j).")
-@click.option("--cds", type=float, default=None, help="ppmi-svd: context-distribution smoothing [0.75].")
-@click.option("--neg", type=float, default=None, help="ppmi-svd: shift PMI by log(neg) [1: no shift].")
-@click.option("--eig", type=float, default=None, help="ppmi-svd: eigenvalue weighting p of U·S^p [0.5].")
-@click.option("--svd", type=click.Choice(["auto", "arpack", "randomized"]), default=None,
-              help="ppmi-svd: SVD solver [auto: randomized above 5,000 words].")
-@click.option("--threads", type=int, default=None, help="Threads (default: all cores).")
-@click.option("--seed", type=int, default=1, show_default=True)
+@algorithm_options
+@options_of(CorpusOptions)
+@_run_options
 @click.option("--checkpoint-every", default=None, metavar="N",
               help="Write OUTPUT.ckpt every N epochs (1, 2epochs) or minutes (10min); kept if the run stops.")
 @click.option("--resume", type=click.Path(dir_okay=False), default=None,
-              help="Continue the run saved in this checkpoint (its corpus and settings; other options ignored).")
-@_corpus_options
+              help="Continue the run saved in this checkpoint, with its corpus and settings (only --threads, "
+                   "--memory and --checkpoint-every may change; other options given must agree).")
+@_tmp_dir_option
 @_json_option
-@_common
-def train(corpus, output, force, algo, cooc, dim, window, epochs, alpha, sample, add_contexts, negative, ns_exponent,
-          min_alpha, cbow_mean, shared_negatives, init_width, weighting, x_max, eta, symmetric, cds, neg, eig, svd,
-          threads, seed, checkpoint_every, resume, min_count, max_vocab, lowercase, token_pattern,
-          max_sentence_length, memory, tmp_dir, as_json, quiet):
-    """Train word vectors on CORPUS (or --cooc FILE) and save them to HDF5."""
-    from .store import check_output
-    from .train import train as train_fn
-    check_output(output, force)
-    _check_tmp_dir(tmp_dir)
-    checkpoint = output + ".ckpt" if (checkpoint_every or resume) else None
-    if resume is not None:
-        emb = train_fn(resume=resume, checkpoint=checkpoint, checkpoint_every=checkpoint_every, quiet=quiet,
-                       tmp_dir=tmp_dir, threads=threads)
-        algo, dim = emb.attrs["algo"], emb.attrs["dim"]
-    else:
-        if not corpus and cooc is None:
-            raise click.UsageError("give a CORPUS (or --cooc FILE for glove and ppmi-svd)")
-        emb = train_fn(list(corpus) or None, algo, cooc=cooc, dim=dim, window=window, negative=negative,
-                       ns_exponent=ns_exponent, sample=sample, min_count=min_count, max_vocab=max_vocab,
-                       epochs=epochs, alpha=alpha, min_alpha=min_alpha, cbow_mean=cbow_mean, threads=threads,
-                       seed=seed, shared_negatives=shared_negatives, init_width=init_width,
-                       add_contexts=add_contexts, weighting=weighting, x_max=x_max, eta=eta, symmetric=symmetric,
-                       cds=cds, neg=neg, eig=eig, svd=svd, lowercase=lowercase, token_pattern=token_pattern,
-                       max_sentence_length=max_sentence_length, memory=memory, quiet=quiet, tmp_dir=tmp_dir,
-                       checkpoint=checkpoint, checkpoint_every=checkpoint_every)
-    emb.save(output)
-    if checkpoint and os.path.exists(checkpoint):
-        os.remove(checkpoint)  # the finished model supersedes it
-    if as_json:
-        keys = ("algo", "dim", "epochs", "corpus_tokens", "train_seconds", "total_seconds", "words_per_second",
-                "loss")
-        click.echo(json.dumps({"output": output, "words": len(emb), **{k: emb.attrs[k] for k in keys
-                                                                        if k in emb.attrs}}, default=float))
-    if not quiet:
-        a = emb.attrs
-        speed = f" ({a['words_per_second'] / 1e3:,.0f}k words/s)" if "words_per_second" in a else ""
-        loss = f", final loss {a['loss'][-1]:.4f}" if a.get("loss") else ""
-        click.echo(f"train: {algo}, {len(emb):,} words x {dim} dims, {a['train_seconds']:.1f}s training{speed}"
-                   f"{loss} -> {output}", err=True)
+@_quiet
+def train(corpus, output, force, algo, cooc, seed, threads, checkpoint_every, resume, tmp_dir, as_json, quiet,
+          **params):
+    """Train word vectors on CORPUS (or --cooc FILE) and save them to HDF5.
+
+    Options of another algorithm than --algo are refused; each option lists its default per algorithm."""
+    from .training import train as train_fn
+    emb = train_fn(list(corpus) or None, algo, cooc=cooc, seed=seed, threads=threads, output=output, force=force,
+                   checkpoint_every=checkpoint_every, resume=resume, tmp_dir=tmp_dir, **_given(params))
+    a = emb.attrs
+    keys = ("algo", "dim", "epochs", "epochs_trained", "corpus_tokens", "train_seconds", "total_seconds",
+            "words_per_second", "loss")
+    speed = f" ({a['words_per_second'] / 1e3:,.0f}k words/s)" if "words_per_second" in a else ""
+    loss = f", final loss {a['loss'][-1]:.4f}" if a.get("loss") else ""
+    _summary(as_json, {"output": output, "words": len(emb), **{k: a[k] for k in keys if k in a}},
+             f"train: {a['algo']}, {len(emb):,} words x {emb.dim} dims, {a['train_seconds']:.1f}s training"
+             f"{speed}{loss} -> {output}", quiet)
 
 
 @cli.command()
@@ -235,7 +232,7 @@ def info(file, as_json):
     for name, spec in datasets.items():
         click.echo(f"  /{name:24s} {spec['dtype']:10s} {tuple(spec['shape'])}")
     for k in sorted(d):
-        if k in ("encoding-type", "encoding-version"):
+        if k in ("encoding-type", "encoding-version", "options"):
             continue
         v = d[k]
         if isinstance(v, list) and len(v) > 12:
@@ -265,7 +262,7 @@ def _print_table(rows, headers):
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def neighbors(vectors, words, k, restrict, as_json):
     """Nearest neighbours (cosine) of each WORD in VECTORS (.h5, word2vec or GloVe file)."""
-    O.require(k >= 1, f"-k must be at least 1 (got {k})")
+    _require(k >= 1, "k", f"must be at least 1 (got {k})")
     emb = _emb(vectors)
     results = emb.most_similar(list(words), k=k, restrict=restrict)
     if as_json:
@@ -287,7 +284,7 @@ def neighbors(vectors, words, k, restrict, as_json):
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def analogy(vectors, a, b, c, k, method, restrict, as_json):
     """A is to B as C is to ? (question words excluded from the answers)."""
-    O.require(k >= 1, f"-k must be at least 1 (got {k})")
+    _require(k >= 1, "k", f"must be at least 1 (got {k})")
     result = _emb(vectors).analogy(a, b, c, k=k, method=method, restrict=restrict)
     if as_json:
         click.echo(json.dumps([[x, round(s, 6)] for x, s in result]))
@@ -378,7 +375,7 @@ def import_cmd(vectors, output, force, fmt):
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
               help="gd: draw the loss curve to this PNG.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@_common
+@_quiet
 def align(source, target, lexicon, method, normalize, center, test_fraction, lr, steps, log_every, csls_k,
           restrict, to_translate, seed, output, force, plot_path, as_json, quiet):
     """Learn a translation matrix from SOURCE to TARGET embeddings and report P@1/5/10 (NN and CSLS)."""
@@ -388,7 +385,8 @@ def align(source, target, lexicon, method, normalize, center, test_fraction, lr,
         check_output(output, force)
     if plot_path:
         check_output(plot_path, force)
-    O.require(steps >= 1 and log_every >= 1, "--steps and --log-every must be at least 1")
+    _require(steps >= 1, "steps", f"must be at least 1 (got {steps})")
+    _require(log_every >= 1, "log_every", f"must be at least 1 (got {log_every})")
     src, tgt = _emb(source), _emb(target)
     pairs = A.read_lexicon(lexicon)
     usable = [(s, t) for s, t in pairs if s in src.index and t in tgt.index]
@@ -434,7 +432,7 @@ def align(source, target, lexicon, method, normalize, center, test_fraction, lr,
 @click.option("--perplexity", type=float, default=30.0, show_default=True)
 @click.option("--iterations", type=int, default=1000, show_default=True)
 @click.option("--seed", type=int, default=1, show_default=True)
-@_common
+@_quiet
 def plot(vectors, output, force, words_file, top, skip, method, perplexity, iterations, seed, quiet):
     """Draw a labelled 2-D map of words (PCA or exact t-SNE) to a PNG."""
     from . import plot as P
@@ -447,13 +445,13 @@ def plot(vectors, output, force, words_file, top, skip, method, perplexity, iter
             with open(words_file, encoding="utf-8") as f:
                 wanted = [w.strip() for w in f if w.strip()]
         except OSError as e:
-            raise FastembError(f"{words_file}: {e.strerror}") from None
+            raise FileError(f"{words_file}: {e.strerror}") from None
         words = [w for w in wanted if w in emb.index]
         if not quiet and len(words) < len(wanted):
             click.echo(f"plot: {len(wanted) - len(words)} of {len(wanted)} words are not in the vocabulary",
                        err=True)
     else:
-        O.require(top >= 2, f"--top must be at least 2 (got {top})")
+        _require(top >= 2, "top", f"must be at least 2 (got {top})")
         words = emb.words[skip:skip + top]
     if len(words) < 3:
         raise FastembError("fewer than 3 words to plot")
@@ -481,9 +479,37 @@ def _return_freed_memory_to_the_os():
         pass
 
 
+def _flags() -> dict:
+    """API parameter name -> how the CLI spells it, from every command's declared parameters."""
+    flags = {}
+    for command in cli.commands.values():
+        for p in command.params:
+            if isinstance(p, click.Argument):
+                flags.setdefault(p.name, p.human_readable_name.upper())
+            else:
+                longs = [o for o in p.opts if o.startswith("--")] or p.opts
+                flags.setdefault(p.name, longs[0])
+    return flags
+
+
+def _configure_logging(argv):
+    """Log lines (and, in a terminal, progress bars) on stderr; --quiet leaves only errors."""
+    from .progress import bars_possible, log, set_bars, stderr_handler
+    quiet = any(a in ("-q", "--quiet") for a in argv)
+    for h in list(log.handlers):
+        if not isinstance(h, logging.NullHandler):
+            log.removeHandler(h)
+    log.addHandler(stderr_handler(logging.WARNING if quiet else logging.INFO))
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    set_bars(not quiet and bars_possible())
+
+
 def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
     signal.signal(signal.SIGTERM, _terminate)
     _return_freed_memory_to_the_os()
+    _configure_logging(argv)
     try:
         rv = cli.main(args=argv, prog_name="fastemb", standalone_mode=False)
         return rv if isinstance(rv, int) else 0
@@ -491,7 +517,7 @@ def main(argv=None):
         print("fastemb: terminated", file=sys.stderr)
         return 143
     except FastembError as e:
-        print(f"fastemb: error: {' '.join(str(e).split())}", file=sys.stderr)
+        print(f"fastemb: error: {' '.join(e.render(_flags()).split())}", file=sys.stderr)
         return e.exit_code
     except (KeyboardInterrupt, click.exceptions.Abort):
         print("fastemb: interrupted", file=sys.stderr)

@@ -14,11 +14,12 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from . import _cooc_kernels as K
-from .errors import FastembError
-from .options import WEIGHTINGS, check_sample, check_window
+from .errors import FastembError, param
+from .options import SAMPLE, WINDOW, Options, Spec
 from .parallel import numba_threads, resolve_threads
 from .progress import Progress
 from .vocab import EncodedCorpus, iter_blocks
@@ -26,6 +27,29 @@ from .vocab import EncodedCorpus, iter_blocks
 ENTRY_BYTES = 16       # one uint64 key + one int64 value
 MAX_LOAD = 0.7
 FENCE = 4096           # every FENCE-th key of a run stays in memory to locate key ranges
+# Sums are kept in fixed point, multiples of 2^-24: a weight is off by at most 3e-8 (below float32's
+# resolution of the sums), and one pair can accumulate up to 5.5e11 before int64 overflows (detected).
+FIXED_SCALE = float(1 << 24)
+WEIGHTINGS = ("dynamic", "harmonic", "uniform")
+WEIGHTING = Spec(str, "Weight of a pair at distance d: dynamic = word2vec's expected (w-d+1)/w, harmonic = "
+                      "GloVe's 1/d, uniform = 1.", choices=WEIGHTINGS)
+SYMMETRIC = Spec(bool, "Count the contexts on both sides of a word (--one-sided: the left side only).",
+                 flags="--symmetric/--one-sided")
+
+
+@dataclass(frozen=True)
+class CoocOptions(Options):
+    """Which pairs a co-occurrence count sees and how it weighs them (`fastemb cooc`; GloVe and PPMI-SVD
+    embed one with their own defaults)."""
+    window: int = WINDOW(10)
+    weighting: str = WEIGHTING("harmonic")
+    symmetric: bool = SYMMETRIC(True)
+    sample: float = SAMPLE(0.0)
+
+
+def _kernels():
+    from . import _cooc_kernels
+    return _cooc_kernels
 
 
 def distance_weights(window: int, weighting: str) -> np.ndarray:
@@ -39,7 +63,7 @@ def distance_weights(window: int, weighting: str) -> np.ndarray:
     elif weighting == "uniform":
         w = np.ones_like(d)
     else:
-        raise FastembError(f"--weighting must be one of {', '.join(WEIGHTINGS)} (got {weighting!r})")
+        raise FastembError(f"{param('weighting')} must be one of {', '.join(WEIGHTINGS)} (got {weighting!r})")
     w[0] = 0.0
     return w
 
@@ -118,14 +142,17 @@ class CsrCollector:
                              shape=(self.n_rows, self.n_rows))
 
 
-def cooccurrence(corpus: EncodedCorpus, sink, *, window=10, weighting="harmonic", symmetric=True,
-                 sample=0.0, seed=1, memory=2 << 30, threads=None, quiet=False, spill_dir=None,
-                 block_tokens=1 << 22) -> dict:
-    """Count co-occurrences of `corpus` and feed the CSR matrix to sink.append(...). Returns stats."""
-    check_window(window)
-    check_sample(sample)
+def cooccurrence(corpus: EncodedCorpus, sink, options: CoocOptions | None = None, *, seed=1, memory=2 << 30,
+                 threads=None, spill_dir=None, block_tokens=1 << 22, **cooc_options) -> dict:
+    """Count co-occurrences of `corpus` and feed the CSR matrix to sink.append(...). Returns stats.
+    `options` or flat keyword arguments (window=10, ...) are the CoocOptions; `memory` is in bytes."""
+    K = _kernels()
+    o = options if options is not None else CoocOptions(**cooc_options)
+    if options is not None and cooc_options:
+        o = o.replace(**cooc_options)
+    window, weighting, symmetric, sample = o.window, o.weighting, o.symmetric, o.sample
     threads = resolve_threads(threads)
-    weights = np.rint(distance_weights(window, weighting) * K.FIXED_SCALE).astype(np.int64)
+    weights = np.rint(distance_weights(window, weighting) * FIXED_SCALE).astype(np.int64)
     keep = keep_probabilities(corpus.vocab.counts, sample)
     n_rows = len(corpus.vocab)
     col_bits = np.uint64(max(1, (n_rows - 1).bit_length()))
@@ -138,15 +165,16 @@ def cooccurrence(corpus: EncodedCorpus, sink, *, window=10, weighting="harmonic"
     while threads * cap * ENTRY_BYTES > table_budget and MAX_LOAD * cap / 4 > reserve:
         cap //= 2
     if reserve > MAX_LOAD * cap / 2:
-        raise FastembError(f"--memory {memory >> 20}MB is too small for sentences of {max_sentence} tokens "
-                           f"with window {window}: raise --memory or lower --max-sentence-length")
+        raise FastembError(f"{param('memory')} {memory >> 20}MB is too small for sentences of {max_sentence} "
+                           f"tokens with window {window}: raise {param('memory')} or lower "
+                           f"{param('max_sentence_length')}")
     t_keys = np.zeros((threads, cap), np.uint64)
     t_vals = np.zeros((threads, cap), np.int64)
     t_used = np.zeros(threads, np.int64)
     runs: list[_Run] = []
     spill_root = None
     stats = {"spilled_runs": 0, "runs": 0, "table_capacity": cap}
-    progress = Progress("cooc", corpus.n_tokens, quiet=quiet)
+    progress = Progress("cooc", corpus.n_tokens)
     pool = ThreadPoolExecutor(threads)
     start = time.perf_counter()
 
@@ -196,7 +224,7 @@ def cooccurrence(corpus: EncodedCorpus, sink, *, window=10, weighting="harmonic"
                 progress.update(done, done, extra=f"{int(t_used.sum()):,} pairs in tables")
             spill([w for w in range(threads) if t_used[w] > 0])
             t_keys = t_vals = None  # the tables are free before the merge
-            stats["nnz"] = _merge(runs, n_rows, col_bits, key_bits, sink, memory, quiet)
+            stats["nnz"] = _merge(runs, n_rows, col_bits, key_bits, sink, memory)
     finally:
         pool.shutdown()
         if spill_root:
@@ -207,10 +235,11 @@ def cooccurrence(corpus: EncodedCorpus, sink, *, window=10, weighting="harmonic"
 
 
 OVERFLOW = ("co-occurrence weight overflow: a pair passed {:.1e}; split the corpus or use a smaller "
-            "window".format(2 ** 63 / K.FIXED_SCALE))
+            "window".format(2 ** 63 / FIXED_SCALE))
 
 
 def _extract_sorted(keys1, vals, symmetric, col_bits, key_bits):
+    K = _kernels()
     k, v, overflow = K.extract(keys1, vals, symmetric, col_bits)
     if overflow:
         raise FastembError(OVERFLOW)
@@ -219,6 +248,7 @@ def _extract_sorted(keys1, vals, symmetric, col_bits, key_bits):
 
 
 def _grow(t_keys, t_vals, pool):
+    K = _kernels()
     threads, cap = t_keys.shape
     new_cap = 2 * cap
     new_keys = np.zeros((threads, new_cap), np.uint64)
@@ -228,9 +258,10 @@ def _grow(t_keys, t_vals, pool):
     return new_keys, new_vals, new_cap
 
 
-def _merge(runs, n_rows, col_bits, key_bits, sink, memory, quiet=True):
+def _merge(runs, n_rows, col_bits, key_bits, sink, memory):
     """Merge the sorted runs key range by key range (a range may end inside a row: the sink adds row
     counts up) into CSR pieces of bounded size; returns the number of nonzeros."""
+    K = _kernels()
     runs = [r for r in runs if r.n]
     if not runs:
         sink.append(0, n_rows, np.zeros(n_rows, np.int64), np.zeros(0, np.int32), np.zeros(0, np.float32))
@@ -248,7 +279,7 @@ def _merge(runs, n_rows, col_bits, key_bits, sink, memory, quiet=True):
     mask = (np.uint64(1) << col_bits) - np.uint64(1)
     positions = [0] * len(runs)
     nnz = 0
-    progress = Progress("merge", sum(r.n for r in runs), unit="pairs", quiet=quiet or len(bounds) < 4)
+    progress = Progress("merge", sum(r.n for r in runs), unit="pairs") if len(bounds) >= 4 else None
     for bound in bounds:
         ends = [r.position(np.uint64(bound)) if bound < end_key else r.n for r in runs]
         parts = [r.slice(lo, hi) for r, lo, hi in zip(runs, positions, ends) if hi > lo]
@@ -268,8 +299,11 @@ def _merge(runs, n_rows, col_bits, key_bits, sink, memory, quiet=True):
         rows = (keys >> col_bits).astype(np.int64)
         r0, r1 = int(rows[0]), int(rows[-1]) + 1
         sink.append(r0, r1, np.bincount(rows - r0, minlength=r1 - r0), (keys & mask).astype(np.int32),
-                    (vals / K.FIXED_SCALE).astype(np.float32))
+                    (vals / FIXED_SCALE).astype(np.float32))
         nnz += len(keys)
         done = sum(positions)
-        progress.update(done, done, extra=f"{nnz:,} nonzeros written")
+        if progress is not None:
+            progress.update(done, done, extra=f"{nnz:,} nonzeros written")
+    if progress is not None:
+        progress.close()
     return nnz

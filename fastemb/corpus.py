@@ -15,10 +15,36 @@ import os
 import re
 import sys
 import zlib
+from dataclasses import dataclass
+from typing import Optional
 
-from .errors import FastembError
+from .errors import FastembError, FileError, param
+from .options import Options, Spec, at_least, parse_memory, regex
 
 CHUNK_BYTES = 1 << 20
+# word2vec.c truncates words at 100 bytes; a longer cap keeps real tokens (URLs, hashes) whole while
+# still bounding the memory one token can take when a file has no whitespace at all.
+MAX_TOKEN_BYTES = 1000
+
+
+@dataclass(frozen=True)
+class CorpusOptions(Options):
+    """How text becomes a vocabulary and token ids: shared by vocab, cooc and train."""
+    min_count: int = Spec(int, "Drop words rarer than this.", check=at_least(1))(5)
+    max_vocab: Optional[int] = Spec(int, "Keep only the N most frequent words.", check=at_least(1),
+                                    optional=True, none_means="no limit")(None)
+    lowercase: bool = Spec(bool, "Lower-case the text before tokenizing.")(False)
+    token_pattern: Optional[str] = Spec(str, "Tokens are the matches of REGEX (no capturing groups; default: "
+                                             "split on whitespace).", check=regex, optional=True,
+                                        metavar="REGEX", none_means="whitespace")(None)
+    max_sentence_length: int = Spec(int, "Split longer lines into sentences of this many tokens.",
+                                    check=at_least(2))(10_000)
+    memory: str = Spec("size", "Memory budget for counting (vocabulary pruning, co-occurrence spilling).",
+                       on_resume="free")("2GB")
+
+    @property
+    def memory_bytes(self) -> int:
+        return parse_memory(self.memory)
 
 # str.split() separators outside ASCII: the byte-level kernel only knows ASCII whitespace, so these
 # become spaces before a chunk is re-encoded.
@@ -61,19 +87,19 @@ def resolve_sources(paths) -> list[str]:
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
                 found.extend(os.path.join(root, f) for f in sorted(files) if not f.startswith("."))
             if not found:
-                raise FastembError(f"{p}: directory contains no text files")
+                raise FileError(f"{p}: directory contains no text files")
             sources.extend(found)
         elif os.path.exists(p):
             sources.append(p)
         else:
-            raise FastembError(f"{p}: no such file or directory")
+            raise FileError(f"{p}: no such file or directory")
     for s in sources:
         if s != "-" and not os.path.exists(s):
-            raise FastembError(f"{s}: no such file (a broken symbolic link?)")
+            raise FileError(f"{s}: no such file (a broken symbolic link?)")
         if s != "-" and not os.access(s, os.R_OK):
-            raise FastembError(f"{s}: permission denied")
+            raise FileError(f"{s}: permission denied")
         if s != "-" and not os.path.isfile(s):
-            raise FastembError(f"{s}: not a regular file")
+            raise FileError(f"{s}: not a regular file")
     return sources
 
 
@@ -88,7 +114,7 @@ class CorpusReader:
         try:
             self.pattern = re.compile(token_pattern) if token_pattern else None
         except re.error as e:
-            raise FastembError(f"--token-pattern: invalid regular expression: {e}") from None
+            raise FastembError(f"{param('token_pattern')}: invalid regular expression: {e}") from None
         self.chunk_bytes = chunk_bytes
         self.invalid_bytes = 0
         self.invalid_sources = []   # the files that had invalid UTF-8, in reading order
@@ -119,7 +145,7 @@ class CorpusReader:
             try:
                 raw, stream = self._open(source)
             except OSError as e:
-                raise FastembError(f"{source}: cannot open: {e.strerror or e}") from None
+                raise FileError(f"{source}: cannot open: {e.strerror or e}") from None
             self._raw = raw
             name = "<stdin>" if source == "-" else source
             try:
@@ -139,7 +165,7 @@ class CorpusReader:
             try:
                 raw_chunk = stream.read(self.chunk_bytes)
             except _DECOMPRESS_ERRORS as e:
-                raise FastembError(f"{name}: corrupt or truncated compressed data ({e})") from None
+                raise FileError(f"{name}: corrupt or truncated compressed data ({e})") from None
             final = not raw_chunk
             if self.pattern is None and not final and raw_chunk.isascii() and not decoder.getstate()[0]:
                 yield raw_chunk.lower() if self.lowercase else raw_chunk

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._query_kernels import topk_rows
-from .errors import FastembError
+from .errors import FastembError, FileError
 
 
 class Embeddings:
@@ -131,7 +131,7 @@ def load(path, format=None) -> Embeddings:
     import os
     if format in (None, "hdf5"):
         if not os.path.exists(path):
-            raise FastembError(f"{path}: no such file")
+            raise FileError(f"{path}: no such file")
         with open(path, "rb") as f:
             is_hdf5 = f.read(8) == b"\x89HDF\r\n\x1a\n"
         if is_hdf5 or format == "hdf5":

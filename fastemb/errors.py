@@ -1,13 +1,60 @@
-"""Errors that reach the user as one line on stderr (never a traceback)."""
+"""Errors that reach the user as one line (never a traceback).
+
+A message names parameters with `param("name")`: the API shows the Python name (`dim must be at least 1`),
+the CLI shows the flag (`--dim must be at least 1`), from the same exception."""
+from __future__ import annotations
+
+import re
+
+_MARK = re.compile("\ue000([A-Za-z_][A-Za-z0-9_]*)\ue001")
 
 
-class FastembError(Exception):
+def param(name: str) -> str:
+    """A parameter's name inside an error message, rendered per audience (see `FastembError.render`)."""
+    return f"\ue000{name}\ue001"
+
+
+def flag_of(name: str) -> str:
+    """The CLI flag of an API parameter, by the convention every command follows."""
+    return "--" + name.replace("_", "-")
+
+
+class FastembError(ValueError):
     """Bad input or an impossible request: the CLI prints the message and exits with `exit_code`."""
 
     exit_code = 1
 
+    def render(self, flags=None) -> str:
+        """The message with parameters shown as CLI flags (`flags`: name -> flag, else --name-with-dashes)."""
+        flags = flags or {}
+        text = str(self.args[0]) if self.args else ""
+        return _MARK.sub(lambda m: flags.get(m.group(1), flag_of(m.group(1))), text)
 
-class Interrupted(FastembError):
-    """Raised from a SIGTERM handler so that cleanup (temp files) runs like for Ctrl-C."""
+    def __str__(self):
+        text = str(self.args[0]) if self.args else ""
+        return _MARK.sub(lambda m: m.group(1), text)
+
+
+class OptionError(FastembError):
+    """A parameter's value is refused; `param` is its API name."""
+
+    def __init__(self, name: str, problem: str):
+        self.param, self.problem = name, problem
+        super().__init__(f"{param(name)} {problem}")
+
+
+class FileError(FastembError, OSError):
+    """A file cannot be read, written or trusted (missing, unreadable, damaged, foreign)."""
+
+    def __init__(self, message):
+        FastembError.__init__(self, message)
+
+    def __str__(self):
+        return FastembError.__str__(self)
+
+
+class Interrupted(BaseException):
+    """Raised from a SIGTERM handler so that cleanup (temp files) runs as for Ctrl-C (a BaseException, so
+    that no `except Exception` swallows it)."""
 
     exit_code = 143

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import FastembError
+from .errors import FastembError, FileError, param
 
 ANALOGY_RESTRICT = 30_000   # word2vec's compute-accuracy convention
 
@@ -16,7 +16,8 @@ def default_sets():
     analogies = [os.path.join(root, "questions-words.txt")]
     exists = [p for p in sims + analogies if os.path.exists(p)]
     if not exists:
-        raise FastembError("no evaluation set given (--similarity FILE, --analogy FILE) and none found in corpora/")
+        raise FileError(f"no evaluation set given ({param('similarity')} FILE, {param('analogy')} FILE) and none "
+                        f"found in corpora/")
     return [p for p in sims if p in exists], [p for p in analogies if p in exists]
 
 
@@ -36,13 +37,13 @@ def read_pairs(path):
                 if not parts or line.startswith("#"):
                     continue
                 if len(parts) < 3:
-                    raise FastembError(f"{path}: expected 'word1 word2 score', got {line.strip()!r}")
+                    raise FileError(f"{path}: expected 'word1 word2 score', got {line.strip()!r}")
                 try:
                     pairs.append((parts[0], parts[1], float(parts[2])))
                 except ValueError:
                     continue  # a header line
     except OSError as e:
-        raise FastembError(f"{path}: {e.strerror}") from None
+        raise FileError(f"{path}: {e.strerror}") from None
     return pairs
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import FastembError
+from .errors import FastembError, FileError
 from .store import atomic_output
 
 FORMATS = ("word2vec", "word2vec-binary", "glove")
@@ -41,14 +41,14 @@ def _read_binary(f, path, n, dim):
         while True:
             c = f.read(1)
             if not c:
-                raise FastembError(f"{path}: truncated after {i} of {n} vectors")
+                raise FileError(f"{path}: truncated after {i} of {n} vectors")
             if c == b" ":
                 break
             if c != b"\n" or chars:  # word2vec.c puts a newline after each vector, gensim does not
                 chars += c
         data = f.read(row_bytes)
         if len(data) != row_bytes:
-            raise FastembError(f"{path}: truncated in the vector of word {i}")
+            raise FileError(f"{path}: truncated in the vector of word {i}")
         words.append(chars.decode("utf-8", errors="replace"))
         vectors[i] = np.frombuffer(data, dtype=np.float32)
     return words, vectors
@@ -59,7 +59,7 @@ def read_vectors(path, fmt=None):
     try:
         f = open(path, "rb")
     except OSError as e:
-        raise FastembError(f"{path}: {e.strerror}") from None
+        raise FileError(f"{path}: {e.strerror}") from None
     with f:
         first = f.readline()
         parts = first.split()
@@ -73,7 +73,7 @@ def read_vectors(path, fmt=None):
                 f.seek(pos)
                 fmt = "word2vec" if _is_text(sample) else "word2vec-binary"
         if fmt in ("word2vec", "word2vec-binary") and not has_header:
-            raise FastembError(f"{path}: no 'count dimension' header line: not a word2vec file")
+            raise FileError(f"{path}: no 'count dimension' header line: not a word2vec file")
         if fmt == "word2vec-binary":
             return _read_binary(f, path, int(parts[0]), int(parts[1]))
         lines = ([] if has_header else [first]) + f.readlines()
@@ -86,14 +86,14 @@ def read_vectors(path, fmt=None):
         if dim is None:
             dim = len(items) - 1
         if len(items) - 1 != dim:
-            raise FastembError(f"{path}:{n}: {len(items) - 1} values, expected {dim}")
+            raise FileError(f"{path}:{n}: {len(items) - 1} values, expected {dim}")
         words.append(items[0])
         try:
             rows.append(np.array(items[1:], dtype=np.float32))
         except ValueError:
-            raise FastembError(f"{path}:{n}: not a number in the vector of {items[0]!r}") from None
+            raise FileError(f"{path}:{n}: not a number in the vector of {items[0]!r}") from None
     if not words:
-        raise FastembError(f"{path}: no vectors")
+        raise FileError(f"{path}: no vectors")
     return words, np.vstack(rows)
 
 

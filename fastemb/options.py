@@ -1,54 +1,277 @@
-"""All defaults in one place, and the one function that validates them."""
+"""Declared options: frozen dataclasses whose fields carry their default, help text and check.
+
+Each concern owns one options class in its own module (corpus reading: `corpus.CorpusOptions`,
+co-occurrence: `cooc.CoocOptions`, each algorithm: `word2vec.SGNSOptions` and so on). A `Spec` is the one
+meaning of a parameter name: its type, help, check and CLI flags. Classes that share a name share its
+Spec (the registry checks this), so `window` is described and checked in one place and means the same
+thing everywhere. Construction validates every field, before any file is opened:
+
+    >>> SGNSOptions(dim=0)
+    OptionError: dim must be at least 1 (got 0)
+
+This module imports neither numba nor numpy: the CLI builds its options from these classes without
+loading the kernels.
+"""
 from __future__ import annotations
 
+import dataclasses
+import math
+import numbers
 import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
 
-from .errors import FastembError
+from .errors import OptionError, param
 
-MIN_COUNT = 5
-MAX_SENTENCE_LENGTH = 10_000
-# word2vec.c truncates words at 100 bytes; a longer cap keeps real tokens (URLs, hashes) whole while
-# still bounding the memory one token can take when a file has no whitespace at all.
-MAX_TOKEN_BYTES = 1000
-MEMORY = "2GB"
-COOC_WINDOW = 10
-COOC_WEIGHTING = "harmonic"
-WEIGHTINGS = ("dynamic", "harmonic", "uniform")
+_SPEC = "fastemb_spec"
+_NESTED = "fastemb_nested"
+
+
+class Spec:
+    """One parameter's meaning. `kind` is int, float, bool or str; `check(value)` returns a problem
+    ("must be at least 1") or None; `optional` admits None (meaning "derived": see the help text);
+    `flags` are CLI declarations when they are not simply --name (e.g. "--symmetric/--one-sided");
+    `on_resume` says whether a resumed run may change it ("free") or must keep it ("fixed")."""
+
+    def __init__(self, kind, help, *, check: Callable | None = None, choices=None, optional=False,
+                 flags=None, metavar=None, on_resume="fixed", none_means=None):
+        self.kind, self.help, self.check, self.choices = kind, help, check, tuple(choices or ()) or None
+        self.optional, self.flags, self.metavar, self.on_resume = optional, flags, metavar, on_resume
+        self.none_means = none_means
+
+    def __call__(self, default):
+        """A dataclass field with this spec and `default`."""
+        return field(default=default, metadata={_SPEC: self})
+
+    def coerce(self, name, value):
+        """The value in its canonical type, or an OptionError naming `name`."""
+        if value is None:
+            if self.optional:
+                return None
+            raise OptionError(name, "is required (got None)")
+        kind = self.kind
+        if kind == "size":  # a memory size: bytes, or text such as 2GB
+            if isinstance(value, bool) or not isinstance(value, (str, numbers.Integral)):
+                raise OptionError(name, f"must be a size such as 512MB or 2GB (got {value!r})")
+            parse_memory(value, name)
+            return value
+        if kind is bool:
+            if isinstance(value, bool) or type(value).__name__ == "bool_":
+                return bool(value)
+            raise OptionError(name, f"must be True or False (got {value!r})")
+        if kind is int:
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise OptionError(name, f"must be an integer (got {value!r})")
+            value = int(value)
+        elif kind is float:
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise OptionError(name, f"must be a number (got {value!r})")
+            value = float(value)
+            if not math.isfinite(value):
+                raise OptionError(name, f"must be a finite number (got {value!r})")
+        elif kind is str:
+            if not isinstance(value, str):
+                raise OptionError(name, f"must be a string (got {value!r})")
+        if self.choices is not None and value not in self.choices:
+            raise OptionError(name, f"must be one of {', '.join(map(str, self.choices))} (got {value!r})")
+        if self.check is not None:
+            problem = self.check(value)
+            if problem:
+                raise OptionError(name, f"{problem} (got {value!r})")
+        return value
+
+
+# ------------------------------------------------------------------------------------------ checks
+def at_least(lo):
+    return lambda v: None if v >= lo else f"must be at least {lo}"
+
+
+def positive(v):
+    return None if v > 0 else "must be positive"
+
+
+def non_negative(v):
+    return None if v >= 0 else "must be 0 or positive"
+
+
+def between(lo, hi):
+    return lambda v: None if lo <= v <= hi else f"must be between {lo} and {hi}"
+
 
 _UNITS = {"": 1, "B": 1, "K": 1 << 10, "KB": 1 << 10, "M": 1 << 20, "MB": 1 << 20, "G": 1 << 30,
           "GB": 1 << 30, "T": 1 << 40, "TB": 1 << 40, "KIB": 1 << 10, "MIB": 1 << 20, "GIB": 1 << 30}
+MIN_MEMORY = 16 << 20
 
 
-def parse_memory(text) -> int:
+def parse_memory(text, name="memory") -> int:
     """'2GB', '512M', '1.5g', or a plain byte count -> bytes (binary units, as free(1) prints)."""
-    if isinstance(text, (int, float)):
-        value = int(text)
+    if isinstance(text, numbers.Real) and not isinstance(text, bool):
+        value = int(text) if math.isfinite(text) else -1
     else:
         m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([A-Za-z]*)\s*", str(text))
         unit = m.group(2).upper() if m else None
         if not m or unit not in _UNITS:
-            raise FastembError(f"--memory: cannot read {text!r} (use a size such as 512MB or 2GB)")
+            raise OptionError(name, f"cannot read {text!r} (use a size such as 512MB or 2GB)")
         value = int(float(m.group(1)) * _UNITS[unit])
-    if value < (16 << 20):
-        raise FastembError(f"--memory: {text} is too small (at least 16MB)")
+    if value < MIN_MEMORY:
+        raise OptionError(name, f"is too small: {text} (at least 16MB)")
     return value
 
 
-def require(condition: bool, message: str):
-    if not condition:
-        raise FastembError(message)
+def regex(v):
+    try:
+        compiled = re.compile(v)
+    except re.error as e:
+        return f"is not a valid regular expression: {e}"
+    if compiled.groups:
+        return ("has capturing groups, which would make tokens of the groups only: write (?:...) for "
+                "grouping")
+    if compiled.match(""):
+        return "matches the empty string"
+    return None
 
 
-def check_corpus_options(min_count, max_vocab, max_sentence_length):
-    require(min_count >= 1, f"--min-count must be at least 1 (got {min_count})")
-    require(max_vocab is None or max_vocab >= 1, f"--max-vocab must be at least 1 (got {max_vocab})")
-    require(max_sentence_length >= 2,
-            f"--max-sentence-length must be at least 2 (got {max_sentence_length})")
+# ----------------------------------------------------------------------------- the shared meanings
+DIM = Spec(int, "Vector dimension.", check=at_least(1))
+WINDOW = Spec(int, "Context window: the most words on each side of a word.", check=at_least(1))
+SAMPLE = Spec(float, "Subsampling threshold of frequent words (word2vec's formula), 0 = off.",
+              check=non_negative)
+EPOCHS = Spec(int, "Passes over the data.", check=at_least(1))
+SEED = Spec(int, "Random seed (initialisation, sampling, shuffling).", check=at_least(0))
+THREADS = Spec(int, "Threads (default: all cores).", check=at_least(1), optional=True, on_resume="free",
+               none_means="all cores")
+ADD_CONTEXTS = Spec(bool, "Save word + context vectors as the embedding.",
+                    flags="--add-contexts/--no-add-contexts")
 
 
-def check_window(window):
-    require(window >= 1, f"--window must be at least 1 (got {window})")
+# -------------------------------------------------------------------------------------- the base class
+@dataclass(frozen=True)
+class Options:
+    """Base of every options class: validates and canonicalises each field on construction."""
+
+    def __post_init__(self):
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            spec = f.metadata.get(_SPEC)
+            if spec is not None:
+                object.__setattr__(self, f.name, spec.coerce(f.name, value))
+            elif f.metadata.get(_NESTED):
+                cls = type(f.default_factory())
+                if isinstance(value, dict):
+                    value = cls.from_dict(value)
+                if not isinstance(value, cls):
+                    raise OptionError(f.name, f"must be a {cls.__name__} (got {type(value).__name__})")
+                object.__setattr__(self, f.name, value)
+        self.check()
+
+    def check(self):
+        """Constraints between fields (subclasses extend)."""
+
+    # -------------------------------------------------------------- structure
+    @classmethod
+    def specs(cls) -> dict:
+        """Flat view: name -> (path of nested field names, Spec, default) for every leaf option."""
+        cached = cls.__dict__.get("_specs_cache")
+        if cached is not None:
+            return cached
+        out = {}
+        defaults = cls()
+        for f in dataclasses.fields(cls):
+            spec = f.metadata.get(_SPEC)
+            if spec is not None:
+                out[f.name] = ((), spec, getattr(defaults, f.name))
+            else:
+                sub = getattr(defaults, f.name)
+                for name, (path, s, _) in type(sub).specs().items():
+                    if name in out:
+                        raise TypeError(f"{cls.__name__}: option {name!r} appears twice")
+                    out[name] = ((f.name, *path), s, getattr(_follow(sub, path), name))
+        cls._specs_cache = out
+        return out
+
+    def get(self, name):
+        path, _, _ = type(self).specs()[name]
+        return getattr(_follow(self, path), name)
+
+    def replace(self, **values):
+        """A copy with flat-named values replaced (validated)."""
+        specs = type(self).specs()
+        nested: dict = {}
+        for name, value in values.items():
+            if name not in specs:
+                raise OptionError(name, f"is not an option of {type(self).__name__}")
+            nested.setdefault(specs[name][0], {})[name] = value
+        return _replace_paths(self, nested)
+
+    def to_dict(self) -> dict:
+        out = {}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            out[f.name] = v.to_dict() if isinstance(v, Options) else v
+        return out
+
+    def flat(self) -> dict:
+        return {name: self.get(name) for name in type(self).specs()}
+
+    @classmethod
+    def from_dict(cls, d):
+        if not isinstance(d, dict):
+            raise OptionError(cls.__name__, f"must be a mapping of options (got {type(d).__name__})")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise OptionError(unknown[0], f"is not an option of {cls.__name__}")
+        return cls(**d)
 
 
-def check_sample(sample):
-    require(sample >= 0, f"--sample must be 0 (off) or positive (got {sample})")
+def _follow(obj, path):
+    for p in path:
+        obj = getattr(obj, p)
+    return obj
+
+
+def _replace_paths(obj, nested):
+    changes = dict(nested.get((), {}))
+    subs = {}
+    for path, values in nested.items():
+        if path:
+            subs.setdefault(path[0], {})[path[1:]] = values
+    for name, sub_nested in subs.items():
+        changes[name] = _replace_paths(getattr(obj, name), sub_nested)
+    return dataclasses.replace(obj, **changes) if changes else obj
+
+
+def nested(factory):
+    """A field holding another options object (e.g. GloVe's co-occurrence options, with its defaults)."""
+    return field(default_factory=factory, metadata={_NESTED: True})
+
+
+# ------------------------------------------------------------------------------------- run settings
+@dataclass(frozen=True)
+class RunOptions(Options):
+    """How a run executes, shared by every command that computes: the seed fixes the result, the
+    thread count only the speed (a 1-thread run is reproducible bit for bit)."""
+    seed: int = SEED(1)
+    threads: Optional[int] = THREADS(None)
+
+
+def split_known(values: dict, *classes) -> tuple[list, dict]:
+    """Distribute flat `values` over option classes: ([dict per class], leftovers)."""
+    parts, rest = [], dict(values)
+    for cls in classes:
+        names = cls.specs()
+        parts.append({k: rest.pop(k) for k in list(rest) if k in names})
+    return parts, rest
+
+
+def describe_default(spec: Spec, default: Any) -> str:
+    if default is None:
+        return spec.none_means or "auto"
+    if isinstance(default, bool):
+        return "yes" if default else "no"
+    return f"{default:g}" if isinstance(default, float) else str(default)
+
+
+__all__ = ["Spec", "Options", "RunOptions", "OptionError", "param", "parse_memory", "at_least", "positive",
+           "non_negative", "between", "nested", "DIM", "WINDOW", "SAMPLE", "EPOCHS", "SEED", "THREADS",
+           "ADD_CONTEXTS"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _tsne_kernels as K
-from .errors import FastembError
+from .errors import FastembError, param
 
 TSNE_MAX_POINTS = 5000
 
@@ -22,7 +22,7 @@ def tsne_2d(X, perplexity=30.0, iterations=1000, seed=1, learning_rate=None, exa
     X = np.asarray(X, np.float64)
     n = X.shape[0]
     if n > TSNE_MAX_POINTS:
-        raise FastembError(f"exact t-SNE is O(n²): at most {TSNE_MAX_POINTS} words (got {n}); use --method pca")
+        raise FastembError(f"exact t-SNE is O(n²): at most {TSNE_MAX_POINTS} words (got {n}); use {param('method')} pca")
     if n < 4:
         raise FastembError("t-SNE needs at least 4 words")
     perplexity = min(perplexity, (n - 1) / 3.0)

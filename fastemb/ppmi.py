@@ -3,13 +3,16 @@ kept sparse, factored by a truncated SVD (ARPACK or a randomized range finder)."
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
-from . import _linalg_kernels as K
-from .errors import FastembError
+from .cooc import CoocOptions
+from .errors import FastembError, param
+from .options import ADD_CONTEXTS, DIM, Options, Spec, nested, positive
 from .parallel import numba_threads
-from .progress import Progress
+from .progress import log
+from .registry import Algorithm
 
 SVD_METHODS = ("auto", "arpack", "randomized")
 # Past this many rows the randomized range finder is used by default: it measured several times faster
@@ -17,12 +20,35 @@ SVD_METHODS = ("auto", "arpack", "randomized")
 RANDOMIZED_ABOVE = 5_000
 
 
-def ppmi_matrix(X, cds=0.75, neg=1.0):
-    """max(0, log(X_wc · Σ_c f(c)^cds / (f(w) · f(c)^cds)) − log neg) as float32 CSR, zeros dropped.
+@dataclass(frozen=True)
+class PPMIOptions(Options):
+    """Levy, Goldberg & Dagan (2015): shifted positive PMI with context-distribution smoothing, truncated SVD."""
+    dim: int = DIM(100)
+    cds: float = Spec(float, "Context-distribution smoothing: context counts to this power.", check=positive)(0.75)
+    shift: float = Spec(float, "Shift PMI by log(k) (k = 1: no shift; SGNS with k negatives ~ shift k).",
+                        check=positive)(1.0)
+    eig: float = Spec(float, "Eigenvalue weighting p: vectors are U·S^p.")(0.5)
+    svd: str = Spec(str, "SVD solver (auto: randomized above 5,000 words).", choices=SVD_METHODS)("auto")
+    add_contexts: bool = ADD_CONTEXTS(False)
+    cooc: CoocOptions = nested(lambda: CoocOptions(window=2, weighting="dynamic", sample=0.0))
+
+
+def memory_bytes(options, n_words, nnz=0) -> int:
+    """The PPMI copy of the nonzeros and the factors."""
+    return 3 * n_words * (options.dim + 10) * 4 + 12 * nnz
+
+
+def _kernels():
+    from . import _linalg_kernels
+    return _linalg_kernels
+
+
+def ppmi_matrix(X, cds=0.75, shift=1.0):
+    """max(0, log(X_wc · Σ_c f(c)^cds / (f(w) · f(c)^cds)) − log shift) as float32 CSR, zeros dropped.
     f(w) are the row sums and f(c) the column sums of X."""
     import scipy.sparse as sp
-    if neg <= 0:
-        raise FastembError(f"--neg must be positive (got {neg})")
+    if shift <= 0:
+        raise FastembError(f"{param('shift')} must be positive (got {shift})")
     X = sp.csr_matrix(X, dtype=np.float64)
     X.eliminate_zeros()
     row_sum = np.asarray(X.sum(axis=1)).ravel()
@@ -32,7 +58,7 @@ def ppmi_matrix(X, cds=0.75, neg=1.0):
     rows = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
     with np.errstate(divide="ignore"):
         pmi = (np.log(X.data) + log_total - np.log(row_sum[rows]) - np.log(col_smooth[X.indices])
-               - np.log(neg))
+               - np.log(shift))
     keep = pmi > 0
     counts = np.bincount(rows[keep], minlength=X.shape[0])
     indptr = np.zeros(X.shape[0] + 1, np.int64)
@@ -44,7 +70,7 @@ def ppmi_matrix(X, cds=0.75, neg=1.0):
 def _matmat(A, B, threads):
     out = np.empty((A.shape[0], B.shape[1]), np.float32)
     with numba_threads(threads):
-        K.csr_matmat(A.indptr, A.indices, A.data, np.ascontiguousarray(B, dtype=np.float32), out)
+        _kernels().csr_matmat(A.indptr, A.indices, A.data, np.ascontiguousarray(B, dtype=np.float32), out)
     return out
 
 
@@ -76,9 +102,9 @@ def arpack_svd(M, k, seed=1):
 
 def truncated_svd(M, k, method="auto", seed=1, threads=1):
     if method not in SVD_METHODS:
-        raise FastembError(f"--svd must be one of {', '.join(SVD_METHODS)} (got {method!r})")
+        raise FastembError(f"{param('svd')} must be one of {', '.join(SVD_METHODS)} (got {method!r})")
     if k >= min(M.shape):
-        raise FastembError(f"--dim {k} must be smaller than the vocabulary ({min(M.shape)} words)")
+        raise FastembError(f"{param('dim')} {k} must be smaller than the vocabulary ({min(M.shape)} words)")
     if method == "auto":
         method = "randomized" if min(M.shape) > RANDOMIZED_ABOVE else "arpack"
     U, s, vt = arpack_svd(M, k, seed) if method == "arpack" else randomized_svd(M, k, seed=seed, threads=threads)
@@ -94,17 +120,34 @@ def weighted_vectors(U, s, vt, eig=0.5):
     return (U * scale).astype(np.float32), (vt.T * scale).astype(np.float32)
 
 
-def train_ppmi_svd(X, *, dim, cds, neg, eig, svd="auto", seed=1, threads=1, quiet=False):
-    progress = Progress("ppmi-svd", None, quiet=quiet)
-    t0 = time.perf_counter()
-    M = ppmi_matrix(X, cds=cds, neg=neg)
-    t1 = time.perf_counter()
-    progress.log(f"ppmi: {M.nnz:,} positive entries of {X.nnz:,} ({t1 - t0:.1f}s)")
-    if M.nnz == 0:
-        raise FastembError("no positive PMI entry: the corpus is too small (or --neg too large)")
-    U, s, vt, method = truncated_svd(M, dim, svd, seed, threads)
-    t2 = time.perf_counter()
-    progress.log(f"svd ({method}): {dim} singular values, largest {s[0]:.2f}, smallest {s[-1]:.2f} ({t2 - t1:.1f}s)")
-    W, C = weighted_vectors(U, s, vt, eig)
-    return W, C, {"u": U, "s": s, "vt": vt}, {"ppmi_nnz": int(M.nnz), "svd_method": method,
-                                             "train_seconds": t2 - t0}
+class PPMITrainer:
+    """One shot: PPMI matrix, truncated SVD, weighted factors (no epochs, nothing to checkpoint)."""
+
+    def __init__(self, options: PPMIOptions, data, *, seed, threads, state=None, arrays=None):
+        self.o, self.X, self.seed, self.threads = options, data.matrix, seed, threads
+
+    def fit(self):
+        o = self.o
+        t0 = time.perf_counter()
+        M = ppmi_matrix(self.X, cds=o.cds, shift=o.shift)
+        t1 = time.perf_counter()
+        log.info(f"ppmi: {M.nnz:,} positive entries of {self.X.nnz:,} ({t1 - t0:.1f}s)")
+        if M.nnz == 0:
+            raise FastembError(f"no positive PMI entry: the corpus is too small (or {param('shift')} too large)")
+        U, s, vt, method = truncated_svd(M, o.dim, o.svd, self.seed, self.threads)
+        t2 = time.perf_counter()
+        log.info(f"svd ({method}): {o.dim} singular values, largest {s[0]:.2f}, smallest {s[-1]:.2f} "
+                 f"({t2 - t1:.1f}s)")
+        W, C = weighted_vectors(U, s, vt, o.eig)
+        self._result = {"vectors": W + C if o.add_contexts else W, "context_vectors": C,
+                        "svd": {"u": U, "s": s, "vt": vt},
+                        "attrs": {"svd": method, "ppmi_nnz": int(M.nnz), "train_seconds": t2 - t0}}
+
+    def result(self) -> dict:
+        return self._result
+
+
+ALGORITHMS = (
+    Algorithm("ppmi-svd", PPMIOptions, PPMITrainer, memory_bytes, input="cooc", iterative=False,
+              summary="PPMI matrix factored by a truncated SVD"),
+)

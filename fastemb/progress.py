@@ -1,8 +1,23 @@
-"""Progress lines on stderr: rate and ETA, at most one line every `interval` seconds."""
+"""Progress and logging.
+
+The library logs through `logging.getLogger("fastemb")` and prints nothing of its own: a Python caller sees
+nothing unless it configures logging or asks for `verbose=True`. A pass in progress is a `Progress`: with
+bars on (the CLI in a terminal or a notebook, or `verbose=True` there) it is a tqdm bar; otherwise it emits
+an INFO record at most every `interval` seconds (rate, ETA, loss), which the CLI prints as plain lines when
+stderr is not a terminal, and `--quiet` drops.
+"""
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import logging
 import sys
 import time
+
+log = logging.getLogger("fastemb")
+log.addHandler(logging.NullHandler())
+
+_BARS: contextvars.ContextVar[bool] = contextvars.ContextVar("fastemb_bars", default=False)
 
 
 def human(n: float) -> str:
@@ -21,49 +36,145 @@ def seconds(s: float) -> str:
     return f"{s}s"
 
 
+def _in_notebook() -> bool:
+    shell = sys.modules.get("IPython")
+    try:
+        return shell is not None and type(shell.get_ipython()).__name__ == "ZMQInteractiveShell"
+    except Exception:
+        return False
+
+
+def bars_possible(stream=None) -> bool:
+    stream = stream or sys.stderr
+    try:
+        return _in_notebook() or bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+class _TqdmAwareHandler(logging.StreamHandler):
+    """Writes records through tqdm when a bar is on screen, so lines do not tear the bar."""
+
+    def emit(self, record):
+        try:
+            msg = self.format(record)
+            tqdm = sys.modules.get("tqdm")
+            if tqdm is not None and getattr(tqdm.tqdm, "_instances", None):
+                tqdm.tqdm.write(msg, file=self.stream)
+            else:
+                self.stream.write(msg + "\n")
+            self.flush()
+        except Exception:  # never let a broken stderr take training down
+            self.handleError(record)
+
+
+def stderr_handler(level=logging.INFO) -> logging.Handler:
+    h = _TqdmAwareHandler(sys.stderr)
+    h.setFormatter(logging.Formatter("%(message)s"))
+    h.setLevel(level)
+    return h
+
+
+@contextlib.contextmanager
+def verbosity(verbose: bool):
+    """The API's `verbose=`: True shows bars (terminal, notebook) and INFO lines on stderr for the call,
+    unless the caller has configured logging itself (then its handlers decide)."""
+    if not verbose:
+        yield
+        return
+    handler = None
+    old_level = log.level
+    if not _reaches_stderr():
+        handler = stderr_handler()
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+    token = _BARS.set(bars_possible())
+    try:
+        yield
+    finally:
+        _BARS.reset(token)
+        if handler is not None:
+            log.removeHandler(handler)
+            log.setLevel(old_level)
+
+
+def _reaches_stderr() -> bool:
+    """Does a handler of the "fastemb" logger or its ancestors already print to stderr?"""
+    logger = log
+    while logger is not None:
+        for h in logger.handlers:
+            if isinstance(h, logging.StreamHandler) and getattr(h, "stream", None) in (sys.stderr, sys.__stderr__):
+                return True
+        logger = logger.parent if logger.propagate else None
+    return False
+
+
+def set_bars(on: bool):
+    """For the CLI: bars for the whole process."""
+    _BARS.set(on)
+
+
 class Progress:
     """`update(done, items)` with `done` in the unit of `total` (bytes, tokens...) and `items` the
-    count whose rate is shown (tokens). `extra` adds fields such as alpha or loss."""
+    count whose rate is shown. `extra` adds fields such as alpha or loss."""
 
-    def __init__(self, label: str, total: float | None, unit: str = "tokens", quiet: bool = False,
-                 interval: float = 2.0, stream=None):
-        self.label, self.total, self.unit, self.quiet = label, total, unit, quiet
-        self.interval = interval
-        self.stream = stream or sys.stderr
+    def __init__(self, label: str, total: float | None, unit: str = "tokens", interval: float = 2.0):
+        self.label, self.total, self.unit, self.interval = label, total, unit, interval
         self.start = time.perf_counter()
         self.last = self.start
         self.items = 0
+        self.bar = None
+        if _BARS.get():
+            from tqdm.auto import tqdm
+            self.bar = tqdm(total=total, desc=label, unit="" if total is None else "", leave=False,
+                            dynamic_ncols=True, mininterval=0.25, file=sys.stderr,
+                            bar_format="{desc} {percentage:3.0f}%|{bar}| {elapsed}<{remaining} {postfix}"
+                            if total else "{desc} {elapsed} {postfix}")
+            self._shown = 0.0
 
     def update(self, done: float, items: float | None = None, extra: str = "", force=False):
         if items is not None:
             self.items = items
-        if self.quiet:
-            return
         now = time.perf_counter()
-        if not force and now - self.last < self.interval:
+        elapsed = max(now - self.start, 1e-9)
+        if self.bar is not None:
+            if self.total:
+                step = min(done, self.total) - self._shown
+                if step > 0:
+                    self.bar.update(step)
+                    self._shown += step
+            self.bar.set_postfix_str(f"{human(self.items / elapsed)} {self.unit}/s  {extra}".strip(), refresh=False)
+            if force:
+                self.bar.refresh()
+            return
+        if not log.isEnabledFor(logging.INFO) or (not force and now - self.last < self.interval):
             return
         self.last = now
-        elapsed = max(now - self.start, 1e-9)
         parts = [self.label]
         if self.total:
-            frac = min(done / self.total, 1.0)
-            parts.append(f"{100 * frac:5.1f}%")
+            parts.append(f"{100 * min(done / self.total, 1.0):5.1f}%")
         parts.append(f"{human(self.items)} {self.unit}")
         parts.append(f"{human(self.items / elapsed)} {self.unit}/s")
         if extra:
             parts.append(extra)
         if self.total and 0 < done < self.total:
             parts.append(f"ETA {seconds(elapsed * (self.total - done) / done)}")
-        print("  ".join(parts), file=self.stream, flush=True)
+        log.info("  ".join(parts))
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
     def done(self, extra: str = ""):
-        if self.quiet:
-            return
+        self.close()
         elapsed = time.perf_counter() - self.start
         rate = self.items / max(elapsed, 1e-9)
-        msg = f"{self.label} done: {human(self.items)} {self.unit} in {elapsed:.2f}s ({human(rate)} {self.unit}/s)"
-        print(msg + (f"  {extra}" if extra else ""), file=self.stream, flush=True)
+        log.info(f"{self.label} done: {human(self.items)} {self.unit} in {elapsed:.2f}s ({human(rate)} "
+                 f"{self.unit}/s)" + (f"  {extra}" if extra else ""))
 
-    def log(self, message: str):
-        if not self.quiet:
-            print(message, file=self.stream, flush=True)
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass

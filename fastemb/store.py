@@ -13,7 +13,7 @@ import tempfile
 
 import numpy as np
 
-from .errors import FastembError
+from .errors import FastembError, FileError, param
 
 FORMAT_VERSION = 1
 ENCODING_TYPE = "fastemb"
@@ -24,13 +24,13 @@ def check_output(path, force=False):
     path = os.fspath(path)
     parent = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
-        raise FastembError(f"{path}: output is a directory")
+        raise FileError(f"{path}: output is a directory")
     if not os.path.isdir(parent):
-        raise FastembError(f"{path}: output directory {parent} does not exist")
+        raise FileError(f"{path}: output directory {parent} does not exist")
     if not os.access(parent, os.W_OK):
-        raise FastembError(f"{path}: output directory {parent} is not writable")
+        raise FileError(f"{path}: output directory {parent} is not writable")
     if os.path.exists(path) and not force:
-        raise FastembError(f"{path}: output exists (use --force to overwrite)")
+        raise FileError(f"{path}: output exists (use {param('force')} to overwrite)")
 
 
 def _umask() -> int:
@@ -39,10 +39,22 @@ def _umask() -> int:
     return mask
 
 
+def fsync_path(path):
+    """Flush a closed file's data (or a directory's entries) to the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def publish(tmp, path):
-    """Rename a finished temporary file onto `path`, with the permissions a plain open() would give."""
+    """Rename a finished temporary file onto `path`, with the permissions a plain open() would give;
+    durable: the data reaches the disk before the rename, and the rename before this returns."""
     os.chmod(tmp, 0o666 & ~_umask())
+    fsync_path(tmp)
     os.replace(tmp, path)
+    fsync_path(os.path.dirname(os.path.abspath(path)))
 
 
 def temp_beside(path) -> str:
@@ -52,7 +64,7 @@ def temp_beside(path) -> str:
     try:
         fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".part", dir=parent)
     except OSError as e:
-        raise FastembError(f"{path}: cannot write: {e.strerror or e}") from None
+        raise FileError(f"{path}: cannot write: {e.strerror or e}") from None
     os.close(fd)
     return tmp
 
@@ -109,24 +121,26 @@ def open_fastemb(path, content=None):
     h5py = _h5py()
     path = os.fspath(path)
     if not os.path.exists(path):
-        raise FastembError(f"{path}: no such file")
+        raise FileError(f"{path}: no such file")
     try:
         f = h5py.File(path, "r")
     except OSError as e:
         kind = "not an HDF5 file" if not h5py.is_hdf5(path) else f"unreadable HDF5 file ({e})"
-        raise FastembError(f"{path}: {kind}") from None
+        raise FileError(f"{path}: {kind}") from None
     try:
         if f.attrs.get("encoding-type") != ENCODING_TYPE:
-            raise FastembError(f"{path}: not a fastemb file (no encoding-type=\"fastemb\" attribute)")
+            raise FileError(f"{path}: not a fastemb file (no encoding-type=\"fastemb\" attribute)")
         version = int(f.attrs.get("format_version", -1))
         if version > FORMAT_VERSION:
-            raise FastembError(f"{path}: format_version {version} is newer than this fastemb reads "
+            raise FileError(f"{path}: format_version {version} is newer than this fastemb reads "
                                f"({FORMAT_VERSION}); upgrade fastemb")
         if content is not None and f.attrs.get("content") != content:
-            raise FastembError(f"{path}: holds {f.attrs.get('content')}, not {content}")
+            raise FileError(f"{path}: holds {f.attrs.get('content')}, not {content}")
         yield f
-    except (KeyError, OSError, ValueError) as e:
-        raise FastembError(f"{path}: damaged fastemb file ({e})") from None
+    except FastembError:
+        raise
+    except (KeyError, OSError, ValueError, TypeError) as e:
+        raise FileError(f"{path}: damaged fastemb file ({e})") from None
     finally:
         f.close()
 
@@ -172,7 +186,7 @@ def load_embeddings(path) -> dict:
             out[name] = f[name][()] if name in f else None
         out["svd"] = {k: f["svd"][k][()] for k in ("u", "s", "vt")} if "svd" in f else None
         if out["vectors"].shape[0] != len(words):
-            raise FastembError(f"{path}: {out['vectors'].shape[0]} vectors for {len(words)} words")
+            raise FileError(f"{path}: {out['vectors'].shape[0]} vectors for {len(words)} words")
         return out
 
 

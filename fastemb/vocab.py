@@ -16,11 +16,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import _tokenize_kernels as K
-from .corpus import CorpusReader
-from .errors import FastembError
-from .options import MAX_TOKEN_BYTES, MIN_COUNT, MAX_SENTENCE_LENGTH, check_corpus_options
-from .progress import Progress
+from .corpus import MAX_TOKEN_BYTES, CorpusOptions, CorpusReader
+from .errors import FastembError, FileError, param
+from .progress import Progress, log
 
 BYTES_PER_ENTRY = 64  # table arrays + slots at load 1/2 + ~10 bytes of string
 
@@ -61,16 +59,22 @@ class Vocab:
             for n, line in enumerate(f, 1):
                 parts = line.rstrip("\n").split("\t")
                 if len(parts) != 2 or not parts[1].isdigit():
-                    raise FastembError(f"{path}:{n}: expected word<TAB>count")
+                    raise FileError(f"{path}:{n}: expected word<TAB>count")
                 words.append(parts[0])
                 counts.append(int(parts[1]))
         return cls(words, np.array(counts, dtype=np.int64))
+
+
+def _kernels():
+    from . import _tokenize_kernels
+    return _tokenize_kernels
 
 
 class StringTable:
     """Growable open-addressing table of byte strings with counts, for the tokenizer kernel."""
 
     def __init__(self, entries=1 << 16):
+        K = _kernels()
         self.slots = np.full(4 * entries, -1, np.int32)
         self.e_hash = np.zeros(entries, np.uint64)
         self.e_off = np.zeros(entries, np.int64)
@@ -82,9 +86,10 @@ class StringTable:
 
     @property
     def n(self):
-        return int(self.state[K.S_ENTRIES])
+        return int(self.state[_kernels().S_ENTRIES])
 
     def grow(self, length_needed):
+        K = _kernels()
         st = self.state
         n, used = st[K.S_ENTRIES], st[K.S_ARENA]
         if n >= self.e_hash.shape[0]:
@@ -104,6 +109,7 @@ class StringTable:
 
     def prune(self, min_reduce):
         """Drop entries counted min_reduce times or fewer; returns how many were dropped."""
+        K = _kernels()
         n = self.n
         keep = self.e_count[:n] > min_reduce
         new_n, used = K.compact(keep, self.e_hash, self.e_off, self.e_len, self.e_count, self.e_pid,
@@ -152,6 +158,7 @@ class EncodedCorpus:
 
 
 def _drain(table, ids_buf, sents_buf, ids_file, sents_file):
+    K = _kernels()
     st = table.state
     if ids_file is not None:
         ids_buf[:st[K.S_OUT]].tofile(ids_file)
@@ -163,6 +170,7 @@ def _drain(table, ids_buf, sents_buf, ids_file, sents_file):
 def _scan_corpus(reader, *, max_entries, max_sentence_length, ids_file=None, sents_file=None,
                  progress: Progress):
     """Pass 1. Returns the table and how many entries the memory budget pruned."""
+    K = _kernels()
     table = StringTable()
     buf_len = 1 << 20
     ids_buf = np.empty(buf_len if ids_file is not None else 0, np.uint32)
@@ -186,7 +194,7 @@ def _scan_corpus(reader, *, max_entries, max_sentence_length, ids_file=None, sen
             elif table.n >= max_entries:
                 dropped = table.prune(min_reduce)
                 pruned += dropped
-                progress.log(f"vocabulary: table reached {max_entries:,} entries (memory budget): pruned "
+                log.info(f"vocabulary: table reached {max_entries:,} entries (memory budget): pruned "
                              f"{dropped:,} words seen {min_reduce} time(s) or fewer; their counts are lost")
                 min_reduce += 1
             else:
@@ -210,14 +218,20 @@ def _select(table, min_count, max_vocab):
     return order
 
 
-def build_vocab(paths, *, min_count=MIN_COUNT, max_vocab=None, lowercase=False, token_pattern=None,
-                max_sentence_length=MAX_SENTENCE_LENGTH, memory=2 << 30, quiet=False,
-                encode=False, work_dir=None, chunk_bytes=None):
-    """Count the corpus (and encode it when `encode`): returns Vocab, or EncodedCorpus."""
-    check_corpus_options(min_count, max_vocab, max_sentence_length)
-    reader = CorpusReader(paths, lowercase=lowercase, token_pattern=token_pattern,
+def build_vocab(paths, options: CorpusOptions | None = None, *, encode=False, work_dir=None, chunk_bytes=None,
+                memory_bytes=None, **corpus_options):
+    """Count the corpus (and encode it when `encode`): returns Vocab, or EncodedCorpus (a context manager
+    that removes its work directory). `options` or flat keyword arguments (min_count=5, ...) are the
+    CorpusOptions; `memory_bytes` overrides its memory budget (tests force pruning with tiny ones)."""
+    K = _kernels()
+    o = options if options is not None else CorpusOptions(**corpus_options)
+    if options is not None and corpus_options:
+        o = o.replace(**corpus_options)
+    min_count, max_vocab, max_sentence_length = o.min_count, o.max_vocab, o.max_sentence_length
+    memory = o.memory_bytes if memory_bytes is None else int(memory_bytes)
+    reader = CorpusReader(paths, lowercase=o.lowercase, token_pattern=o.token_pattern,
                           **({"chunk_bytes": chunk_bytes} if chunk_bytes else {}))
-    progress = Progress("vocab" if not encode else "read", reader.total_bytes, quiet=quiet)
+    progress = Progress("vocab" if not encode else "read", reader.total_bytes, unit="tokens")
     max_entries = max(1 << 10, memory // BYTES_PER_ENTRY)
     work = tempfile.mkdtemp(prefix="fastemb-", dir=work_dir) if encode else None
     try:
@@ -233,9 +247,9 @@ def build_vocab(paths, *, min_count=MIN_COUNT, max_vocab=None, lowercase=False, 
         progress.done()
         if reader.invalid_bytes:
             where = ", ".join(reader.invalid_sources[:3]) + (" ..." if len(reader.invalid_sources) > 3 else "")
-            progress.log(f"warning: {reader.invalid_bytes:,} invalid UTF-8 bytes replaced by U+FFFD (in {where})")
+            log.warning(f"warning: {reader.invalid_bytes:,} invalid UTF-8 bytes replaced by U+FFFD (in {where})")
         if table.state[K.S_TRUNCATED]:
-            progress.log(f"warning: {int(table.state[K.S_TRUNCATED]):,} tokens longer than "
+            log.warning(f"warning: {int(table.state[K.S_TRUNCATED]):,} tokens longer than "
                          f"{MAX_TOKEN_BYTES} bytes were truncated")
         shown = ["<stdin>" if s == "-" else s for s in reader.sources[:3]]
         names = ", ".join(shown) + (" ..." if len(reader.sources) > 3 else "")
@@ -244,7 +258,7 @@ def build_vocab(paths, *, min_count=MIN_COUNT, max_vocab=None, lowercase=False, 
         order = _select(table, min_count, max_vocab)
         if len(order) == 0:
             raise FastembError(f"no word occurs at least {min_count} times ({table.n:,} distinct words in "
-                               f"{raw_tokens:,} tokens): lower --min-count")
+                               f"{raw_tokens:,} tokens): lower {param('min_count')}")
         vocab = Vocab([table.word(e) for e in order], table.e_count[order].copy(), raw_tokens=raw_tokens,
                       distinct=table.n, pruned=pruned)
         if not encode:

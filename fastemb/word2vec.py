@@ -1,26 +1,83 @@
-"""Skip-gram and CBOW training over an encoded corpus (orchestration around _w2v_kernels)."""
+"""Skip-gram and CBOW with negative sampling: options, and the trainer that runs _w2v_kernels block by block
+under the shared epoch loop (training.run_epochs)."""
 from __future__ import annotations
 
 import math
-import time
+from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
-from . import _w2v_kernels as K
-from .checkpoint import Checkpointer, TrainState
-from .cooc import keep_probabilities
-from .errors import FastembError
-from .parallel import numba_threads
-from .progress import Progress, seconds
-from .vocab import EncodedCorpus, iter_blocks
+from .options import ADD_CONTEXTS, DIM, EPOCHS, SAMPLE, WINDOW, Options, Spec, at_least, non_negative, positive
+from .registry import Algorithm
 
 CHUNK_TOKENS = 8192      # Hogwild unit: sentences of about this many tokens share one RNG and scratch
-BLOCK_TOKENS = 1 << 20   # per kernel call: Ctrl-C and SIGTERM are seen between calls (< 1 s)
+BLOCK_TOKENS = 1 << 20   # per kernel call: progress, Ctrl-C and SIGTERM are seen between calls (< 1 s)
+MIN_ALPHA_RATIO = 1e-4   # word2vec.c decays the learning rate to alpha * 1e-4
+
+NEGATIVE = Spec(int, "Negative samples per positive.", check=at_least(1))
+NS_EXPONENT = Spec(float, "Negatives are drawn from the unigram distribution to this power (0.75 as "
+                          "word2vec.c and gensim; fastText 0.5).")
+ALPHA = Spec(float, "Initial learning rate, decayed linearly to min_alpha.", check=positive)
+MIN_ALPHA = Spec(float, "Final learning rate.", check=non_negative, optional=True, none_means="alpha·1e-4")
+# Half-width of the uniform initialisation of input vectors, in units of 1/dim. word2vec.c uses 0.5 and
+# gensim 1.0; with 5 epochs both under-train small and mid-sized corpora, and a wider start measured
+# better everywhere here (benchmark corpus, 2 seeds each, WS353 / analogy; 1M-token prefix, 3 seeds):
+#   width 0.5: sgns 0.606/0.195, cbow 0.604/0.199; 1M prefix sgns 0.255/0.010
+#   width 2:   sgns 0.621/0.203, cbow 0.619/0.218; 1M prefix sgns 0.288/0.018
+#   width 4:   sgns 0.628/0.206, cbow 0.626/0.222; 1M prefix sgns 0.312/0.027
+# (gensim corpus_file, same settings: 0.608/0.200, cbow 0.621/0.217; 1M prefix 0.297/0.018).
+INIT_WIDTH = Spec(float, "Input vectors start uniform in [-W/dim, W/dim] (word2vec.c 0.5, gensim 1).",
+                  check=positive)
+
+
+@dataclass(frozen=True)
+class Word2VecOptions(Options):
+    dim: int = DIM(100)
+    window: int = WINDOW(5)
+    negative: int = NEGATIVE(5)
+    ns_exponent: float = NS_EXPONENT(0.75)
+    sample: float = SAMPLE(1e-3)
+    epochs: int = EPOCHS(5)
+    alpha: float = ALPHA(0.025)
+    min_alpha: Optional[float] = MIN_ALPHA(None)
+    init_width: float = INIT_WIDTH(4.0)
+    add_contexts: bool = ADD_CONTEXTS(False)
+
+    def check(self):
+        if self.min_alpha is not None and self.min_alpha > self.alpha:
+            from .errors import OptionError, param
+            raise OptionError("min_alpha", f"must not exceed {param('alpha')} {self.alpha} (got {self.min_alpha})")
+
+    @property
+    def final_alpha(self) -> float:
+        return self.alpha * MIN_ALPHA_RATIO if self.min_alpha is None else self.min_alpha
+
+
+@dataclass(frozen=True)
+class SGNSOptions(Word2VecOptions):
+    """Skip-gram with negative sampling."""
+    shared_negatives: bool = Spec(bool, "Draw negatives once per window and share them across its "
+                                        "contexts (HogBatch: faster), or per (word, context) pair as "
+                                        "word2vec.c does.",
+                                  flags="--shared-negatives/--per-pair-negatives")(True)
+
+
+@dataclass(frozen=True)
+class CBOWOptions(Word2VecOptions):
+    """Continuous bag of words with negative sampling."""
+    alpha: float = ALPHA(0.05)
+    cbow_mean: bool = Spec(bool, "The hidden layer is the mean (or the sum) of the context vectors.",
+                           flags="--cbow-mean/--cbow-sum")(True)
+
+
+def memory_bytes(options, n_words, nnz=0) -> int:
+    """Two float32 matrices (input and output vectors)."""
+    return 2 * n_words * options.dim * 4
 
 
 def init_vectors(n_words, dim, seed, init_width):
-    """Input vectors uniform in [-init_width/d, init_width/d], output vectors zero (word2vec.c uses
-    init_width 0.5, gensim 1.0; fastemb's 4.0 trains faster: see DEFAULT_INIT_WIDTH)."""
+    """Input vectors uniform in [-init_width/d, init_width/d], output vectors zero."""
     rng = np.random.default_rng(seed)
     syn0 = ((rng.random((n_words, dim), dtype=np.float32) - np.float32(0.5))
             * np.float32(2.0 * init_width / dim)).astype(np.float32)
@@ -28,6 +85,7 @@ def init_vectors(n_words, dim, seed, init_width):
 
 
 def negative_table(counts, ns_exponent):
+    from . import _w2v_kernels as K
     weights = np.asarray(counts, dtype=np.float64) ** ns_exponent
     return K.alias_table(weights)
 
@@ -41,70 +99,75 @@ def _chunks(ends, chunk_tokens):
     return np.concatenate((starts[starts < len(ends)], [len(ends)])).astype(np.int64)
 
 
-def train_word2vec(corpus: EncodedCorpus, *, cbow, dim, window, negative, ns_exponent, sample, epochs, alpha,
-                   min_alpha, cbow_mean, threads, seed, shared_negatives, init_width, quiet=False, init=None,
-                   state: TrainState | None = None, checkpointer: Checkpointer | None = None):
-    """Returns (syn0, syn1neg, info) where info holds the loss per epoch and timing. `init`/`state` resume
-    from a checkpoint; `checkpointer` writes them at block or epoch boundaries."""
-    vocab = corpus.vocab
-    syn0, syn1 = init if init is not None else init_vectors(len(vocab), dim, seed, init_width)
-    state = state or TrainState()
-    keep = keep_probabilities(vocab.counts, sample)
-    alias_prob, alias_idx = negative_table(vocab.counts, ns_exponent)
-    sig, nls = K.sigmoid_tables()
-    total_work = float(epochs) * corpus.n_tokens
-    progress = Progress("train", total_work, unit="words", quiet=quiet)
-    start = time.perf_counter()
-    resumed_work = state.epoch * corpus.n_tokens + state.pos
-    with numba_threads(threads):
-        while state.epoch < epochs:
-            epoch = state.epoch
-            for b, (ids, ends, _first) in enumerate(iter_blocks(corpus, BLOCK_TOKENS)):
-                if b < state.block:
-                    continue  # finished before the checkpoint
-                chunk_sents = _chunks(ends, CHUNK_TOKENS)
-                n_chunks = len(chunk_sents) - 1
-                loss = np.zeros(n_chunks, np.float64)
-                pairs = np.zeros(n_chunks, np.int64)
-                K.train_chunks(ids, ends, chunk_sents, syn0, syn1, keep, alias_prob, alias_idx, sig, nls,
-                               cbow, shared_negatives, cbow_mean, window, negative, np.float32(alpha),
-                               np.float32(min_alpha), float(epoch * corpus.n_tokens + state.pos), total_work,
-                               seed + epoch * 1_000_003, state.chunk_counter, loss, pairs)
-                b_loss, b_pairs = float(loss.sum()), int(pairs.sum())
-                block_mean = b_loss / max(b_pairs, 1)
-                if not math.isfinite(block_mean):
-                    raise FastembError(f"training diverged (loss {block_mean}) in epoch {epoch + 1}: lower "
-                                       f"--alpha" + (f"; the last good checkpoint is {checkpointer.path}"
-                                                     if checkpointer else ""))
-                state.chunk_counter += n_chunks
-                state.pos += len(ids)
-                state.block = b + 1
-                state.epoch_loss += b_loss
-                state.epoch_pairs += b_pairs
-                state.curve.append(block_mean)
-                done = epoch * corpus.n_tokens + state.pos
-                cur_alpha = max(min_alpha, alpha - (alpha - min_alpha) * done / total_work)
-                progress.update(done, done - resumed_work, extra=f"epoch {epoch + 1}/{epochs}  alpha "
-                                                                  f"{cur_alpha:.5f}  loss {block_mean:.4f}")
-                if checkpointer and state.pos < corpus.n_tokens and checkpointer.due(False, epoch):
-                    _save(checkpointer, state, syn0, syn1, start)
-            state.loss.append(state.epoch_loss / max(state.epoch_pairs, 1))
-            state.epoch += 1
-            state.block = state.pos = state.epoch_pairs = 0
-            state.epoch_loss = 0.0
-            if not quiet:
-                progress.log(f"epoch {state.epoch}/{epochs}: loss {state.loss[-1]:.4f}  "
-                             f"({seconds(time.perf_counter() - start)} elapsed)")
-            if checkpointer and state.epoch < epochs and checkpointer.due(True, state.epoch):
-                _save(checkpointer, state, syn0, syn1, start)
-    train_seconds = state.seconds + time.perf_counter() - start
-    progress.done(extra=f"final loss {state.loss[-1]:.4f}" if state.loss else "")
-    return syn0, syn1, {"loss": state.loss, "loss_curve": state.curve, "train_seconds": train_seconds,
-                        "words_per_second": (total_work - resumed_work) / max(time.perf_counter() - start, 1e-9),
-                        "checkpoint_seconds": checkpointer.write_seconds if checkpointer else []}
+class Word2VecTrainer:
+    """Hogwild SGD over blocks of the encoded corpus; one block per kernel call (see `run_epoch`)."""
+
+    unit = "words"
+    advice = "alpha"  # what to lower when training diverges
+
+    def __init__(self, options: Word2VecOptions, corpus, *, seed, threads, state, arrays=None):
+        from . import _w2v_kernels as K
+        from .cooc import keep_probabilities
+        self.K, self.o, self.corpus, self.seed = K, options, corpus, seed
+        self.cbow = isinstance(options, CBOWOptions)
+        vocab = corpus.vocab
+        if arrays is None:
+            self.syn0, self.syn1 = init_vectors(len(vocab), options.dim, seed, options.init_width)
+        else:
+            self.syn0, self.syn1 = arrays["syn0"], arrays["syn1"]
+        self.keep = keep_probabilities(vocab.counts, options.sample)
+        self.alias_prob, self.alias_idx = negative_table(vocab.counts, options.ns_exponent)
+        self.sig, self.nls = K.sigmoid_tables()
+        self.work_per_epoch = corpus.n_tokens
+        self.total_work = float(options.epochs) * corpus.n_tokens
+        state.extra.setdefault("chunk_counter", 0)
+
+    @staticmethod
+    def array_specs(options, n_words) -> dict:
+        return {"syn0": ((n_words, options.dim), "float32"), "syn1": ((n_words, options.dim), "float32")}
+
+    def arrays(self) -> dict:
+        return {"syn0": self.syn0, "syn1": self.syn1}
+
+    def vectors(self):
+        return self.syn0
+
+    def reference_loss(self) -> float:
+        """The loss of the untrained model (output vectors are zero: every term is log 2)."""
+        return (1 + self.o.negative) * math.log(2.0)
+
+    def run_epoch(self, state):
+        """Train one epoch from state.block on; yields after each block (the loop then updates `state`)."""
+        from .loop import Step
+        from .vocab import iter_blocks
+        o, K = self.o, self.K
+        alpha, min_alpha = o.alpha, o.final_alpha
+        epoch = state.epoch
+        shared = getattr(o, "shared_negatives", True)
+        cbow_mean = getattr(o, "cbow_mean", True)
+        for b, (ids, ends, _first) in enumerate(iter_blocks(self.corpus, BLOCK_TOKENS)):
+            if b < state.block:
+                continue  # finished before the checkpoint
+            chunk_sents = _chunks(ends, CHUNK_TOKENS)
+            n_chunks = len(chunk_sents) - 1
+            loss = np.zeros(n_chunks, np.float64)
+            pairs = np.zeros(n_chunks, np.int64)
+            K.train_chunks(ids, ends, chunk_sents, self.syn0, self.syn1, self.keep, self.alias_prob,
+                           self.alias_idx, self.sig, self.nls, self.cbow, shared, cbow_mean, o.window,
+                           o.negative, np.float32(alpha), np.float32(min_alpha),
+                           float(epoch * self.work_per_epoch + state.pos), self.total_work,
+                           self.seed + epoch * 1_000_003, state.extra["chunk_counter"], loss, pairs)
+            state.extra["chunk_counter"] += n_chunks
+            done = epoch * self.work_per_epoch + state.pos + len(ids)
+            current = max(min_alpha, alpha - (alpha - min_alpha) * done / self.total_work)
+            yield Step(work=len(ids), loss=float(loss.sum()), count=int(pairs.sum()), extra=f"alpha {current:.5f}")
+
+    def result(self) -> dict:
+        vectors = self.syn0 + self.syn1 if self.o.add_contexts else self.syn0
+        return {"vectors": vectors, "context_vectors": self.syn1}
 
 
-def _save(checkpointer, state, syn0, syn1, start):
-    snapshot = TrainState(**{**state.__dict__, "seconds": state.seconds + time.perf_counter() - start,
-                             "loss": list(state.loss), "curve": list(state.curve)})
-    checkpointer.save(snapshot, {"syn0": syn0, "syn1": syn1})
+ALGORITHMS = (
+    Algorithm("sgns", SGNSOptions, Word2VecTrainer, memory_bytes, summary="skip-gram, negative sampling"),
+    Algorithm("cbow", CBOWOptions, Word2VecTrainer, memory_bytes, summary="CBOW, negative sampling"),
+)

@@ -35,14 +35,14 @@ def small(tmp_path_factory):
     from conftest import sample_lines
     path = tmp_path_factory.mktemp("c") / "small.txt"
     path.write_text("".join(sample_lines(300)))
-    enc = build_vocab([str(path)], min_count=3, quiet=True, encode=True)
+    enc = build_vocab([str(path)], min_count=3, encode=True)
     yield enc
     enc.close()
 
 
 def dense(enc, **kw):
     sink = CsrCollector(len(enc.vocab))
-    cooccurrence(enc, sink, quiet=True, **kw)
+    cooccurrence(enc, sink, **kw)
     return sink.matrix()
 
 
@@ -67,7 +67,7 @@ def test_threads_and_spilling_give_identical_matrices(small):
 
 def test_spill_reports_runs_on_disk(small):
     sink = CsrCollector(len(small.vocab))
-    stats = cooccurrence(small, sink, window=5, threads=2, memory=1 << 15, block_tokens=1000, quiet=True)
+    stats = cooccurrence(small, sink, window=5, threads=2, memory=1 << 15, block_tokens=1000)
     assert stats["spilled_runs"] > 0
 
 
@@ -120,7 +120,7 @@ def test_cli_hdf5_round_trip_with_plain_h5py(kjv_small, tmp_path):
     out = tmp_path / "c.h5"
     rc, _, err = run_cli("cooc", kjv_small, "-o", out, "--window", "4", "--quiet")
     assert rc == 0, err
-    with build_vocab([kjv_small], quiet=True, encode=True) as enc:
+    with build_vocab([kjv_small], encode=True) as enc:
         expected = dense(enc, window=4)
         words, counts, m, attrs = load_cooc(out)
         assert words == enc.vocab.words and np.array_equal(counts, enc.vocab.counts)

@@ -4,9 +4,9 @@ import pytest
 import scipy.sparse as sp
 
 from fastemb import _glove_kernels as GK
-from fastemb.glove import glove_weights, train_glove
+from fastemb.glove import glove_weights
 from fastemb.ppmi import ppmi_matrix, truncated_svd, weighted_vectors
-from fastemb.train import train
+from fastemb import train
 from test_word2vec import planted_corpus
 
 
@@ -50,22 +50,27 @@ def factorizable(n=30, dim=4, seed=0):
     return sp.csr_matrix(np.exp(W @ C.T + b[:, None] + c[None, :] + 1.0))
 
 
+def glove(X, **kw):
+    return train(cooc=X, algo="glove", add_contexts=False, threads=1, **kw)
+
+
 def test_glove_fits_an_exactly_factorizable_matrix():
     X = factorizable()
-    *_, info = train_glove(X, dim=8, epochs=300, x_max=1e-3, alpha=0.75, eta=0.05, seed=1, threads=1)
-    assert info["loss"][0] > 0.5
-    assert info["loss"][-1] < 1e-3 * info["loss"][0]
+    loss = glove(X, dim=8, epochs=300, x_max=1e-3, weight_exponent=0.75, eta=0.05, seed=1).attrs["loss"]
+    assert loss[0] > 0.5
+    assert loss[-1] < 1e-3 * loss[0]
 
 
-def test_glove_one_thread_reproducible_and_symmetric_model():
+def test_glove_one_thread_reproducible_and_tied_model():
     X = factorizable()
-    a = train_glove(X, dim=4, epochs=5, x_max=10, alpha=0.75, eta=0.05, seed=3, threads=1)
-    b = train_glove(X, dim=4, epochs=5, x_max=10, alpha=0.75, eta=0.05, seed=3, threads=1)
-    c = train_glove(X, dim=4, epochs=5, x_max=10, alpha=0.75, eta=0.05, seed=4, threads=1)
-    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) and not np.array_equal(a[0], c[0])
-    W, Wc, bias, cbias, _ = train_glove(X + X.T, dim=4, epochs=5, x_max=10, alpha=0.75, eta=0.05, seed=3,
-                                        threads=1, symmetric=True)
-    assert np.array_equal(W, Wc) and np.array_equal(bias, cbias)
+    a = glove(X, dim=4, epochs=5, x_max=10, seed=3)
+    b = glove(X, dim=4, epochs=5, x_max=10, seed=3)
+    c = glove(X, dim=4, epochs=5, x_max=10, seed=4)
+    assert np.array_equal(a.vectors, b.vectors) and np.array_equal(a.context_vectors, b.context_vectors)
+    assert not np.array_equal(a.vectors, c.vectors)
+    tied = glove(X + X.T, dim=4, epochs=5, x_max=10, seed=3, tied=True)
+    assert tied.context_vectors is None and tied.context_bias is None and tied.bias.shape == (30,)
+    assert tied.attrs["loss"][-1] < tied.attrs["loss"][0]
 
 
 def test_glove_weights():
@@ -90,7 +95,7 @@ def test_ppmi_equals_dense_reference(cds, neg):
     X[0, 0] = 3  # no empty row or column
     X[:, 0] += 1
     X[0, :] += 1
-    got = ppmi_matrix(sp.csr_matrix(X), cds=cds, neg=neg)
+    got = ppmi_matrix(sp.csr_matrix(X), cds=cds, shift=neg)
     np.testing.assert_allclose(got.toarray(), dense_ppmi(X, cds, neg), rtol=1e-5, atol=1e-6)
     assert (got.data > 0).all()  # kept sparse: only positive entries stored
 
@@ -129,7 +134,7 @@ def test_eigenvalue_weighting():
 @pytest.mark.parametrize("algo", ["glove", "ppmi-svd"])
 def test_planted_groups_recovered(tmp_path, algo):
     groups = planted_corpus(tmp_path / "p.txt", groups=5, per_group=6, sentences=3000)
-    emb = train(str(tmp_path / "p.txt"), algo, dim=10, window=5, threads=1, quiet=True)
+    emb = train(str(tmp_path / "p.txt"), algo, dim=10, window=5, threads=1)
     for group in groups:
         for w in group:
             neighbours = {x for x, _ in emb.most_similar(w, k=len(group) - 1)}

@@ -67,7 +67,7 @@ def test_unknown_word_message():
 @pytest.fixture(scope="module")
 def kjv_vectors(tmp_path_factory):
     path = tmp_path_factory.mktemp("v") / "kjv.h5"
-    fastemb.train(SAMPLE, "sgns", dim=50, epochs=3, threads=2, quiet=True).save(path)
+    fastemb.train(SAMPLE, "sgns", dim=50, epochs=3, threads=2).save(path)
     return str(path)
 
 

@@ -59,7 +59,7 @@ def test_random_binary_and_nul_bytes_do_not_crash(tmp_path, command):
 def test_latin1_and_mixed_encodings_are_replaced_and_counted(tmp_path):
     path = tmp_path / "in.txt"
     path.write_bytes("café naïve\n".encode("latin-1") + "café naïve\n".encode("utf-8"))
-    v = build_vocab([str(path)], min_count=1, quiet=True)
+    v = build_vocab([str(path)], min_count=1)
     assert dict(zip(v.words, v.counts.tolist())) == {"caf\ufffd": 1, "na\ufffdve": 1, "café": 1, "naïve": 1}
 
 
@@ -108,7 +108,7 @@ def test_huge_line_without_newline_streams_in_bounded_memory(tmp_path):
     assert rc == 0, err
     assert rss < 400, f"peak RSS {rss:.0f} MB reading a 200 MB line"
     assert (tmp_path / "v.tsv").read_text().split("\n")[0] == f"alpha\t{n_blocks * 50_000}"
-    with build_vocab([str(path)], quiet=True, encode=True, max_sentence_length=10_000) as enc:
+    with build_vocab([str(path)], encode=True, max_sentence_length=10_000) as enc:
         lengths = np.diff(np.concatenate(([0], enc.sentence_ends)))
         assert lengths.max() == 10_000 and enc.n_tokens == 4 * n_blocks * 50_000
 
@@ -210,7 +210,7 @@ def test_interrupted_training_resumes_to_the_same_model(tmp_path):
     assert not os.path.exists(str(out) + ".ckpt")  # the finished model supersedes it
     resumed = fastemb.load(out)
     assert resumed.attrs["resumed_from"].endswith(".ckpt")
-    straight = fastemb.train(str(tmp_path / "p.txt"), dim=32, epochs=6, threads=1, quiet=True)
+    straight = fastemb.train(str(tmp_path / "p.txt"), dim=32, epochs=6, threads=1)
     np.testing.assert_array_equal(resumed.vectors, straight.vectors)  # 1 thread: bit for bit
     assert resumed.attrs["loss"] == pytest.approx(straight.attrs["loss"])
 
@@ -218,12 +218,12 @@ def test_interrupted_training_resumes_to_the_same_model(tmp_path):
 def test_glove_checkpoint_resume_equals_uninterrupted(tmp_path):
     planted_corpus(tmp_path / "p.txt", sentences=2000)
     ck = tmp_path / "g.ckpt"
-    kw = dict(dim=8, epochs=6, threads=1, quiet=True)
+    kw = dict(dim=8, epochs=6, threads=1)
     fastemb.train(str(tmp_path / "p.txt"), "glove", checkpoint=str(ck), checkpoint_every="2", **kw)
     from fastemb.checkpoint import load_checkpoint
-    _, state, _, _, _ = load_checkpoint(ck)
+    state = load_checkpoint(ck).state
     assert state.epoch == 4  # the last one written before the end
-    resumed = fastemb.train(resume=str(ck), quiet=True)
+    resumed = fastemb.train(resume=str(ck))
     straight = fastemb.train(str(tmp_path / "p.txt"), "glove", **kw)
     np.testing.assert_array_equal(resumed.vectors, straight.vectors)
 
@@ -231,7 +231,7 @@ def test_glove_checkpoint_resume_equals_uninterrupted(tmp_path):
 def test_divergence_is_a_clear_error(tmp_path):
     planted_corpus(tmp_path / "p.txt", sentences=500)
     with pytest.raises(FastembError, match="diverged in epoch 1"):
-        fastemb.train(str(tmp_path / "p.txt"), "glove", eta=1e30, epochs=2, quiet=True)
+        fastemb.train(str(tmp_path / "p.txt"), "glove", eta=1e30, epochs=2)
 
 
 @pytest.mark.parametrize("bad", ["0", "-1", "abc", "1.5epochs"])
@@ -259,9 +259,9 @@ def test_reader_and_tokenizer_on_arbitrary_bytes(tmp_path, data, chunk):
     counts = collections.Counter(t for line in lines for t in line)
     if not counts:
         with pytest.raises(FastembError, match="empty"):
-            build_vocab([str(path)], min_count=1, quiet=True, chunk_bytes=chunk)
+            build_vocab([str(path)], min_count=1, chunk_bytes=chunk)
         return
-    with build_vocab([str(path)], min_count=1, quiet=True, encode=True, chunk_bytes=chunk) as enc:
+    with build_vocab([str(path)], min_count=1, encode=True, chunk_bytes=chunk) as enc:
         assert dict(zip(enc.vocab.words, enc.vocab.counts.tolist())) == dict(counts)
         index = enc.vocab.index
         ids = [index[t] for line in lines for t in line]
