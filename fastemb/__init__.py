@@ -16,7 +16,6 @@ _LAZY = {
     "Callback": ("callbacks", "Callback"),
     "StopTraining": ("callbacks", "StopTraining"),
     "LossHistory": ("callbacks", "LossHistory"),
-    "Checkpoint": ("checkpoint", "Checkpoint"),
     "CorpusOptions": ("corpus", "CorpusOptions"),
     "CoocOptions": ("cooc", "CoocOptions"),
     "SGNSOptions": ("word2vec", "SGNSOptions"),

@@ -1,5 +1,6 @@
-"""Numba kernels of the tokenizer: split a UTF-8 byte buffer on ASCII whitespace, count tokens in an
-open-addressing hash table whose strings live in one byte arena, and emit provisional ids.
+"""Numba kernels of the tokenizer: split a UTF-8 byte buffer on ASCII whitespace (LF, CR and CRLF end a
+sentence), count tokens in an open-addressing hash table whose strings live in one byte arena, and emit
+provisional ids.
 
 The table is a set of flat arrays owned by vocab.StringTable; every kernel takes only arrays and scalars.
 """
@@ -77,7 +78,7 @@ def scan(buf, pos, final, max_sentence, max_token, write_ids, max_entries, slots
     while i < n:
         b = buf[i]
         if space[b]:
-            if b == 10:
+            if b == 10 or b == 13:  # LF, CRLF (the LF then ends an empty sentence) and a lone CR end a line
                 if sent_len > 0:
                     if write_ids:
                         if n_sents >= sents_cap:

@@ -14,20 +14,17 @@ METHODS = ("gd", "lstsq", "procrustes", "cca")
 
 def read_lexicon(path):
     """TSV (or whitespace-separated) source/target word pairs, one per line; '#' comments skipped."""
+    from .files import read_text_lines
     pairs = []
-    try:
-        with open(path, encoding="utf-8") as f:
-            for n, line in enumerate(f, 1):
-                if not line.strip() or line.startswith("#"):
-                    continue
-                parts = line.split("\t") if "\t" in line else line.split()
-                if len(parts) < 2:
-                    raise FileError(f"{path}:{n}: expected 'source<TAB>target'")
-                pairs.append((parts[0].strip(), parts[1].strip()))
-    except OSError as e:
-        raise FileError(f"{path}: {e.strerror}") from None
-    except UnicodeDecodeError:
-        raise FileError(f"{path}: not UTF-8 text") from None
+    for n, line in read_text_lines(path, "lexicon"):
+        if not line.strip() or line.startswith("#"):
+            continue
+        parts = line.split("\t") if "\t" in line else line.split()
+        if len(parts) < 2 or not parts[0].strip() or not parts[1].strip():
+            raise FileError(f"{path}:{n}: expected 'source<TAB>target'")
+        pairs.append((parts[0].strip(), parts[1].strip()))
+    if not pairs:
+        raise FileError(f"{path}: no word pairs")
     return pairs
 
 

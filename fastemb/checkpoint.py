@@ -90,29 +90,33 @@ def parse_every(text):
     return None, value * {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600}[unit]
 
 
+def _header_digest(record_json, state_json) -> str:
+    return hashlib.sha256((record_json + "\n" + state_json).encode()).hexdigest()
+
+
 def digest(array) -> str:
     return hashlib.sha256(np.ascontiguousarray(array).view(np.uint8).data).hexdigest()
 
 
 # ------------------------------------------------------------------------------------------ writing
 def save_checkpoint(path, run_id, record, state: TrainState, arrays: dict, words, counts):
-    from .store import _h5py, _root_attrs, _write_vocab, atomic_output
-    with atomic_output(path) as tmp:
-        with _h5py().File(tmp, "w") as f:
-            _root_attrs(f, "checkpoint", {"checkpoint_version": VERSION, "run_id": run_id,
-                                          "record": json.dumps(record), "state": json.dumps(asdict(state))})
-            g = f.create_group("arrays")
-            for name, a in arrays.items():
-                ds = g.create_dataset(name, data=a)
-                ds.attrs["sha256"] = digest(a)
-            _write_vocab(f, words, counts)
+    from .store import _root_attrs, _write_vocab, atomic_h5
+    record_json, state_json = json.dumps(record), json.dumps(asdict(state))
+    with atomic_h5(path) as f:
+        _root_attrs(f, "checkpoint", {"checkpoint_version": VERSION, "run_id": run_id, "record": record_json,
+                                      "state": state_json, "header_sha256": _header_digest(record_json, state_json)})
+        g = f.create_group("arrays")
+        for name, a in arrays.items():
+            ds = g.create_dataset(name, data=a)
+            ds.attrs["sha256"] = digest(a)
+        _write_vocab(f, words, counts)
 
 
 def checkpoint_owner(path):
     """(run_id, summary) of the checkpoint at `path`, or (None, why) when it is not a readable one."""
-    from .store import open_fastemb
+    from .store import open_h5
     try:
-        with open_fastemb(path, "checkpoint") as f:
+        with open_h5(path, "checkpoint") as f:
             run_id = str(f.attrs.get("run_id", ""))
             try:
                 record = json.loads(f.attrs["record"])
@@ -200,9 +204,9 @@ class Resumable:
 def load_checkpoint(path) -> Resumable:
     """Read and check a checkpoint completely: record, state, vocabulary, and every array against what
     its algorithm declares for that vocabulary and those options (shape, dtype, checksum, finiteness)."""
-    from .store import _read_vocab, open_fastemb
+    from .store import _read_vocab, open_h5
     path = os.fspath(path)
-    with open_fastemb(path, "checkpoint") as f:
+    with open_h5(path, "checkpoint") as f:
         version = f.attrs.get("checkpoint_version")
         if version is None:
             raise FileError(f"{path}: a checkpoint of an older fastemb (format 1), which this version cannot "
@@ -210,15 +214,19 @@ def load_checkpoint(path) -> Resumable:
         if int(version) != VERSION:
             raise FileError(f"{path}: checkpoint format {version}, this fastemb reads {VERSION}")
         try:
-            record = json.loads(f.attrs["record"])
-            state_d = json.loads(f.attrs["state"])
+            record_json, state_json = str(f.attrs["record"]), str(f.attrs["state"])
+            sealed = str(f.attrs["header_sha256"]) == _header_digest(record_json, state_json)
+            record = json.loads(record_json) if sealed else None
+            state_d = json.loads(state_json) if sealed else None
         except (KeyError, ValueError, TypeError) as e:
             raise FileError(f"{path}: damaged checkpoint ({e})") from None
+        if not sealed:
+            raise FileError(f"{path}: damaged checkpoint: the checksum of its settings does not match")
         run_id = str(f.attrs.get("run_id", ""))
         state = TrainState.from_dict(state_d, path)
         algorithm, options = record_options(record, path)
-        words, counts = _read_vocab(f)
-        if len(words) != len(counts) or len(words) == 0 or (counts < 1).any():
+        words, counts = _read_vocab(f, path)
+        if len(words) == 0 or (counts < 1).any():
             raise FileError(f"{path}: damaged checkpoint vocabulary ({len(words)} words, {len(counts)} counts)")
         if state.epoch > options.epochs:
             raise FileError(f"{path}: damaged checkpoint state ({state.epoch} epochs done of {options.epochs})")
@@ -258,6 +266,9 @@ def record_options(record, path):
 
 
 def check_same_vocab(words, counts, ck_words, ck_counts, path):
-    if list(words) != list(ck_words) or not np.array_equal(counts, ck_counts):
-        raise FastembError(f"{path}: the corpus no longer gives the checkpoint's vocabulary "
-                           f"({len(words):,} vs {len(ck_words):,} words): it changed since the checkpoint")
+    if list(words) != list(ck_words):
+        raise FastembError(f"{path}: the corpus no longer gives the checkpoint's vocabulary ({len(words):,} words "
+                           f"now, {len(ck_words):,} then): it changed since the checkpoint")
+    if not np.array_equal(counts, ck_counts):
+        raise FastembError(f"{path}: the corpus no longer gives the checkpoint's word counts: it changed since "
+                           f"the checkpoint")

@@ -17,7 +17,7 @@ import click
 from . import registry
 from .cooc import CoocOptions
 from .corpus import CorpusOptions
-from .errors import FastembError, FileError, Interrupted, OptionError, param
+from .errors import FastembError, Interrupted, OptionError
 from .options import RunOptions, describe_default
 
 
@@ -74,13 +74,18 @@ def _given(params):
 
 
 def _run_options(f):
-    specs = RunOptions.specs()
-    f = spec_option("threads", specs["threads"][1], "default: all cores")(f)
-    return click.option("--seed", type=int, default=None, help=f"{specs['seed'][1].help} [default: 1]")(f)
+    return options_of(RunOptions)(f)
+
+
+def _set_quiet(ctx, param_, value):
+    if value:
+        from .progress import set_cli_quiet
+        set_cli_quiet()
+    return value
 
 
 def _quiet(f):
-    return click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")(f)
+    return click.option("--quiet", "-q", is_flag=True, callback=_set_quiet, help="Print nothing but errors.")(f)
 
 
 def _json_option(f):
@@ -98,20 +103,37 @@ def _tmp_dir_option(f):
                         help="Where the encoded corpus and spilled runs go (default: system temp).")(f)
 
 
+def jsonable(x):
+    """Plain JSON values: numpy scalars and arrays as numbers and lists, NaN and infinity as null."""
+    import math
+    if isinstance(x, dict):
+        return {str(k): jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [jsonable(v) for v in x]
+    if hasattr(x, "tolist") and not isinstance(x, (str, bytes)):
+        return jsonable(x.tolist())
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+def _echo_json(data, indent=None):
+    click.echo(json.dumps(jsonable(data), indent=indent, allow_nan=False, default=str))
+
+
 def _summary(as_json, data, line, quiet):
     if as_json:
-        click.echo(json.dumps(data, default=_json_default, allow_nan=False))
+        _echo_json(data)
     if not quiet:
         click.echo(line, err=True)
 
 
-def _json_default(x):
-    import numpy as np
-    if isinstance(x, np.generic):
-        return x.item()
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    raise TypeError(type(x).__name__)
+def _claim(output, force):
+    """Lock `output` for this command (a second run writing it fails at once) and check it can be written."""
+    from .files import output_lock
+    from .store import check_output
+    click.get_current_context().with_resource(output_lock(output))
+    check_output(output, force)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -128,10 +150,9 @@ def cli():
 @_quiet
 def vocab(corpus, output, force, as_json, quiet, **params):
     """Count the words of CORPUS (files, directories, '-' for stdin; .gz/.bz2/.xz) into word<TAB>count."""
-    from .store import check_output
     from .vocab import build_vocab
     options = CorpusOptions(**_given(params))
-    check_output(output, force)
+    _claim(output, force)
     v = build_vocab(corpus, options)
     v.save_tsv(output)
     _summary(as_json, {"output": output, "words": len(v), "distinct": v.distinct, "tokens": v.raw_tokens,
@@ -151,21 +172,20 @@ def vocab(corpus, output, force, as_json, quiet, **params):
 def cooc(corpus, output, force, seed, threads, tmp_dir, as_json, quiet, **params):
     """Count windowed co-occurrences of CORPUS into a CSR matrix in HDF5."""
     from .cooc import cooccurrence
+    from .files import check_work_dir
     from .options import split_known
     from .parallel import resolve_threads
-    from .store import CoocWriter, check_output
+    from .store import CoocWriter
     from .vocab import build_vocab
     (cooc_params, corpus_params), _ = split_known(_given(params), CoocOptions, CorpusOptions)
     options, copts = CoocOptions(**cooc_params), CorpusOptions(**corpus_params)
     run = RunOptions(**_given({"seed": seed, "threads": threads}))
-    check_output(output, force)
-    if tmp_dir is not None and not (os.path.isdir(tmp_dir) and os.access(tmp_dir, os.W_OK)):
-        raise FastembError(f"{param('tmp_dir')} {tmp_dir}: not a writable directory")
+    check_work_dir(tmp_dir)
+    _claim(output, force)
     threads = resolve_threads(run.threads)
     with build_vocab(corpus, copts, encode=True, work_dir=tmp_dir) as enc:
         v = enc.vocab
-        attrs = {**options.flat(), "seed": run.seed, "min_count": copts.min_count,
-                 "max_vocab": copts.max_vocab or 0, "lowercase": copts.lowercase, "corpus_tokens": v.raw_tokens,
+        attrs = {**options.flat(), **copts.flat(), "seed": run.seed, "corpus_tokens": v.raw_tokens,
                  "vocab_tokens": enc.n_tokens,
                  "corpus": json.dumps([os.path.abspath(c) if c != "-" else "-" for c in corpus])}
         writer = CoocWriter(output, v.words, v.counts, attrs)
@@ -225,7 +245,7 @@ def info(file, as_json):
     from .store import describe
     d = describe(file)
     if as_json:
-        click.echo(json.dumps(d, indent=2, default=str))
+        _echo_json(d, indent=2)
         return
     datasets = d.pop("datasets")
     click.echo(f"{d.pop('path')}: fastemb {d.pop('content')} (format {d.pop('format_version')})")
@@ -238,6 +258,31 @@ def info(file, as_json):
         if isinstance(v, list) and len(v) > 12:
             v = v[:12] + ["..."]
         click.echo(f"  {k}: {v}")
+
+
+@cli.command()
+@click.argument("directories", nargs=-1, type=click.Path(file_okay=False))
+@click.option("--dry-run", is_flag=True, help="List what would be removed.")
+@_json_option
+@_quiet
+def clean(directories, dry_run, as_json, quiet):
+    """Remove what fastemb runs that are no longer running left behind: work directories (fastemb-PID-*) and
+    partial outputs (.NAME.PID.*.part) in DIRECTORIES (default: the temporary directory and the current one).
+    Every run also does this in the directories it uses."""
+    import tempfile
+    from .files import clean_stale, stale_entries
+    dirs = list(directories) or [tempfile.gettempdir(), os.getcwd()]
+    for d in dirs:
+        if not os.path.isdir(d):
+            raise FastembError(f"{d}: not a directory")
+    found = [p for d in dirs for p in (stale_entries(d) if dry_run else clean_stale(d))]
+    if as_json:
+        _echo_json({"removed" if not dry_run else "stale": found})
+    if not quiet:
+        for p in found:
+            click.echo(("would remove " if dry_run else "removed ") + p, err=True)
+        click.echo(f"clean: {len(found)} {'stale ' if dry_run else ''}entr{'y' if len(found) == 1 else 'ies'}"
+                   f"{' found' if dry_run else ' removed'}", err=True)
 
 
 # ------------------------------------------------------------------------------------ using vectors
@@ -266,7 +311,7 @@ def neighbors(vectors, words, k, restrict, as_json):
     emb = _emb(vectors)
     results = emb.most_similar(list(words), k=k, restrict=restrict)
     if as_json:
-        click.echo(json.dumps({w: [[x, round(s, 6)] for x, s in r] for w, r in zip(words, results)}))
+        _echo_json({w: [[x, round(s, 6)] for x, s in r] for w, r in zip(words, results)})
         return
     for w, r in zip(words, results):
         click.echo(f"{w}:")
@@ -287,7 +332,7 @@ def analogy(vectors, a, b, c, k, method, restrict, as_json):
     _require(k >= 1, "k", f"must be at least 1 (got {k})")
     result = _emb(vectors).analogy(a, b, c, k=k, method=method, restrict=restrict)
     if as_json:
-        click.echo(json.dumps([[x, round(s, 6)] for x, s in result]))
+        _echo_json([[x, round(s, 6)] for x, s in result])
         return
     click.echo(f"{a} : {b} :: {c} : ?   ({method})")
     _print_table([(i + 1, x, f"{s:.4f}") for i, (x, s) in enumerate(result)], ["rank", "word", "score"])
@@ -305,13 +350,14 @@ def analogy(vectors, a, b, c, k, method, restrict, as_json):
 def eval_cmd(vectors, similarity_files, analogy_files, restrict, as_json):
     """Word similarity (Spearman) and analogy accuracy (3CosAdd, 3CosMul) of VECTORS."""
     from . import eval as E
+    _require(restrict >= 1, "restrict", f"must be at least 1 (got {restrict})")
     if not similarity_files and not analogy_files:
         similarity_files, analogy_files = E.default_sets()
     emb = _emb(vectors)
     out = {"similarity": [E.similarity(emb, f) for f in similarity_files],
            "analogy": [E.analogy(emb, f, restrict=restrict) for f in analogy_files]}
     if as_json:
-        click.echo(json.dumps(out, indent=1))
+        _echo_json(out, indent=1)
         return
     if out["similarity"]:
         _print_table([(os.path.basename(r["file"]), f"{r['spearman']:.4f}", f"{r['covered']}/{r['pairs']}",
@@ -334,8 +380,7 @@ def eval_cmd(vectors, similarity_files, analogy_files, restrict, as_json):
 def export(vectors, output, force, fmt):
     """Write VECTORS as word2vec text/binary or GloVe text (readable by gensim's load_word2vec_format)."""
     from .formats import write_vectors
-    from .store import check_output
-    check_output(output, force)
+    _claim(output, force)
     emb = _emb(vectors)
     write_vectors(output, emb.words, emb.vectors, fmt)
 
@@ -347,8 +392,7 @@ def export(vectors, output, force, fmt):
               help="Input format (default: guessed from the content).")
 def import_cmd(vectors, output, force, fmt):
     """Convert word2vec (text/binary) or GloVe vectors to a fastemb HDF5 file."""
-    from .store import check_output
-    check_output(output, force)
+    _claim(output, force)
     emb = _emb(vectors, fmt)
     emb.save(output)
 
@@ -380,11 +424,14 @@ def align(source, target, lexicon, method, normalize, center, test_fraction, lr,
           restrict, to_translate, seed, output, force, plot_path, as_json, quiet):
     """Learn a translation matrix from SOURCE to TARGET embeddings and report P@1/5/10 (NN and CSLS)."""
     from . import align as A
-    from .store import check_output
+    _require(csls_k >= 1, "csls_k", f"must be at least 1 (got {csls_k})")
+    _require(restrict is None or restrict >= 1, "restrict", f"must be at least 1 (got {restrict})")
+    _require(lr is None or lr > 0, "lr", f"must be positive (got {lr})")
+    _require(0 < test_fraction < 1, "test_fraction", f"must be between 0 and 1 (got {test_fraction})")
     if output:
-        check_output(output, force)
+        _claim(output, force)
     if plot_path:
-        check_output(plot_path, force)
+        _claim(plot_path, force)
     _require(steps >= 1, "steps", f"must be at least 1 (got {steps})")
     _require(log_every >= 1, "log_every", f"must be at least 1 (got {log_every})")
     src, tgt = _emb(source), _emb(target)
@@ -411,7 +458,7 @@ def align(source, target, lexicon, method, normalize, center, test_fraction, lr,
         from .plot import draw_loss
         draw_loss(a.loss, plot_path)
     if as_json:
-        click.echo(json.dumps(result, indent=1))
+        _echo_json(result, indent=1)
         return
     click.echo(f"{method}{' +normalize' if normalize else ''}{' +center' if center else ''}: "
                f"{len(train_pairs)} training pairs, {result['test_words']} test words")
@@ -436,16 +483,15 @@ def align(source, target, lexicon, method, normalize, center, test_fraction, lr,
 def plot(vectors, output, force, words_file, top, skip, method, perplexity, iterations, seed, quiet):
     """Draw a labelled 2-D map of words (PCA or exact t-SNE) to a PNG."""
     from . import plot as P
-    from .store import check_output
-    check_output(output, force)
+    _require(perplexity > 0, "perplexity", f"must be positive (got {perplexity})")
+    _require(iterations >= 1, "iterations", f"must be at least 1 (got {iterations})")
+    _require(skip >= 0, "skip", f"must be 0 or more (got {skip})")
+    _claim(output, force)
     P._pyplot()
     emb = _emb(vectors)
     if words_file:
-        try:
-            with open(words_file, encoding="utf-8") as f:
-                wanted = [w.strip() for w in f if w.strip()]
-        except OSError as e:
-            raise FileError(f"{words_file}: {e.strerror}") from None
+        from .files import read_text_lines
+        wanted = [w.strip() for _, w in read_text_lines(words_file, "word list") if w.strip()]
         words = [w for w in wanted if w in emb.index]
         if not quiet and len(words) < len(wanted):
             click.echo(f"plot: {len(wanted) - len(words)} of {len(wanted)} words are not in the vocabulary",
@@ -492,24 +538,25 @@ def _flags() -> dict:
     return flags
 
 
-def _configure_logging(argv):
-    """Log lines (and, in a terminal, progress bars) on stderr; --quiet leaves only errors."""
-    from .progress import bars_possible, log, set_bars, stderr_handler
-    quiet = any(a in ("-q", "--quiet") for a in argv)
+def _configure_logging():
+    """Log lines (and, in a terminal, progress bars) on stderr, parameters named as flags; a command's
+    --quiet (see _quiet) leaves only errors."""
+    from .progress import PARAM_NAMES, bars_possible, log, set_bars, stderr_handler
     for h in list(log.handlers):
         if not isinstance(h, logging.NullHandler):
             log.removeHandler(h)
-    log.addHandler(stderr_handler(logging.WARNING if quiet else logging.INFO))
+    log.addHandler(stderr_handler(logging.INFO))
     log.setLevel(logging.INFO)
     log.propagate = False
-    set_bars(not quiet and bars_possible())
+    PARAM_NAMES.flags = _flags()
+    set_bars(bars_possible())
 
 
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     signal.signal(signal.SIGTERM, _terminate)
     _return_freed_memory_to_the_os()
-    _configure_logging(argv)
+    _configure_logging()
     try:
         rv = cli.main(args=argv, prog_name="fastemb", standalone_mode=False)
         return rv if isinstance(rv, int) else 0

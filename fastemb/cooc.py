@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -18,7 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import FastembError, param
+from .errors import FastembError, FileError, param
+from .files import describe_os_error, work_dir, write_array
 from .options import SAMPLE, WINDOW, Options, Spec
 from .parallel import numba_threads, resolve_threads
 from .progress import Progress
@@ -93,8 +93,12 @@ class _Run:
 
     def to_disk(self, directory, name):
         self.path = os.path.join(directory, name)
-        self.keys.tofile(self.path + ".keys")
-        self.vals.tofile(self.path + ".vals")
+        for suffix, array in ((".keys", self.keys), (".vals", self.vals)):
+            try:
+                with open(self.path + suffix, "wb") as f:
+                    write_array(f, array, directory)
+            except OSError as e:
+                raise FileError(f"{directory}: cannot write: {describe_os_error(e)}") from None
         self.keys = self.vals = None
 
     def position(self, key) -> int:
@@ -196,7 +200,7 @@ def cooccurrence(corpus: EncodedCorpus, sink, options: CoocOptions | None = None
         stats["runs"] = len(runs)
         if tables + sum(r.nbytes for r in runs) > memory // 2:
             if spill_root is None:
-                spill_root = tempfile.mkdtemp(prefix="fastemb-cooc-", dir=spill_dir)
+                spill_root = work_dir(spill_dir, "cooc")
             for i, r in enumerate(runs):
                 if r.path is None and r.n:
                     r.to_disk(spill_root, f"run{i}")

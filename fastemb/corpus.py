@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from .errors import FastembError, FileError, param
-from .options import Options, Spec, at_least, parse_memory, regex
+from .options import Options, Spec, at_least, between, parse_memory, regex
 
 CHUNK_BYTES = 1 << 20
 # word2vec.c truncates words at 100 bytes; a longer cap keeps real tokens (URLs, hashes) whole while
@@ -38,9 +38,9 @@ class CorpusOptions(Options):
                                              "split on whitespace).", check=regex, optional=True,
                                         metavar="REGEX", none_means="whitespace")(None)
     max_sentence_length: int = Spec(int, "Split longer lines into sentences of this many tokens.",
-                                    check=at_least(2))(10_000)
+                                    check=between(2, 1 << 24))(10_000)
     memory: str = Spec("size", "Memory budget for counting (vocabulary pruning, co-occurrence spilling).",
-                       on_resume="free")("2GB")
+                       on_resume="free", metavar="SIZE")("2GB")
 
     @property
     def memory_bytes(self) -> int:
@@ -158,16 +158,29 @@ class CorpusReader:
             # A file boundary ends a sentence and a token, whatever the file's last byte was.
             yield b"\n"
 
+    def _read(self, stream, name):
+        try:
+            return stream.read(self.chunk_bytes)
+        except _DECOMPRESS_ERRORS as e:
+            raise FileError(f"{name}: corrupt or truncated compressed data ({e})") from None
+
     def _normalised_chunks(self, stream, name):
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="fastemb-count")
+        first = self._read(stream, name)
+        while first and len(first) < 4096:  # enough to see a byte-order mark, and what follows it
+            more = self._read(stream, name)
+            if not more:
+                break
+            first += more
+        codec, skip = sniff_encoding(first, name)
+        decoder = codecs.getincrementaldecoder(codec)(errors="fastemb-count")
+        utf8 = codec == "utf-8"
         carry_text = ""  # regex mode: text after the last whitespace, so no token is split
+        pending = first[skip:] if first else first
         while True:
-            try:
-                raw_chunk = stream.read(self.chunk_bytes)
-            except _DECOMPRESS_ERRORS as e:
-                raise FileError(f"{name}: corrupt or truncated compressed data ({e})") from None
+            raw_chunk = pending if pending is not None else self._read(stream, name)
+            pending = None
             final = not raw_chunk
-            if self.pattern is None and not final and raw_chunk.isascii() and not decoder.getstate()[0]:
+            if utf8 and self.pattern is None and not final and raw_chunk.isascii() and not decoder.getstate()[0]:
                 yield raw_chunk.lower() if self.lowercase else raw_chunk
                 continue
             before = _COUNTER.count
@@ -180,14 +193,35 @@ class CorpusReader:
                 text = text.lower()
             if self.pattern is not None:
                 text = carry_text + text
-                cut = len(text) if final else max(text.rfind(" "), text.rfind("\n"), text.rfind("\t")) + 1
+                cut = len(text) if final else max(text.rfind(c) for c in " \n\t\r") + 1
                 text, carry_text = text[:cut], text[cut:]
                 if len(carry_text) > 1 << 20:  # no whitespace for a megabyte: give up keeping it whole
                     text, carry_text = text + carry_text, ""
-                text = "\n".join(" ".join(self.pattern.findall(line)) for line in text.split("\n"))
+                text = "\n".join(" ".join(self.pattern.findall(line)) for line in _LINE_END.split(text))
             elif not text.isascii():
                 text = _UNICODE_SPACE.sub(" ", text)
             if text:
                 yield text.encode("utf-8", errors="surrogatepass")
             if final:
                 return
+
+
+_LINE_END = re.compile("\r\n?|\n")
+_BOMS = ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe\x00\x00", "utf-32-le"), (b"\x00\x00\xfe\xff", "utf-32-be"),
+         (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
+
+
+def sniff_encoding(head: bytes, name: str):
+    """(codec, bytes to skip) from a byte-order mark: UTF-8 (mark dropped), UTF-16 or UTF-32 (decoded).
+    Text full of NUL bytes without a mark is UTF-16/32 that cannot be read reliably: refused."""
+    for bom, codec in _BOMS:
+        if head.startswith(bom):
+            return codec, len(bom)
+    sample = head[:4096]
+    if len(sample) >= 16 and sample.count(0) > 0.3 * len(sample):
+        zeros_odd = sum(1 for b in sample[1::2] if b == 0)
+        zeros_even = sum(1 for b in sample[0::2] if b == 0)
+        if max(zeros_odd, zeros_even) > 0.4 * (len(sample) // 2) and min(zeros_odd, zeros_even) < 0.1 * len(sample):
+            raise FileError(f"{name}: looks like UTF-16 or UTF-32 text without a byte-order mark: convert it to "
+                            f"UTF-8 (e.g. iconv -f UTF-16LE -t UTF-8)")
+    return "utf-8", 0

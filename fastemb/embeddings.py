@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._query_kernels import topk_rows
-from .errors import FastembError, FileError
+from .errors import FastembError
 
 
 class Embeddings:
@@ -62,6 +62,8 @@ class Embeddings:
                 v = np.asarray(q, dtype=np.float32)
                 if v.shape != (self.dim,):
                     raise FastembError(f"query vector has shape {v.shape}, expected ({self.dim},)")
+                if not np.isfinite(v).all():
+                    raise FastembError("query vector holds non-finite values")
                 rows.append(v / max(float(np.linalg.norm(v)), 1e-12))
         return np.vstack(rows) if rows else np.zeros((0, self.dim), np.float32)
 
@@ -75,11 +77,10 @@ class Embeddings:
         else:
             single = np.ndim(query) == 1
         queries = [query] if single else list(query)
+        k, n = self._k_and_restrict(k, restrict)
         q = self._query_vectors(queries)
-        n = len(self) if restrict is None else min(int(restrict), len(self))
         unit = self.normalized()[:n]
         skip_common = [self.index[w] for w in (exclude or ()) if w in self.index and self.index[w] < n]
-        k = min(int(k), n)
         results = []
         batch = 1024
         for b0 in range(0, len(queries), batch):
@@ -101,14 +102,27 @@ class Embeddings:
                            for ti, si in zip(top.tolist(), top_sims.tolist()))
         return results[0] if single else results
 
-    def analogy(self, a, b, c, k=1, method="3cosadd", restrict=None):
-        """a is to b as c is to ?  (3CosAdd, or 3CosMul of Levy & Goldberg 2014); a, b, c excluded."""
-        from .eval import analogy_scores
+    def _k_and_restrict(self, k, restrict):
+        """(k, number of candidate rows), checked."""
+        from .errors import OptionError
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise OptionError("k", f"must be an integer of at least 1 (got {k!r})")
+        if restrict is not None and (isinstance(restrict, bool) or not isinstance(restrict, (int, np.integer))
+                                     or restrict < 1):
+            raise OptionError("restrict", f"must be an integer of at least 1 (got {restrict!r})")
         n = len(self) if restrict is None else min(int(restrict), len(self))
+        return min(int(k), n), n
+
+    def analogy(self, a, b, c, k=1, method="3cosadd", restrict=None):
+        """a is to b as c is to ?  (3CosAdd, or 3CosMul of Levy & Goldberg 2014). The question words are never
+        answers, so fewer than k answers come back when the candidates run out."""
+        from .eval import analogy_scores
+        k, n = self._k_and_restrict(k, restrict)
         ids = np.array([[self.id(a), self.id(b), self.id(c)]])
         scores = analogy_scores(self.normalized()[:n], self.normalized()[ids], method)[0]
-        scores[[i for i in ids[0] if i < n]] = -np.inf
-        top = np.argsort(-scores, kind="stable")[:k]
+        order = np.argsort(-scores, kind="stable")
+        question = set(ids[0].tolist())
+        top = [i for i in order[:k + 3].tolist() if i not in question][:k]
         return [(self.words[i], float(scores[i])) for i in top]
 
     # ---------------------------------------------------------------- files
@@ -128,10 +142,9 @@ class Embeddings:
 def load(path, format=None) -> Embeddings:
     """Embeddings from a fastemb HDF5 file, or from word2vec text/binary or GloVe text (format=None
     guesses from the content)."""
-    import os
+    from .files import check_readable
     if format in (None, "hdf5"):
-        if not os.path.exists(path):
-            raise FileError(f"{path}: no such file")
+        path = check_readable(path)
         with open(path, "rb") as f:
             is_hdf5 = f.read(8) == b"\x89HDF\r\n\x1a\n"
         if is_hdf5 or format == "hdf5":

@@ -19,6 +19,13 @@ def flag_of(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+def render(text: str, flags=None) -> str:
+    """A message with its parameters named as API names (flags None) or as CLI flags (a mapping)."""
+    if flags is None:
+        return _MARK.sub(lambda m: m.group(1), text)
+    return _MARK.sub(lambda m: flags.get(m.group(1), flag_of(m.group(1))), text)
+
+
 class FastembError(ValueError):
     """Bad input or an impossible request: the CLI prints the message and exits with `exit_code`."""
 
@@ -26,13 +33,10 @@ class FastembError(ValueError):
 
     def render(self, flags=None) -> str:
         """The message with parameters shown as CLI flags (`flags`: name -> flag, else --name-with-dashes)."""
-        flags = flags or {}
-        text = str(self.args[0]) if self.args else ""
-        return _MARK.sub(lambda m: flags.get(m.group(1), flag_of(m.group(1))), text)
+        return render(str(self.args[0]) if self.args else "", flags or {})
 
     def __str__(self):
-        text = str(self.args[0]) if self.args else ""
-        return _MARK.sub(lambda m: m.group(1), text)
+        return render(str(self.args[0]) if self.args else "")
 
 
 class OptionError(FastembError):

@@ -28,22 +28,24 @@ def _lookup(emb, word):
 
 
 def read_pairs(path):
-    """Similarity file: `word1 word2 score` per line (tabs or spaces), '#' comments skipped."""
+    """Similarity file: `word1 word2 score` per line (tabs or spaces), '#' comments and a header skipped."""
+    from .files import read_text_lines
     pairs = []
-    try:
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                parts = line.split()
-                if not parts or line.startswith("#"):
-                    continue
-                if len(parts) < 3:
-                    raise FileError(f"{path}: expected 'word1 word2 score', got {line.strip()!r}")
-                try:
-                    pairs.append((parts[0], parts[1], float(parts[2])))
-                except ValueError:
-                    continue  # a header line
-    except OSError as e:
-        raise FileError(f"{path}: {e.strerror}") from None
+    for n, line in read_text_lines(path, "similarity file"):
+        parts = line.split()
+        if not parts or line.startswith("#"):
+            continue
+        if len(parts) < 3:
+            raise FileError(f"{path}:{n}: expected 'word1 word2 score', got {line.strip()[:60]!r}")
+        try:
+            score = float(parts[2])
+        except ValueError:
+            if pairs:
+                raise FileError(f"{path}:{n}: the score {parts[2][:20]!r} is not a number") from None
+            continue  # a header line
+        if not np.isfinite(score):
+            raise FileError(f"{path}:{n}: the score is not finite")
+        pairs.append((parts[0], parts[1], score))
     return pairs
 
 
@@ -66,20 +68,22 @@ def similarity(emb, path) -> dict:
 
 def read_analogies(path):
     """questions-words.txt format: ': section' headers, then `a b c d` lines."""
+    from .files import read_text_lines
     sections, section = [], None
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            parts = line.split()
-            if not parts:
-                continue
-            if parts[0] == ":":
-                section = " ".join(parts[1:])
-                sections.append((section, []))
-            elif len(parts) == 4:
-                if section is None:
-                    sections.append(("questions", []))
-                    section = "questions"
-                sections[-1][1].append(tuple(p.lower() for p in parts))
+    for n, line in read_text_lines(path, "analogy file"):
+        parts = line.split()
+        if not parts or parts[0].startswith("#"):
+            continue
+        if parts[0] == ":":
+            section = " ".join(parts[1:])
+            sections.append((section, []))
+        elif len(parts) == 4:
+            if section is None:
+                sections.append(("questions", []))
+                section = "questions"
+            sections[-1][1].append(tuple(p.lower() for p in parts))
+        else:
+            raise FileError(f"{path}:{n}: expected ': section' or four words, got {line.strip()[:60]!r}")
     return sections
 
 

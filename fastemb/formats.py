@@ -33,68 +33,170 @@ def write_vectors(path, words, vectors, fmt):
                 f.write(_text_row(w, row))
 
 
-def _read_binary(f, path, n, dim):
-    words, vectors = [], np.empty((n, dim), np.float32)
-    row_bytes = 4 * dim
-    for i in range(n):
-        chars = bytearray()
-        while True:
-            c = f.read(1)
-            if not c:
-                raise FileError(f"{path}: truncated after {i} of {n} vectors")
-            if c == b" ":
-                break
-            if c != b"\n" or chars:  # word2vec.c puts a newline after each vector, gensim does not
-                chars += c
-        data = f.read(row_bytes)
-        if len(data) != row_bytes:
-            raise FileError(f"{path}: truncated in the vector of word {i}")
-        words.append(chars.decode("utf-8", errors="replace"))
-        vectors[i] = np.frombuffer(data, dtype=np.float32)
-    return words, vectors
+MAX_WORD_BYTES = 4096
 
 
-def read_vectors(path, fmt=None):
-    """(words, float32 vectors) from a word2vec (text or binary) or GloVe file; fmt=None guesses."""
+def _header(line):
+    parts = line.split()
+    if len(parts) == 2 and all(p.isdigit() for p in parts):
+        return int(parts[0]), int(parts[1])
+    return None
+
+
+def _check_word(path, where, raw: bytes) -> str:
     try:
-        f = open(path, "rb")
-    except OSError as e:
-        raise FileError(f"{path}: {e.strerror}") from None
-    with f:
-        first = f.readline()
-        parts = first.split()
-        has_header = len(parts) == 2 and all(p.isdigit() for p in parts)
-        if fmt is None:
-            if not has_header:
-                fmt = "glove"
-            else:
-                pos = f.tell()
-                sample = f.read(4096)
-                f.seek(pos)
-                fmt = "word2vec" if _is_text(sample) else "word2vec-binary"
-        if fmt in ("word2vec", "word2vec-binary") and not has_header:
-            raise FileError(f"{path}: no 'count dimension' header line: not a word2vec file")
-        if fmt == "word2vec-binary":
-            return _read_binary(f, path, int(parts[0]), int(parts[1]))
-        lines = ([] if has_header else [first]) + f.readlines()
-    words, rows = [], []
-    dim = int(parts[1]) if has_header else None
-    for n, line in enumerate(lines, 2 if has_header else 1):
-        items = line.decode("utf-8", errors="replace").rstrip("\n").rstrip(" ").split(" ")
-        if len(items) < 2:
+        word = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise FileError(f"{path}: {where}: the word is not UTF-8 text: the file's header (count, dimension) "
+                        f"does not match its contents") from None
+    if not word or any(c.isspace() or (ord(c) < 32) for c in word):
+        raise FileError(f"{path}: {where}: {word[:40]!r} is not a word: the file's header (count, dimension) "
+                        f"does not match its contents")
+    return word
+
+
+class _Words:
+    """Collects words, refusing duplicates with the places of both."""
+
+    def __init__(self, path):
+        self.path, self.words, self.first = path, [], {}
+
+    def add(self, word, where):
+        if word in self.first:
+            raise FileError(f"{self.path}: {where}: the word {word!r} again (first at {self.first[word]})")
+        self.first[word] = where
+        self.words.append(word)
+
+
+def _read_binary(f, path, n, dim):
+    """word2vec.c's binary format: 'word ' then dim float32, an optional newline after each vector."""
+    row_bytes = 4 * dim
+    vectors = np.empty((n, dim), np.float32)
+    words = _Words(path)
+    buf, pos = b"", 0
+    for i in range(n):
+        where = f"vector {i + 1} of {n}"
+        while True:
+            while pos < len(buf) and buf[pos:pos + 1] == b"\n":  # word2vec.c ends vectors with a newline
+                pos += 1
+            space = buf.find(b" ", pos)
+            if space >= 0:
+                break
+            if len(buf) - pos > MAX_WORD_BYTES:
+                raise FileError(f"{path}: {where}: no word found: the file's header (count, dimension) does not "
+                                f"match its contents")
+            more = f.read(1 << 20)
+            if not more:
+                raise FileError(f"{path}: truncated: {i} of the {n} vectors its header announces")
+            buf, pos = buf[pos:] + more, 0
+        words.add(_check_word(path, where, buf[pos:space]), where)
+        pos = space + 1
+        while len(buf) - pos < row_bytes:
+            more = f.read(max(1 << 20, row_bytes))
+            if not more:
+                raise FileError(f"{path}: truncated in {where}")
+            buf, pos = buf[pos:] + more, 0
+        vectors[i] = np.frombuffer(buf, dtype=np.float32, count=dim, offset=pos)
+        pos += row_bytes
+    rest = buf[pos:] + f.read(1 << 16)
+    if rest.strip(b"\n"):
+        raise FileError(f"{path}: data after the {n} vectors its header announces: the header's count or "
+                        f"dimension is wrong")
+    if not np.isfinite(vectors).all():
+        row = int(np.flatnonzero(~np.isfinite(vectors).all(axis=1))[0])
+        raise FileError(f"{path}: vector {row + 1} ({words.words[row]!r}) holds non-finite values")
+    return words.words, vectors
+
+
+def _read_text(f, path, n, dim, first_line=None):
+    """word2vec text (n, dim from its header) or GloVe text (no header: dim from the first line)."""
+    words = _Words(path)
+    rows = []
+    line_no = 1 if first_line is None else 0
+    lines = f if first_line is None else _chain([first_line], f)
+    for raw in lines:
+        line_no += 1
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise FileError(f"{path}:{line_no}: not UTF-8 text (byte {e.start + 1})") from None
+        items = text.rstrip("\r\n").rstrip(" ").split(" ")
+        if items == [""]:
             continue
         if dim is None:
             dim = len(items) - 1
+            if dim < 1:
+                raise FileError(f"{path}:{line_no}: a word without a vector")
         if len(items) - 1 != dim:
-            raise FileError(f"{path}:{n}: {len(items) - 1} values, expected {dim}")
-        words.append(items[0])
+            raise FileError(f"{path}:{line_no}: {len(items) - 1} values, expected {dim}")
+        if n is not None and len(rows) == n:
+            raise FileError(f"{path}:{line_no}: more vectors than the {n} its header announces")
+        words.add(_check_word(path, f"line {line_no}", items[0].encode("utf-8")), f"line {line_no}")
         try:
-            rows.append(np.array(items[1:], dtype=np.float32))
+            row = np.array(items[1:], dtype=np.float32)
         except ValueError:
-            raise FileError(f"{path}:{n}: not a number in the vector of {items[0]!r}") from None
-    if not words:
+            raise FileError(f"{path}:{line_no}: not a number in the vector of {items[0]!r}") from None
+        if not np.isfinite(row).all():
+            raise FileError(f"{path}:{line_no}: non-finite value in the vector of {items[0]!r}")
+        rows.append(row)
+    if not rows:
         raise FileError(f"{path}: no vectors")
-    return words, np.vstack(rows)
+    if n is not None and len(rows) != n:
+        raise FileError(f"{path}: truncated: {len(rows)} of the {n} vectors its header announces")
+    return words.words, np.vstack(rows)
+
+
+def _chain(first, rest):
+    yield from first
+    yield from rest
+
+
+def read_vectors(path, fmt=None):
+    """(words, float32 vectors) from a word2vec (text or binary) or GloVe file; fmt=None guesses. The file
+    is checked against its header (count, dimension), for ragged, truncated and non-finite lines, and for
+    repeated words; errors name the file and the line or vector."""
+    from .files import check_readable
+    from .files import available_memory
+    path = check_readable(path)
+    try:
+        with open(path, "rb") as f:
+            first = f.readline(1 << 16)
+            if first[:8] == b"\x89HDF\r\n\x1a\n":
+                raise FileError(f"{path}: an HDF5 file, not word2vec or GloVe text")
+            if first[:2] == b"\x80\x04" or first[:2] == b"\x80\x03" or first[:2] == b"\x80\x02":
+                raise FileError(f"{path}: a Python pickle (a gensim model?), not word2vec or GloVe vectors: load "
+                                f"it in gensim and save_word2vec_format, or use Embeddings.from_gensim")
+            if first[:4] in (b"\xba\x16\x4f\x2f", b"\x2f\x4f\x16\xba"):
+                raise FileError(f"{path}: a fastText .bin model, not vectors: use its .vec file")
+            header = _header(first)
+            if fmt is None:
+                if header is None:
+                    fmt = "glove"
+                else:
+                    pos = f.tell()
+                    sample = f.read(4096)
+                    f.seek(pos)
+                    fmt = "word2vec" if _is_text(sample) else "word2vec-binary"
+            if fmt not in FORMATS:
+                raise FastembError(f"unknown format {fmt!r} (one of {', '.join(FORMATS)})")
+            if fmt in ("word2vec", "word2vec-binary"):
+                if header is None:
+                    raise FileError(f"{path}: no 'count dimension' header line: not a word2vec file")
+                n, dim = header
+                if n < 1 or dim < 1:
+                    raise FileError(f"{path}: header announces {n} vectors of dimension {dim}")
+                have = available_memory()
+                if have is not None and 4 * n * dim > have // 2:
+                    raise FileError(f"{path}: header announces {n:,} × {dim:,} values, more than memory holds")
+                if fmt == "word2vec-binary":
+                    return _read_binary(f, path, n, dim)
+                return _read_text(f, path, n, dim)
+            return _read_text(f, path, None, None, first_line=first)
+    except OSError as e:
+        if isinstance(e, FastembError):
+            raise
+        from .files import describe_os_error
+        raise FileError(f"{path}: {describe_os_error(e)}") from None
 
 
 def _is_text(sample: bytes) -> bool:

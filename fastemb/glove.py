@@ -9,7 +9,7 @@ import numpy as np
 
 from .cooc import CoocOptions
 from .errors import FastembError, param
-from .options import ADD_CONTEXTS, DIM, EPOCHS, Options, Spec, nested, positive
+from .options import ADD_CONTEXTS, DIM, EPOCHS, Options, Spec, above_at_most, nested, positive
 from .registry import Algorithm
 
 GRAD_CLIP = 100.0               # GloVe C's grad_clip_value
@@ -21,12 +21,12 @@ class GloveOptions(Options):
     """GloVe's weighted least squares on log co-occurrences, trained by AdaGrad."""
     dim: int = DIM(100)
     epochs: int = EPOCHS(15)
-    eta: float = Spec(float, "AdaGrad learning rate.", check=positive)(0.05)
+    eta: float = Spec(float, "AdaGrad learning rate.", check=above_at_most(0, 100))(0.05)
     x_max: Optional[float] = Spec(float, "Weighting cutoff: pairs counted x_max times or more get weight 1.",
                                   check=positive, optional=True,
                                   none_means="min(100, 98th percentile of the counts)")(None)
     weight_exponent: float = Spec(float, "Exponent of the weighting f(x) = min(1, (x/x_max)^e) (GloVe's "
-                                         "alpha).", check=positive)(0.75)
+                                         "alpha).", check=above_at_most(0, 10))(0.75)
     tied: bool = Spec(bool, "One vector and bias per word (w_i·w_j + b_i + b_j) instead of separate word "
                             "and context parameters.")(False)
     add_contexts: bool = ADD_CONTEXTS(True)

@@ -11,7 +11,7 @@ import math
 import time
 from dataclasses import dataclass
 
-from .callbacks import StopTraining, call
+from .callbacks import call
 from .errors import FastembError, param
 from .progress import Progress, log, seconds
 
@@ -133,8 +133,6 @@ def run_epochs(run: TrainingRun, callbacks) -> bool:
             log.info(f"epoch {state.epoch}/{run.epochs}: loss {epoch_loss:.4f}  ({seconds(run.seconds)} elapsed)")
             if call(callbacks, "on_epoch_end", run):
                 stop = True
-    except StopTraining:
-        stop = True
     finally:
         progress.close()
     progress.done(extra=f"final loss {state.loss[-1]:.4f}" if state.loss else "")

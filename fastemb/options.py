@@ -95,7 +95,12 @@ def non_negative(v):
 
 
 def between(lo, hi):
-    return lambda v: None if lo <= v <= hi else f"must be between {lo} and {hi}"
+    return lambda v: None if lo <= v <= hi else f"must be between {lo:,} and {hi:,}"
+
+
+def above_at_most(lo, hi):
+    text = "must be positive" if lo == 0 else f"must be above {lo:g}"
+    return lambda v: None if lo < v <= hi else f"{text} and at most {hi:,g}"
 
 
 _UNITS = {"": 1, "B": 1, "K": 1 << 10, "KB": 1 << 10, "M": 1 << 20, "MB": 1 << 20, "G": 1 << 30,
@@ -112,7 +117,10 @@ def parse_memory(text, name="memory") -> int:
         unit = m.group(2).upper() if m else None
         if not m or unit not in _UNITS:
             raise OptionError(name, f"cannot read {text!r} (use a size such as 512MB or 2GB)")
-        value = int(float(m.group(1)) * _UNITS[unit])
+        number = float(m.group(1)) * _UNITS[unit]
+        if not math.isfinite(number) or number > 1 << 60:
+            raise OptionError(name, f"is too large: {text}")
+        value = int(number)
     if value < MIN_MEMORY:
         raise OptionError(name, f"is too small: {text} (at least 16MB)")
     return value
@@ -132,12 +140,12 @@ def regex(v):
 
 
 # ----------------------------------------------------------------------------- the shared meanings
-DIM = Spec(int, "Vector dimension.", check=at_least(1))
-WINDOW = Spec(int, "Context window: the most words on each side of a word.", check=at_least(1))
+DIM = Spec(int, "Vector dimension.", check=between(1, 100_000))
+WINDOW = Spec(int, "Context window: the most words on each side of a word.", check=between(1, 1000))
 SAMPLE = Spec(float, "Subsampling threshold of frequent words (word2vec's formula), 0 = off.",
-              check=non_negative)
-EPOCHS = Spec(int, "Passes over the data.", check=at_least(1))
-SEED = Spec(int, "Random seed (initialisation, sampling, shuffling).", check=at_least(0))
+              check=between(0, 1))
+EPOCHS = Spec(int, "Passes over the data.", check=between(1, 1_000_000))
+SEED = Spec(int, "Random seed (initialisation, sampling, shuffling).", check=between(0, 2 ** 32 - 1))
 THREADS = Spec(int, "Threads (default: all cores).", check=at_least(1), optional=True, on_resume="free",
                none_means="all cores")
 ADD_CONTEXTS = Spec(bool, "Save word + context vectors as the embedding.",
@@ -253,6 +261,11 @@ class RunOptions(Options):
     thread count only the speed (a 1-thread run is reproducible bit for bit)."""
     seed: int = SEED(1)
     threads: Optional[int] = THREADS(None)
+
+
+def free_on_resume(*classes) -> set:
+    """The option names a resumed run may change (their Spec says on_resume="free")."""
+    return {name for cls in classes for name, (_, spec, _) in cls.specs().items() if spec.on_resume == "free"}
 
 
 def split_known(values: dict, *classes) -> tuple[list, dict]:

@@ -9,7 +9,7 @@ import numpy as np
 
 from .cooc import CoocOptions
 from .errors import FastembError, param
-from .options import ADD_CONTEXTS, DIM, Options, Spec, nested, positive
+from .options import ADD_CONTEXTS, DIM, Options, Spec, above_at_most, between, nested
 from .parallel import numba_threads
 from .progress import log
 from .registry import Algorithm
@@ -24,10 +24,11 @@ RANDOMIZED_ABOVE = 5_000
 class PPMIOptions(Options):
     """Levy, Goldberg & Dagan (2015): shifted positive PMI with context-distribution smoothing, truncated SVD."""
     dim: int = DIM(100)
-    cds: float = Spec(float, "Context-distribution smoothing: context counts to this power.", check=positive)(0.75)
+    cds: float = Spec(float, "Context-distribution smoothing: context counts to this power.",
+                      check=above_at_most(0, 4))(0.75)
     shift: float = Spec(float, "Shift PMI by log(k) (k = 1: no shift; SGNS with k negatives ~ shift k).",
-                        check=positive)(1.0)
-    eig: float = Spec(float, "Eigenvalue weighting p: vectors are U·S^p.")(0.5)
+                        check=above_at_most(0, 1e6))(1.0)
+    eig: float = Spec(float, "Eigenvalue weighting p: vectors are U·S^p.", check=between(0, 4))(0.5)
     svd: str = Spec(str, "SVD solver (auto: randomized above 5,000 words).", choices=SVD_METHODS)("auto")
     add_contexts: bool = ADD_CONTEXTS(False)
     cooc: CoocOptions = nested(lambda: CoocOptions(window=2, weighting="dynamic", sample=0.0))
@@ -149,5 +150,6 @@ class PPMITrainer:
 
 ALGORITHMS = (
     Algorithm("ppmi-svd", PPMIOptions, PPMITrainer, memory_bytes, input="cooc", iterative=False,
-              summary="PPMI matrix factored by a truncated SVD"),
+              summary="PPMI matrix factored by a truncated SVD",
+              output_bytes=lambda o, n: 4 * n * o.dim * 4 + 32 * n),  # vectors, contexts and the raw factors
 )

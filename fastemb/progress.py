@@ -17,6 +17,23 @@ import time
 log = logging.getLogger("fastemb")
 log.addHandler(logging.NullHandler())
 
+
+class ParamNames(logging.Filter):
+    """Renders parameter names in records (errors.param): API names, or CLI flags once the CLI sets `flags`."""
+
+    flags = None
+
+    def filter(self, record):
+        from .errors import render
+        msg = record.getMessage()
+        if "\ue000" in msg:
+            record.msg, record.args = render(msg, self.flags), ()
+        return True
+
+
+PARAM_NAMES = ParamNames()
+log.addFilter(PARAM_NAMES)
+
 _BARS: contextvars.ContextVar[bool] = contextvars.ContextVar("fastemb_bars", default=False)
 
 
@@ -84,18 +101,18 @@ def verbosity(verbose: bool):
         return
     handler = None
     old_level = log.level
+    log.setLevel(logging.INFO)
     if not _reaches_stderr():
         handler = stderr_handler()
         log.addHandler(handler)
-        log.setLevel(logging.INFO)
     token = _BARS.set(bars_possible())
     try:
         yield
     finally:
         _BARS.reset(token)
+        log.setLevel(old_level)
         if handler is not None:
             log.removeHandler(handler)
-            log.setLevel(old_level)
 
 
 def _reaches_stderr() -> bool:
@@ -112,6 +129,14 @@ def _reaches_stderr() -> bool:
 def set_bars(on: bool):
     """For the CLI: bars for the whole process."""
     _BARS.set(on)
+
+
+def set_cli_quiet():
+    """--quiet: nothing but errors (which the CLI prints itself), no bars."""
+    _BARS.set(False)
+    for h in log.handlers:
+        if not isinstance(h, logging.NullHandler):
+            h.setLevel(logging.CRITICAL + 1)
 
 
 class Progress:

@@ -6,10 +6,15 @@ An algorithm module declares, without importing its kernels (so `fastemb --help`
                             input="corpus", summary="skip-gram with negative sampling"),)
 
 and is listed once in MODULES below. `options` is a frozen `Options` class (defaults, help, checks);
-`trainer(options, data, seed=, state=, arrays=)` builds the model on its input ("corpus": an
-EncodedCorpus; "cooc": a CoocData); `memory(options, n_words, nnz)` estimates the model's bytes.
-An iterative trainer provides `array_specs`, `arrays`, `run_epoch`, `vectors`, `reference_loss`,
-`work_per_epoch`, `unit` and `result`; a one-shot trainer (`iterative=False`) provides `fit` and `result`.
+`trainer(options, data, seed=, threads=, state=, arrays=)` builds the model on its input ("corpus": an
+EncodedCorpus; "cooc": a training.CoocData, and then the options class has a nested `cooc` CoocOptions
+field, what counting a corpus for it uses); `memory(options, n_words, nnz)` estimates the model's bytes.
+An iterative trainer provides `array_specs(options, n_words)` (name -> (shape, dtype) of what a checkpoint
+holds), `arrays()`, `run_epoch(state)` (a generator of loop.Step, one per kernel call, resuming at
+state.block), `vectors()`, `reference_loss()` (the untrained model's, for the divergence guard),
+`work_per_epoch`, `unit` ("words" or another work unit), `advice` (the option to lower when training
+diverges) and `result()` (a dict of Embeddings fields); a one-shot trainer (`iterative=False`) provides
+`fit()` and `result()`.
 """
 from __future__ import annotations
 
@@ -36,6 +41,13 @@ class Algorithm:
     input: str = "corpus"           # "corpus" (token ids) or "cooc" (a co-occurrence matrix)
     iterative: bool = True          # has epochs: shares the epoch loop, callbacks and checkpoints
     summary: str = ""
+    output_bytes: Callable | None = None   # (options, n_words) -> bytes of the saved model; default 2·V·d·4
+
+    def saved_size(self, options, n_words) -> int:
+        """About how many bytes the saved model takes (vectors, context vectors, vocabulary)."""
+        if self.output_bytes is not None:
+            return int(self.output_bytes(options, n_words))
+        return 2 * n_words * options.dim * 4 + 32 * n_words
 
 
 _ALGORITHMS: dict = {}
@@ -48,6 +60,8 @@ def _load():
             for a in importlib.import_module(module).ALGORITHMS:
                 if a.input not in ("corpus", "cooc"):
                     raise TypeError(f"{a.name}: input must be 'corpus' or 'cooc'")
+                if a.input == "cooc" and not hasattr(a.options(), "cooc"):
+                    raise TypeError(f"{a.name}: a co-occurrence algorithm's options need a `cooc` field")
                 found[a.name] = a
         _check_one_meaning(found.values())
         _ALGORITHMS.update(found)

@@ -1,26 +1,45 @@
-"""HDF5 files of fastemb (layout: DESIGN.md, README.md) and atomic output.
+"""HDF5 files of fastemb (layout: README.md, Files) and atomic, durable output.
 
-Every file carries attrs on / : encoding-type="fastemb", encoding-version, format_version, content
-("embeddings", "cooccurrence" or "alignment"). Everything is written to a temporary file beside the
-target and renamed into place, so an interrupted run never leaves a half-written file.
+Reading goes through one checked door, `open_h5`: the path must be a regular file; the whole file is walked
+before anything is read, and anything that reaches outside it (external links, soft links, external
+storage, virtual datasets), filters other than the standard ones, and reference types are refused. Every
+loader then checks each dataset's shape, dtype and values (vocabulary length = rows, CSR structure, finite
+floats, a size that fits in memory) before returning arrays a kernel may see. Errors are one line naming
+the file and the problem.
+
+Writing goes to a temporary file beside the target (.NAME.PID.RANDOM.part), fsynced, renamed into place,
+and the directory fsynced: an interrupted or failed run never leaves a partial output, and a finished one
+survives a crash. HDF5 writes go through files.SafeFile, so a full disk is a clean error, not a crash.
 """
 from __future__ import annotations
 
 import contextlib
 import datetime
 import os
-import tempfile
 
 import numpy as np
 
 from .errors import FastembError, FileError, param
+from .files import (SafeFile, available_memory, check_name_fits, check_readable, clean_stale, describe_os_error,
+                    part_name, probe_writable)
+from .progress import log
 
 FORMAT_VERSION = 1
 ENCODING_TYPE = "fastemb"
+# deflate, shuffle, fletcher32, szip, nbit, scaleoffset, lzf: decoded by the HDF5 library h5py ships
+STANDARD_FILTERS = {1, 2, 3, 4, 5, 6, 32000}
+MAX_OBJECTS = 10_000
 
 
+def _h5py():
+    import h5py
+    return h5py
+
+
+# ------------------------------------------------------------------------------------------ output
 def check_output(path, force=False):
-    """Fail before any work when `path` cannot be written or exists (without --force)."""
+    """Fail before any work when `path` cannot be written (directory, permissions, name length, a file
+    system that takes no new file) or exists (without force). Leftovers of dead runs there are removed."""
     path = os.fspath(path)
     parent = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
@@ -29,8 +48,12 @@ def check_output(path, force=False):
         raise FileError(f"{path}: output directory {parent} does not exist")
     if not os.access(parent, os.W_OK):
         raise FileError(f"{path}: output directory {parent} is not writable")
-    if os.path.exists(path) and not force:
+    check_name_fits(path)
+    if os.path.lexists(path) and not force:
         raise FileError(f"{path}: output exists (use {param('force')} to overwrite)")
+    for removed in clean_stale(parent):
+        log.info(f"removed {removed}, left by a fastemb run that is no longer running")
+    probe_writable(path)
 
 
 def _umask() -> int:
@@ -48,43 +71,84 @@ def fsync_path(path):
         os.close(fd)
 
 
+def _write_error(path, e: OSError) -> FileError:
+    path = os.fspath(path)
+    return FileError(f"{os.path.dirname(os.path.abspath(path))}: cannot write {os.path.basename(path)}: "
+                     f"{describe_os_error(e)}")
+
+
 def publish(tmp, path):
     """Rename a finished temporary file onto `path`, with the permissions a plain open() would give;
     durable: the data reaches the disk before the rename, and the rename before this returns."""
-    os.chmod(tmp, 0o666 & ~_umask())
-    fsync_path(tmp)
-    os.replace(tmp, path)
-    fsync_path(os.path.dirname(os.path.abspath(path)))
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())
+        fsync_path(tmp)
+        os.replace(tmp, path)
+        fsync_path(os.path.dirname(os.path.abspath(path)))
+    except OSError as e:
+        raise _write_error(path, e) from None
 
 
 def temp_beside(path) -> str:
     """A new empty temporary file in the directory of `path` (so the final rename is atomic)."""
-    path = os.fspath(path)
-    parent = os.path.dirname(os.path.abspath(path))
+    tmp = part_name(path)
     try:
-        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".part", dir=parent)
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     except OSError as e:
-        raise FileError(f"{path}: cannot write: {e.strerror or e}") from None
-    os.close(fd)
+        raise _write_error(path, e) from None
     return tmp
 
 
 @contextlib.contextmanager
 def atomic_output(path):
-    """Yields a temporary path in the target's directory; renames it onto `path` only on success."""
+    """Yields a temporary path in the target's directory; renames it onto `path` only on success. A failed
+    write (full disk, quota) becomes one FileError naming the directory and the cause."""
     tmp = temp_beside(path)
     try:
-        yield tmp
+        try:
+            yield tmp
+        except OSError as e:
+            if isinstance(e, FastembError):
+                raise
+            raise _write_error(path, e) from None
         publish(tmp, path)
-    except BaseException:
+    finally:
         with contextlib.suppress(OSError):
             os.remove(tmp)
-        raise
 
 
-def _h5py():
-    import h5py
-    return h5py
+@contextlib.contextmanager
+def atomic_h5(path):
+    """An HDF5 file open for writing, published onto `path` when the block succeeds."""
+    tmp = temp_beside(path)
+    raw = SafeFile(tmp)
+    try:
+        f = _h5py().File(raw, "w")
+        f.fastemb_raw = raw  # lets long writers (CoocWriter) stop at the first failed write
+        ok = False
+        try:
+            yield f
+            ok = True
+        finally:
+            f.close()
+            raw.sync()
+        if raw.error is not None:
+            raise _write_error(path, raw.error)
+        if ok:
+            raw.close()
+            publish(tmp, path)
+    finally:
+        raw.close()
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+
+
+def _attr_value(v):
+    if isinstance(v, str):  # a path that is not valid UTF-8 must not fail the save after the work
+        return v.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    if isinstance(v, (list, tuple)):
+        return np.asarray(v)
+    return v
 
 
 def _root_attrs(f, content, attrs):
@@ -96,60 +160,182 @@ def _root_attrs(f, content, attrs):
     f.attrs["fastemb_version"] = __version__
     f.attrs["created"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     for k, v in (attrs or {}).items():
-        if v is None:
-            continue
-        if isinstance(v, (list, tuple)):
-            v = np.asarray(v)
-        f.attrs[k] = v
+        if v is not None:
+            f.attrs[k] = _attr_value(v)
 
 
 def _write_vocab(f, words, counts):
     h5py = _h5py()
     g = f.create_group("vocab")
-    g.create_dataset("words", data=np.array(words, dtype=object), dtype=h5py.string_dtype("utf-8"))
+    g.create_dataset("words", data=np.array([_attr_value(w) for w in words], dtype=object),
+                     dtype=h5py.string_dtype("utf-8"))
     g.create_dataset("counts", data=np.asarray(counts, dtype=np.int64))
 
 
-def _read_vocab(f):
-    words = [w.decode("utf-8") if isinstance(w, bytes) else w for w in f["vocab/words"].asstr()[()]]
-    return words, np.asarray(f["vocab/counts"][()], dtype=np.int64)
+# ------------------------------------------------------------------------------------- the checked door
+def _walk(path, f):
+    """Every object reachable from the root by hard links, checked: nothing that points outside the file."""
+    h5py = _h5py()
+    seen, stack, count = set(), [("", f)], 0
+    while stack:
+        prefix, group = stack.pop()
+        for name in group.keys():
+            full = f"{prefix}/{name}"
+            link = group.get(name, getlink=True)
+            if isinstance(link, h5py.ExternalLink):
+                raise FileError(f"{path}: {full} is an external link (to {link.filename}): refused")
+            if isinstance(link, h5py.SoftLink):
+                raise FileError(f"{path}: {full} is a soft link: refused")
+            obj = group[name]
+            key = hash(obj.id)  # the object's identity in the file (a group linked twice is walked once)
+            if key in seen:
+                continue
+            seen.add(key)
+            count += 1
+            if count > MAX_OBJECTS:
+                raise FileError(f"{path}: more than {MAX_OBJECTS:,} objects: not a fastemb file")
+            if isinstance(obj, h5py.Group):
+                stack.append((full, obj))
+            elif isinstance(obj, h5py.Dataset):
+                _check_dataset(path, full, obj)
+            else:
+                raise FileError(f"{path}: {full} is a {type(obj).__name__}: refused")
+
+
+def _check_dataset(path, name, ds):
+    if ds.is_virtual:
+        raise FileError(f"{path}: {name} is a virtual dataset (its data lives in other files): refused")
+    plist = ds.id.get_create_plist()
+    if plist.get_external_count() > 0:
+        raise FileError(f"{path}: {name} keeps its data in an external file: refused")
+    for i in range(plist.get_nfilters()):
+        code = plist.get_filter(i)[0]
+        if code not in STANDARD_FILTERS:
+            raise FileError(f"{path}: {name} needs HDF5 filter {code}, which fastemb does not load")
+    kind = ds.dtype.kind
+    if kind in "OV" and _h5py().check_string_dtype(ds.dtype) is None:
+        raise FileError(f"{path}: {name} has an unsupported data type ({ds.dtype})")
 
 
 @contextlib.contextmanager
-def open_fastemb(path, content=None):
-    """Open a fastemb HDF5 file for reading, with one-line errors for every way it can be wrong."""
+def open_h5(path, content=None, foreign_ok=False):
+    """Open an HDF5 file for reading through the checked door. `content` is what a fastemb file must hold
+    ("embeddings", "cooccurrence", "alignment", "checkpoint"); with `foreign_ok` a file not written by
+    fastemb is accepted (the loader then checks that what it needs is there)."""
     h5py = _h5py()
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileError(f"{path}: no such file")
+    path = check_readable(path)
     try:
-        f = h5py.File(path, "r")
+        f = h5py.File(path, "r", locking=False)
     except OSError as e:
-        kind = "not an HDF5 file" if not h5py.is_hdf5(path) else f"unreadable HDF5 file ({e})"
+        kind = "not an HDF5 file" if not _is_hdf5(path) else f"unreadable HDF5 file ({e})"
         raise FileError(f"{path}: {kind}") from None
     try:
-        if f.attrs.get("encoding-type") != ENCODING_TYPE:
+        _walk(path, f)
+        ours = _text(f.attrs.get("encoding-type")) == ENCODING_TYPE
+        if not ours and not foreign_ok:
             raise FileError(f"{path}: not a fastemb file (no encoding-type=\"fastemb\" attribute)")
-        version = int(f.attrs.get("format_version", -1))
-        if version > FORMAT_VERSION:
-            raise FileError(f"{path}: format_version {version} is newer than this fastemb reads "
-                               f"({FORMAT_VERSION}); upgrade fastemb")
-        if content is not None and f.attrs.get("content") != content:
-            raise FileError(f"{path}: holds {f.attrs.get('content')}, not {content}")
+        if ours:
+            try:
+                version = int(f.attrs.get("format_version", FORMAT_VERSION))
+            except (TypeError, ValueError):
+                raise FileError(f"{path}: damaged fastemb file (format_version)") from None
+            if version > FORMAT_VERSION:
+                raise FileError(f"{path}: format_version {version} is newer than this fastemb reads "
+                                f"({FORMAT_VERSION}); upgrade fastemb")
+            held = _text(f.attrs.get("content"))
+            if content is not None and held not in (None, content):
+                raise FileError(f"{path}: holds {held}, not {content}")
         yield f
     except FastembError:
         raise
-    except (KeyError, OSError, ValueError, TypeError) as e:
-        raise FileError(f"{path}: damaged fastemb file ({e})") from None
+    except (KeyError, OSError, ValueError, TypeError, RuntimeError) as e:
+        raise FileError(f"{path}: damaged HDF5 file ({' '.join(str(e).split())[:200]})") from None
     finally:
         f.close()
+
+
+def _is_hdf5(path) -> bool:
+    try:
+        return bool(_h5py().is_hdf5(path))
+    except Exception:
+        return False
+
+
+def _text(v):
+    return v.decode("utf-8", "replace") if isinstance(v, bytes) else (v if isinstance(v, str) else None)
+
+
+def read_array(path, f, name, *, ndim=None, shape=None, kinds="f", finite=True, dtype=None):
+    """A dataset's values, checked: present, a dataset, of `ndim`/`shape` (None = any), dtype kind in
+    `kinds` ('f' float, 'i'/'u' integers), a size that fits in memory, finite floats; cast to `dtype`."""
+    if name not in f:
+        raise FileError(f"{path}: no dataset /{name}")
+    ds = f[name]
+    if not hasattr(ds, "shape") or not hasattr(ds, "dtype"):
+        raise FileError(f"{path}: /{name} is not a dataset")
+    if ndim is not None and len(ds.shape) != ndim:
+        raise FileError(f"{path}: /{name} has {len(ds.shape)} dimensions, expected {ndim}")
+    if shape is not None and any(s is not None and s != d for s, d in zip(shape, ds.shape)):
+        want = "×".join("?" if s is None else str(s) for s in shape)
+        raise FileError(f"{path}: /{name} has shape {'×'.join(map(str, ds.shape))}, expected {want}")
+    if ds.dtype.kind not in kinds:
+        raise FileError(f"{path}: /{name} holds {ds.dtype}, expected {'floats' if kinds == 'f' else 'integers'}")
+    nbytes = int(np.prod(ds.shape, dtype=np.float64) * ds.dtype.itemsize)
+    have = available_memory()
+    if have is not None and nbytes > have // 2:
+        raise FileError(f"{path}: /{name} declares {nbytes / 2**30:.1f} GiB, more than half the memory available")
+    a = np.asarray(ds[()])
+    if finite and a.dtype.kind == "f" and not np.isfinite(a).all():
+        raise FileError(f"{path}: /{name} holds non-finite values (NaN or infinity)")
+    return a.astype(dtype, copy=False) if dtype is not None else a
+
+
+def read_words(path, f, n=None, name="vocab/words") -> list:
+    """The vocabulary: UTF-8 strings, distinct, `n` of them when given."""
+    h5py = _h5py()
+    if name not in f or not hasattr(f[name], "dtype"):
+        raise FileError(f"{path}: no dataset /{name} (the vocabulary)")
+    ds = f[name]
+    if ds.ndim != 1 or h5py.check_string_dtype(ds.dtype) is None and ds.dtype.kind not in "SU":
+        raise FileError(f"{path}: /{name} is not a list of strings")
+    if n is not None and ds.shape[0] != n:
+        raise FileError(f"{path}: {ds.shape[0]:,} words in /{name} for {n:,} rows")
+    raw = ds[()]
+    try:
+        words = [w.decode("utf-8") if isinstance(w, bytes) else str(w) for w in raw]
+    except UnicodeDecodeError:
+        raise FileError(f"{path}: /{name} holds words that are not UTF-8") from None
+    if len(set(words)) != len(words):
+        seen, dup = set(), None
+        for w in words:
+            if w in seen:
+                dup = w
+                break
+            seen.add(w)
+        raise FileError(f"{path}: /{name} holds the word {dup!r} twice")
+    return words
+
+
+def read_counts(path, f, n, name="vocab/counts", required=True):
+    if name not in f and not required:
+        return np.zeros(n, np.int64)
+    counts = read_array(path, f, name, ndim=1, shape=(n,), kinds="iu", finite=False).astype(np.int64)
+    if (counts < 0).any():
+        raise FileError(f"{path}: /{name} holds negative counts")
+    return counts
+
+
+def _read_vocab(f, path=None, n=None):
+    path = path or f.filename
+    words = read_words(path, f, n)
+    return words, read_counts(path, f, len(words))
 
 
 def attrs_dict(f):
     out = {}
     for k, v in f.attrs.items():
         if isinstance(v, bytes):
-            v = v.decode("utf-8")
+            v = v.decode("utf-8", "replace")
         elif isinstance(v, np.ndarray):
             v = v.tolist()
         elif isinstance(v, np.generic):
@@ -162,7 +348,7 @@ def attrs_dict(f):
 def save_embeddings(path, words, counts, vectors, *, context=None, bias=None, context_bias=None,
                     svd=None, attrs=None):
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    with atomic_output(path) as tmp, _h5py().File(tmp, "w") as f:
+    with atomic_h5(path) as f:
         _root_attrs(f, "embeddings", {"dim": vectors.shape[1], **(attrs or {})})
         f.create_dataset("embedding", data=vectors)
         if context is not None:
@@ -179,14 +365,33 @@ def save_embeddings(path, words, counts, vectors, *, context=None, bias=None, co
 
 
 def load_embeddings(path) -> dict:
-    with open_fastemb(path, "embeddings") as f:
-        words, counts = _read_vocab(f)
-        out = {"words": words, "counts": counts, "vectors": f["embedding"][()], "attrs": attrs_dict(f)}
-        for name in ("context_embedding", "bias", "context_bias"):
-            out[name] = f[name][()] if name in f else None
-        out["svd"] = {k: f["svd"][k][()] for k in ("u", "s", "vt")} if "svd" in f else None
-        if out["vectors"].shape[0] != len(words):
-            raise FileError(f"{path}: {out['vectors'].shape[0]} vectors for {len(words)} words")
+    """Any HDF5 file with an `embedding` matrix [V, d] and `vocab/words` [V] (fastemb's own files, or another
+    tool's in the documented layout: then a warning); every optional part checked against V and d."""
+    path = os.fspath(path)
+    with open_h5(path, "embeddings", foreign_ok=True) as f:
+        ours = _text(f.attrs.get("encoding-type")) == ENCODING_TYPE
+        if not ours:
+            if "embedding" not in f or "vocab/words" not in f:
+                raise FileError(f"{path}: not a fastemb file, nor embeddings in the documented layout (an "
+                                f"/embedding matrix and its /vocab/words)")
+            log.warning(f"warning: {path} was not written by fastemb; reading its /embedding and /vocab/words")
+        vectors = read_array(path, f, "embedding", ndim=2, dtype=np.float32)
+        n, d = vectors.shape
+        if n == 0 or d == 0:
+            raise FileError(f"{path}: /embedding is empty ({n}×{d})")
+        words = read_words(path, f, n)
+        out = {"words": words, "counts": read_counts(path, f, n, required=False), "vectors": vectors,
+               "attrs": attrs_dict(f) if ours else {"source_file": path}}
+        for name, shape in (("context_embedding", (n, d)), ("bias", (n,)), ("context_bias", (n,))):
+            out[name] = read_array(path, f, name, ndim=len(shape), shape=shape, dtype=np.float32) if name in f \
+                else None
+        out["svd"] = None
+        if "svd" in f:
+            s = read_array(path, f, "svd/s", ndim=1, dtype=np.float32)
+            k = s.shape[0]
+            u = read_array(path, f, "svd/u", ndim=2, shape=(n, k), dtype=np.float32)
+            vt = read_array(path, f, "svd/vt", ndim=2, shape=(k, None), dtype=np.float32)
+            out["svd"] = {"u": u, "s": s, "vt": vt}
         return out
 
 
@@ -197,8 +402,8 @@ class CoocWriter:
     def __init__(self, path, words, counts, attrs=None):
         self.path = path
         self.n_rows = len(words)
-        self.tmp = temp_beside(path)
-        self.f = _h5py().File(self.tmp, "w")
+        self._ctx = atomic_h5(path)
+        self.f = self._ctx.__enter__()
         _root_attrs(self.f, "cooccurrence", attrs)
         _write_vocab(self.f, words, counts)
         g = self.f.create_group("cooccurrence")
@@ -214,6 +419,8 @@ class CoocWriter:
         self.nnz = 0
 
     def append(self, r0, r1, row_nnz, indices, data):
+        if self.f.fastemb_raw.error is not None:
+            raise _write_error(self.path, self.f.fastemb_raw.error)
         n = len(indices)
         if n:
             for ds, arr in ((self.indices, indices), (self.data, data)):
@@ -224,33 +431,51 @@ class CoocWriter:
 
     def close(self, ok=True):
         """Finish and rename into place (ok) or throw the partial file away."""
-        try:
-            if ok:
-                indptr = np.zeros(self.n_rows + 1, np.int64)
-                np.cumsum(self.row_nnz, out=indptr[1:])
-                self.group.create_dataset("indptr", data=indptr)
-            self.f.close()
-            if ok:
-                publish(self.tmp, self.path)
-        finally:
-            if os.path.exists(self.tmp):
-                os.remove(self.tmp)
+        if ok:
+            indptr = np.zeros(self.n_rows + 1, np.int64)
+            np.cumsum(self.row_nnz, out=indptr[1:])
+            self.group.create_dataset("indptr", data=indptr)
+            self.data = self.indices = self.group = None
+            self._ctx.__exit__(None, None, None)
+        else:
+            self.data = self.indices = self.group = None
+            with contextlib.suppress(Exception):
+                self._ctx.__exit__(RuntimeError, RuntimeError("abandoned"), None)
 
 
 def load_cooc(path):
-    """(words, counts, scipy.sparse.csr_matrix float32, attrs)."""
+    """(words, counts, scipy.sparse.csr_matrix float32, attrs), the CSR structure checked."""
     import scipy.sparse as sp
-    with open_fastemb(path, "cooccurrence") as f:
-        words, counts = _read_vocab(f)
-        g = f["cooccurrence"]
-        shape = tuple(int(x) for x in g.attrs["shape"])
-        m = sp.csr_matrix((g["data"][()], g["indices"][()], g["indptr"][()]), shape=shape)
+    path = os.fspath(path)
+    with open_h5(path, "cooccurrence") as f:
+        words, counts = _read_vocab(f, path)
+        n = len(words)
+        if "cooccurrence" not in f:
+            raise FileError(f"{path}: no /cooccurrence group")
+        try:
+            shape = tuple(int(x) for x in f["cooccurrence"].attrs["shape"])
+        except (KeyError, TypeError, ValueError):
+            raise FileError(f"{path}: /cooccurrence has no valid shape attribute") from None
+        if shape != (n, n):
+            raise FileError(f"{path}: /cooccurrence is {shape}, the vocabulary has {n:,} words")
+        indptr = read_array(path, f, "cooccurrence/indptr", ndim=1, shape=(n + 1,), kinds="iu", finite=False)
+        indptr = indptr.astype(np.int64)
+        if indptr[0] != 0 or (np.diff(indptr) < 0).any():
+            raise FileError(f"{path}: /cooccurrence/indptr does not start at 0 and rise")
+        nnz = int(indptr[-1])
+        indices = read_array(path, f, "cooccurrence/indices", ndim=1, shape=(nnz,), kinds="iu", finite=False)
+        if nnz and (indices.min() < 0 or indices.max() >= n):
+            raise FileError(f"{path}: /cooccurrence/indices holds a column outside 0..{n - 1}")
+        data = read_array(path, f, "cooccurrence/data", ndim=1, shape=(nnz,), dtype=np.float32)
+        if (data < 0).any():
+            raise FileError(f"{path}: /cooccurrence/data holds negative counts")
+        m = sp.csr_matrix((data, indices.astype(np.int32), indptr), shape=shape)
         return words, counts, m, attrs_dict(f)
 
 
 # ----------------------------------------------------------------------------------------- alignment
 def save_alignment(path, R, *, attrs=None, arrays=None):
-    with atomic_output(path) as tmp, _h5py().File(tmp, "w") as f:
+    with atomic_h5(path) as f:
         _root_attrs(f, "alignment", None)
         g = f.create_group("alignment")
         g.create_dataset("R", data=np.asarray(R, dtype=np.float32))
@@ -263,17 +488,35 @@ def save_alignment(path, R, *, attrs=None, arrays=None):
 
 
 def load_alignment(path):
-    with open_fastemb(path, "alignment") as f:
-        g = f["alignment"]
-        arrays = {k: g[k][()] for k in g.keys()}
-        return arrays.pop("R"), attrs_dict(g), arrays
+    """(R, attrs, arrays): the matrix and its preprocessing, every shape consistent with R's."""
+    path = os.fspath(path)
+    with open_h5(path, "alignment") as f:
+        R = read_array(path, f, "alignment/R", ndim=2, dtype=np.float32)
+        d_src, d_out = R.shape
+        proj = read_array(path, f, "alignment/tgt_projection", ndim=2, shape=(None, d_out), dtype=np.float32) \
+            if "alignment/tgt_projection" in f else None
+        d_tgt = d_out if proj is None else proj.shape[0]
+        shapes = {"src_mean": (d_src,), "tgt_mean": (d_tgt,), "src_offset": (d_src,), "tgt_offset": (d_tgt,),
+                  "loss": (None, 2)}
+        arrays = {"tgt_projection": proj} if proj is not None else {}
+        for name, shape in shapes.items():
+            if f"alignment/{name}" in f:
+                arrays[name] = read_array(path, f, f"alignment/{name}", ndim=len(shape), shape=shape,
+                                          dtype=np.float32)
+        return R, attrs_dict(f["alignment"]), arrays
 
 
 # ---------------------------------------------------------------------------------------------- info
 def describe(path) -> dict:
     """What `fastemb info` prints: content, shapes, attributes."""
-    with open_fastemb(path) as f:
-        out = {"path": os.fspath(path), **attrs_dict(f)}
+    path = os.fspath(path)
+    with open_h5(path, foreign_ok=True) as f:
+        if _text(f.attrs.get("encoding-type")) != ENCODING_TYPE:
+            if "embedding" not in f or "vocab/words" not in f:
+                raise FileError(f"{path}: not a fastemb file (no encoding-type=\"fastemb\" attribute), nor "
+                                f"embeddings in the documented layout")
+        out = {"path": path, "content": "embeddings (not written by fastemb)", "format_version": "-",
+               **attrs_dict(f)}
         datasets = {}
 
         def visit(name, obj):
@@ -281,9 +524,13 @@ def describe(path) -> dict:
                 datasets[name] = {"shape": list(obj.shape), "dtype": str(obj.dtype)}
         f.visititems(visit)
         out["datasets"] = datasets
-        if "vocab/words" in f:
+        if "vocab/words" in f and hasattr(f["vocab/words"], "shape") and f["vocab/words"].ndim == 1:
             out["vocab_size"] = int(f["vocab/words"].shape[0])
-            out["top_words"] = [w for w in f["vocab/words"].asstr()[:10]]
-        if "cooccurrence" in f:
+            try:
+                out["top_words"] = [w.decode("utf-8", "replace") if isinstance(w, bytes) else str(w)
+                                    for w in f["vocab/words"][:10]]
+            except (TypeError, ValueError, OSError):
+                pass
+        if "cooccurrence/data" in f and hasattr(f["cooccurrence/data"], "shape"):
             out["nnz"] = int(f["cooccurrence/data"].shape[0])
         return out

@@ -18,11 +18,10 @@ from . import registry
 from .callbacks import as_callbacks
 from .corpus import CorpusOptions, resolve_sources
 from .errors import FastembError, FileError, OptionError, param
-from .options import RunOptions
+from .options import RunOptions, free_on_resume
 from .progress import human, log, verbosity
 
 DEFAULT_ALGO = "sgns"
-RESUME_FREE = ("threads", "memory")   # what a resumed run may change besides checkpoint_every and tmp_dir
 
 
 @dataclass
@@ -71,7 +70,9 @@ def train(corpus=None, algo=None, *, cooc=None, options=None, corpus_options=Non
     resume: continue the run saved in that checkpoint, with its own settings (only threads, memory,
     checkpoint_every and tmp_dir may differ; other options given must agree with it).
     """
-    with verbosity(verbose):
+    import contextlib
+    from .files import output_lock
+    with verbosity(verbose), (output_lock(output) if output is not None else contextlib.nullcontext()):
         plan = _plan(corpus, algo, cooc, options, corpus_options, seed, threads, callbacks, output, force,
                      checkpoint, checkpoint_every, resume, tmp_dir, params)
         return _execute(plan)
@@ -82,17 +83,20 @@ def _plan(corpus, algo, cooc, options, corpus_options, seed, threads, callbacks,
           checkpoint_every, resume, tmp_dir, params) -> _Plan:
     """Every check that needs no corpus: options, inputs, outputs, checkpoint policy. Nothing is read
     but a checkpoint to resume."""
-    from .checkpoint import claim_checkpoint_path, parse_every
+    from .checkpoint import Checkpoint, claim_checkpoint_path, parse_every
+    from .files import check_work_dir
     from .store import check_output
     callbacks = as_callbacks(callbacks)
+    if any(isinstance(cb, Checkpoint) for cb in callbacks):
+        raise OptionError("callbacks", f"take no Checkpoint: give {param('checkpoint')} and "
+                                       f"{param('checkpoint_every')}, which follow the checkpoint policy")
     RunOptions(threads=threads)  # threads are checked here, also when resuming
     if resume is not None:
         plan = _plan_resume(resume, corpus, algo, cooc, options, corpus_options, seed, threads, params)
     else:
         plan = _plan_new(corpus, algo, cooc, options, corpus_options, seed, threads, params)
     plan.callbacks, plan.output = callbacks, None if output is None else os.fspath(output)
-    if tmp_dir is not None and not (os.path.isdir(tmp_dir) and os.access(tmp_dir, os.W_OK | os.X_OK)):
-        raise OptionError("tmp_dir", f"{tmp_dir}: not a writable directory")
+    check_work_dir(tmp_dir)
     plan.tmp_dir = tmp_dir
     if output is not None:
         check_output(output, force)
@@ -100,7 +104,8 @@ def _plan(corpus, algo, cooc, options, corpus_options, seed, threads, callbacks,
     if every is not None or checkpoint is not None:
         parse_every(every or "1")
         if not plan.algorithm.iterative:
-            raise OptionError("checkpoint_every", f"does not apply to {plan.algorithm.name}: it has no epochs")
+            raise OptionError("checkpoint_every" if every is not None else "checkpoint",
+                              f"does not apply to {plan.algorithm.name}: it has no epochs")
         path = checkpoint or (resume if resume is not None else (None if output is None else f"{output}.ckpt"))
         if path is None:
             raise OptionError("checkpoint_every", f"needs a file: give {param('checkpoint')} or {param('output')}")
@@ -139,7 +144,7 @@ def _split(algorithm, params):
 def _inputs(algorithm, corpus, cooc):
     """(corpus sources, co-occurrence file, in-memory CoocData): one of them."""
     if (corpus is None) == (cooc is None):
-        raise OptionError("corpus", f"give either a corpus or {param('cooc')} (a co-occurrence file)")
+        raise OptionError("corpus", f"and {param('cooc')}: give one of them (a corpus, or a co-occurrence file)")
     if cooc is not None:
         if algorithm.input != "cooc":
             raise OptionError("cooc", f"feeds the co-occurrence algorithms; {algorithm.name} trains on the "
@@ -210,8 +215,13 @@ def _plan_resume(path, corpus, algo, cooc, options, corpus_options, seed, thread
         run = RunOptions(seed=record["run"]["seed"], threads=record["run"].get("threads") if threads is None
                          else threads)
         sources, cooc_file = record["inputs"]["corpus"], record["inputs"]["cooc"]
+        if sources is not None and (not isinstance(sources, list) or not all(isinstance(x, str) for x in sources)):
+            raise TypeError("corpus")
     except (KeyError, TypeError, OptionError) as e:
         raise FileError(f"{path}: damaged checkpoint record ({e})") from None
+    if (not sources or "-" in sources) and not isinstance(cooc_file, str):
+        raise FileError(f"{path}: its run read no files (stdin or an in-memory matrix): it cannot be resumed")
+    free = free_on_resume(CorpusOptions, RunOptions, algorithm.options)
     given = dict(params)
     if algo is not None:
         given["algo"] = algo
@@ -229,14 +239,14 @@ def _plan_resume(path, corpus, algo, cooc, options, corpus_options, seed, thread
         else:
             _split(algorithm, {name: value})  # names the right problem
             raise OptionError(name, f"does not apply to this run: {path} trains on a co-occurrence file")
-        if name in RESUME_FREE:
+        if name in free:
             copts = copts.replace(**{name: value}) if name in CorpusOptions.specs() else copts
             continue
         value = spec.coerce(name, value) if spec is not None else value
         if value != saved:
             raise OptionError(name, f"is {value!r}, but the run in {path} was started with {saved!r}: a resumed "
-                                    f"run keeps its settings (only threads, memory and checkpoint_every can "
-                                    f"change)")
+                                    f"run keeps its settings (only {', '.join(sorted(free))} and "
+                                    f"checkpoint_every can change)")
     if corpus is not None or cooc is not None:
         new_sources, new_cooc, _ = _inputs(algorithm, corpus, cooc)
         if (new_sources, new_cooc) != (sources, cooc_file):
@@ -261,24 +271,14 @@ def _record(plan, fingerprint) -> dict:
             "fingerprint": fingerprint, "checkpoint_every": plan.checkpoint_every}
 
 
-def available_memory():
-    """MemAvailable in bytes (Linux), or None when it cannot be read."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError):
-        pass
-    return None
-
-
-def check_fits(algo, need):
+def check_fits(algo, need, counted_here=True):
+    from .files import available_memory
     have = available_memory()
     if have is not None and need > have:
+        advice = f"lower {param('dim')}" + (f" or {param('max_vocab')}, or raise {param('min_count')}"
+                                            if counted_here else "")
         raise FastembError(f"{algo} needs about {human(need)}B for its model but only {human(have)}B of memory "
-                           f"is available: lower {param('dim')} or {param('max_vocab')}, or raise "
-                           f"{param('min_count')}")
+                           f"is available: {advice}")
 
 
 def _execute(plan: _Plan):
@@ -291,18 +291,35 @@ def _execute(plan: _Plan):
             v = enc.vocab
             attrs = {"corpus_tokens": v.raw_tokens, "vocab_tokens": enc.n_tokens}
             log.info(f"vocabulary: {len(v):,} words, {enc.n_tokens:,} of {v.raw_tokens:,} tokens")
-            emb = _fit(plan, enc, v.words, v.counts, attrs, {"tokens": enc.n_tokens}, threads)
+            fingerprint = {"tokens": enc.n_tokens}
+            if plan.checkpoint or plan.resumed:  # what a resumed run must find again, byte for byte
+                fingerprint["sha256"] = enc.digest()
+            emb = _fit(plan, enc, v.words, v.counts, attrs, fingerprint, threads)
     else:
         data = _cooc_data(plan, threads)
         emb = _fit(plan, data, data.words, data.counts, data.attrs, _matrix_fingerprint(data.matrix), threads)
     emb.attrs["total_seconds"] = time.perf_counter() - t0
     if plan.output is not None:
         emb.save(plan.output)  # durable (fsync, rename, fsync of the directory) ...
-        if plan.checkpoint and os.path.exists(plan.checkpoint):
-            os.remove(plan.checkpoint)  # ... before the checkpoint it supersedes goes
+        for done in {plan.checkpoint, plan.resumed.path if plan.resumed else None} - {None}:
+            if os.path.exists(done):
+                os.remove(done)  # ... before the checkpoints it supersedes go
     elif plan.checkpoint and os.path.exists(plan.checkpoint):
         log.info(f"checkpoint kept: {plan.checkpoint} (the model was not saved to a file)")
     return emb
+
+
+def _check_room(plan, n_words):
+    """The model and its checkpoints must fit on their disks: refused now rather than after training."""
+    from .files import check_space
+    if plan.output is not None:
+        check_space(os.path.dirname(os.path.abspath(plan.output)),
+                    plan.algorithm.saved_size(plan.options, n_words), plan.output)
+    if plan.checkpoint is not None:
+        import numpy as np
+        specs = plan.algorithm.trainer.array_specs(plan.options, n_words)
+        need = sum(int(np.prod(shape)) * np.dtype(dtype).itemsize for shape, dtype in specs.values())
+        check_space(os.path.dirname(os.path.abspath(plan.checkpoint)), need + 32 * n_words, plan.checkpoint)
 
 
 def _matrix_fingerprint(X) -> dict:
@@ -343,18 +360,26 @@ def _fit(plan, data, words, counts, input_attrs, fingerprint, threads):
     need = algorithm.memory(options, len(words), nnz)
     log.info(f"{algorithm.name}: {len(words):,} words" + (f", {nnz:,} co-occurrences" if nnz else "") +
              f"; the model needs about {human(need)}B")
-    check_fits(algorithm.name, need)
+    check_fits(algorithm.name, need, plan.corpus_options is not None)
+    _check_room(plan, len(words))
     state, arrays = TrainState(), None
     if plan.resumed is not None:
         ck = plan.resumed
         check_same_vocab(words, counts, ck.words, ck.counts, ck.path)
-        if ck.record.get("fingerprint") != fingerprint:
-            raise FastembError(f"{ck.path}: the input changed since the checkpoint ({fingerprint} now, "
-                               f"{ck.record.get('fingerprint')} then)")
+        then = ck.record.get("fingerprint")
+        if then != fingerprint:
+            what = next((k for k in ("tokens", "nnz") if isinstance(then, dict) and then.get(k) != fingerprint.get(k)),
+                        None)
+            detail = f"{what} {fingerprint.get(what):,} now, {then.get(what)} then" if what else "its contents differ"
+            raise FastembError(f"{ck.path}: the input changed since the checkpoint ({detail})")
         state, arrays = ck.state, ck.arrays
         log.info(f"resuming {ck.path}: {state.epoch} epoch(s) and {state.block} block(s) done")
     record = _record(plan, fingerprint)
+    first_epoch, first_pos = state.epoch, state.pos
     trainer = algorithm.trainer(options, data, seed=plan.run.seed, threads=threads, state=state, arrays=arrays)
+    if plan.resumed is not None and (state.pos > trainer.work_per_epoch or (state.block == 0) != (state.pos == 0)):
+        raise FileError(f"{plan.resumed.path}: damaged checkpoint state (block {state.block} at position "
+                        f"{state.pos:,} of {trainer.work_per_epoch:,})")
 
     def make_embeddings(copy=False):
         parts = trainer.result()
@@ -385,7 +410,7 @@ def _fit(plan, data, words, counts, input_attrs, fingerprint, threads):
     if algorithm.iterative:
         a.update(loss=list(state.loss), loss_curve=list(state.curve), epochs_trained=state.epoch,
                  completed=bool(completed))
-        done_now = (state.epoch - (plan.resumed.state.epoch if plan.resumed else 0)) * trainer.work_per_epoch
+        done_now = (state.epoch - first_epoch) * trainer.work_per_epoch + state.pos - first_pos
         if trainer.unit == "words" and wall > 0:
             a["words_per_second"] = max(done_now, 0) / wall
         if plan.resumed is not None:

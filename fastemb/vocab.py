@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import files
 from .corpus import MAX_TOKEN_BYTES, CorpusOptions, CorpusReader
+from .files import write_array
 from .errors import FastembError, FileError, param
 from .progress import Progress, log
 
@@ -54,14 +55,14 @@ class Vocab:
 
     @classmethod
     def load_tsv(cls, path):
+        from .files import read_text_lines
         words, counts = [], []
-        with open(path, encoding="utf-8") as f:
-            for n, line in enumerate(f, 1):
-                parts = line.rstrip("\n").split("\t")
-                if len(parts) != 2 or not parts[1].isdigit():
-                    raise FileError(f"{path}:{n}: expected word<TAB>count")
-                words.append(parts[0])
-                counts.append(int(parts[1]))
+        for n, line in read_text_lines(path, "vocabulary file"):
+            parts = line.split("\t")
+            if len(parts) != 2 or not parts[1].isdigit():
+                raise FileError(f"{path}:{n}: expected word<TAB>count")
+            words.append(parts[0])
+            counts.append(int(parts[1]))
         return cls(words, np.array(counts, dtype=np.int64))
 
 
@@ -146,6 +147,16 @@ class EncodedCorpus:
                 prev = int(part[-1])
         return longest
 
+    def digest(self, block=1 << 24) -> str:
+        """SHA-256 of the token ids and sentence ends: what a resumed run must find again."""
+        import hashlib
+        h = hashlib.sha256()
+        for name in ("ids.u32", "ends.i64"):
+            with open(os.path.join(self.work_dir, name), "rb") as f:
+                while chunk := f.read(block):
+                    h.update(chunk)
+        return h.hexdigest()
+
     def close(self):
         self.ids = self.sentence_ends = None
         shutil.rmtree(self.work_dir, ignore_errors=True)
@@ -161,8 +172,8 @@ def _drain(table, ids_buf, sents_buf, ids_file, sents_file):
     K = _kernels()
     st = table.state
     if ids_file is not None:
-        ids_buf[:st[K.S_OUT]].tofile(ids_file)
-        sents_buf[:st[K.S_SENTS]].tofile(sents_file)
+        write_array(ids_file, ids_buf[:st[K.S_OUT]], os.path.dirname(ids_file.name))
+        write_array(sents_file, sents_buf[:st[K.S_SENTS]], os.path.dirname(sents_file.name))
     st[K.S_OUT] = 0
     st[K.S_SENTS] = 0
 
@@ -233,7 +244,7 @@ def build_vocab(paths, options: CorpusOptions | None = None, *, encode=False, wo
                           **({"chunk_bytes": chunk_bytes} if chunk_bytes else {}))
     progress = Progress("vocab" if not encode else "read", reader.total_bytes, unit="tokens")
     max_entries = max(1 << 10, memory // BYTES_PER_ENTRY)
-    work = tempfile.mkdtemp(prefix="fastemb-", dir=work_dir) if encode else None
+    work = files.work_dir(work_dir) if encode else None
     try:
         if encode:
             with open(os.path.join(work, "pids.u32"), "wb") as fi, \
@@ -297,11 +308,11 @@ def _remap(work, vocab, remap, block=1 << 22):
             old_ends, pending = pending[:k], pending[k:]  # the ends in (b0, b1]
             new = remap[pids]
             keep = new >= 0
-            new[keep].astype(np.uint32).tofile(fi)
+            write_array(fi, new[keep].astype(np.uint32), work)
             cum = np.cumsum(keep) + kept_total
             ends = cum[old_ends - b0 - 1]
             ends = ends[np.diff(np.concatenate(([last_end], ends))) > 0]
-            ends.tofile(fe)
+            write_array(fe, ends, work)
             if len(ends):
                 last_end = ends[-1]
             kept_total = int(cum[-1]) if len(cum) else kept_total

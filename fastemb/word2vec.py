@@ -8,17 +8,17 @@ from typing import Optional
 
 import numpy as np
 
-from .options import ADD_CONTEXTS, DIM, EPOCHS, SAMPLE, WINDOW, Options, Spec, at_least, non_negative, positive
+from .options import ADD_CONTEXTS, DIM, EPOCHS, SAMPLE, WINDOW, Options, Spec, above_at_most, between, non_negative
 from .registry import Algorithm
 
 CHUNK_TOKENS = 8192      # Hogwild unit: sentences of about this many tokens share one RNG and scratch
 BLOCK_TOKENS = 1 << 20   # per kernel call: progress, Ctrl-C and SIGTERM are seen between calls (< 1 s)
 MIN_ALPHA_RATIO = 1e-4   # word2vec.c decays the learning rate to alpha * 1e-4
 
-NEGATIVE = Spec(int, "Negative samples per positive.", check=at_least(1))
+NEGATIVE = Spec(int, "Negative samples per positive.", check=between(1, 1000))
 NS_EXPONENT = Spec(float, "Negatives are drawn from the unigram distribution to this power (0.75 as "
-                          "word2vec.c and gensim; fastText 0.5).")
-ALPHA = Spec(float, "Initial learning rate, decayed linearly to min_alpha.", check=positive)
+                          "word2vec.c and gensim; fastText 0.5).", check=between(0, 2))
+ALPHA = Spec(float, "Initial learning rate, decayed linearly to min_alpha.", check=above_at_most(0, 10))
 MIN_ALPHA = Spec(float, "Final learning rate.", check=non_negative, optional=True, none_means="alpha·1e-4")
 # Half-width of the uniform initialisation of input vectors, in units of 1/dim. word2vec.c uses 0.5 and
 # gensim 1.0; with 5 epochs both under-train small and mid-sized corpora, and a wider start measured
@@ -28,7 +28,7 @@ MIN_ALPHA = Spec(float, "Final learning rate.", check=non_negative, optional=Tru
 #   width 4:   sgns 0.628/0.206, cbow 0.626/0.222; 1M prefix sgns 0.312/0.027
 # (gensim corpus_file, same settings: 0.608/0.200, cbow 0.621/0.217; 1M prefix 0.297/0.018).
 INIT_WIDTH = Spec(float, "Input vectors start uniform in [-W/dim, W/dim] (word2vec.c 0.5, gensim 1).",
-                  check=positive)
+                  check=above_at_most(0, 1000))
 
 
 @dataclass(frozen=True)

@@ -99,7 +99,7 @@ def test_options_of_other_algorithms_are_refused(tmp_path, kjv_small, args, flag
 def test_api_names_parameters_and_cli_renders_flags(tmp_path, kjv_small):
     with pytest.raises(OptionError) as e:
         fastemb.train(kjv_small, dim=0)
-    assert str(e.value) == "dim must be at least 1 (got 0)" and isinstance(e.value, ValueError)
+    assert str(e.value) == "dim must be between 1 and 100,000 (got 0)" and isinstance(e.value, ValueError)
     with pytest.raises(OptionError, match="eta is an option of glove; it does not apply to algo sgns"):
         fastemb.train(kjv_small, eta=0.1)
     with pytest.raises(OptionError, match="not a parameter"):
@@ -244,10 +244,14 @@ def _drop(name):
     return edit
 
 
-def _attr(name, value):
+def _attr(name, value, reseal=True):
+    """Change the record or state; reseal: recompute its checksum as a crafted file would."""
     def edit(path):
+        from fastemb.checkpoint import _header_digest
         with h5py.File(path, "a") as f:
             f.attrs[name] = value
+            if reseal:
+                f.attrs["header_sha256"] = _header_digest(str(f.attrs["record"]), str(f.attrs["state"]))
     return edit
 
 
@@ -259,11 +263,13 @@ def _attr(name, value):
     (_replace("syn0", np.ones((30, 16), np.float32), fix_checksum=False), "checksum"),
     (_flip(4000), "checksum"),
     (_drop("syn1"), "arrays"),
+    (_attr("state", json.dumps({"epoch": 1}), reseal=False), "checksum of its settings"),
     (_attr("state", "{not json"), "damaged"),
     (_attr("state", json.dumps({"epoch": -3})), "damaged"),
     (_attr("record", json.dumps({"version": 2, "algo": "sgns", "options": {"dim": 0}})), "dim"),
     (_attr("record", json.dumps({"version": 2, "algo": "nope", "options": {}})), "algo"),
-], ids=["small-syn0", "narrow-syn1", "float64", "nan", "bad-checksum", "flipped-bytes", "missing", "state-json",
+], ids=["small-syn0", "narrow-syn1", "float64", "nan", "bad-checksum", "flipped-bytes", "missing", "unsealed",
+        "state-json",
         "state-range", "record-dim", "record-algo"])
 def test_damaged_checkpoints_are_refused_without_crash(checkpointed, tmp_path, edit, contains):
     bad = _variant(checkpointed, tmp_path, edit)
@@ -403,3 +409,75 @@ def test_a_new_algorithm_is_one_module_and_one_registry_line(tmp_path, monkeypat
     assert fastemb.load(tmp_path / "t.h5").attrs["algo"] == "toy" and not (tmp_path / "t.h5.ckpt").exists()
     with pytest.raises(OptionError, match="negative is an option of sgns, cbow"):
         fastemb.train(str(tmp_path / "p.txt"), "toy", negative=3)
+
+
+# ---------------------------------------------------------------------------------- review findings
+@pytest.mark.parametrize("name,value", [("seed", 2 ** 40), ("window", 10 ** 9), ("negative", 10 ** 6),
+                                        ("memory", "1e999TB"), ("sample", 5.0), ("ns_exponent", 50.0)])
+def test_upper_bounds_refused_before_io(tmp_path, no_reading, name, value):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("a b c\n")
+    with pytest.raises(OptionError, match=name):
+        fastemb.train(str(corpus), **{name: value})
+
+
+def test_checkpoint_callbacks_go_through_the_policy(tmp_path):
+    from fastemb.checkpoint import Checkpoint
+    planted_corpus(tmp_path / "p.txt", sentences=100)
+    with pytest.raises(OptionError, match="checkpoint_every"):
+        fastemb.train(str(tmp_path / "p.txt"), callbacks=[Checkpoint(tmp_path / "x.ckpt")])
+
+
+def test_resume_reports_speed_and_refuses_a_changed_corpus(checkpointed, tmp_path):
+    d, ck = checkpointed
+    own = tmp_path / "own.ckpt"
+    own.write_bytes(ck.read_bytes())
+    emb = fastemb.train(resume=str(own))
+    assert emb.attrs["words_per_second"] > 0
+    corpus = d / "p.txt"
+    original = corpus.read_text()
+    lines = original.splitlines(keepends=True)
+    try:
+        corpus.write_text("".join(lines[:-2] + [lines[-1], lines[-2]]))  # same vocabulary, another order
+        with pytest.raises(FastembError, match="input changed"):
+            fastemb.train(resume=str(own))
+    finally:
+        corpus.write_text(original)
+
+
+def test_checkpoint_state_beyond_the_corpus_is_refused(checkpointed, tmp_path):
+    bad = _variant(checkpointed, tmp_path, _attr("state", json.dumps(
+        {"epoch": 2, "block": 5, "pos": 10 ** 9, "loss": [3.0, 2.0], "extra": {"chunk_counter": 3}})))
+    rc, _, err = run_cli("train", "--resume", bad, "-o", tmp_path / "v.h5")
+    assert_one_line_error(rc, err, contains="damaged checkpoint state")
+
+
+def test_log_lines_name_flags_and_quiet_hides_warnings(tmp_path, checkpointed):
+    d, ck = checkpointed
+    out = tmp_path / "v.h5"
+    (tmp_path / "v.h5.ckpt").write_bytes(ck.read_bytes())
+    rc, _, err = run_cli("train", d / "p.txt", "-o", out, "--dim", "8", "--epochs", "1")
+    assert rc == 0 and "continue it with --resume" in err and "\ue000" not in err
+    bad = tmp_path / "latin.txt"
+    bad.write_bytes("caf\xe9 ".encode("latin-1") * 50 + b"\n")
+    rc, _, err = run_cli("vocab", bad, "-o", tmp_path / "v.tsv", "--min-count", "1", "--quiet")
+    assert rc == 0 and err == ""
+
+
+def test_verbose_prints_also_when_logging_is_configured(tmp_path):
+    planted_corpus(tmp_path / "p.txt", sentences=100)
+    code = ("import logging, fastemb; logging.basicConfig(); "
+            f"fastemb.train({str(tmp_path / 'p.txt')!r}, dim=4, epochs=1, threads=1, verbose=True)")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert p.returncode == 0 and "epoch 1/1" in p.stderr, p.stderr
+
+
+def test_malformed_lexicon_and_similarity_files_name_the_line(tmp_path):
+    emb = fastemb.Embeddings(["a", "b", "c"], np.eye(3, dtype=np.float32))
+    emb.save(tmp_path / "e.h5")
+    (tmp_path / "lex.tsv").write_text("a\tb\nonlyone\n")
+    rc, _, err = run_cli("align", tmp_path / "e.h5", tmp_path / "e.h5", "--lexicon", tmp_path / "lex.tsv")
+    assert_one_line_error(rc, err, contains="lex.tsv:2: expected")
+    (tmp_path / "sim.txt").write_text("a b 1.0\nc d\n")
+    rc, _, err = run_cli("eval", tmp_path / "e.h5", "--similarity", tmp_path / "sim.txt")
+    assert_one_line_error(rc, err, contains="sim.txt:2: expected")
