@@ -14,8 +14,8 @@ from . import harness as H
 RESULTS = os.path.join(H.ROOT, "bench", "results")
 
 
-def profile_cases(profile, en, en1m, tools):
-    """The cases of a profile, in running order."""
+def profile_cases(profile, en, en1m, tools, thread_counts=(1, 2)):
+    """The cases of a profile, in running order (training at each of `thread_counts`)."""
     main = en1m if profile == "quick" else en
     cases = []
     add = (lambda tool, task, corpus, **kw: cases.append(dict(tool=tool, task=task, corpus=corpus, **kw))
@@ -24,29 +24,29 @@ def profile_cases(profile, en, en1m, tools):
     add("word2vec.c", "vocab", main)
     add("fastemb", "cooc", main, window=10, threads=2)
     add("glove", "cooc", main, window=10, threads=2)
-    thread_counts = (1, 2)
+    top = max(thread_counts)
     for task in ("sgns", "cbow"):
         for threads in thread_counts:
-            if profile == "quick" and (threads == 1 and task == "cbow"):
+            if profile == "quick" and (threads == 1 and task == "cbow") and len(thread_counts) > 1:
                 continue
             add("fastemb", task, main, threads=threads)
             if profile == "full" and task == "sgns":
                 add("fastemb", task, main, threads=threads, extra_args=["--per-pair-negatives"])
             add("gensim", task, main, threads=threads, mode="corpus_file")
-            if profile == "full" and threads == 2:
+            if profile == "full" and threads == top:
                 add("gensim", task, main, threads=threads, mode="LineSentence")
-            if threads == 2 or profile == "full":
+            if threads == top or profile == "full":
                 add("word2vec.c", task, main, threads=threads)
                 add("fasttext", task, main, threads=threads)
-    add("fastemb", "glove", main, threads=2, epochs=15 if profile == "full" else 5)
-    add("glove", "glove", main, threads=2, epochs=15 if profile == "full" else 5)
-    add("fastemb", "ppmi-svd", main, threads=2)
-    add("numpy-ppmi", "ppmi-svd", main, threads=2)
+    add("fastemb", "glove", main, threads=top, epochs=15 if profile == "full" else 5)
+    add("glove", "glove", main, threads=top, epochs=15 if profile == "full" else 5)
+    add("fastemb", "ppmi-svd", main, threads=top)
+    add("numpy-ppmi", "ppmi-svd", main, threads=top)
     if profile == "full":  # throughput and RSS against corpus size, quality against epochs
         for tool in ("fastemb", "gensim"):
-            add(tool, "sgns", en1m, threads=2, mode="corpus_file" if tool == "gensim" else "")
+            add(tool, "sgns", en1m, threads=top, mode="corpus_file" if tool == "gensim" else "")
             for epochs in (1, 2, 10):
-                add(tool, "sgns", en1m, threads=2, epochs=epochs, mode="corpus_file" if tool == "gensim" else "")
+                add(tool, "sgns", en1m, threads=top, epochs=epochs, mode="corpus_file" if tool == "gensim" else "")
     return cases
 
 
@@ -105,45 +105,62 @@ def plots(rows, extra, out_dir):
         import matplotlib.pyplot as plt
     except ImportError:
         return ["matplotlib is not installed: no plots (pip install matplotlib)"]
+    from matplotlib.ticker import MaxNLocator
     made = []
     train = [r for r in rows if r["task"] in ("sgns", "cbow") and r.get("words_per_second")
-             and not r.get("extra_args")]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+             and not r.get("extra_args") and r["epochs"] == 5]
+    if train:  # the profile's main corpus: the one trained on at the most thread counts
+        main = max({r["corpus"] for r in train}, key=lambda c: len({r["threads"] for r in train if r["corpus"] == c}))
+        train = [r for r in train if r["corpus"] == main]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
     for ax, task in zip(axes, ("sgns", "cbow")):
         for tool in sorted({r["tool"] + (" " + r["mode"] if r["mode"] else "") for r in train}):
-            pts = sorted((r["threads"], r["words_per_second"] / 1e3) for r in train if r["task"] == task
-                         and r["tool"] + (" " + r["mode"] if r["mode"] else "") == tool and r["epochs"] == 5
-                         and r["corpus"] == max(r2["corpus"] for r2 in train))
+            pts = sorted((r["threads"], r["words_per_second"] / 1e6) for r in train if r["task"] == task
+                         and r["tool"] + (" " + r["mode"] if r["mode"] else "") == tool)
             if pts:
                 ax.plot(*zip(*pts), marker="o", label=tool)
-        ax.set(title=f"{task}: throughput vs threads", xlabel="threads", ylabel="k words/s")
+        ax.set(title=f"{task}: training throughput against threads", xlabel="threads",
+               ylabel="training throughput (M words/s)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlim(left=0)
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(os.path.join(out_dir, "throughput_vs_threads.png"), dpi=100)
     made.append("throughput_vs_threads.png")
     if extra.get("scaling_rss"):
         sc = [s for s in extra["scaling_rss"] if s["rss_mb"]]
-        fig, ax = plt.subplots(figsize=(5, 4))
-        ax.plot([s["tokens"] for s in sc], [s["rss_mb"] for s in sc], marker="o", label="peak RSS (MB)")
-        ax.plot([s["tokens"] for s in sc], [s["tokens"] / s["wall"] / 1e4 for s in sc], marker="s",
-                label="throughput (10k tokens/s)")
-        ax.set(xscale="log", title="fastemb cooc (stdin, window 10) vs corpus size", xlabel="tokens")
-        ax.legend(fontsize=7)
+        fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.5))
+        tokens = [s["tokens"] for s in sc]
+        a1.plot(tokens, [s["rss_mb"] for s in sc], marker="o", color="#4477aa")
+        a1.set(xscale="log", ylabel="peak RSS (MB)", xlabel="corpus tokens (log scale)",
+               title="fastemb cooc (stdin, window 10): peak memory")
+        a2.plot(tokens, [s["tokens"] / s["wall"] / 1e6 for s in sc], marker="s", color="#cc6677")
+        a2.set(xscale="log", ylabel="throughput (M tokens/s, whole process)", xlabel="corpus tokens (log scale)",
+               title="fastemb cooc (stdin, window 10): throughput")
+        for ax in (a1, a2):
+            ax.set_ylim(bottom=0)
+            ax.grid(alpha=0.3)
         fig.tight_layout()
         fig.savefig(os.path.join(out_dir, "rss_vs_corpus_size.png"), dpi=100)
         made.append("rss_vs_corpus_size.png")
-    by_epoch = [r for r in rows if r["task"] == "sgns" and r.get("quality") and r["threads"] == 2
-                and not r.get("extra_args")]
+    by_epoch = [r for r in rows if r["task"] == "sgns" and r.get("quality") and not r.get("extra_args")]
     corpora = {r["corpus"] for r in by_epoch if r["epochs"] != 5}
     if corpora:
-        fig, ax = plt.subplots(figsize=(5, 4))
+        fig, ax = plt.subplots(figsize=(6, 4.5))
         for tool in ("fastemb", "gensim"):
             pts = sorted((r["epochs"], r["quality"]["ws353"]) for r in by_epoch
                          if r["tool"] == tool and r["corpus"] in corpora)
             if pts:
-                ax.plot(*zip(*pts), marker="o", label=f"{tool} WS353")
-        ax.set(title="skip-gram quality vs epochs", xlabel="epochs", ylabel="Spearman")
-        ax.legend(fontsize=7)
+                ax.plot(*zip(*pts), marker="o", label=tool)
+        ax.set(title="skip-gram: WordSim-353 against epochs (1M-token corpus)", xlabel="epochs",
+               ylabel="WordSim-353 Spearman ρ")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlim(left=0)
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
         fig.tight_layout()
         fig.savefig(os.path.join(out_dir, "quality_vs_epochs.png"), dpi=100)
         made.append("quality_vs_epochs.png")
@@ -151,10 +168,20 @@ def plots(rows, extra, out_dir):
     return made
 
 
+def _thread_list(text):
+    try:
+        counts = tuple(sorted({int(x) for x in text.split(",") if x.strip()}))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of thread counts: {text!r}") from None
+    if not counts or counts[0] < 1:
+        raise argparse.ArgumentTypeError(f"thread counts must be at least 1: {text!r}")
+    return counts
+
+
 def cmd_run(args):
     en, en1m = C.english_corpus()
     tools = set(args.tools.split(",")) if args.tools else {"fastemb", "glove", "numpy-ppmi", *H.PEERS}
-    cases = profile_cases(args.profile, en, en1m, tools)
+    cases = profile_cases(args.profile, en, en1m, tools, thread_counts=args.threads)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out_dir = args.out or os.path.join(RESULTS, f"{stamp}-{args.profile}")
     os.makedirs(out_dir, exist_ok=True)
@@ -239,6 +266,8 @@ def main(argv=None):
     g.add_argument("--full", dest="profile", action="store_const", const="full")
     r.set_defaults(profile="quick")
     r.add_argument("--repeats", type=int, default=1)
+    r.add_argument("--threads", type=_thread_list, default=(1, 2),
+                   help="comma-separated thread counts for the training cases (default 1,2), e.g. 1,4,16")
     r.add_argument("--tools", help="comma-separated subset of fastemb,gensim,word2vec.c,fasttext,glove")
     r.add_argument("--out", help="result folder (default bench/results/STAMP-PROFILE)")
     s = sub.add_parser("scale", help="peak RSS of vocab + cooc on stdin-streamed Zipfian corpora")

@@ -16,9 +16,7 @@ import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CORPORA = os.path.join(ROOT, "corpora")
 EVAL_SETS = {"ws353": "wordsim353.tsv", "simlex999": "simlex999.txt"}
-ANALOGY_SET = "questions-words.txt"
 PEERS = ("gensim", "word2vec.c", "fasttext")
 
 
@@ -167,7 +165,7 @@ def run_case(case, work):
 
 def evaluate(path):
     from fastemb.embeddings import Embeddings
-    from fastemb.eval import analogy, similarity
+    from fastemb.eval import analogy, dataset, similarity
     from fastemb.formats import read_vectors
     if path.endswith(".h5"):
         emb = Embeddings.load(path)
@@ -176,10 +174,10 @@ def evaluate(path):
         emb = Embeddings(words, vectors)
     q = {}
     for name, fname in EVAL_SETS.items():
-        r = similarity(emb, os.path.join(CORPORA, fname))
+        r = similarity(emb, dataset(fname.split(".")[0]))
         q[name] = round(r["spearman"], 4)
         q[name + "_coverage"] = round(r["coverage"], 3)
-    a = analogy(emb, os.path.join(CORPORA, ANALOGY_SET), methods=("3cosadd",))
+    a = analogy(emb, dataset("questions-words"), methods=("3cosadd",))
     q["analogy"] = round(a["3cosadd"], 4)
     q["analogy_coverage"] = round(a["coverage"], 3)
     return q

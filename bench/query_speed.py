@@ -13,7 +13,7 @@ def main(n_words=100_000, dim=300, n_queries=10_000, k=10):
     emb.normalized()
     t1 = time.perf_counter()
     queries = [f"w{i}" for i in rng.choice(n_words, n_queries, replace=False)]
-    res = emb.most_similar(queries, k=k)
+    res = emb.most_similar_batch(queries, topn=k)
     t2 = time.perf_counter()
     assert len(res) == n_queries and len(res[0]) == k
     print(f"most_similar: {n_queries:,} queries x {n_words:,} words x {dim} dims, top {k}: "

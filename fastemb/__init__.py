@@ -5,7 +5,7 @@ imported on first use.
 """
 __version__ = "0.1.0"
 
-from .errors import FastembError, FileError, OptionError  # noqa: E402
+from .errors import FastembError, FileError, OptionError, UnknownWord  # noqa: E402
 
 _LAZY = {
     "train": ("training", "train"),
@@ -16,6 +16,8 @@ _LAZY = {
     "Callback": ("callbacks", "Callback"),
     "StopTraining": ("callbacks", "StopTraining"),
     "LossHistory": ("callbacks", "LossHistory"),
+    "FrozenLoss": ("callbacks", "FrozenLoss"),
+    "cooccurrences": ("cooc", "cooccurrences"),
     "CorpusOptions": ("corpus", "CorpusOptions"),
     "CoocOptions": ("cooc", "CoocOptions"),
     "SGNSOptions": ("word2vec", "SGNSOptions"),
@@ -26,7 +28,7 @@ _LAZY = {
 _SUBMODULES = ("eval", "align", "registry", "callbacks", "options", "plot", "formats", "store", "cooc", "vocab",
                "corpus", "word2vec", "glove", "ppmi", "training", "checkpoint", "embeddings")
 
-__all__ = ["FastembError", "FileError", "OptionError", "__version__", *_LAZY, "eval", "align"]
+__all__ = ["FastembError", "FileError", "OptionError", "UnknownWord", "__version__", *_LAZY, "eval", "align"]
 
 
 def __getattr__(name):

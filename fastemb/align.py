@@ -205,7 +205,7 @@ def retrieve(queries, targets, k=10, method="nn", csls_k=10, mapped_sources=None
     return out
 
 
-def evaluate(alignment, src, tgt, test_pairs, ks=(1, 5, 10), csls_k=10, restrict=None):
+def evaluate(alignment, src, tgt, test_pairs, ks=(1, 5, 10), csls_k=10, restrict_vocab=None):
     """P@k for NN and CSLS retrieval. A query counts as correct when any of its gold translations is in
     the top k (the standard for lexicons with several translations per word)."""
     gold = {}
@@ -215,10 +215,10 @@ def evaluate(alignment, src, tgt, test_pairs, ks=(1, 5, 10), csls_k=10, restrict
     if not gold:
         raise FastembError("no test pair has both words in the vocabularies")
     queries = list(gold)
-    n_tgt = len(tgt) if restrict is None else min(restrict, len(tgt))
+    n_tgt = len(tgt) if restrict_vocab is None else min(restrict_vocab, len(tgt))
     T = _unit(alignment.map_target(tgt.vectors[:n_tgt]))
     Q = _unit(alignment.map_source(src.vectors[[src.index[s] for s in queries]]))
-    n_src = len(src) if restrict is None else min(restrict, len(src))
+    n_src = len(src) if restrict_vocab is None else min(restrict_vocab, len(src))
     S_all = _unit(alignment.map_source(src.vectors[:n_src]))
     out = {"test_words": len(queries)}
     for method in ("nn", "csls"):
@@ -241,11 +241,19 @@ def split_lexicon(pairs, test_fraction=0.2, seed=1):
     return [p for p in pairs if p[0] not in test], [p for p in pairs if p[0] in test]
 
 
-def translate(alignment, src, tgt, word, k=10, method="csls", csls_k=10, restrict=None):
-    n_tgt = len(tgt) if restrict is None else min(restrict, len(tgt))
+def translate(alignment, src, tgt, word, k=10, method="csls", csls_k=10, restrict_vocab=None):
+    """The k best translations of `word` with the score they were ranked by (CSLS, or the cosine for nn)."""
+    n_tgt = len(tgt) if restrict_vocab is None else min(restrict_vocab, len(tgt))
+    n_src = len(src) if restrict_vocab is None else min(restrict_vocab, len(src))
     T = _unit(alignment.map_target(tgt.vectors[:n_tgt]))
-    q = _unit(alignment.map_source(src.vectors[[src.id(word)]]))
-    S_all = _unit(alignment.map_source(src.vectors[:(len(src) if restrict is None else min(restrict, len(src)))]))
-    top = retrieve(q, T, k, method, csls_k, mapped_sources=S_all)[0]
-    sims = (q @ T[top].T)[0]
-    return [(tgt.words[i], float(s)) for i, s in zip(top, sims)]
+    q = _unit(alignment.map_source(src.vectors[[src.get_index(word)]]))
+    scores = (q @ T.T)[0]
+    if method == "csls":
+        S_all = _unit(alignment.map_source(src.vectors[:n_src]))
+        r_src = mean_topk_similarity(T, S_all, csls_k)
+        r_tgt = mean_topk_similarity(q, T, csls_k)
+        scores = 2 * scores - r_tgt[0] - r_src
+    elif method != "nn":
+        raise OptionError("retrieval", f"must be nn or csls (got {method!r})")
+    top = np.argsort(-scores, kind="stable")[:k]
+    return [(tgt.words[i], float(scores[i])) for i in top]

@@ -3,7 +3,7 @@ loop calls at the start and end of training, of each epoch and after each block 
 
     class Evaluate(fastemb.Callback):
         def on_epoch_end(self, run):
-            print(run.epoch, run.loss, run.words_per_second, run.embeddings().most_similar("king", k=3))
+            print(run.epoch, run.loss, run.words_per_second, run.embeddings().most_similar("king", topn=3))
 
     fastemb.train("corpus.txt", callbacks=[Evaluate()])
 
@@ -75,6 +75,22 @@ def call(callbacks, hook, run):
         except StopTraining:
             stop = True
     return stop
+
+
+class FrozenLoss(Callback):
+    """Records, after every epoch, the model's loss on the first `max_tokens` tokens of the corpus measured
+    without training (trainers that offer `frozen_loss`: sgns, cbow). Unlike the online training loss it
+    compares across epochs: it falls as long as the model improves."""
+
+    def __init__(self, max_tokens=1 << 20):
+        self.max_tokens, self.losses = max_tokens, []
+
+    def on_epoch_end(self, run):
+        measure = getattr(run.trainer, "frozen_loss", None)
+        if measure is not None:
+            self.losses.append(measure(self.max_tokens))
+            from .progress import log
+            log.info(f"epoch {run.epoch}: frozen loss {self.losses[-1]:.4f}")
 
 
 class LossHistory(Callback):

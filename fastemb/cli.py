@@ -17,7 +17,7 @@ import click
 from . import registry
 from .cooc import CoocOptions
 from .corpus import CorpusOptions
-from .errors import FastembError, Interrupted, OptionError
+from .errors import FastembError, Interrupted, OptionError, param
 from .options import RunOptions, describe_default
 
 
@@ -145,16 +145,19 @@ def cli():
 @cli.command()
 @click.argument("corpus", nargs=-1, required=True)
 @_output_option
+@click.option("--format", "fmt", type=click.Choice(["tsv", "glove", "word2vec"]), default="tsv", show_default=True,
+              help="tsv: word<TAB>count; glove / word2vec: 'word count' lines (GloVe's vocab.txt, word2vec.c's "
+                   "-save-vocab).")
 @options_of(CorpusOptions)
 @_json_option
 @_quiet
-def vocab(corpus, output, force, as_json, quiet, **params):
-    """Count the words of CORPUS (files, directories, '-' for stdin; .gz/.bz2/.xz) into word<TAB>count."""
+def vocab(corpus, output, force, fmt, as_json, quiet, **params):
+    """Count the words of CORPUS (files, directories, '-' for stdin; .gz/.bz2/.xz), most frequent first."""
     from .vocab import build_vocab
     options = CorpusOptions(**_given(params))
     _claim(output, force)
     v = build_vocab(corpus, options)
-    v.save_tsv(output)
+    v.save(output, fmt)
     _summary(as_json, {"output": output, "words": len(v), "distinct": v.distinct, "tokens": v.raw_tokens,
                        "vocab_tokens": v.total, "pruned": v.pruned},
              f"vocab: {len(v):,} words (of {v.distinct:,} distinct) covering {v.total:,} of {v.raw_tokens:,} "
@@ -216,17 +219,23 @@ def cooc(corpus, output, force, seed, threads, tmp_dir, as_json, quiet, **params
 @click.option("--resume", type=click.Path(dir_okay=False), default=None,
               help="Continue the run saved in this checkpoint, with its corpus and settings (only --threads, "
                    "--memory and --checkpoint-every may change; other options given must agree).")
+@click.option("--init", type=click.Path(dir_okay=False), default=None,
+              help="sgns/cbow: train this model further on CORPUS (its vectors, context vectors and options; "
+                   "its vocabulary is kept: other words are skipped).")
+@click.option("--update-vocab", is_flag=True, default=None,
+              help="With --init: add the corpus's new words (min-count applies) to the vocabulary.")
 @_tmp_dir_option
 @_json_option
 @_quiet
-def train(corpus, output, force, algo, cooc, seed, threads, checkpoint_every, resume, tmp_dir, as_json, quiet,
-          **params):
+def train(corpus, output, force, algo, cooc, seed, threads, checkpoint_every, resume, init, update_vocab, tmp_dir,
+          as_json, quiet, **params):
     """Train word vectors on CORPUS (or --cooc FILE) and save them to HDF5.
 
     Options of another algorithm than --algo are refused; each option lists its default per algorithm."""
     from .training import train as train_fn
     emb = train_fn(list(corpus) or None, algo, cooc=cooc, seed=seed, threads=threads, output=output, force=force,
-                   checkpoint_every=checkpoint_every, resume=resume, tmp_dir=tmp_dir, **_given(params))
+                   checkpoint_every=checkpoint_every, resume=resume, tmp_dir=tmp_dir, init=init,
+                   update_vocab=bool(update_vocab), **_given(params))
     a = emb.attrs
     keys = ("algo", "dim", "epochs", "epochs_trained", "corpus_tokens", "train_seconds", "total_seconds",
             "words_per_second", "loss")
@@ -239,8 +248,9 @@ def train(corpus, output, force, algo, cooc, seed, threads, checkpoint_every, re
 
 @cli.command()
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def info(file, as_json):
+@_json_option
+@_quiet
+def info(file, as_json, quiet):
     """Describe a fastemb HDF5 file: content, shapes, hyperparameters."""
     from .store import describe
     d = describe(file)
@@ -286,9 +296,9 @@ def clean(directories, dry_run, as_json, quiet):
 
 
 # ------------------------------------------------------------------------------------ using vectors
-def _emb(path, fmt=None):
+def _emb(path, fmt=None, vocab=None):
     from .embeddings import load
-    return load(path, fmt)
+    return load(path, fmt, vocab)
 
 
 def _print_table(rows, headers):
@@ -299,23 +309,39 @@ def _print_table(rows, headers):
         click.echo("  ".join(str(c).ljust(w) for c, w in zip(r, widths)))
 
 
+def _topn_option(default):
+    return click.option("-k", "--topn", "topn", type=int, default=default, show_default=True,
+                        help="How many answers per query.")
+
+
+def _restrict_option(text, default=None):
+    return click.option("--restrict", "restrict_vocab", type=int, default=default, show_default=default is not None,
+                        help=text)
+
+
 @cli.command()
 @click.argument("vectors", type=click.Path(dir_okay=False))
 @click.argument("words", nargs=-1, required=True)
-@click.option("-k", type=int, default=10, show_default=True, help="Neighbours per word.")
-@click.option("--restrict", type=int, default=None, help="Search only the N most frequent words.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def neighbors(vectors, words, k, restrict, as_json):
-    """Nearest neighbours (cosine) of each WORD in VECTORS (.h5, word2vec or GloVe file)."""
-    _require(k >= 1, "k", f"must be at least 1 (got {k})")
+@_topn_option(10)
+@_restrict_option("Search only the N most frequent words.")
+@_json_option
+@_quiet
+def neighbors(vectors, words, topn, restrict_vocab, as_json, quiet):
+    """Nearest neighbours (cosine) of each WORD in VECTORS (.h5, word2vec or GloVe file). Words not in the
+    vocabulary are reported after the others' answers (exit 1)."""
+    _require(topn >= 1, "topn", f"must be at least 1 (got {topn})")
     emb = _emb(vectors)
-    results = emb.most_similar(list(words), k=k, restrict=restrict)
+    known = [w for w in words if w in emb]
+    unknown = [w for w in words if w not in emb]
+    results = dict(zip(known, emb.most_similar_batch(known, topn=topn, restrict_vocab=restrict_vocab)))
     if as_json:
-        _echo_json({w: [[x, round(s, 6)] for x, s in r] for w, r in zip(words, results)})
-        return
-    for w, r in zip(words, results):
-        click.echo(f"{w}:")
-        _print_table([(i + 1, x, f"{s:.4f}") for i, (x, s) in enumerate(r)], ["rank", "word", "cosine"])
+        _echo_json({w: [[x, round(s, 6)] for x, s in results[w]] if w in results else None for w in words})
+    else:
+        for w in known:
+            click.echo(f"{w}:")
+            _print_table([(i + 1, x, f"{s:.4f}") for i, (x, s) in enumerate(results[w])], ["rank", "word", "cosine"])
+    if unknown:
+        raise FastembError(f"not in vocabulary ({vectors}): {', '.join(unknown)}")
 
 
 @cli.command()
@@ -323,14 +349,15 @@ def neighbors(vectors, words, k, restrict, as_json):
 @click.argument("a")
 @click.argument("b")
 @click.argument("c")
-@click.option("-k", type=int, default=5, show_default=True)
+@_topn_option(5)
 @click.option("--method", type=click.Choice(["3cosadd", "3cosmul"]), default="3cosadd", show_default=True)
-@click.option("--restrict", type=int, default=None, help="Answer among the N most frequent words.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def analogy(vectors, a, b, c, k, method, restrict, as_json):
-    """A is to B as C is to ? (question words excluded from the answers)."""
-    _require(k >= 1, "k", f"must be at least 1 (got {k})")
-    result = _emb(vectors).analogy(a, b, c, k=k, method=method, restrict=restrict)
+@_restrict_option("Answer among the N most frequent words.")
+@_json_option
+@_quiet
+def analogy(vectors, a, b, c, topn, method, restrict_vocab, as_json, quiet):
+    """A is to B as C is to ? (the question words are never answers)."""
+    _require(topn >= 1, "topn", f"must be at least 1 (got {topn})")
+    result = _emb(vectors).analogy(a, b, c, topn=topn, method=method, restrict_vocab=restrict_vocab)
     if as_json:
         _echo_json([[x, round(s, 6)] for x, s in result])
         return
@@ -341,21 +368,21 @@ def analogy(vectors, a, b, c, k, method, restrict, as_json):
 @cli.command(name="eval")
 @click.argument("vectors", type=click.Path(dir_okay=False))
 @click.option("--similarity", "similarity_files", multiple=True, type=click.Path(dir_okay=False),
-              help="Word-pair similarity file(s) (default: the WordSim-353 and SimLex-999 in corpora/).")
+              help="Word-pair similarity file(s) (default: the WordSim-353 and SimLex-999 fastemb ships).")
 @click.option("--analogy", "analogy_files", multiple=True, type=click.Path(dir_okay=False),
-              help="Analogy file(s) in questions-words format (default: corpora/questions-words.txt).")
-@click.option("--restrict", type=int, default=30000, show_default=True,
-              help="Analogies: candidates and questions among the N most frequent words.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def eval_cmd(vectors, similarity_files, analogy_files, restrict, as_json):
+              help="Analogy file(s) in questions-words format (default: Google's, shipped).")
+@_restrict_option("Analogies: candidates and questions among the N most frequent words.", 30000)
+@_json_option
+@_quiet
+def eval_cmd(vectors, similarity_files, analogy_files, restrict_vocab, as_json, quiet):
     """Word similarity (Spearman) and analogy accuracy (3CosAdd, 3CosMul) of VECTORS."""
     from . import eval as E
-    _require(restrict >= 1, "restrict", f"must be at least 1 (got {restrict})")
+    _require(restrict_vocab >= 1, "restrict_vocab", f"must be at least 1 (got {restrict_vocab})")
     if not similarity_files and not analogy_files:
         similarity_files, analogy_files = E.default_sets()
     emb = _emb(vectors)
     out = {"similarity": [E.similarity(emb, f) for f in similarity_files],
-           "analogy": [E.analogy(emb, f, restrict=restrict) for f in analogy_files]}
+           "analogy": [E.analogy(emb, f, restrict_vocab=restrict_vocab) for f in analogy_files]}
     if as_json:
         _echo_json(out, indent=1)
         return
@@ -368,41 +395,65 @@ def eval_cmd(vectors, similarity_files, analogy_files, restrict, as_json):
         rows = [(name, f"{s['covered']}/{s['questions']}", f"{s['3cosadd']:.4f}", f"{s['3cosmul']:.4f}")
                 for name, s in r["sections"].items() if s["covered"]]
         rows.append(("overall", f"{r['covered']}/{r['questions']}", f"{r['3cosadd']:.4f}", f"{r['3cosmul']:.4f}"))
-        click.echo(f"{os.path.basename(r['file'])} (top {r['restrict']:,} words, coverage "
+        click.echo(f"{os.path.basename(r['file'])} (top {r['restrict_vocab']:,} words, coverage "
                    f"{100 * r['coverage']:.1f}%)")
         _print_table(rows, ["section", "covered", "3cosadd", "3cosmul"])
+
+
+VECTOR_FORMATS = ["word2vec", "word2vec-binary", "glove"]
 
 
 @cli.command()
 @click.argument("vectors", type=click.Path(dir_okay=False))
 @_output_option
-@click.option("--format", "fmt", type=click.Choice(["word2vec", "word2vec-binary", "glove"]), required=True)
-def export(vectors, output, force, fmt):
-    """Write VECTORS as word2vec text/binary or GloVe text (readable by gensim's load_word2vec_format)."""
-    from .formats import write_vectors
+@click.option("--format", "fmt", type=click.Choice(VECTOR_FORMATS), required=True)
+@click.option("--vocab/--no-vocab", "with_vocab", default=True, show_default=True,
+              help="Also write the word counts to OUTPUT.vocab (word2vec.c's -save-vocab format), when known.")
+@_json_option
+@_quiet
+def export(vectors, output, force, fmt, with_vocab, as_json, quiet):
+    """Write VECTORS as word2vec text/binary or GloVe text (gensim's load_word2vec_format reads them), and
+    their counts beside them."""
+    from .formats import write_vectors, write_vocab_counts
     _claim(output, force)
     emb = _emb(vectors)
     write_vectors(output, emb.words, emb.vectors, fmt)
+    sidecar = None
+    if with_vocab and emb.counts.any():
+        sidecar = f"{output}.vocab"
+        _claim(sidecar, True)
+        write_vocab_counts(sidecar, emb.words, emb.counts)
+    _summary(as_json, {"output": output, "format": fmt, "words": len(emb), "dim": emb.dim, "vocab": sidecar},
+             f"export: {len(emb):,} words x {emb.dim} -> {output}" + (f" (counts: {sidecar})" if sidecar else ""),
+             quiet)
 
 
 @cli.command(name="import")
 @click.argument("vectors", type=click.Path(dir_okay=False))
 @_output_option
-@click.option("--format", "fmt", type=click.Choice(["word2vec", "word2vec-binary", "glove"]), default=None,
+@click.option("--format", "fmt", type=click.Choice(VECTOR_FORMATS), default=None,
               help="Input format (default: guessed from the content).")
-def import_cmd(vectors, output, force, fmt):
-    """Convert word2vec (text/binary) or GloVe vectors to a fastemb HDF5 file."""
+@click.option("--vocab", "vocab_file", type=click.Path(dir_okay=False), default=None,
+              help="Word counts ('word count' lines; default: VECTORS.vocab when it exists).")
+@_json_option
+@_quiet
+def import_cmd(vectors, output, force, fmt, vocab_file, as_json, quiet):
+    """Convert word2vec (text/binary) or GloVe vectors to a fastemb HDF5 file, with their counts."""
     _claim(output, force)
-    emb = _emb(vectors, fmt)
+    emb = _emb(vectors, fmt, vocab_file)
     emb.save(output)
+    _summary(as_json, {"output": output, "words": len(emb), "dim": emb.dim, "counts": bool(emb.counts.any())},
+             f"import: {len(emb):,} words x {emb.dim} -> {output}", quiet)
+
+
+ALIGN_METHODS = ["gd", "lstsq", "procrustes", "cca"]
 
 
 @cli.command()
 @click.argument("source", type=click.Path(dir_okay=False))
 @click.argument("target", type=click.Path(dir_okay=False))
 @click.option("--lexicon", required=True, type=click.Path(dir_okay=False), help="TSV of source<TAB>target pairs.")
-@click.option("--method", type=click.Choice(["gd", "lstsq", "procrustes", "cca"]), default="procrustes",
-              show_default=True)
+@click.option("--method", type=click.Choice(ALIGN_METHODS), default="procrustes", show_default=True)
 @click.option("--normalize", is_flag=True, help="Unit-length vectors before fitting (and after centring).")
 @click.option("--center", is_flag=True, help="Mean-centre each space before fitting.")
 @click.option("--test-fraction", type=float, default=0.2, show_default=True,
@@ -411,50 +462,61 @@ def import_cmd(vectors, output, force, fmt):
 @click.option("--steps", type=int, default=1000, show_default=True, help="gd: gradient steps.")
 @click.option("--log-every", type=int, default=50, show_default=True, help="gd: log the loss every N steps.")
 @click.option("--csls-k", type=int, default=10, show_default=True)
-@click.option("--restrict", type=int, default=None, help="Retrieve among the N most frequent target words.")
+@_restrict_option("Retrieve among the N most frequent target words.")
 @click.option("--translate", "to_translate", multiple=True, help="Print the top translations of this word.")
+@click.option("--retrieval", type=click.Choice(["csls", "nn"]), default="csls", show_default=True,
+              help="--translate: rank by CSLS or by cosine (the score printed is the one ranked by).")
 @click.option("--seed", type=int, default=1, show_default=True, help="Seed of the train/test split.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Save R to this HDF5 file.")
 @click.option("--force", is_flag=True, help="Overwrite an existing output file.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
               help="gd: draw the loss curve to this PNG.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_json_option
 @_quiet
 def align(source, target, lexicon, method, normalize, center, test_fraction, lr, steps, log_every, csls_k,
-          restrict, to_translate, seed, output, force, plot_path, as_json, quiet):
+          restrict_vocab, to_translate, retrieval, seed, output, force, plot_path, as_json, quiet):
     """Learn a translation matrix from SOURCE to TARGET embeddings and report P@1/5/10 (NN and CSLS)."""
     from . import align as A
     _require(csls_k >= 1, "csls_k", f"must be at least 1 (got {csls_k})")
-    _require(restrict is None or restrict >= 1, "restrict", f"must be at least 1 (got {restrict})")
+    _require(restrict_vocab is None or restrict_vocab >= 1, "restrict_vocab",
+             f"must be at least 1 (got {restrict_vocab})")
     _require(lr is None or lr > 0, "lr", f"must be positive (got {lr})")
     _require(0 < test_fraction < 1, "test_fraction", f"must be between 0 and 1 (got {test_fraction})")
+    _require(steps >= 1, "steps", f"must be at least 1 (got {steps})")
+    _require(log_every >= 1, "log_every", f"must be at least 1 (got {log_every})")
+    _require(plot_path is None or method == "gd", "plot", f"draws the loss of {param('method')} gd "
+                                                          f"(not {method})")
+    _require(lr is None or method == "gd", "lr", f"applies to {param('method')} gd (not {method})")
+    if plot_path:
+        from .plot import _pyplot
+        _pyplot()
     if output:
         _claim(output, force)
     if plot_path:
         _claim(plot_path, force)
-    _require(steps >= 1, "steps", f"must be at least 1 (got {steps})")
-    _require(log_every >= 1, "log_every", f"must be at least 1 (got {log_every})")
     src, tgt = _emb(source), _emb(target)
     pairs = A.read_lexicon(lexicon)
     usable = [(s, t) for s, t in pairs if s in src.index and t in tgt.index]
     if not usable:
         raise FastembError(f"{lexicon}: none of its {len(pairs)} pairs has both words in the vocabularies")
+    missing = [w for w in to_translate if w not in src]
+    if missing:
+        raise FastembError(f"{param('translate')}: not in the vocabulary of {source}: {', '.join(missing)}")
     train_pairs, test_pairs = A.split_lexicon(usable, test_fraction, seed)
-    log = None if quiet else (lambda m: click.echo(m, err=True))
+    from .progress import log as logger
     a = A.fit(src, tgt, train_pairs, method, normalize=normalize, center=center, lr=lr, steps=steps,
-              log_every=log_every, log=log)
+              log_every=log_every, log=logger.info)
     result = {"method": method, "normalize": normalize, "center": center, "pairs": len(pairs),
               "usable_pairs": len(usable), "train_pairs": len(train_pairs), "test_pairs": len(test_pairs),
-              **A.evaluate(a, src, tgt, test_pairs, csls_k=csls_k, restrict=restrict)}
+              **A.evaluate(a, src, tgt, test_pairs, csls_k=csls_k, restrict_vocab=restrict_vocab)}
     if a.loss:
         result["final_loss"] = a.loss[-1][1]
-    result["translations"] = {w: A.translate(a, src, tgt, w, k=10, csls_k=csls_k, restrict=restrict)
-                              for w in to_translate}
+    result["retrieval"] = retrieval
+    result["translations"] = {w: A.translate(a, src, tgt, w, k=10, method=retrieval, csls_k=csls_k,
+                                             restrict_vocab=restrict_vocab) for w in to_translate}
     if output:
         a.save(output)
     if plot_path:
-        if not a.loss:
-            raise FastembError("--plot draws the loss of --method gd")
         from .plot import draw_loss
         draw_loss(a.loss, plot_path)
     if as_json:
@@ -465,7 +527,8 @@ def align(source, target, lexicon, method, normalize, center, test_fraction, lr,
     _print_table([(r, *(f"{result[f'{r}_p@{k}']:.3f}" for k in (1, 5, 10))) for r in ("nn", "csls")],
                  ["retrieval", "P@1", "P@5", "P@10"])
     for w, cands in result["translations"].items():
-        click.echo(f"{w} -> " + ", ".join(f"{x} ({s:.3f})" for x, s in cands))
+        click.echo(f"{w} -> ({'CSLS score' if retrieval == 'csls' else 'cosine'}) "
+                   + ", ".join(f"{x} ({s:.3f})" for x, s in cands))
 
 
 @cli.command()
@@ -473,19 +536,23 @@ def align(source, target, lexicon, method, normalize, center, test_fraction, lr,
 @_output_option
 @click.option("--words", "words_file", type=click.Path(dir_okay=False), default=None,
               help="Plot the words listed in this file (one per line).")
-@click.option("--top", type=int, default=300, show_default=True, help="Otherwise the N most frequent words.")
+@click.option("--top", type=int, default=300, show_default=True,
+              help="Otherwise the N most frequent words that contain a letter or digit.")
 @click.option("--skip", type=int, default=0, show_default=True, help="Skip the N most frequent words first.")
 @click.option("--method", type=click.Choice(["pca", "tsne"]), default="tsne", show_default=True)
 @click.option("--perplexity", type=float, default=30.0, show_default=True)
 @click.option("--iterations", type=int, default=1000, show_default=True)
 @click.option("--seed", type=int, default=1, show_default=True)
+@_json_option
 @_quiet
-def plot(vectors, output, force, words_file, top, skip, method, perplexity, iterations, seed, quiet):
+def plot(vectors, output, force, words_file, top, skip, method, perplexity, iterations, seed, as_json, quiet):
     """Draw a labelled 2-D map of words (PCA or exact t-SNE) to a PNG."""
     from . import plot as P
+    from .progress import log as logger
     _require(perplexity > 0, "perplexity", f"must be positive (got {perplexity})")
     _require(iterations >= 1, "iterations", f"must be at least 1 (got {iterations})")
     _require(skip >= 0, "skip", f"must be 0 or more (got {skip})")
+    _require(top >= 2, "top", f"must be at least 2 (got {top})")
     _claim(output, force)
     P._pyplot()
     emb = _emb(vectors)
@@ -493,22 +560,14 @@ def plot(vectors, output, force, words_file, top, skip, method, perplexity, iter
         from .files import read_text_lines
         wanted = [w.strip() for _, w in read_text_lines(words_file, "word list") if w.strip()]
         words = [w for w in wanted if w in emb.index]
-        if not quiet and len(words) < len(wanted):
-            click.echo(f"plot: {len(wanted) - len(words)} of {len(wanted)} words are not in the vocabulary",
-                       err=True)
+        if len(words) < len(wanted):
+            logger.warning(f"plot: {len(wanted) - len(words)} of {len(wanted)} words are not in the vocabulary")
     else:
-        _require(top >= 2, "top", f"must be at least 2 (got {top})")
-        words = emb.words[skip:skip + top]
-    if len(words) < 3:
-        raise FastembError("fewer than 3 words to plot")
-    X = emb.normalized()[[emb.index[w] for w in words]]
-    if method == "pca":
-        pts = P.pca_2d(X)
-    else:
-        pts, kl = P.tsne_2d(X, perplexity=perplexity, iterations=iterations, seed=seed)
-        if not quiet:
-            click.echo(f"t-SNE: {len(words)} words, KL divergence {kl:.3f}", err=True)
-    P.draw_map(pts, words, output, title=f"{os.path.basename(vectors)}: {method.upper()} of {len(words)} words")
+        words = P.default_words(emb.words, top, skip)
+    info = P.word_map(emb, words, output, method=method, perplexity=perplexity, iterations=iterations, seed=seed,
+                      title=os.path.basename(vectors))
+    _summary(as_json, {"output": output, "words": len(words), "method": method, **info},
+             f"plot: {len(words)} words ({method}) -> {output}", quiet)
 
 
 def _terminate(signum, frame):
@@ -533,8 +592,7 @@ def _flags() -> dict:
             if isinstance(p, click.Argument):
                 flags.setdefault(p.name, p.human_readable_name.upper())
             else:
-                longs = [o for o in p.opts if o.startswith("--")] or p.opts
-                flags.setdefault(p.name, longs[0])
+                flags.setdefault(p.name, "/".join(sorted(p.opts, key=len)))
     return flags
 
 

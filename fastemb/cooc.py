@@ -52,6 +52,28 @@ def _kernels():
     return _cooc_kernels
 
 
+def cooccurrences(corpus, *, seed=1, threads=None, tmp_dir=None, **params):
+    """Count a corpus (files, or Python sentences as for fastemb.train) into (words, counts, CSR matrix);
+    params: the CoocOptions and CorpusOptions by name (window=10, weighting="harmonic", min_count=5, ...).
+    The result feeds fastemb.train(cooc=(words, matrix), algo="glove")."""
+    from .corpus import CorpusOptions
+    from .errors import OptionError
+    from .files import check_work_dir
+    from .options import RunOptions, split_known
+    from .vocab import build_vocab
+    (cooc_params, corpus_params), rest = split_known(params, CoocOptions, CorpusOptions)
+    if rest:
+        raise OptionError(next(iter(rest)), "is not an option of fastemb.cooccurrences")
+    options, copts = CoocOptions(**cooc_params), CorpusOptions(**corpus_params)
+    run = RunOptions(seed=seed, threads=threads)
+    check_work_dir(tmp_dir)
+    with build_vocab(corpus, copts, encode=True, work_dir=tmp_dir) as enc:
+        sink = CsrCollector(len(enc.vocab))
+        cooccurrence(enc, sink, options, seed=run.seed, memory=copts.memory_bytes, threads=resolve_threads(run.threads),
+                     spill_dir=tmp_dir)
+        return enc.vocab.words, enc.vocab.counts, sink.matrix()
+
+
 def distance_weights(window: int, weighting: str) -> np.ndarray:
     """Weight of a pair at distance d = 1..window (index 0 unused)."""
     d = np.arange(window + 1, dtype=np.float64)

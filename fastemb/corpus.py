@@ -69,15 +69,46 @@ _OPENERS = {".gz": lambda raw: gzip.GzipFile(fileobj=raw, mode="rb"), ".bz2": bz
 _DECOMPRESS_ERRORS = (OSError, EOFError, lzma.LZMAError, zlib.error, ValueError)
 
 
-def resolve_sources(paths) -> list[str]:
+class Sentences:
+    """A corpus made of Python objects: an iterable of sentences, each a list of tokens (taken as they are)
+    or a string of text (tokenized like a line of a file). It is read once, streamed into the id file,
+    so a generator works and memory stays bounded."""
+
+    name = "<python iterable>"
+
+    def __init__(self, iterable):
+        self.iterable = iterable
+
+    def __repr__(self):
+        return self.name
+
+
+def is_sentences(corpus) -> bool:
+    """Does `corpus` hold sentences (rather than file paths)? A str or a path, or a list of them, names files;
+    a list with any non-string element, or any other iterable (generator, iterator...), holds sentences."""
+    if isinstance(corpus, Sentences):
+        return True
+    if isinstance(corpus, (str, bytes, os.PathLike)):
+        return False
+    if isinstance(corpus, (list, tuple)):
+        return any(not isinstance(x, (str, os.PathLike, Sentences)) for x in corpus)
+    return hasattr(corpus, "__iter__")
+
+
+def resolve_sources(paths) -> list:
     """Expand directories (recursively, sorted, hidden entries skipped) and check every file exists
-    and can be read, before any work starts."""
+    and can be read, before any work starts. A corpus of Python sentences becomes one `Sentences` source."""
+    if is_sentences(paths):
+        return [paths if isinstance(paths, Sentences) else Sentences(paths)]
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     if not paths:
         raise FastembError("no corpus given")
     sources = []
     for p in paths:
+        if isinstance(p, Sentences):
+            sources.append(p)
+            continue
         p = os.fspath(p)
         if p == "-":
             sources.append(p)
@@ -91,9 +122,14 @@ def resolve_sources(paths) -> list[str]:
             sources.extend(found)
         elif os.path.exists(p):
             sources.append(p)
+        elif any(c.isspace() for c in p):
+            raise FileError(f"{p[:60]!r}: no such file or directory (a list of strings names files: to train on "
+                            f"sentences, give a list of token lists, or an iterator such as iter(texts))")
         else:
             raise FileError(f"{p}: no such file or directory")
     for s in sources:
+        if isinstance(s, Sentences):
+            continue
         if s != "-" and not os.path.exists(s):
             raise FileError(f"{s}: no such file (a broken symbolic link?)")
         if s != "-" and not os.access(s, os.R_OK):
@@ -120,8 +156,8 @@ class CorpusReader:
         self.invalid_sources = []   # the files that had invalid UTF-8, in reading order
         self._done_before = 0
         self._raw = None
-        sizes = [os.path.getsize(s) for s in self.sources if s != "-"]
-        self.total_bytes = sum(sizes) if "-" not in self.sources else None
+        files = [s for s in self.sources if isinstance(s, str) and s != "-"]
+        self.total_bytes = sum(os.path.getsize(s) for s in files) if len(files) == len(self.sources) else None
 
     @property
     def bytes_done(self) -> int:
@@ -142,6 +178,10 @@ class CorpusReader:
 
     def __iter__(self):
         for source in self.sources:
+            if isinstance(source, Sentences):
+                yield from self._sentence_chunks(source)
+                yield b"\n"
+                continue
             try:
                 raw, stream = self._open(source)
             except OSError as e:
@@ -157,6 +197,42 @@ class CorpusReader:
                 self._raw = None
             # A file boundary ends a sentence and a token, whatever the file's last byte was.
             yield b"\n"
+
+    def _sentence_chunks(self, source):
+        """Byte chunks of about chunk_bytes from Python sentences: token lists joined by spaces (a token that
+        is empty or holds whitespace is refused: it would not come back as one token), strings as text."""
+        lines, size = [], 0
+        for n, sentence in enumerate(source.iterable, 1):
+            if isinstance(sentence, str):
+                line = self._normalise_text(sentence)
+            elif isinstance(sentence, (list, tuple)):
+                line = " ".join(sentence) if all(isinstance(t, str) for t in sentence) else None
+                if line is None:
+                    bad = next(t for t in sentence if not isinstance(t, str))
+                    raise FastembError(f"sentence {n} of the corpus: a token is a {type(bad).__name__}, not a string")
+                if len(line.split()) != len(sentence) or "\x00" in line or "\x1c" in line:
+                    bad = next((t for t in sentence if not t or t.split() != [t] or "\x00" in t), "")
+                    raise FastembError(f"sentence {n} of the corpus: the token {bad[:40]!r} is empty or holds "
+                                       f"whitespace, so it would not come back as one token")
+                if self.lowercase:
+                    line = line.lower()
+            else:
+                raise FastembError(f"sentence {n} of the corpus is a {type(sentence).__name__}: give lists of "
+                                   f"tokens or strings of text")
+            lines.append(line)
+            size += len(line) + 1
+            if size >= self.chunk_bytes:
+                yield ("\n".join(lines) + "\n").encode("utf-8", "replace")
+                lines, size = [], 0
+        if lines:
+            yield ("\n".join(lines) + "\n").encode("utf-8", "replace")
+
+    def _normalise_text(self, text):
+        if self.lowercase:
+            text = text.lower()
+        if self.pattern is not None:
+            return "\n".join(" ".join(self.pattern.findall(line)) for line in _LINE_END.split(text))
+        return _UNICODE_SPACE.sub(" ", text) if not text.isascii() else text
 
     def _read(self, stream, name):
         try:

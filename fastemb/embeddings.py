@@ -1,10 +1,29 @@
-"""Embeddings: a vocabulary with its vectors, queried on unit-normalised vectors computed once."""
+"""Embeddings: a vocabulary with its vectors, queried the way gensim's KeyedVectors are.
+
+    emb.most_similar(positive=["king", "woman"], negative=["man"], topn=5)
+    emb.similarity("gold", "silver"); emb.doesnt_match(["gold", "silver", "sheep"])
+    emb["king"]; "king" in emb; len(emb); list(emb); numpy.asarray(emb)
+    emb.to_gensim(); Embeddings.from_gensim(kv)
+
+Queries work on unit-normalised vectors computed once (`get_normed_vectors`); an unknown word raises
+`fastemb.UnknownWord`, which is both a `KeyError` (as in gensim) and a `FastembError`. Many queries at once
+go through `most_similar_batch` (one matrix product and a Numba top-k per batch).
+"""
 from __future__ import annotations
+
+from numbers import Integral
 
 import numpy as np
 
-from ._query_kernels import topk_rows
-from .errors import FastembError
+from .errors import FastembError, OptionError, UnknownWord
+
+
+def _as_list(x):
+    if x is None:
+        return []
+    if isinstance(x, (str, np.ndarray)) or (isinstance(x, tuple) and len(x) == 2 and isinstance(x[1], float)):
+        return [x]
+    return list(x)
 
 
 class Embeddings:
@@ -15,117 +34,275 @@ class Embeddings:
         if self.vectors.ndim != 2 or self.vectors.shape[0] != len(self.words):
             raise FastembError(f"{self.vectors.shape} vectors for {len(self.words)} words")
         self.counts = np.zeros(len(self.words), np.int64) if counts is None else np.asarray(counts, np.int64)
+        if self.counts.shape != (len(self.words),):
+            raise FastembError(f"{self.counts.shape[0]} counts for {len(self.words)} words")
         self.context_vectors = context_vectors
         self.bias, self.context_bias, self.svd = bias, context_bias, svd
         self.attrs = dict(attrs or {})
         self.index = {w: i for i, w in enumerate(self.words)}
+        if len(self.index) != len(self.words):
+            raise FastembError("the vocabulary holds a word twice")
         self._unit = None
 
-    # ---------------------------------------------------------------- container protocol
+    # ------------------------------------------------------------ gensim's KeyedVectors names
+    @property
+    def index_to_key(self) -> list:
+        return self.words
+
+    @property
+    def key_to_index(self) -> dict:
+        return self.index
+
+    @property
+    def vector_size(self) -> int:
+        return self.vectors.shape[1]
+
+    dim = vector_size
+
     def __len__(self):
         return len(self.words)
 
     def __contains__(self, word):
         return word in self.index
 
-    def __getitem__(self, word):
-        return self.vectors[self.id(word)]
+    def __iter__(self):
+        return iter(self.words)
+
+    def __array__(self, dtype=None, copy=None):
+        return self.vectors if dtype is None else self.vectors.astype(dtype)
+
+    def __getitem__(self, key):
+        """The vector of a word (or of an index); a list of words gives a matrix."""
+        if isinstance(key, (list, tuple, np.ndarray)) and not isinstance(key, str):
+            return self.vectors[[self.get_index(k) for k in key]]
+        return self.vectors[self.get_index(key)]
 
     def __repr__(self):
         return f"Embeddings({len(self)} words x {self.dim} dims, algo={self.attrs.get('algo', '?')})"
 
-    @property
-    def dim(self) -> int:
-        return self.vectors.shape[1]
+    def get_index(self, key, default=None) -> int:
+        """The row of a word; an int is taken as a row number (as in gensim)."""
+        i = self.index.get(key) if isinstance(key, str) else None
+        if i is not None:
+            return i
+        if isinstance(key, Integral) and not isinstance(key, bool) and 0 <= key < len(self.words):
+            return int(key)
+        if default is not None:
+            return default
+        raise UnknownWord(key)
 
-    def id(self, word) -> int:
-        try:
-            return self.index[word]
-        except KeyError:
-            raise FastembError(f"word not in vocabulary: {word!r}") from None
+    id = get_index
 
-    # ---------------------------------------------------------------- queries
-    def normalized(self) -> np.ndarray:
+    def has_index_for(self, key) -> bool:
+        return self.get_index(key, -1) >= 0
+
+    def get_vector(self, key, norm=False):
+        return (self.get_normed_vectors() if norm else self.vectors)[self.get_index(key)]
+
+    def get_vecattr(self, key, attr):
+        if attr != "count":
+            raise KeyError(attr)
+        return int(self.counts[self.get_index(key)])
+
+    def get_normed_vectors(self) -> np.ndarray:
         """Unit-length rows (zero rows stay zero), computed once and cached."""
         if self._unit is None:
             norms = np.linalg.norm(self.vectors, axis=1, keepdims=True)
             self._unit = self.vectors / np.maximum(norms, np.float32(1e-12))
         return self._unit
 
-    def _query_vectors(self, queries):
-        unit = self.normalized()
-        rows = []
-        for q in queries:
-            if isinstance(q, str):
-                rows.append(unit[self.id(q)])
-            else:
-                v = np.asarray(q, dtype=np.float32)
-                if v.shape != (self.dim,):
-                    raise FastembError(f"query vector has shape {v.shape}, expected ({self.dim},)")
-                if not np.isfinite(v).all():
-                    raise FastembError("query vector holds non-finite values")
-                rows.append(v / max(float(np.linalg.norm(v)), 1e-12))
-        return np.vstack(rows) if rows else np.zeros((0, self.dim), np.float32)
+    normalized = get_normed_vectors
 
-    def most_similar(self, query, k=10, restrict=None, exclude=None):
-        """Nearest neighbours by cosine of a word or a vector (a list of them: one result list each).
-        Query words are excluded from their own results. restrict: search the `restrict` most frequent."""
-        if isinstance(query, str):
-            single = True
-        elif isinstance(query, (list, tuple)):
-            single = not any(isinstance(q, (str, np.ndarray, list, tuple)) for q in query)
-        else:
-            single = np.ndim(query) == 1
-        queries = [query] if single else list(query)
-        k, n = self._k_and_restrict(k, restrict)
-        q = self._query_vectors(queries)
-        unit = self.normalized()[:n]
-        skip_common = [self.index[w] for w in (exclude or ()) if w in self.index and self.index[w] < n]
+    # ------------------------------------------------------------ queries
+    def _candidates(self, restrict_vocab):
+        if restrict_vocab is None:
+            return len(self)
+        if isinstance(restrict_vocab, bool) or not isinstance(restrict_vocab, Integral) or restrict_vocab < 1:
+            raise OptionError("restrict_vocab", f"must be an integer of at least 1 (got {restrict_vocab!r})")
+        return min(int(restrict_vocab), len(self))
+
+    @staticmethod
+    def _topn(topn):
+        if topn is not None and (isinstance(topn, bool) or not isinstance(topn, Integral) or topn < 0):
+            raise OptionError("topn", f"must be an integer of at least 0, or None (got {topn!r})")
+        return topn
+
+    def _vector(self, item, norm=True):
+        if isinstance(item, str) or isinstance(item, Integral):
+            return self.get_vector(item, norm=norm)
+        v = np.asarray(item, dtype=np.float32)
+        if v.shape != (self.dim,):
+            raise FastembError(f"a query vector has shape {v.shape}, expected ({self.dim},)")
+        if not np.isfinite(v).all():
+            raise FastembError("a query vector holds non-finite values")
+        return v
+
+    def get_mean_vector(self, keys, weights=None, pre_normalize=True, post_normalize=False):
+        """The weighted mean of words (unit vectors when pre_normalize) and raw vectors, as gensim's."""
+        if len(keys) == 0:
+            raise FastembError("cannot compute the mean of no words")
+        weights = np.ones(len(keys), np.float32) if weights is None else np.asarray(weights, np.float32)
+        mean = np.zeros(self.dim, np.float32)
+        for key, w in zip(keys, weights):
+            mean += w * self._vector(key, norm=pre_normalize and not isinstance(key, np.ndarray))
+        mean /= max(float(np.abs(weights).sum()), 1e-12)
+        if post_normalize:
+            mean /= max(float(np.linalg.norm(mean)), 1e-12)
+        return mean
+
+    def most_similar(self, positive=None, negative=None, topn=10, restrict_vocab=None):
+        """The words nearest (by cosine) to the mean of the positive words/vectors minus the negative ones,
+        the query words excluded, as gensim's most_similar. topn=None returns every cosine as an array."""
+        topn = self._topn(topn)
+        positive, negative = _as_list(positive), _as_list(negative)
+        if not positive and not negative:
+            raise FastembError("most_similar needs at least one word or vector")
+        keys, weights = [], []
+        for items, sign in ((positive, 1.0), (negative, -1.0)):
+            for item in items:
+                if isinstance(item, tuple) and len(item) == 2 and not isinstance(item[0], (int, float)):
+                    keys.append(item[0])
+                    weights.append(float(item[1]))
+                else:
+                    keys.append(item)
+                    weights.append(sign)
+        mean = self.get_mean_vector(keys, weights, pre_normalize=True, post_normalize=True)
+        n = self._candidates(restrict_vocab)
+        sims = self.get_normed_vectors()[:n] @ mean
+        if topn is None:
+            return sims
+        skip = {self.get_index(k) for k in keys if not isinstance(k, np.ndarray)}
+        order = np.argsort(-sims, kind="stable")[:topn + len(skip)]
+        return [(self.words[i], float(sims[i])) for i in order.tolist() if i not in skip][:topn]
+
+    def similar_by_word(self, word, topn=10, restrict_vocab=None):
+        return self.most_similar(positive=[word], topn=topn, restrict_vocab=restrict_vocab)
+
+    def similar_by_vector(self, vector, topn=10, restrict_vocab=None):
+        return self.most_similar(positive=[np.asarray(vector, np.float32)], topn=topn, restrict_vocab=restrict_vocab)
+
+    def most_similar_batch(self, queries, topn=10, restrict_vocab=None):
+        """One result list per query (a word or a vector), each query's own word excluded: many queries at
+        once, by batched matrix products and a Numba top-k (see bench/query_speed.py)."""
+        from ._query_kernels import topk_rows
+        topn = self._topn(topn)
+        if topn is None:
+            raise OptionError("topn", "must be a number for batched queries")
+        n = self._candidates(restrict_vocab)
+        unit = self.get_normed_vectors()[:n]
+        queries = list(queries)
         results = []
-        batch = 1024
-        for b0 in range(0, len(queries), batch):
-            part = queries[b0:b0 + batch]
-            sims = q[b0:b0 + batch] @ unit.T
-            if skip_common:
-                sims[:, skip_common] = -np.inf
+        for b0 in range(0, len(queries), 1024):
+            part = queries[b0:b0 + 1024]
+            q = np.vstack([self._vector(x) for x in part]) if part else np.zeros((0, self.dim), np.float32)
+            q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), np.float32(1e-12))
+            sims = np.ascontiguousarray(q @ unit.T, dtype=np.float32)
             own = [(r, self.index[w]) for r, w in enumerate(part) if isinstance(w, str) and self.index[w] < n]
             if own:
                 rows, cols = zip(*own)
                 sims[list(rows), list(cols)] = -np.inf
-            kk = max(min(k, n - len(skip_common) - (1 if own else 0)), 0)
-            if kk == 0:
+            kk = min(topn, n - (1 if own else 0))
+            if kk <= 0:
                 results.extend([] for _ in part)
                 continue
-            top, top_sims = topk_rows(np.ascontiguousarray(sims, dtype=np.float32), kk)
-            words = self.words
-            results.extend([(words[i], float(s)) for i, s in zip(ti, si) if i >= 0]
+            top, top_sims = topk_rows(sims, kk)
+            results.extend([(self.words[i], float(s)) for i, s in zip(ti, si) if i >= 0 and np.isfinite(s)]
                            for ti, si in zip(top.tolist(), top_sims.tolist()))
-        return results[0] if single else results
+        return results
 
-    def _k_and_restrict(self, k, restrict):
-        """(k, number of candidate rows), checked."""
-        from .errors import OptionError
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise OptionError("k", f"must be an integer of at least 1 (got {k!r})")
-        if restrict is not None and (isinstance(restrict, bool) or not isinstance(restrict, (int, np.integer))
-                                     or restrict < 1):
-            raise OptionError("restrict", f"must be an integer of at least 1 (got {restrict!r})")
-        n = len(self) if restrict is None else min(int(restrict), len(self))
-        return min(int(k), n), n
+    def similarity(self, w1, w2) -> float:
+        u = self.get_normed_vectors()
+        return float(u[self.get_index(w1)] @ u[self.get_index(w2)])
 
-    def analogy(self, a, b, c, k=1, method="3cosadd", restrict=None):
+    def n_similarity(self, ws1, ws2) -> float:
+        """Cosine between the means of two sets of words (as gensim: means of the raw vectors)."""
+        if not len(ws1) or not len(ws2):
+            raise FastembError("n_similarity needs at least one word on each side")
+        a, b = self[list(ws1)].mean(axis=0), self[list(ws2)].mean(axis=0)
+        return float(a @ b / max(float(np.linalg.norm(a) * np.linalg.norm(b)), 1e-12))
+
+    def distance(self, w1, w2) -> float:
+        return 1.0 - self.similarity(w1, w2)
+
+    def distances(self, word_or_vector, other_words=()):
+        v = self._vector(word_or_vector)
+        v = v / max(float(np.linalg.norm(v)), 1e-12)
+        u = self.get_normed_vectors() if not other_words else self.get_normed_vectors()[
+            [self.get_index(w) for w in other_words]]
+        return 1.0 - u @ v
+
+    def doesnt_match(self, words):
+        """The word furthest from the mean of the others' unit vectors (unknown words are ignored)."""
+        used = [w for w in words if w in self.index]
+        if not used:
+            raise FastembError("doesnt_match: none of the words is in the vocabulary")
+        vectors = self.get_normed_vectors()[[self.index[w] for w in used]]
+        mean = vectors.mean(axis=0)
+        mean /= max(float(np.linalg.norm(mean)), 1e-12)
+        return used[int(np.argmin(vectors @ mean))]
+
+    def closer_than(self, w1, w2) -> list:
+        """Every word closer to w1 than w2 is."""
+        i, j = self.get_index(w1), self.get_index(w2)
+        sims = self.get_normed_vectors() @ self.get_normed_vectors()[i]
+        return [self.words[k] for k in np.flatnonzero(sims > sims[j]).tolist() if k != i]
+
+    words_closer_than = closer_than
+
+    def rank(self, w1, w2) -> int:
+        """The rank of w2 among the neighbours of w1 (1 = nearest)."""
+        return len(self.closer_than(w1, w2)) + 1
+
+    def analogy(self, a, b, c, topn=1, method="3cosadd", restrict_vocab=None):
         """a is to b as c is to ?  (3CosAdd, or 3CosMul of Levy & Goldberg 2014). The question words are never
-        answers, so fewer than k answers come back when the candidates run out."""
+        answers, so fewer than topn answers come back when the candidates run out."""
         from .eval import analogy_scores
-        k, n = self._k_and_restrict(k, restrict)
-        ids = np.array([[self.id(a), self.id(b), self.id(c)]])
-        scores = analogy_scores(self.normalized()[:n], self.normalized()[ids], method)[0]
-        order = np.argsort(-scores, kind="stable")
-        question = set(ids[0].tolist())
-        top = [i for i in order[:k + 3].tolist() if i not in question][:k]
-        return [(self.words[i], float(scores[i])) for i in top]
+        topn = self._topn(topn) or 1
+        n = self._candidates(restrict_vocab)
+        ids = [self.get_index(a), self.get_index(b), self.get_index(c)]
+        unit = self.get_normed_vectors()
+        scores = analogy_scores(unit[:n], unit[np.array([ids])], method)[0]
+        order = np.argsort(-scores, kind="stable")[:topn + 3].tolist()
+        return [(self.words[i], float(scores[i])) for i in order if i not in ids][:topn]
 
-    # ---------------------------------------------------------------- files
+    def most_similar_cosmul(self, positive=None, negative=None, topn=10, restrict_vocab=None):
+        """Levy & Goldberg's 3CosMul over any number of positive and negative words (gensim's signature)."""
+        positive, negative = _as_list(positive), _as_list(negative)
+        n = self._candidates(restrict_vocab)
+        unit = self.get_normed_vectors()
+        pos = [(unit[:n] @ self._vector(w)) for w in positive]
+        neg = [(unit[:n] @ self._vector(w)) for w in negative]
+        scores = np.prod([(s + 1) / 2 for s in pos], axis=0) / (np.prod([(s + 1) / 2 for s in neg], axis=0) + 1e-6)
+        skip = {self.get_index(w) for w in positive + negative if not isinstance(w, np.ndarray)}
+        order = np.argsort(-scores, kind="stable")[:topn + len(skip)].tolist()
+        return [(self.words[i], float(scores[i])) for i in order if i not in skip][:topn]
+
+    # ------------------------------------------------------------ gensim, both ways
+    def to_gensim(self):
+        """A gensim KeyedVectors holding these words, vectors and counts (needs gensim)."""
+        try:
+            from gensim.models import KeyedVectors
+        except ImportError:
+            raise FastembError("to_gensim needs gensim: pip install gensim") from None
+        kv = KeyedVectors(self.dim, count=len(self), dtype=np.float32)
+        kv.vectors[:] = self.vectors
+        kv.index_to_key = list(self.words)
+        kv.key_to_index = dict(self.index)
+        kv.allocate_vecattrs(attrs=["count"], types=[np.int64])
+        kv.expandos["count"][:] = self.counts
+        return kv
+
+    @classmethod
+    def from_gensim(cls, kv) -> "Embeddings":
+        """Embeddings from a gensim KeyedVectors (or a model with .wv): words, vectors and counts."""
+        kv = getattr(kv, "wv", kv)
+        counts = None
+        if "count" in getattr(kv, "expandos", {}):
+            counts = np.asarray(kv.expandos["count"], np.int64)
+        return cls([str(w) for w in kv.index_to_key], np.asarray(kv.vectors, np.float32), counts,
+                   attrs={"source": "gensim"})
+
+    # ------------------------------------------------------------ files
     def save(self, path):
         from .store import save_embeddings
         save_embeddings(path, self.words, self.counts, self.vectors, context=self.context_vectors,
@@ -139,9 +316,10 @@ class Embeddings:
                    bias=d["bias"], context_bias=d["context_bias"], svd=d["svd"], attrs=d["attrs"])
 
 
-def load(path, format=None) -> Embeddings:
-    """Embeddings from a fastemb HDF5 file, or from word2vec text/binary or GloVe text (format=None
-    guesses from the content)."""
+def load(path, format=None, vocab=None) -> Embeddings:
+    """Embeddings from an HDF5 file (fastemb's, or any with /embedding and /vocab/words), or from word2vec
+    text/binary or GloVe text (format=None guesses from the content). For the text formats, word counts come
+    from `vocab` (word2vec.c's -save-vocab format: 'word count' lines) or from the FILE.vocab beside it."""
     from .files import check_readable
     if format in (None, "hdf5"):
         path = check_readable(path)
@@ -149,6 +327,7 @@ def load(path, format=None) -> Embeddings:
             is_hdf5 = f.read(8) == b"\x89HDF\r\n\x1a\n"
         if is_hdf5 or format == "hdf5":
             return Embeddings.load(path)
-    from .formats import read_vectors
+    from .formats import read_vectors, read_vocab_counts
     words, vectors = read_vectors(path, None if format in (None, "hdf5") else format)
-    return Embeddings(words, vectors, attrs={"source_file": str(path)})
+    counts = read_vocab_counts(path, words, vocab)
+    return Embeddings(words, vectors, counts, attrs={"source_file": str(path)})

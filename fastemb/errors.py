@@ -47,6 +47,17 @@ class OptionError(FastembError):
         super().__init__(f"{param(name)} {problem}")
 
 
+class UnknownWord(FastembError, KeyError):
+    """A word that is not in the vocabulary: a KeyError as in gensim, and a FastembError."""
+
+    def __init__(self, word):
+        self.word = word
+        FastembError.__init__(self, f"word not in vocabulary: {word!r}")
+
+    def __str__(self):
+        return FastembError.__str__(self)
+
+
 class FileError(FastembError, OSError):
     """A file cannot be read, written or trusted (missing, unreadable, damaged, foreign)."""
 

@@ -3,22 +3,32 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import FastembError, FileError, param
+from .errors import FastembError, FileError
 
 ANALOGY_RESTRICT = 30_000   # word2vec's compute-accuracy convention
 
 
-def default_sets():
-    """The evaluation sets shipped in corpora/ (similarity files, analogy files), when present."""
+# The evaluation sets fastemb ships as package data (sources and licences: fastemb/data/README.md).
+DATASETS = {"wordsim353": "wordsim353.tsv", "simlex999": "simlex999.txt", "questions-words": "questions-words.txt"}
+
+
+def dataset(name) -> str:
+    """The path of a shipped evaluation set: 'wordsim353', 'simlex999' or 'questions-words'."""
     import os
-    root = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "corpora")
-    sims = [os.path.join(root, f) for f in ("wordsim353.tsv", "simlex999.txt")]
-    analogies = [os.path.join(root, "questions-words.txt")]
-    exists = [p for p in sims + analogies if os.path.exists(p)]
-    if not exists:
-        raise FileError(f"no evaluation set given ({param('similarity')} FILE, {param('analogy')} FILE) and none "
-                        f"found in corpora/")
-    return [p for p in sims if p in exists], [p for p in analogies if p in exists]
+    if name not in DATASETS:
+        raise FastembError(f"no evaluation set {name!r} is shipped (one of {', '.join(DATASETS)})")
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", DATASETS[name])
+
+
+def _resolve(path):
+    """A file path, or the name of a shipped set when no such file exists."""
+    import os
+    return dataset(path) if isinstance(path, str) and path in DATASETS and not os.path.exists(path) else path
+
+
+def default_sets():
+    """The shipped evaluation sets: ([similarity files], [analogy files])."""
+    return [dataset("wordsim353"), dataset("simlex999")], [dataset("questions-words")]
 
 
 def _lookup(emb, word):
@@ -30,6 +40,7 @@ def _lookup(emb, word):
 def read_pairs(path):
     """Similarity file: `word1 word2 score` per line (tabs or spaces), '#' comments and a header skipped."""
     from .files import read_text_lines
+    path = _resolve(path)
     pairs = []
     for n, line in read_text_lines(path, "similarity file"):
         parts = line.split()
@@ -69,6 +80,7 @@ def similarity(emb, path) -> dict:
 def read_analogies(path):
     """questions-words.txt format: ': section' headers, then `a b c d` lines."""
     from .files import read_text_lines
+    path = _resolve(path)
     sections, section = [], None
     for n, line in read_text_lines(path, "analogy file"):
         parts = line.split()
@@ -100,14 +112,14 @@ def analogy_scores(unit, abc, method):
     raise FastembError(f"unknown analogy method {method!r} (3cosadd or 3cosmul)")
 
 
-def analogy(emb, path, restrict=ANALOGY_RESTRICT, methods=("3cosadd", "3cosmul")) -> dict:
-    """Accuracy per section and overall; questions with a word outside the `restrict` most frequent
+def analogy(emb, path, restrict_vocab=ANALOGY_RESTRICT, methods=("3cosadd", "3cosmul")) -> dict:
+    """Accuracy per section and overall; questions with a word outside the `restrict_vocab` most frequent
     words are not counted (coverage says how many were)."""
-    n = min(restrict, len(emb)) if restrict else len(emb)
+    n = min(restrict_vocab, len(emb)) if restrict_vocab else len(emb)
     unit = emb.normalized()[:n]
     index = {w: i for i, w in enumerate(emb.words[:n])}
     sections = read_analogies(path)
-    out = {"file": str(path), "restrict": n, "sections": {}}
+    out = {"file": str(path), "restrict_vocab": n, "sections": {}}
     totals = {m: 0 for m in methods}
     seen = covered = 0
     for name, questions in sections:

@@ -206,3 +206,38 @@ def _is_text(sample: bytes) -> bool:
         if e.start < len(sample) - 4:  # a character cut by the sample's end is fine
             return False
     return b"\x00" not in sample
+
+
+# ------------------------------------------------------------------------------------ word counts
+def write_vocab_counts(path, words, counts):
+    """word2vec.c's -save-vocab format (also GloVe's vocab.txt): 'word count' lines, atomically."""
+    with atomic_output(path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as f:
+        for w, c in zip(words, np.asarray(counts).tolist()):
+            f.write(f"{w} {c}\n")
+
+
+def read_vocab_counts(vectors_path, words, vocab=None):
+    """Counts for `words` from a 'word count' file: `vocab`, else VECTORS.vocab when it exists (None
+    otherwise). Every word of the vectors must be counted there; extra entries (word2vec.c's </s>) are
+    ignored."""
+    import os
+    from .files import read_text_lines
+    from .progress import log
+    path = vocab if vocab is not None else f"{vectors_path}.vocab"
+    if vocab is None and not os.path.exists(path):
+        return None
+    counts = {}
+    for n, line in read_text_lines(path, "vocabulary file"):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) != 2 or not parts[1].isdigit():
+            raise FileError(f"{path}:{n}: expected 'word count'")
+        counts[parts[0]] = int(parts[1])
+    missing = [w for w in words if w not in counts]
+    if missing:
+        if vocab is not None:
+            raise FileError(f"{path}: no count for {len(missing):,} of the {len(words):,} words (e.g. {missing[0]!r})")
+        log.warning(f"warning: {path} does not count every word of {vectors_path}; counts not read")
+        return None
+    return np.array([counts[w] for w in words], dtype=np.int64)

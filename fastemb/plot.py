@@ -9,11 +9,16 @@ from .errors import FastembError, param
 TSNE_MAX_POINTS = 5000
 
 
-def pca_2d(X):
+def pca_2d(X, return_variance=False):
+    """The first two principal components; with return_variance also the share of variance each explains."""
     X = np.asarray(X, np.float64)
     Xc = X - X.mean(0)
-    _, _, Vt = np.linalg.svd(Xc, full_matrices=False)
-    return Xc @ Vt[:2].T
+    _, s, Vt = np.linalg.svd(Xc, full_matrices=False)
+    pts = Xc @ Vt[:2].T
+    if return_variance:
+        var = s ** 2
+        return pts, (var[:2] / max(var.sum(), 1e-300)).tolist()
+    return pts
 
 
 def tsne_2d(X, perplexity=30.0, iterations=1000, seed=1, learning_rate=None, exaggeration=12.0):
@@ -61,19 +66,55 @@ def _pyplot():
     return plt
 
 
-def draw_map(points, labels, path, title=""):
+def default_words(words, top, skip=0):
+    """The `top` most frequent words after `skip`, leaving out tokens without a letter or digit (punctuation)."""
+    chosen = [w for w in words[skip:] if any(c.isalnum() for c in w)]
+    return chosen[:top]
+
+
+def word_map(emb, words, path, *, method="tsne", perplexity=30.0, iterations=1000, seed=1, title=None) -> dict:
+    """A labelled 2-D map of `words` (PCA with the variance each axis explains, or exact t-SNE) as a PNG."""
+    if len(words) < 3:
+        raise FastembError("fewer than 3 words to plot")
+    X = emb.get_normed_vectors()[[emb.get_index(w) for w in words]]
+    name = title or "embeddings"
+    if method == "pca":
+        pts, var = pca_2d(X, return_variance=True)
+        draw_map(pts, words, path, title=f"{name}: PCA of {len(words)} words ({100 * sum(var):.1f}% of the "
+                                         f"variance shown)",
+                 xlabel=f"PC1 ({100 * var[0]:.1f}% of variance)", ylabel=f"PC2 ({100 * var[1]:.1f}% of variance)")
+        return {"explained_variance": var}
+    if method != "tsne":
+        raise FastembError(f"unknown map method {method!r} (pca or tsne)")
+    pts, kl = tsne_2d(X, perplexity=perplexity, iterations=iterations, seed=seed)
+    draw_map(pts, words, path, title=f"{name}: t-SNE of {len(words)} words (perplexity {perplexity:g}, "
+                                     f"KL {kl:.2f})", xlabel="t-SNE 1", ylabel="t-SNE 2")
+    return {"kl_divergence": kl}
+
+
+def draw_map(points, labels, path, title="", xlabel="", ylabel=""):
+    """Points with labels moved apart (adjustText, when installed) so that none overlaps another."""
     from .store import atomic_output
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(12, 12))
-    ax.scatter(points[:, 0], points[:, 1], s=6, alpha=0.6)
-    for (x, y), label in zip(points, labels):
-        ax.annotate(label, (x, y), fontsize=7, alpha=0.85, xytext=(2, 2), textcoords="offset points")
+    n = len(labels)
+    size = min(22.0, max(8.0, 0.55 * np.sqrt(n) + 4))
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.scatter(points[:, 0], points[:, 1], s=8, color="#4477aa", alpha=0.7)
+    fontsize = 9 if n <= 150 else 7
+    texts = [ax.text(x, y, label, fontsize=fontsize) for (x, y), label in zip(points, labels)]
+    try:
+        from adjustText import adjust_text
+        adjust_text(texts, ax=ax, expand=(1.05, 1.2), arrowprops=dict(arrowstyle="-", color="0.6", lw=0.5))
+    except ImportError:
+        from .progress import log
+        log.warning("warning: labels may overlap: pip install adjustText (or 'fastemb[plot]') to move them apart")
     ax.set_title(title)
-    ax.set_xticks([])
-    ax.set_yticks([])
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.tick_params(labelsize=8)
     fig.tight_layout()
     with atomic_output(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
+        fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)
 
 
@@ -83,7 +124,7 @@ def draw_loss(loss, path, title="gradient descent: (1/m)‖XR − Y‖²"):
     steps, values = zip(*loss)
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(steps, values, marker=".")
-    ax.set(xlabel="step", ylabel="loss", title=title, yscale="log")
+    ax.set(xlabel="gradient step", ylabel="loss (log scale)", title=title, yscale="log")
     fig.tight_layout()
     with atomic_output(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)

@@ -42,6 +42,9 @@ class Algorithm:
     iterative: bool = True          # has epochs: shares the epoch loop, callbacks and checkpoints
     summary: str = ""
     output_bytes: Callable | None = None   # (options, n_words) -> bytes of the saved model; default 2·V·d·4
+    # continued training: (options, init Embeddings, merged Vocab, seed) -> the trainer's starting arrays,
+    # the init's words first (in its order), then the words the new corpus added
+    init_arrays: Callable | None = None
 
     def saved_size(self, options, n_words) -> int:
         """About how many bytes the saved model takes (vectors, context vectors, vocabulary)."""

@@ -49,15 +49,35 @@ class _Plan:
     run_id: str
     resumed: object = None
     matrix: CoocData | None = None      # an in-memory co-occurrence matrix given as `cooc`
+    init: object = None                 # continued training: the Embeddings trained further
+    init_path: str | None = None        # ... and the file they came from
+    update_vocab: bool = False          # ... with the new corpus's words appended
+
+
+@dataclass
+class _Request:
+    """What the caller asked for, before any check."""
+    corpus: object
+    algo: object
+    cooc: object
+    options: object
+    corpus_options: object
+    seed: object
+    threads: object
+    init: object
+    update_vocab: bool
+    params: dict
 
 
 def train(corpus=None, algo=None, *, cooc=None, options=None, corpus_options=None, seed=None, threads=None,
           callbacks=None, verbose=False, output=None, force=False, checkpoint=None, checkpoint_every=None,
-          resume=None, tmp_dir=None, **params):
+          resume=None, tmp_dir=None, init=None, update_vocab=False, **params):
     """Train word vectors and return `fastemb.Embeddings`.
 
-    corpus: a path, a directory, '-' (stdin) or a list of them. cooc: a file from `fastemb cooc` (glove,
-    ppmi-svd) instead of a corpus, or a square scipy.sparse matrix, or (words, matrix). algo: one of `fastemb.registry.names()` (default sgns).
+    corpus: a path, a directory, '-' (stdin) or a list of them; or sentences from Python: a list of token
+    lists, or any iterable (a generator too) of token lists or strings of text, read once, in bounded memory.
+    cooc: a file from `fastemb cooc` (glove, ppmi-svd) instead of a corpus, or a square scipy.sparse matrix,
+    or (words, matrix). algo: one of `fastemb.registry.names()` (default sgns).
     **params: the algorithm's options and the corpus options by name (dim=100, window=5, min_count=5, ...;
     see `fastemb.SGNSOptions`, `fastemb.CorpusOptions` ...), or whole objects as `options=` and
     `corpus_options=`. Options of another algorithm are refused.
@@ -69,18 +89,20 @@ def train(corpus=None, algo=None, *, cooc=None, options=None, corpus_options=Non
     OUTPUT.ckpt when output is given); a checkpoint of another run is never overwritten unless force.
     resume: continue the run saved in that checkpoint, with its own settings (only threads, memory,
     checkpoint_every and tmp_dir may differ; other options given must agree with it).
+    init: train an earlier sgns/cbow model (Embeddings, or its file) further on this corpus, starting from
+    its vectors and context vectors and, unless given otherwise, its options; its vocabulary is kept (other
+    words are skipped) or, with update_vocab=True, extended by the corpus's new words (counts add up).
     """
     import contextlib
     from .files import output_lock
     with verbosity(verbose), (output_lock(output) if output is not None else contextlib.nullcontext()):
-        plan = _plan(corpus, algo, cooc, options, corpus_options, seed, threads, callbacks, output, force,
-                     checkpoint, checkpoint_every, resume, tmp_dir, params)
+        req = _Request(corpus, algo, cooc, options, corpus_options, seed, threads, init, bool(update_vocab), params)
+        plan = _plan(req, callbacks, output, force, checkpoint, checkpoint_every, resume, tmp_dir)
         return _execute(plan)
 
 
 # ------------------------------------------------------------------------------------------ planning
-def _plan(corpus, algo, cooc, options, corpus_options, seed, threads, callbacks, output, force, checkpoint,
-          checkpoint_every, resume, tmp_dir, params) -> _Plan:
+def _plan(req: _Request, callbacks, output, force, checkpoint, checkpoint_every, resume, tmp_dir) -> _Plan:
     """Every check that needs no corpus: options, inputs, outputs, checkpoint policy. Nothing is read
     but a checkpoint to resume."""
     from .checkpoint import Checkpoint, claim_checkpoint_path, parse_every
@@ -90,11 +112,10 @@ def _plan(corpus, algo, cooc, options, corpus_options, seed, threads, callbacks,
     if any(isinstance(cb, Checkpoint) for cb in callbacks):
         raise OptionError("callbacks", f"take no Checkpoint: give {param('checkpoint')} and "
                                        f"{param('checkpoint_every')}, which follow the checkpoint policy")
-    RunOptions(threads=threads)  # threads are checked here, also when resuming
-    if resume is not None:
-        plan = _plan_resume(resume, corpus, algo, cooc, options, corpus_options, seed, threads, params)
-    else:
-        plan = _plan_new(corpus, algo, cooc, options, corpus_options, seed, threads, params)
+    RunOptions(threads=req.threads)  # threads are checked here, also when resuming
+    if req.update_vocab and req.init is None and resume is None:
+        raise OptionError("update_vocab", f"extends the vocabulary of {param('init')}, which is not given")
+    plan = _plan_resume(resume, req) if resume is not None else _plan_new(req)
     plan.callbacks, plan.output = callbacks, None if output is None else os.fspath(output)
     check_work_dir(tmp_dir)
     plan.tmp_dir = tmp_dir
@@ -109,10 +130,11 @@ def _plan(corpus, algo, cooc, options, corpus_options, seed, threads, callbacks,
         path = checkpoint or (resume if resume is not None else (None if output is None else f"{output}.ckpt"))
         if path is None:
             raise OptionError("checkpoint_every", f"needs a file: give {param('checkpoint')} or {param('output')}")
-        if plan.sources is not None and "-" in plan.sources or plan.matrix is not None:
-            raise OptionError("checkpoint_every", "needs an input that a resumed run can read again: give the "
-                                                  "corpus (or the co-occurrence matrix) as files, not stdin or "
-                                                  "an in-memory matrix")
+        if plan.sources is not None and not _files_only(plan.sources) or plan.matrix is not None or \
+                plan.init is not None and plan.init_path is None:
+            raise OptionError("checkpoint_every", "needs inputs that a resumed run can read again: give the "
+                                                  "corpus (or the co-occurrence matrix, or the init model) as "
+                                                  "files, not stdin or Python objects")
         plan.checkpoint, plan.checkpoint_every = os.fspath(path), every or "1"
         if resume is None or os.path.abspath(plan.checkpoint) != os.path.abspath(resume):
             claim_checkpoint_path(plan.checkpoint, force)
@@ -120,6 +142,11 @@ def _plan(corpus, algo, cooc, options, corpus_options, seed, threads, callbacks,
         log.warning(f"warning: {output}.ckpt holds an unfinished run; it is left alone (continue it with "
                     f"{param('resume')})")
     return plan
+
+
+def _files_only(sources) -> bool:
+    """Can a resumed run read these sources again (files, not stdin or a Python iterable)?"""
+    return all(isinstance(s, str) and s != "-" for s in sources)
 
 
 def _split(algorithm, params):
@@ -154,19 +181,21 @@ def _inputs(algorithm, corpus, cooc):
         if not os.path.isfile(cooc):
             raise FileError(f"{os.fspath(cooc)}: no such file")
         return None, os.path.abspath(cooc), None
-    paths = list(corpus) if isinstance(corpus, (list, tuple)) else [corpus]
-    return [s if s == "-" else os.path.abspath(s) for s in resolve_sources(paths)], None, None
+    return [os.path.abspath(s) if isinstance(s, str) and s != "-" else s for s in resolve_sources(corpus)], None, None
 
 
 def _matrix_input(cooc) -> CoocData:
     """A co-occurrence matrix from Python: square, finite, non-negative (checked before any kernel)."""
     import numpy as np
     import scipy.sparse as sp
-    words = None
+    words, counts = None, None
     if isinstance(cooc, tuple) and len(cooc) == 2:
         words, cooc = cooc
+    elif isinstance(cooc, tuple) and len(cooc) == 3:  # what fastemb.cooccurrences returns
+        words, counts, cooc = cooc
     if not sp.issparse(cooc) or cooc.ndim != 2 or cooc.shape[0] != cooc.shape[1] or cooc.shape[0] == 0:
-        raise OptionError("cooc", "must be a path, a square scipy.sparse matrix or (words, matrix)")
+        raise OptionError("cooc", "must be a path, a square scipy.sparse matrix, (words, matrix) or (words, "
+                                  "counts, matrix)")
     X = sp.csr_matrix(cooc, dtype=np.float32)
     X.sum_duplicates()
     if not np.isfinite(X.data).all() or (X.data < 0).any():
@@ -174,38 +203,75 @@ def _matrix_input(cooc) -> CoocData:
     words = [f"w{i}" for i in range(X.shape[0])] if words is None else [str(w) for w in words]
     if len(words) != X.shape[0] or len(set(words)) != len(words):
         raise OptionError("cooc", f"needs {X.shape[0]} distinct words for its rows (got {len(words)})")
-    counts = np.maximum(np.rint(np.asarray(X.sum(axis=1)).ravel()), 1).astype(np.int64)
-    return CoocData(words, counts, X, {"cooc_file": "<matrix>"})
+    if counts is None:
+        counts = np.maximum(np.rint(np.asarray(X.sum(axis=1)).ravel()), 1).astype(np.int64)
+    counts = np.asarray(counts)
+    if counts.shape != (X.shape[0],) or counts.dtype.kind not in "iu" or (counts < 0).any():
+        raise OptionError("cooc", f"needs {X.shape[0]} non-negative integer counts")
+    return CoocData(words, counts.astype(np.int64), X, {"cooc_file": "<matrix>"})
 
 
-def _plan_new(corpus, algo, cooc, options, corpus_options, seed, threads, params) -> _Plan:
+def _plan_new(req: _Request) -> _Plan:
+    options, algo = req.options, req.algo
     if options is not None and algo is None:
         algo = next((a.name for a in registry.all_algorithms() if type(options) is a.options), None)
         if algo is None:
             raise OptionError("options", f"is a {type(options).__name__}, not the options of an algorithm")
     algorithm = registry.get(algo or DEFAULT_ALGO)
-    mine, corpus_params = _split(algorithm, params)
+    mine, corpus_params = _split(algorithm, req.params)
     if options is not None and type(options) is not algorithm.options:
         raise OptionError("options", f"must be {algorithm.options.__name__} for {algorithm.name} "
                                      f"(got {type(options).__name__})")
-    model = (options or algorithm.options()).replace(**mine)
-    copts = (corpus_options or CorpusOptions()).replace(**corpus_params)
-    run = RunOptions(**({} if seed is None else {"seed": seed}), threads=threads)
-    sources, cooc_file, matrix = _inputs(algorithm, corpus, cooc)
+    init = init_path = None
+    base_model, base_corpus = algorithm.options(), CorpusOptions()
+    if req.init is not None:
+        init, init_path, base_model, base_corpus = _init_model(algorithm, req.init, mine)
+    model = (options or base_model).replace(**mine)
+    copts = (req.corpus_options or base_corpus).replace(**corpus_params)
+    run = RunOptions(**({} if req.seed is None else {"seed": req.seed}), threads=req.threads)
+    sources, cooc_file, matrix = _inputs(algorithm, req.corpus, req.cooc)
     if sources is None:
         counted = [n for n in mine if n in model.cooc.specs()] + list(corpus_params)
-        if counted or corpus_options is not None:
+        if counted or req.corpus_options is not None:
             name = counted[0] if counted else "corpus_options"
             raise OptionError(name, "applies when counting a corpus; the co-occurrence matrix was counted "
                                     "already")
         copts = None
     return _Plan(algorithm, model, copts, run, sources, cooc_file, None, None, [], None, None, uuid.uuid4().hex,
-                 matrix=matrix)
+                 matrix=matrix, init=init, init_path=init_path, update_vocab=req.update_vocab)
 
 
-def _plan_resume(path, corpus, algo, cooc, options, corpus_options, seed, threads, params) -> _Plan:
+def _init_model(algorithm, init, given):
+    """(Embeddings, its path or None, base options, base corpus options) for continued training: the model's
+    own options when it records them (the dimension must agree), else the defaults with its dimension."""
+    from .embeddings import Embeddings, load
+    if algorithm.init_arrays is None:
+        able = [a.name for a in registry.all_algorithms() if a.init_arrays is not None]
+        raise OptionError("init", f"continues {', '.join(able)} models; {algorithm.name} trains from scratch")
+    path = None
+    if not isinstance(init, Embeddings):
+        path = os.path.abspath(os.fspath(init))
+        init = load(path)
+    base_model, base_corpus = algorithm.options(dim=init.dim), CorpusOptions()
+    try:
+        record = json.loads(init.attrs.get("options") or "null")
+    except (TypeError, ValueError):
+        record = None
+    if isinstance(record, dict) and record.get("algo") == algorithm.name:
+        try:
+            base_model = algorithm.options.from_dict(record["options"])
+            base_corpus = CorpusOptions.from_dict(record.get("corpus_options") or {})
+        except (OptionError, KeyError, TypeError):
+            log.warning("warning: the init model's recorded options cannot be read; using the defaults")
+    if "dim" in given and given["dim"] != init.dim:
+        raise OptionError("dim", f"is {given['dim']}, but {param('init')} has {init.dim} dimensions")
+    return init, path, base_model, base_corpus
+
+
+def _plan_resume(path, req: _Request) -> _Plan:
     from .checkpoint import load_checkpoint, record_options
-    if options is not None or corpus_options is not None:
+    corpus, algo, cooc, seed, threads, params = req.corpus, req.algo, req.cooc, req.seed, req.threads, req.params
+    if req.options is not None or req.corpus_options is not None:
         raise OptionError("resume", "takes its options from the checkpoint: give single options to check them")
     ck = load_checkpoint(path)
     record = ck.record
@@ -256,9 +322,38 @@ def _plan_resume(path, corpus, algo, cooc, options, corpus_options, seed, thread
     for p in sources or [cooc_file]:
         if p != "-" and not os.path.exists(p):
             raise FileError(f"{p}: the input of the run in {path} is gone")
+    init, init_path = _resume_init(record, path, req)
     plan = _Plan(algorithm, model, copts, run, sources, cooc_file, None, None, [], None,
-                 record.get("checkpoint_every"), ck.run_id or uuid.uuid4().hex, resumed=ck)
+                 record.get("checkpoint_every"), ck.run_id or uuid.uuid4().hex, resumed=ck, init=init,
+                 init_path=init_path, update_vocab=bool(record.get("update_vocab")))
     return plan
+
+
+def _resume_init(record, path, req):
+    """The init model of a resumed continued-training run: the file its record names, unchanged."""
+    from .embeddings import load
+    saved = record.get("init")
+    if req.init is not None and (saved is None or os.path.abspath(os.fspath(req.init)) != saved.get("path")):
+        raise OptionError("init", f"differs from the run in {path}")
+    if req.update_vocab and not record.get("update_vocab"):
+        raise OptionError("update_vocab", f"is True, but the run in {path} was started without it")
+    if saved is None:
+        return None, None
+    if not isinstance(saved, dict) or not isinstance(saved.get("path"), str):
+        raise FileError(f"{path}: damaged checkpoint record (init)")
+    init = load(saved["path"])
+    if _embeddings_digest(init) != saved.get("sha256"):
+        raise FastembError(f"{path}: its init model {saved['path']} changed since the checkpoint")
+    return init, saved["path"]
+
+
+def _embeddings_digest(emb) -> str:
+    import hashlib
+    h = hashlib.sha256(emb.vectors.tobytes())
+    if emb.context_vectors is not None:
+        h.update(emb.context_vectors.tobytes())
+    h.update("\n".join(emb.words).encode("utf-8", "surrogateescape"))
+    return h.hexdigest()
 
 
 # ------------------------------------------------------------------------------------------ running
@@ -267,8 +362,13 @@ def _record(plan, fingerprint) -> dict:
     from .checkpoint import VERSION
     return {"version": VERSION, "algo": plan.algorithm.name, "options": plan.options.to_dict(),
             "corpus_options": None if plan.corpus_options is None else plan.corpus_options.to_dict(),
-            "run": {"seed": plan.run.seed, "threads": plan.run.threads}, "inputs": {"corpus": plan.sources, "cooc": plan.cooc_file},
-            "fingerprint": fingerprint, "checkpoint_every": plan.checkpoint_every}
+            "run": {"seed": plan.run.seed, "threads": plan.run.threads},
+            "inputs": {"corpus": None if plan.sources is None else [str(s) for s in plan.sources],
+                       "cooc": plan.cooc_file},
+            "fingerprint": fingerprint, "checkpoint_every": plan.checkpoint_every,
+            "init": None if plan.init is None else {"path": plan.init_path, "sha256": _embeddings_digest(plan.init)
+                                                    if plan.init_path else None},
+            "update_vocab": plan.update_vocab}
 
 
 def check_fits(algo, need, counted_here=True):
@@ -287,9 +387,16 @@ def _execute(plan: _Plan):
     t0 = time.perf_counter()
     threads = resolve_threads(plan.run.threads)
     if plan.algorithm.input == "corpus":
-        with build_vocab(plan.sources, plan.corpus_options, encode=True, work_dir=plan.tmp_dir) as enc:
+        with build_vocab(plan.sources, plan.corpus_options, encode=True, work_dir=plan.tmp_dir, base=plan.init,
+                         update=plan.update_vocab) as enc:
             v = enc.vocab
+            if enc.n_tokens == 0:
+                raise FastembError("none of the corpus's tokens is in the vocabulary of the model trained further"
+                                   f" (give {param('update_vocab')} to add its words)")
             attrs = {"corpus_tokens": v.raw_tokens, "vocab_tokens": enc.n_tokens}
+            if plan.init is not None:
+                attrs.update(continued_from=plan.init_path or "<Embeddings>", update_vocab=plan.update_vocab,
+                             words_added=len(v) - len(plan.init))
             log.info(f"vocabulary: {len(v):,} words, {enc.n_tokens:,} of {v.raw_tokens:,} tokens")
             fingerprint = {"tokens": enc.n_tokens}
             if plan.checkpoint or plan.resumed:  # what a resumed run must find again, byte for byte
@@ -374,6 +481,8 @@ def _fit(plan, data, words, counts, input_attrs, fingerprint, threads):
             raise FastembError(f"{ck.path}: the input changed since the checkpoint ({detail})")
         state, arrays = ck.state, ck.arrays
         log.info(f"resuming {ck.path}: {state.epoch} epoch(s) and {state.block} block(s) done")
+    if arrays is None and plan.init is not None:
+        arrays = algorithm.init_arrays(options, plan.init, data.vocab, plan.run.seed)
     record = _record(plan, fingerprint)
     first_epoch, first_pos = state.epoch, state.pos
     trainer = algorithm.trainer(options, data, seed=plan.run.seed, threads=threads, state=state, arrays=arrays)
@@ -426,6 +535,6 @@ def _attrs(plan, input_attrs, record) -> dict:
         a.update({k: v for k, v in plan.corpus_options.flat().items() if v is not None})
     a.update(input_attrs)
     if plan.sources is not None:
-        a["corpus"] = os.pathsep.join(plan.sources)
+        a["corpus"] = os.pathsep.join(map(str, plan.sources))
     a["options"] = json.dumps(record)
     return a

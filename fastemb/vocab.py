@@ -53,6 +53,15 @@ class Vocab:
             for w, c in zip(self.words, self.counts.tolist()):
                 f.write(f"{w}\t{c}\n")
 
+    def save(self, path, format="tsv"):
+        """tsv: word<TAB>count; glove / word2vec: 'word count' (GloVe's vocab_count, word2vec.c's -save-vocab)."""
+        if format == "tsv":
+            return self.save_tsv(path)
+        if format not in ("glove", "word2vec"):
+            raise FastembError(f"unknown vocabulary format {format!r} (tsv, glove or word2vec)")
+        from .formats import write_vocab_counts
+        write_vocab_counts(path, self.words, self.counts)
+
     @classmethod
     def load_tsv(cls, path):
         from .files import read_text_lines
@@ -229,11 +238,38 @@ def _select(table, min_count, max_vocab):
     return order
 
 
+def _extend(table, base, update, min_count, max_vocab):
+    """(entry -> final id, the merged Vocab's words and counts) for continued training: `base`'s words keep
+    their ids and add this corpus's counts; with `update`, new words that occur min_count times are appended
+    (descending count, ties by first occurrence) up to max_vocab words in all."""
+    n = table.n
+    counts = table.e_count[:n]
+    index = {w: i for i, w in enumerate(base.words)}
+    final = np.full(n, -1, np.int64)
+    for e in range(n):
+        final[e] = index.get(table.word(e), -1)
+    known = final >= 0
+    merged = np.asarray(base.counts, np.int64).copy()
+    np.add.at(merged, final[known], counts[known])
+    words = list(base.words)
+    if update:
+        new = np.flatnonzero(~known & (counts >= min_count))
+        new = new[np.lexsort((table.e_pid[new], -counts[new]))]
+        if max_vocab is not None:
+            new = new[:max(0, max_vocab - len(words))]
+        final[new] = len(words) + np.arange(len(new))
+        words += [table.word(e) for e in new]
+        merged = np.concatenate((merged, counts[new]))
+    return final, words, merged
+
+
 def build_vocab(paths, options: CorpusOptions | None = None, *, encode=False, work_dir=None, chunk_bytes=None,
-                memory_bytes=None, **corpus_options):
+                memory_bytes=None, base=None, update=False, **corpus_options):
     """Count the corpus (and encode it when `encode`): returns Vocab, or EncodedCorpus (a context manager
     that removes its work directory). `options` or flat keyword arguments (min_count=5, ...) are the
-    CorpusOptions; `memory_bytes` overrides its memory budget (tests force pruning with tiny ones)."""
+    CorpusOptions; `memory_bytes` overrides its memory budget (tests force pruning with tiny ones).
+    `base` (a Vocab, or anything with words and counts) continues an earlier vocabulary: its words keep
+    their order and ids, counts add up, other words are out of vocabulary unless `update` appends them."""
     K = _kernels()
     o = options if options is not None else CorpusOptions(**corpus_options)
     if options is not None and corpus_options:
@@ -262,20 +298,27 @@ def build_vocab(paths, options: CorpusOptions | None = None, *, encode=False, wo
         if table.state[K.S_TRUNCATED]:
             log.warning(f"warning: {int(table.state[K.S_TRUNCATED]):,} tokens longer than "
                          f"{MAX_TOKEN_BYTES} bytes were truncated")
-        shown = ["<stdin>" if s == "-" else s for s in reader.sources[:3]]
+        shown = ["<stdin>" if s == "-" else str(s) for s in reader.sources[:3]]
         names = ", ".join(shown) + (" ..." if len(reader.sources) > 3 else "")
         if raw_tokens == 0:
             raise FastembError(f"corpus is empty: no tokens in {names}")
-        order = _select(table, min_count, max_vocab)
-        if len(order) == 0:
-            raise FastembError(f"no word occurs at least {min_count} times ({table.n:,} distinct words in "
-                               f"{raw_tokens:,} tokens): lower {param('min_count')}")
-        vocab = Vocab([table.word(e) for e in order], table.e_count[order].copy(), raw_tokens=raw_tokens,
-                      distinct=table.n, pruned=pruned)
+        remap = np.full(int(table.state[K.S_NEXT_PID]), -1, np.int64)
+        if base is not None:
+            final, words, merged = _extend(table, base, update, min_count, max_vocab)
+            vocab = Vocab(words, merged, raw_tokens=raw_tokens, distinct=table.n, pruned=pruned)
+            remap[table.e_pid[:table.n]] = final
+            log.info(f"vocabulary: {len(base.words):,} words continued, {len(words) - len(base.words):,} added, "
+                     f"{int((final >= 0).sum()):,} of the corpus's {table.n:,} distinct words in it")
+        else:
+            order = _select(table, min_count, max_vocab)
+            if len(order) == 0:
+                raise FastembError(f"no word occurs at least {min_count} times ({table.n:,} distinct words in "
+                                   f"{raw_tokens:,} tokens): lower {param('min_count')}")
+            vocab = Vocab([table.word(e) for e in order], table.e_count[order].copy(), raw_tokens=raw_tokens,
+                          distinct=table.n, pruned=pruned)
+            remap[table.e_pid[order]] = np.arange(len(order))
         if not encode:
             return vocab
-        remap = np.full(int(table.state[K.S_NEXT_PID]), -1, np.int64)
-        remap[table.e_pid[order]] = np.arange(len(order))
         del table
         corpus = _remap(work, vocab, remap)
         corpus.invalid_bytes = reader.invalid_bytes

@@ -84,6 +84,23 @@ def init_vectors(n_words, dim, seed, init_width):
     return syn0, np.zeros((n_words, dim), np.float32)
 
 
+def continue_arrays(options, init, vocab, seed) -> dict:
+    """Starting arrays to train `init` further: its input and context vectors for its words, new words
+    initialised as at the start of a run (input uniform, context zero)."""
+    from .errors import FastembError, param
+    if init.dim != options.dim:
+        raise FastembError(f"{param('init')} has {init.dim} dimensions but {param('dim')} is {options.dim}")
+    if init.attrs.get("add_contexts"):
+        raise FastembError(f"{param('init')}: its vectors were saved as word + context vectors (add_contexts), "
+                           f"which cannot be trained further: continue from a model saved without it")
+    syn0, syn1 = init_vectors(len(vocab), options.dim, seed, options.init_width)
+    n = len(init)
+    syn0[:n] = init.vectors
+    if init.context_vectors is not None and np.shape(init.context_vectors) == init.vectors.shape:
+        syn1[:n] = init.context_vectors
+    return {"syn0": syn0, "syn1": syn1}
+
+
 def negative_table(counts, ns_exponent):
     from . import _w2v_kernels as K
     weights = np.asarray(counts, dtype=np.float64) ** ns_exponent
@@ -162,12 +179,37 @@ class Word2VecTrainer:
             current = max(min_alpha, alpha - (alpha - min_alpha) * done / self.total_work)
             yield Step(work=len(ids), loss=float(loss.sum()), count=int(pairs.sum()), extra=f"alpha {current:.5f}")
 
+    def frozen_loss(self, max_tokens=1 << 20, seed=12345) -> float:
+        """The model's loss on (the first max_tokens of) the corpus without updating it: the same windows and
+        negatives every time it is called, so values from different epochs compare. The loss reported while
+        training is measured online, on each window just before its update; on bursty text that online loss
+        profits from the steps just taken, a profit that shrinks as the learning rate decays, so it can rise
+        in the last epoch while this one still falls (README: Training loss)."""
+        from .vocab import iter_blocks
+        total, count, seen = 0.0, 0, 0
+        shared = getattr(self.o, "shared_negatives", True)
+        cbow_mean = getattr(self.o, "cbow_mean", True)
+        for ids, ends, _ in iter_blocks(self.corpus, BLOCK_TOKENS):
+            chunk_sents = _chunks(ends, CHUNK_TOKENS)
+            n = len(chunk_sents) - 1
+            loss, pairs = np.zeros(n, np.float64), np.zeros(n, np.int64)
+            self.K.train_chunks(ids, ends, chunk_sents, self.syn0, self.syn1, self.keep, self.alias_prob,
+                                self.alias_idx, self.sig, self.nls, self.cbow, shared, cbow_mean, self.o.window,
+                                self.o.negative, np.float32(0.0), np.float32(0.0), 0.0, max(self.total_work, 1.0),
+                                seed, 0, loss, pairs)
+            total, count, seen = total + float(loss.sum()), count + int(pairs.sum()), seen + len(ids)
+            if seen >= max_tokens:
+                break
+        return total / max(count, 1)
+
     def result(self) -> dict:
         vectors = self.syn0 + self.syn1 if self.o.add_contexts else self.syn0
         return {"vectors": vectors, "context_vectors": self.syn1}
 
 
 ALGORITHMS = (
-    Algorithm("sgns", SGNSOptions, Word2VecTrainer, memory_bytes, summary="skip-gram, negative sampling"),
-    Algorithm("cbow", CBOWOptions, Word2VecTrainer, memory_bytes, summary="CBOW, negative sampling"),
+    Algorithm("sgns", SGNSOptions, Word2VecTrainer, memory_bytes, summary="skip-gram, negative sampling",
+              init_arrays=continue_arrays),
+    Algorithm("cbow", CBOWOptions, Word2VecTrainer, memory_bytes, summary="CBOW, negative sampling",
+              init_arrays=continue_arrays),
 )

@@ -137,7 +137,7 @@ def test_planted_groups_recovered(tmp_path, algo):
     emb = train(str(tmp_path / "p.txt"), algo, dim=10, window=5, threads=1)
     for group in groups:
         for w in group:
-            neighbours = {x for x, _ in emb.most_similar(w, k=len(group) - 1)}
+            neighbours = {x for x, _ in emb.most_similar(w, topn=len(group) - 1)}
             assert neighbours == set(group) - {w}, (algo, w, neighbours)
 
 

@@ -12,7 +12,7 @@ from fastemb.errors import FastembError
 from fastemb.eval import analogy as eval_analogy
 from fastemb.eval import similarity as eval_similarity
 from fastemb.formats import read_vectors, write_vectors
-from conftest import CORPORA, SAMPLE, assert_one_line_error, run_cli
+from conftest import SAMPLE, assert_one_line_error, run_cli
 
 
 def random_emb(n=200, d=16, seed=0):
@@ -33,15 +33,15 @@ def test_neighbours_match_brute_force_and_batches():
         sims = U @ U[i]
         sims[i] = -np.inf
         expected = [emb.words[j] for j in np.argsort(-sims)[:7]]
-        assert [x for x, _ in emb.most_similar(w, k=7)] == expected
-    batch = emb.most_similar(["w0", "w17"], k=5)
+        assert [x for x, _ in emb.most_similar(w, topn=7)] == expected
+    batch = emb.most_similar_batch(["w0", "w17"], topn=5)
     for got, w in zip(batch, ["w0", "w17"]):
-        single = emb.most_similar(w, k=5)
+        single = emb.most_similar(w, topn=5)
         assert [x for x, _ in got] == [x for x, _ in single]
         np.testing.assert_allclose([s for _, s in got], [s for _, s in single], rtol=1e-5)
     v = emb["w3"] * 2
-    assert emb.most_similar(v, k=1)[0][0] == "w3"
-    assert all(emb.index[x] < 50 for x, _ in emb.most_similar("w0", k=10, restrict=50))
+    assert emb.most_similar(v, topn=1)[0][0] == "w3"
+    assert all(emb.index[x] < 50 for x, _ in emb.most_similar("w0", topn=10, restrict_vocab=50))
 
 
 @pytest.mark.parametrize("method", ["3cosadd", "3cosmul"])
@@ -56,7 +56,7 @@ def test_analogy_matches_brute_force(method):
         scores = cos(b) * cos(c) / (cos(a) + 1e-3)
     scores[[a, b, c]] = -np.inf
     expected = [emb.words[j] for j in np.argsort(-scores)[:3]]
-    assert [x for x, _ in emb.analogy("w1", "w2", "w3", k=3, method=method)] == expected
+    assert [x for x, _ in emb.analogy("w1", "w2", "w3", topn=3, method=method)] == expected
 
 
 def test_unknown_word_message():
@@ -78,12 +78,12 @@ def test_evaluation_agrees_with_gensim(kjv_vectors, tmp_path):
     w2v = tmp_path / "v.txt"
     write_vectors(w2v, emb.words, emb.vectors, "word2vec")
     kv = KeyedVectors.load_word2vec_format(str(w2v))
-    ws = f"{CORPORA}/wordsim353.tsv"
+    ws = fastemb.eval.dataset("wordsim353")
     pearson, spearman, oov = kv.evaluate_word_pairs(ws)
     ours = eval_similarity(emb, ws)
     assert ours["spearman"] == pytest.approx(spearman.statistic if hasattr(spearman, "statistic") else spearman[0],
                                              abs=1e-6)
-    qa = f"{CORPORA}/questions-words.txt"
+    qa = fastemb.eval.dataset("questions-words")
     score, _ = kv.evaluate_word_analogies(qa, restrict_vocab=30000, case_insensitive=True)
     assert eval_analogy(emb, qa, methods=("3cosadd",))["3cosadd"] == pytest.approx(score, abs=1e-9)
 
@@ -98,7 +98,7 @@ def test_export_is_gensim_compatible(kjv_vectors, tmp_path):
         assert rc == 0, err
         kv = KeyedVectors.load_word2vec_format(str(out), binary=binary)
         assert list(kv.index_to_key) == emb.words
-        assert [w for w, _ in kv.most_similar("moses", topn=10)] == [w for w, _ in emb.most_similar("moses", k=10)]
+        assert [w for w, _ in kv.most_similar("moses", topn=10)] == [w for w, _ in emb.most_similar("moses", topn=10)]
         # and gensim's own writer produces the very same bytes
         kv.save_word2vec_format(str(out) + ".gensim", binary=binary)
         assert (tmp_path / f"v.{fmt}.gensim").read_bytes() == out.read_bytes()

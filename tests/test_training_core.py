@@ -152,7 +152,7 @@ def test_glove_callbacks_and_early_stop(tmp_path):
     seen = []
 
     def stop_after_two(run):
-        seen.append((run.epoch, run.loss, run.embeddings().most_similar("g0w0", k=2)))
+        seen.append((run.epoch, run.loss, run.embeddings().most_similar("g0w0", topn=2)))
         if run.epoch == 2:
             raise fastemb.StopTraining()
 
