@@ -18,6 +18,18 @@ def profile_cases(profile, en, en1m, tools, thread_counts=(1, 2)):
     """The cases of a profile, in running order (training at each of `thread_counts`)."""
     main = en1m if profile == "quick" else en
     cases = []
+    if profile == "quality":  # issue 13's comparison: defaults, 2 threads, the benchmark corpus; --repeats seeds
+        for task in ("sgns", "cbow"):
+            for tool, mode in (("fastemb", ""), ("gensim", "corpus_file"), ("fasttext", "")):
+                if tool in tools:
+                    cases.append(dict(tool=tool, task=task, corpus=en, threads=2, mode=mode))
+        for tool, task, kw in (("fastemb", "glove", {"epochs": 15}), ("glove", "glove", {"epochs": 15, "once": True}),
+                               ("fastemb", "ppmi-svd", {}),  # its defaults, and the reference's settings:
+                               ("fastemb", "ppmi-svd", {"window": 2, "extra_args": ["--sample", "0"]}),
+                               ("numpy-ppmi", "ppmi-svd", {})):
+            if tool in tools:
+                cases.append(dict(tool=tool, task=task, corpus=en, threads=2, **kw))
+        return cases
     add = (lambda tool, task, corpus, **kw: cases.append(dict(tool=tool, task=task, corpus=corpus, **kw))
            if tool in tools else None)
     add("fastemb", "vocab", main)
@@ -193,8 +205,10 @@ def cmd_run(args):
     with tempfile.TemporaryDirectory(prefix="fastemb-bench-") as work:
         for rep in range(args.repeats):
             for case in cases:
-                if rep > 0 and not H.availability(case["tool"])[0]:
+                if rep > 0 and (not H.availability(case["tool"])[0] or case.get("once")):
                     continue
+                if args.seeds:
+                    case = {**case, "seed": rep + 1}
                 label = f"[{rep + 1}/{args.repeats}] {case['tool']} {case.get('mode', '')} {case['task']} " \
                         f"threads={case.get('threads', 1)} epochs={case.get('epochs', 5)} " \
                         f"{os.path.basename(case['corpus'])} {' '.join(case.get('extra_args', []))}"
@@ -205,7 +219,7 @@ def cmd_run(args):
                               if k in ("wall", "rss_mb", "train_seconds", "quality", "skipped", "error")},
                       file=sys.stderr, flush=True)
         extra = {}
-        if "fastemb" in tools:
+        if "fastemb" in tools and args.profile != "quality":
             extra["startup"] = startup_times(work)
             sizes = (1_000_000, 10_000_000) if args.profile == "quick" else (10_000_000, 100_000_000)
             extra["scaling_rss"] = scaling_rss(work, sizes)
@@ -264,8 +278,11 @@ def main(argv=None):
     g = r.add_mutually_exclusive_group()
     g.add_argument("--quick", dest="profile", action="store_const", const="quick")
     g.add_argument("--full", dest="profile", action="store_const", const="full")
+    g.add_argument("--quality", dest="profile", action="store_const", const="quality",
+                   help="defaults of every tool on the benchmark corpus, 2 threads (with --repeats and --seeds)")
     r.set_defaults(profile="quick")
     r.add_argument("--repeats", type=int, default=1)
+    r.add_argument("--seeds", action="store_true", help="repeat i runs with seed i (the tools that take one)")
     r.add_argument("--threads", type=_thread_list, default=(1, 2),
                    help="comma-separated thread counts for the training cases (default 1,2), e.g. 1,4,16")
     r.add_argument("--tools", help="comma-separated subset of fastemb,gensim,word2vec.c,fasttext,glove")

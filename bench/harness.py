@@ -51,7 +51,11 @@ def availability(tool):
     if tool == "numpy-ppmi":
         return True, "numpy/scipy baseline in bench/runners.py"
     if tool == "glove":
-        return False, "Stanford GloVe C is not distributed through the package registries reachable here"
+        from .runners import glove_c_dir
+        if glove_c_dir():
+            return True, f"Stanford GloVe C built in {glove_c_dir()}"
+        return False, ("Stanford GloVe C is not on the package registries: build https://github.com/stanfordnlp/GloVe "
+                       "(make) and set FASTEMB_GLOVE_C to its build/ directory")
     return False, f"unknown tool {tool}"
 
 

@@ -12,10 +12,17 @@ import sys
 import time
 
 
+# Each peer runs with its own default learning rate (ANCHORS.md measured them so): word2vec.c 0.025 for
+# skip-gram and 0.05 for CBOW, gensim's 0.025 (0.05 for CBOW, as ANCHORS.md), fastText's 0.05 for both.
+DEFAULT_ALPHA = {"gensim": {"sgns": 0.025, "cbow": 0.05}, "word2vec.c": {"sgns": 0.025, "cbow": 0.05},
+                 "fasttext": {"sgns": 0.05, "cbow": 0.05}}
+
+
 def _w2v_params(p):
     return dict(dim=p.get("dim", 100), window=p.get("window", 5), negative=p.get("negative", 5),
                 sample=p.get("sample", 1e-4), min_count=p.get("min_count", 5), epochs=p.get("epochs", 5),
-                alpha=p.get("alpha", 0.05 if p["task"] == "cbow" else 0.025), threads=p.get("threads", 2))
+                alpha=p.get("alpha", DEFAULT_ALPHA.get(p.get("tool"), {}).get(p["task"], 0.025)),
+                threads=p.get("threads", 2))
 
 
 def run_fastemb(case):
@@ -35,11 +42,13 @@ def run_fastemb(case):
         subprocess.run(cmd, check=True)
         return {}
     if p["task"] in ("glove", "ppmi-svd"):
+        # fastemb's own defaults for everything the case does not set (window, epochs...)
         cmd = ["fastemb", "train", p["corpus"], "--algo", p["task"], "-o", out, "--dim", str(p.get("dim", 100)),
-               "--window", str(p.get("window", 10 if p["task"] == "glove" else 2)), "--min-count",
-               str(p.get("min_count", 5)), "--threads", str(p.get("threads", 2)), "--quiet", "--force"]
-        if p["task"] == "glove":
-            cmd += ["--epochs", str(p.get("epochs", 15))]
+               "--min-count", str(p.get("min_count", 5)), "--threads", str(p.get("threads", 2)), "--seed",
+               str(p.get("seed", 1)), "--quiet", "--force"]
+        for key in ("window", "epochs"):
+            if p.get(key) is not None:
+                cmd += [f"--{key}", str(p[key])]
         subprocess.run(cmd + p.get("extra_args", []), check=True)
         import h5py
         with h5py.File(out, "r") as f:
@@ -48,8 +57,10 @@ def run_fastemb(case):
     w = _w2v_params(p)
     cmd = ["fastemb", "train", p["corpus"], "--algo", p["task"], "-o", out, "--dim", str(w["dim"]),
            "--window", str(w["window"]), "--negative", str(w["negative"]), "--sample", str(w["sample"]),
-           "--min-count", str(w["min_count"]), "--epochs", str(w["epochs"]), "--alpha", str(w["alpha"]),
+           "--min-count", str(w["min_count"]), "--epochs", str(w["epochs"]),
            "--threads", str(w["threads"]), "--seed", str(p.get("seed", 1)), "--quiet", "--force"]
+    if "alpha" in p:  # otherwise fastemb's default learning rate, as every peer runs with its own
+        cmd += ["--alpha", str(p["alpha"])]
     cmd += p.get("extra_args", [])
     subprocess.run(cmd, check=True)
     import h5py
@@ -165,8 +176,48 @@ def run_numpy_ppmi(case):
     return {"vectors": out, "train_seconds": seconds}
 
 
+def glove_c_dir():
+    """A build of Stanford's GloVe (https://github.com/stanfordnlp/GloVe: `make`), named by FASTEMB_GLOVE_C."""
+    d = os.environ.get("FASTEMB_GLOVE_C")
+    if d and all(os.access(os.path.join(d, exe), os.X_OK) for exe in ("vocab_count", "cooccur", "shuffle", "glove")):
+        return d
+    return None
+
+
+def run_glove_c(case):
+    """GloVe C's four steps as its demo.sh runs them: vocab_count, cooccur, shuffle, glove (W + W̃ saved)."""
+    d = glove_c_dir()
+    work = case["out_dir"]
+    times = {}
+
+    def step(name, args, stdin, stdout):
+        t = time.perf_counter()
+        with open(stdin, "rb") as fi, open(stdout, "wb") as fo:
+            subprocess.run([os.path.join(d, name), *map(str, args)], stdin=fi, stdout=fo, stderr=subprocess.DEVNULL,
+                           check=True)
+        times[name] = time.perf_counter() - t
+    vocab, cooc, shuf = (os.path.join(work, n) for n in ("vocab.txt", "cooc.bin", "cooc.shuf.bin"))
+    step("vocab_count", ["-min-count", case.get("min_count", 5), "-verbose", 0], case["corpus"], vocab)
+    if case["task"] == "vocab":
+        return {"train_seconds": times["vocab_count"]}
+    step("cooccur", ["-memory", 4.0, "-vocab-file", vocab, "-verbose", 0, "-window-size", case.get("window", 10)],
+         case["corpus"], cooc)
+    if case["task"] == "cooc":
+        return {"train_seconds": times["cooccur"], "step_seconds": times}
+    step("shuffle", ["-memory", 4.0, "-verbose", 0], cooc, shuf)
+    out = os.path.join(work, "vectors")
+    t = time.perf_counter()
+    args = ["-save-file", out, "-threads", case.get("threads", 2), "-input-file", shuf, "-x-max", case.get("x_max", 100),
+            "-iter", case.get("epochs", 15), "-vector-size", case.get("dim", 100), "-binary", 0, "-vocab-file", vocab,
+            "-verbose", 0]
+    subprocess.run([os.path.join(d, "glove"), *map(str, args)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   check=True)
+    times["glove"] = time.perf_counter() - t
+    return {"vectors": out + ".txt", "train_seconds": times["glove"], "step_seconds": times}
+
+
 RUNNERS = {"fastemb": run_fastemb, "gensim": run_gensim, "word2vec.c": run_word2vec_c, "fasttext": run_fasttext,
-           "numpy-ppmi": run_numpy_ppmi}
+           "numpy-ppmi": run_numpy_ppmi, "glove": run_glove_c}
 
 
 def main():

@@ -9,7 +9,7 @@ import numpy as np
 
 from .errors import FastembError, FileError, OptionError, param
 
-METHODS = ("gd", "lstsq", "procrustes", "cca")
+METHODS = ("gd", "lstsq", "procrustes", "cca", "vecmap")
 
 
 def read_lexicon(path):
@@ -45,6 +45,7 @@ class Alignment:
     src_offset: np.ndarray | None = None       # CCA: the pairs' means, removed before projecting
     tgt_offset: np.ndarray | None = None
     loss: list = field(default_factory=list)   # gd: (step, loss) pairs
+    refinement: list = field(default_factory=list)  # self-learning: (round, objective, induced pairs)
 
     def _prep(self, M, mean):
         M = np.asarray(M, dtype=np.float64)
@@ -75,7 +76,9 @@ class Alignment:
                        arrays={"src_mean": self.src_mean, "tgt_mean": self.tgt_mean,
                                "tgt_projection": self.tgt_projection, "src_offset": self.src_offset,
                                "tgt_offset": self.tgt_offset,
-                               "loss": np.asarray(self.loss, dtype=np.float64).reshape(-1, 2) if self.loss else None})
+                               "loss": np.asarray(self.loss, dtype=np.float64).reshape(-1, 2) if self.loss else None,
+                               "refinement": np.asarray(self.refinement, dtype=np.float64).reshape(-1, 3)
+                               if self.refinement else None})
 
     @classmethod
     def load(cls, path):
@@ -85,7 +88,8 @@ class Alignment:
                    center=bool(attrs.get("center", False)), src_mean=arrays.get("src_mean"),
                    tgt_mean=arrays.get("tgt_mean"), tgt_projection=arrays.get("tgt_projection"),
                    src_offset=arrays.get("src_offset"), tgt_offset=arrays.get("tgt_offset"),
-                   loss=[tuple(x) for x in arrays["loss"]] if "loss" in arrays else [])
+                   loss=[tuple(x) for x in arrays["loss"]] if "loss" in arrays else [],
+                   refinement=[tuple(x) for x in arrays["refinement"]] if "refinement" in arrays else [])
 
 
 def lexicon_matrices(src, tgt, pairs):
@@ -100,10 +104,17 @@ def lexicon_matrices(src, tgt, pairs):
 
 
 def fit(src, tgt, pairs, method="procrustes", *, normalize=False, center=False, lr=None, steps=1000,
-        log_every=50, ridge=1e-3, log=None) -> Alignment:
-    """Learn the mapping from the training pairs. src/tgt: Embeddings; pairs: [(source, target)]."""
+        log_every=50, ridge=1e-3, log=None, **vecmap) -> Alignment:
+    """Learn the mapping from the training pairs. src/tgt: Embeddings; pairs: [(source, target)].
+    vecmap: the multi-step framework of Artetxe et al. 2018 (see `vecmap_transforms` for its options:
+    whiten, src_reweight, trg_reweight, src_dewhiten, trg_dewhiten, dim_reduction); it maps both spaces
+    and implies normalize and center (unit length, centring, unit length again)."""
     if method not in METHODS:
         raise FastembError(f"unknown method {method!r} (one of {', '.join(METHODS)})")
+    if vecmap and method != "vecmap":
+        raise OptionError(next(iter(vecmap)), f"applies to {param('method')} vecmap (not {method})")
+    if method == "vecmap":
+        normalize = center = True
     X0, Y0, _ = lexicon_matrices(src, tgt, pairs)
     a = Alignment(R=np.zeros((X0.shape[1], Y0.shape[1])), method=method, normalize=normalize, center=center)
     if center:
@@ -122,6 +133,8 @@ def fit(src, tgt, pairs, method="procrustes", *, normalize=False, center=False, 
         a.R = U @ Vt
     elif method == "gd":
         a.R, a.loss = _gradient_descent(X, Y, lr, steps, log_every, log)
+    elif method == "vecmap":
+        a.R, a.tgt_projection = vecmap_transforms(X, Y, **vecmap)
     else:
         a.src_offset, a.tgt_offset = X.mean(0), Y.mean(0)
         a.R, a.tgt_projection = _cca(X - a.src_offset, Y - a.tgt_offset, ridge)
@@ -129,6 +142,111 @@ def fit(src, tgt, pairs, method="procrustes", *, normalize=False, center=False, 
     for name in ("tgt_projection", "src_offset", "tgt_offset", "src_mean", "tgt_mean"):
         if getattr(a, name) is not None:
             setattr(a, name, getattr(a, name).astype(np.float32))
+    return a
+
+
+def _inv_sqrt(M):
+    """(MᵀM)^(-1/2) and (MᵀM)^(1/2) from the SVD of M (M's rows: aligned vectors)."""
+    _, s, vt = np.linalg.svd(M, full_matrices=False)
+    s = np.maximum(s, 1e-8 * max(s.max(), 1e-300))
+    return (vt.T / s) @ vt, (vt.T * s) @ vt
+
+
+def vecmap_transforms(X, Y, *, whiten=True, src_reweight=0.5, trg_reweight=0.5, src_dewhiten="src",
+                      trg_dewhiten="trg", dim_reduction=None):
+    """Artetxe, Labaka & Agirre (2018), "Generalizing and improving bilingual word embedding mappings with a
+    multi-step framework of linear transformations", for aligned rows X (source) and Y (target), already
+    normalised. Returns (Wx, Wy): the source maps by X·Wx and the target by Y·Wy into a shared space.
+      1. whitening: Wx1 = (XᵀX)^(-1/2), Wy1 = (YᵀY)^(-1/2)
+      2. orthogonal mapping: U S Vᵀ = svd((X·Wx1)ᵀ (Y·Wy1)); source ·U, target ·V
+      3. re-weighting: the source by S^src_reweight, the target by S^trg_reweight
+      4. de-whitening: by Uᵀ·Wx1⁻¹·U ("src") or Vᵀ·Wy1⁻¹·V ("trg"), each side as chosen (None: none)
+      5. dimensionality reduction: the first dim_reduction components (None: all)."""
+    if X.shape[1] != Y.shape[1] and (src_dewhiten == "trg" or trg_dewhiten == "src"):
+        raise OptionError("src_dewhiten", "de-whitening with the other language needs equal dimensions")
+    if not whiten and (src_dewhiten or trg_dewhiten):
+        raise OptionError("whiten", "must be on for de-whitening")
+    dx, dy = X.shape[1], Y.shape[1]
+    Wx1, Wx1_inv = _inv_sqrt(X) if whiten else (np.eye(dx), np.eye(dx))
+    Wy1, Wy1_inv = _inv_sqrt(Y) if whiten else (np.eye(dy), np.eye(dy))
+    U, s, Vt = np.linalg.svd((X @ Wx1).T @ (Y @ Wy1), full_matrices=False)
+    V = Vt.T
+    Wx, Wy = Wx1 @ U * s ** src_reweight, Wy1 @ V * s ** trg_reweight
+    dewhiten = {"src": U.T @ Wx1_inv @ U, "trg": V.T @ Wy1_inv @ V, None: None}
+    for name, value in (("src_dewhiten", src_dewhiten), ("trg_dewhiten", trg_dewhiten)):
+        if value not in dewhiten:
+            raise OptionError(name, f"must be src, trg or None (got {value!r})")
+    if src_dewhiten:
+        Wx = Wx @ dewhiten[src_dewhiten]
+    if trg_dewhiten:
+        Wy = Wy @ dewhiten[trg_dewhiten]
+    if dim_reduction is not None:
+        if not 1 <= dim_reduction <= Wx.shape[1]:
+            raise OptionError("dim_reduction", f"must be between 1 and {Wx.shape[1]} (got {dim_reduction})")
+        Wx, Wy = Wx[:, :dim_reduction], Wy[:, :dim_reduction]
+    return Wx, Wy
+
+
+def induce_pairs(alignment, src, tgt, *, vocab=20000, csls_k=10, direction="union", batch=2048):
+    """A dictionary induced from the mapped spaces: for the `vocab` most frequent words of each side, the
+    nearest neighbour under CSLS forward (source -> target), backward, their union (VecMap's default) or
+    the mutual pairs (MUSE's refinement). Returns (source ids, target ids, mean best similarity)."""
+    if direction not in ("union", "mutual", "forward", "backward"):
+        raise OptionError("direction", f"must be union, mutual, forward or backward (got {direction!r})")
+    n_src, n_tgt = min(vocab, len(src)), min(vocab, len(tgt))
+    S = _unit(alignment.map_source(src.vectors[:n_src]))
+    T = _unit(alignment.map_target(tgt.vectors[:n_tgt]))
+    r_src = mean_topk_similarity(T, S, csls_k, batch)  # each target's neighbourhood among mapped sources
+    r_tgt = mean_topk_similarity(S, T, csls_k, batch)
+    fwd, fwd_best = _csls_argmax(S, T, r_tgt, r_src, batch)
+    bwd, bwd_best = _csls_argmax(T, S, r_src, r_tgt, batch)
+    src_ids = np.arange(n_src)
+    tgt_ids = np.arange(n_tgt)
+    if direction == "forward":
+        pairs = (src_ids, fwd)
+    elif direction == "backward":
+        pairs = (bwd, tgt_ids)
+    elif direction == "union":
+        pairs = (np.concatenate((src_ids, bwd)), np.concatenate((fwd, tgt_ids)))
+    else:
+        mutual = bwd[fwd] == src_ids
+        pairs = (src_ids[mutual], fwd[mutual])
+    return pairs[0], pairs[1], float((fwd_best.mean() + bwd_best.mean()) / 2)
+
+
+def _csls_argmax(A, B, r_a, r_b, batch):
+    """For each row of A, the row of B with the best CSLS score 2cos - r_a - r_b, and the best cosine."""
+    best = np.empty(A.shape[0], np.int64)
+    best_cos = np.empty(A.shape[0], np.float32)
+    for b0 in range(0, A.shape[0], batch):
+        sims = A[b0:b0 + batch] @ B.T
+        best_cos[b0:b0 + batch] = sims.max(axis=1)
+        best[b0:b0 + batch] = np.argmax(2 * sims - r_a[b0:b0 + batch, None] - r_b[None, :], axis=1)
+    return best, best_cos
+
+
+def refine(src, tgt, seed_pairs, rounds=5, method="procrustes", *, vocab=20000, csls_k=10, direction="union",
+           normalize=False, center=False, log=None, **fit_options) -> Alignment:
+    """Self-learning from a seed lexicon (Artetxe et al. 2017/2018, Conneau et al. 2018): fit on the seed, then
+    each round re-induce the dictionary from the mapped spaces (`induce_pairs`) and fit again on it; stops
+    early when the induced dictionary no longer changes. The alignment records the rounds' objectives."""
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 0:
+        raise OptionError("refine", f"must be 0 or a positive number of rounds (got {rounds!r})")
+    a = fit(src, tgt, seed_pairs, method, normalize=normalize, center=center, **fit_options)
+    previous = None
+    for r in range(rounds):
+        s_ids, t_ids, objective = induce_pairs(a, src, tgt, vocab=vocab, csls_k=csls_k, direction=direction)
+        induced = {(int(i), int(j)) for i, j in zip(s_ids, t_ids)}
+        a.refinement.append((r + 1, objective, len(induced)))
+        if log:
+            log(f"align refine: round {r + 1}/{rounds}  objective {objective:.4f}  {len(induced):,} pairs")
+        if induced == previous:
+            break
+        previous = induced
+        pairs = [(src.words[i], tgt.words[j]) for i, j in sorted(induced)]
+        history = a.refinement
+        a = fit(src, tgt, pairs, method, normalize=normalize, center=center, **fit_options)
+        a.refinement = history
     return a
 
 

@@ -128,6 +128,15 @@ def _summary(as_json, data, line, quiet):
         click.echo(line, err=True)
 
 
+def _dask_option(what):
+    def deco(f):
+        return click.option("--dask", "dask_address", default=None, metavar="ADDRESS",
+                            help=f"{what} on a Dask cluster: a scheduler address (tcp://host:8786) or local:N for "
+                                 f"a LocalCluster of N worker processes (pip install 'fastemb[dask]'). The corpus "
+                                 f"may then also be fsspec URLs (s3://..., gs://...).")(f)
+    return deco
+
+
 def _claim(output, force):
     """Lock `output` for this command (a second run writing it fails at once) and check it can be written."""
     from .files import output_lock
@@ -149,14 +158,19 @@ def cli():
               help="tsv: word<TAB>count; glove / word2vec: 'word count' lines (GloVe's vocab.txt, word2vec.c's "
                    "-save-vocab).")
 @options_of(CorpusOptions)
+@_dask_option("Count")
 @_json_option
 @_quiet
-def vocab(corpus, output, force, fmt, as_json, quiet, **params):
+def vocab(corpus, output, force, fmt, dask_address, as_json, quiet, **params):
     """Count the words of CORPUS (files, directories, '-' for stdin; .gz/.bz2/.xz), most frequent first."""
     from .vocab import build_vocab
     options = CorpusOptions(**_given(params))
     _claim(output, force)
-    v = build_vocab(corpus, options)
+    if dask_address is not None:
+        from .distributed import vocabulary
+        v = vocabulary(list(corpus), options, client=dask_address)
+    else:
+        v = build_vocab(corpus, options)
     v.save(output, fmt)
     _summary(as_json, {"output": output, "words": len(v), "distinct": v.distinct, "tokens": v.raw_tokens,
                        "vocab_tokens": v.total, "pruned": v.pruned},
@@ -170,9 +184,10 @@ def vocab(corpus, output, force, fmt, as_json, quiet, **params):
 @options_of(CoocOptions, CorpusOptions)
 @_run_options
 @_tmp_dir_option
+@_dask_option("Count")
 @_json_option
 @_quiet
-def cooc(corpus, output, force, seed, threads, tmp_dir, as_json, quiet, **params):
+def cooc(corpus, output, force, seed, threads, tmp_dir, dask_address, as_json, quiet, **params):
     """Count windowed co-occurrences of CORPUS into a CSR matrix in HDF5."""
     from .cooc import cooccurrence
     from .files import check_work_dir
@@ -185,6 +200,14 @@ def cooc(corpus, output, force, seed, threads, tmp_dir, as_json, quiet, **params
     run = RunOptions(**_given({"seed": seed, "threads": threads}))
     check_work_dir(tmp_dir)
     _claim(output, force)
+    if dask_address is not None:
+        from .distributed import cooccurrences
+        stats = cooccurrences(list(corpus), copts, options, client=dask_address, seed=run.seed, output=output,
+                              force=True)
+        _summary(as_json, {k: v for k, v in stats.items() if k != "output"} | {"output": output},
+                 f"cooc: {stats['words']:,} x {stats['words']:,} matrix, {stats['nnz']:,} nonzeros from "
+                 f"{stats['shards']} shards on {stats['workers']} workers -> {output}", quiet)
+        return
     threads = resolve_threads(run.threads)
     with build_vocab(corpus, copts, encode=True, work_dir=tmp_dir) as enc:
         v = enc.vocab
@@ -225,17 +248,18 @@ def cooc(corpus, output, force, seed, threads, tmp_dir, as_json, quiet, **params
 @click.option("--update-vocab", is_flag=True, default=None,
               help="With --init: add the corpus's new words (min-count applies) to the vocabulary.")
 @_tmp_dir_option
+@_dask_option("glove / ppmi-svd: count the co-occurrences (and factor them, for ppmi-svd)")
 @_json_option
 @_quiet
 def train(corpus, output, force, algo, cooc, seed, threads, checkpoint_every, resume, init, update_vocab, tmp_dir,
-          as_json, quiet, **params):
+          dask_address, as_json, quiet, **params):
     """Train word vectors on CORPUS (or --cooc FILE) and save them to HDF5.
 
     Options of another algorithm than --algo are refused; each option lists its default per algorithm."""
     from .training import train as train_fn
     emb = train_fn(list(corpus) or None, algo, cooc=cooc, seed=seed, threads=threads, output=output, force=force,
                    checkpoint_every=checkpoint_every, resume=resume, tmp_dir=tmp_dir, init=init,
-                   update_vocab=bool(update_vocab), **_given(params))
+                   update_vocab=bool(update_vocab), client=dask_address, **_given(params))
     a = emb.attrs
     keys = ("algo", "dim", "epochs", "epochs_trained", "corpus_tokens", "train_seconds", "total_seconds",
             "words_per_second", "loss")
@@ -446,14 +470,25 @@ def import_cmd(vectors, output, force, fmt, vocab_file, as_json, quiet):
              f"import: {len(emb):,} words x {emb.dim} -> {output}", quiet)
 
 
-ALIGN_METHODS = ["gd", "lstsq", "procrustes", "cca"]
+ALIGN_METHODS = ["gd", "lstsq", "procrustes", "cca", "vecmap"]
 
 
 @cli.command()
 @click.argument("source", type=click.Path(dir_okay=False))
 @click.argument("target", type=click.Path(dir_okay=False))
 @click.option("--lexicon", required=True, type=click.Path(dir_okay=False), help="TSV of source<TAB>target pairs.")
-@click.option("--method", type=click.Choice(ALIGN_METHODS), default="procrustes", show_default=True)
+@click.option("--test-lexicon", type=click.Path(dir_okay=False), default=None,
+              help="Evaluate on these pairs, training on all of --lexicon (otherwise --test-fraction of it is "
+                   "held out).")
+@click.option("--method", type=click.Choice(ALIGN_METHODS), default="procrustes", show_default=True,
+              help="vecmap: Artetxe et al. 2018's whitening, orthogonal mapping, re-weighting, de-whitening "
+                   "(implies --normalize --center).")
+@click.option("--refine", type=int, default=0, show_default=True,
+              help="Self-learning rounds: re-induce the dictionary from the mapped spaces (CSLS nearest neighbours"
+                   " among the --refine-vocab most frequent words) and fit again.")
+@click.option("--refine-vocab", type=int, default=20000, show_default=True)
+@click.option("--direction", type=click.Choice(["union", "mutual", "forward", "backward"]), default="union",
+              show_default=True, help="--refine: how the dictionary is induced (union: VecMap; mutual: MUSE).")
 @click.option("--normalize", is_flag=True, help="Unit-length vectors before fitting (and after centring).")
 @click.option("--center", is_flag=True, help="Mean-centre each space before fitting.")
 @click.option("--test-fraction", type=float, default=0.2, show_default=True,
@@ -473,8 +508,9 @@ ALIGN_METHODS = ["gd", "lstsq", "procrustes", "cca"]
               help="gd: draw the loss curve to this PNG.")
 @_json_option
 @_quiet
-def align(source, target, lexicon, method, normalize, center, test_fraction, lr, steps, log_every, csls_k,
-          restrict_vocab, to_translate, retrieval, seed, output, force, plot_path, as_json, quiet):
+def align(source, target, lexicon, test_lexicon, method, refine, refine_vocab, direction, normalize, center,
+          test_fraction, lr, steps, log_every, csls_k, restrict_vocab, to_translate, retrieval, seed, output, force,
+          plot_path, as_json, quiet):
     """Learn a translation matrix from SOURCE to TARGET embeddings and report P@1/5/10 (NN and CSLS)."""
     from . import align as A
     _require(csls_k >= 1, "csls_k", f"must be at least 1 (got {csls_k})")
@@ -487,6 +523,9 @@ def align(source, target, lexicon, method, normalize, center, test_fraction, lr,
     _require(plot_path is None or method == "gd", "plot", f"draws the loss of {param('method')} gd "
                                                           f"(not {method})")
     _require(lr is None or method == "gd", "lr", f"applies to {param('method')} gd (not {method})")
+    _require(refine >= 0, "refine", f"must be 0 or more rounds (got {refine})")
+    _require(refine_vocab >= 1, "refine_vocab", f"must be at least 1 (got {refine_vocab})")
+    _require(not (refine and method == "gd"), "refine", f"does not combine with {param('method')} gd")
     if plot_path:
         from .plot import _pyplot
         _pyplot()
@@ -502,15 +541,24 @@ def align(source, target, lexicon, method, normalize, center, test_fraction, lr,
     missing = [w for w in to_translate if w not in src]
     if missing:
         raise FastembError(f"{param('translate')}: not in the vocabulary of {source}: {', '.join(missing)}")
-    train_pairs, test_pairs = A.split_lexicon(usable, test_fraction, seed)
+    if test_lexicon is not None:
+        train_pairs, test_pairs = usable, A.read_lexicon(test_lexicon)
+    else:
+        train_pairs, test_pairs = A.split_lexicon(usable, test_fraction, seed)
     from .progress import log as logger
-    a = A.fit(src, tgt, train_pairs, method, normalize=normalize, center=center, lr=lr, steps=steps,
-              log_every=log_every, log=logger.info)
+    if refine:
+        a = A.refine(src, tgt, train_pairs, refine, method, vocab=refine_vocab, csls_k=csls_k, direction=direction,
+                     normalize=normalize, center=center, log=logger.info)
+    else:
+        a = A.fit(src, tgt, train_pairs, method, normalize=normalize, center=center, lr=lr, steps=steps,
+                  log_every=log_every, log=logger.info)
     result = {"method": method, "normalize": normalize, "center": center, "pairs": len(pairs),
               "usable_pairs": len(usable), "train_pairs": len(train_pairs), "test_pairs": len(test_pairs),
               **A.evaluate(a, src, tgt, test_pairs, csls_k=csls_k, restrict_vocab=restrict_vocab)}
     if a.loss:
         result["final_loss"] = a.loss[-1][1]
+    if a.refinement:
+        result["refinement"] = [{"round": int(r), "objective": o, "pairs": int(n)} for r, o, n in a.refinement]
     result["retrieval"] = retrieval
     result["translations"] = {w: A.translate(a, src, tgt, w, k=10, method=retrieval, csls_k=csls_k,
                                              restrict_vocab=restrict_vocab) for w in to_translate}
@@ -522,7 +570,8 @@ def align(source, target, lexicon, method, normalize, center, test_fraction, lr,
     if as_json:
         _echo_json(result, indent=1)
         return
-    click.echo(f"{method}{' +normalize' if normalize else ''}{' +center' if center else ''}: "
+    click.echo(f"{method}{' +normalize' if normalize else ''}{' +center' if center else ''}"
+               f"{f' +refine {len(a.refinement)} rounds' if a.refinement else ''}: "
                f"{len(train_pairs)} training pairs, {result['test_words']} test words")
     _print_table([(r, *(f"{result[f'{r}_p@{k}']:.3f}" for k in (1, 5, 10))) for r in ("nn", "csls")],
                  ["retrieval", "P@1", "P@5", "P@10"])
@@ -593,6 +642,7 @@ def _flags() -> dict:
                 flags.setdefault(p.name, p.human_readable_name.upper())
             else:
                 flags.setdefault(p.name, "/".join(sorted(p.opts, key=len)))
+    flags["client"] = "--dask"  # the API's Dask client is the CLI's scheduler address
     return flags
 
 

@@ -284,10 +284,28 @@ def _grow(t_keys, t_vals, pool):
     return new_keys, new_vals, new_cap
 
 
+
+def merge_runs(runs, key_bits):
+    """(keys, values) of sorted fixed-point runs merged into one sorted run, equal keys summed (an
+    overflow is an error). Used by the local merge and by the distributed reduce alike."""
+    K = _kernels()
+    runs = [r for r in runs if len(r[0])]
+    if not runs:
+        return np.zeros(0, np.uint64), np.zeros(0, np.int64)
+    if len(runs) == 1:
+        return runs[0]
+    keys = np.concatenate([r[0] for r in runs])
+    vals = np.concatenate([r[1] for r in runs])
+    K.radix_sort(keys, vals, key_bits)
+    m = K.sum_duplicates(keys, vals)
+    if m < 0:
+        raise FastembError(OVERFLOW)
+    return keys[:m], vals[:m]
+
+
 def _merge(runs, n_rows, col_bits, key_bits, sink, memory):
     """Merge the sorted runs key range by key range (a range may end inside a row: the sink adds row
     counts up) into CSR pieces of bounded size; returns the number of nonzeros."""
-    K = _kernels()
     runs = [r for r in runs if r.n]
     if not runs:
         sink.append(0, n_rows, np.zeros(n_rows, np.int64), np.zeros(0, np.int32), np.zeros(0, np.float32))
@@ -312,16 +330,7 @@ def _merge(runs, n_rows, col_bits, key_bits, sink, memory):
         positions = ends
         if not parts:
             continue
-        if len(parts) == 1:
-            keys, vals = parts[0]
-        else:
-            keys = np.concatenate([p[0] for p in parts])
-            vals = np.concatenate([p[1] for p in parts])
-            K.radix_sort(keys, vals, key_bits)
-            m = K.sum_duplicates(keys, vals)
-            if m < 0:
-                raise FastembError(OVERFLOW)
-            keys, vals = keys[:m], vals[:m]
+        keys, vals = merge_runs(parts, key_bits)
         rows = (keys >> col_bits).astype(np.int64)
         r0, r1 = int(rows[0]), int(rows[-1]) + 1
         sink.append(r0, r1, np.bincount(rows - r0, minlength=r1 - r0), (keys & mask).astype(np.int32),

@@ -210,7 +210,7 @@ class CorpusReader:
                 if line is None:
                     bad = next(t for t in sentence if not isinstance(t, str))
                     raise FastembError(f"sentence {n} of the corpus: a token is a {type(bad).__name__}, not a string")
-                if len(line.split()) != len(sentence) or "\x00" in line or "\x1c" in line:
+                if line.count(" ") != len(sentence) - 1 or _NOT_IN_TOKENS.search(line) or not line:
                     bad = next((t for t in sentence if not t or t.split() != [t] or "\x00" in t), "")
                     raise FastembError(f"sentence {n} of the corpus: the token {bad[:40]!r} is empty or holds "
                                        f"whitespace, so it would not come back as one token")
@@ -283,6 +283,8 @@ class CorpusReader:
 
 
 _LINE_END = re.compile("\r\n?|\n")
+# What str.split() and the tokenizer split on besides the space (and NUL): never inside a given token.
+_NOT_IN_TOKENS = re.compile("[\x00\t\n\r\x0b\x0c\x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]")
 _BOMS = ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe\x00\x00", "utf-32-le"), (b"\x00\x00\xfe\xff", "utf-32-be"),
          (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
 

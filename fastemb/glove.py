@@ -30,7 +30,7 @@ class GloveOptions(Options):
     tied: bool = Spec(bool, "One vector and bias per word (w_i·w_j + b_i + b_j) instead of separate word "
                             "and context parameters.")(False)
     add_contexts: bool = ADD_CONTEXTS(True)
-    cooc: CoocOptions = nested(lambda: CoocOptions(window=10, weighting="harmonic", sample=0.0))
+    cooc: CoocOptions = nested(lambda: CoocOptions(window=10, weighting="dynamic", sample=1e-4))
 
 
 def memory_bytes(options, n_words, nnz=0) -> int:

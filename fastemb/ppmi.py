@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .cooc import CoocOptions
-from .errors import FastembError, param
+from .errors import FastembError, OptionError, param
 from .options import ADD_CONTEXTS, DIM, Options, Spec, above_at_most, between, nested
 from .parallel import numba_threads
 from .progress import log
@@ -31,7 +31,7 @@ class PPMIOptions(Options):
     eig: float = Spec(float, "Eigenvalue weighting p: vectors are U·S^p.", check=between(0, 4))(0.5)
     svd: str = Spec(str, "SVD solver (auto: randomized above 5,000 words).", choices=SVD_METHODS)("auto")
     add_contexts: bool = ADD_CONTEXTS(False)
-    cooc: CoocOptions = nested(lambda: CoocOptions(window=2, weighting="dynamic", sample=0.0))
+    cooc: CoocOptions = nested(lambda: CoocOptions(window=5, weighting="dynamic", sample=1e-4))
 
 
 def memory_bytes(options, n_words, nnz=0) -> int:
@@ -124,25 +124,42 @@ def weighted_vectors(U, s, vt, eig=0.5):
 class PPMITrainer:
     """One shot: PPMI matrix, truncated SVD, weighted factors (no epochs, nothing to checkpoint)."""
 
+    factors_on_cluster = True  # given a Dask client, the matrix stays on the cluster and is factored there
+
+    @staticmethod
+    def check_cluster(options):
+        if options.svd == "arpack":
+            raise OptionError("svd", "arpack runs on one machine; on a Dask cluster the SVD is randomized "
+                                     "(blockwise, Halko et al.)")
+
     def __init__(self, options: PPMIOptions, data, *, seed, threads, state=None, arrays=None):
         self.o, self.X, self.seed, self.threads = options, data.matrix, seed, threads
+        self.blocks, self.client = getattr(data, "blocks", None), getattr(data, "client", None)
 
     def fit(self):
         o = self.o
         t0 = time.perf_counter()
-        M = ppmi_matrix(self.X, cds=o.cds, shift=o.shift)
-        t1 = time.perf_counter()
-        log.info(f"ppmi: {M.nnz:,} positive entries of {self.X.nnz:,} ({t1 - t0:.1f}s)")
-        if M.nnz == 0:
-            raise FastembError(f"no positive PMI entry: the corpus is too small (or {param('shift')} too large)")
-        U, s, vt, method = truncated_svd(M, o.dim, o.svd, self.seed, self.threads)
+        if self.blocks is not None:  # the matrix is on a Dask cluster: factor it there, block by block
+            from .distributed import ppmi_svd
+            U, s, vt = ppmi_svd(self.blocks, self.client, dim=o.dim, cds=o.cds, shift=o.shift, seed=self.seed)
+            method, nnz = "randomized (dask)", None
+        else:
+            M = ppmi_matrix(self.X, cds=o.cds, shift=o.shift)
+            t1 = time.perf_counter()
+            log.info(f"ppmi: {M.nnz:,} positive entries of {self.X.nnz:,} ({t1 - t0:.1f}s)")
+            if M.nnz == 0:
+                raise FastembError(f"no positive PMI entry: the corpus is too small (or {param('shift')} too large)")
+            U, s, vt, method = truncated_svd(M, o.dim, o.svd, self.seed, self.threads)
+            nnz = int(M.nnz)
         t2 = time.perf_counter()
         log.info(f"svd ({method}): {o.dim} singular values, largest {s[0]:.2f}, smallest {s[-1]:.2f} "
-                 f"({t2 - t1:.1f}s)")
+                 f"({t2 - t0:.1f}s)")
         W, C = weighted_vectors(U, s, vt, o.eig)
+        attrs = {"svd": method, "train_seconds": t2 - t0}
+        if nnz is not None:
+            attrs["ppmi_nnz"] = nnz
         self._result = {"vectors": W + C if o.add_contexts else W, "context_vectors": C,
-                        "svd": {"u": U, "s": s, "vt": vt},
-                        "attrs": {"svd": method, "ppmi_nnz": int(M.nnz), "train_seconds": t2 - t0}}
+                        "svd": {"u": U, "s": s, "vt": vt}, "attrs": attrs}
 
     def result(self) -> dict:
         return self._result

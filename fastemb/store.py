@@ -497,7 +497,7 @@ def load_alignment(path):
             if "alignment/tgt_projection" in f else None
         d_tgt = d_out if proj is None else proj.shape[0]
         shapes = {"src_mean": (d_src,), "tgt_mean": (d_tgt,), "src_offset": (d_src,), "tgt_offset": (d_tgt,),
-                  "loss": (None, 2)}
+                  "loss": (None, 2), "refinement": (None, 3)}
         arrays = {"tgt_projection": proj} if proj is not None else {}
         for name, shape in shapes.items():
             if f"alignment/{name}" in f:

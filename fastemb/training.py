@@ -29,8 +29,10 @@ class CoocData:
     """The input of a co-occurrence algorithm."""
     words: list
     counts: object
-    matrix: object           # scipy.sparse.csr_matrix (float32)
+    matrix: object           # scipy.sparse.csr_matrix (float32); None when the matrix stays on a cluster
     attrs: dict = field(default_factory=dict)
+    blocks: list | None = None  # ... then: futures of its CSR row blocks on `client` (fastemb.distributed)
+    client: object = None
 
 
 @dataclass
@@ -52,6 +54,7 @@ class _Plan:
     init: object = None                 # continued training: the Embeddings trained further
     init_path: str | None = None        # ... and the file they came from
     update_vocab: bool = False          # ... with the new corpus's words appended
+    client: object = None               # count the co-occurrences on this Dask cluster (Client or address)
 
 
 @dataclass
@@ -67,11 +70,12 @@ class _Request:
     init: object
     update_vocab: bool
     params: dict
+    client: object = None
 
 
 def train(corpus=None, algo=None, *, cooc=None, options=None, corpus_options=None, seed=None, threads=None,
           callbacks=None, verbose=False, output=None, force=False, checkpoint=None, checkpoint_every=None,
-          resume=None, tmp_dir=None, init=None, update_vocab=False, **params):
+          resume=None, tmp_dir=None, init=None, update_vocab=False, client=None, **params):
     """Train word vectors and return `fastemb.Embeddings`.
 
     corpus: a path, a directory, '-' (stdin) or a list of them; or sentences from Python: a list of token
@@ -92,13 +96,26 @@ def train(corpus=None, algo=None, *, cooc=None, options=None, corpus_options=Non
     init: train an earlier sgns/cbow model (Embeddings, or its file) further on this corpus, starting from
     its vectors and context vectors and, unless given otherwise, its options; its vocabulary is kept (other
     words are skipped) or, with update_vocab=True, extended by the corpus's new words (counts add up).
+    client: count the co-occurrences (glove, ppmi-svd) on a Dask cluster: a dask.distributed Client, a
+    scheduler address or "local:N" (`pip install 'fastemb[dask]'`). The matrix is bit-identical to the local
+    one; GloVe then trains here on the matrix streamed back row block by row block, PPMI-SVD factors it on
+    the cluster. sgns/cbow train on one machine (Hogwild shared memory) and take no client.
     """
     import contextlib
     from .files import output_lock
     with verbosity(verbose), (output_lock(output) if output is not None else contextlib.nullcontext()):
-        req = _Request(corpus, algo, cooc, options, corpus_options, seed, threads, init, bool(update_vocab), params)
+        req = _Request(corpus, algo, cooc, options, corpus_options, seed, threads, init, bool(update_vocab), params,
+                       client)
         plan = _plan(req, callbacks, output, force, checkpoint, checkpoint_every, resume, tmp_dir)
-        return _execute(plan)
+        if plan.client is None:
+            return _execute(plan)
+        from .distributed import connect
+        plan.client, owned = connect(plan.client)
+        try:
+            return _execute(plan)
+        finally:
+            if owned:
+                plan.client.close()
 
 
 # ------------------------------------------------------------------------------------------ planning
@@ -117,6 +134,8 @@ def _plan(req: _Request, callbacks, output, force, checkpoint, checkpoint_every,
         raise OptionError("update_vocab", f"extends the vocabulary of {param('init')}, which is not given")
     plan = _plan_resume(resume, req) if resume is not None else _plan_new(req)
     plan.callbacks, plan.output = callbacks, None if output is None else os.fspath(output)
+    if req.client is not None:
+        _check_client(plan, req.client)
     check_work_dir(tmp_dir)
     plan.tmp_dir = tmp_dir
     if output is not None:
@@ -144,6 +163,25 @@ def _plan(req: _Request, callbacks, output, force, checkpoint, checkpoint_every,
     return plan
 
 
+def _check_client(plan, client):
+    """A Dask cluster counts co-occurrences of a corpus read from files (or URLs)."""
+    if isinstance(client, bool) or not (isinstance(client, str) or hasattr(client, "submit")):
+        raise OptionError("client", f"must be a dask.distributed Client, a scheduler address or local:N "
+                                    f"(got {client!r})")
+    if plan.algorithm.input != "cooc":
+        raise OptionError("client", f"distributes the counting of glove and ppmi-svd; {plan.algorithm.name} "
+                                    f"trains on one machine (Hogwild updates in shared memory, see README: Dask)")
+    if plan.sources is None:
+        raise OptionError("client", "counts a corpus on a cluster; the co-occurrence matrix given was counted "
+                                    "already")
+    if not _files_only(plan.sources):
+        raise OptionError("client", "reads the corpus on the workers: give files, directories or URLs, not stdin "
+                                    "or Python sentences")
+    if hasattr(plan.algorithm.trainer, "check_cluster"):
+        plan.algorithm.trainer.check_cluster(plan.options)
+    plan.client = client
+
+
 def _files_only(sources) -> bool:
     """Can a resumed run read these sources again (files, not stdin or a Python iterable)?"""
     return all(isinstance(s, str) and s != "-" for s in sources)
@@ -168,8 +206,9 @@ def _split(algorithm, params):
     return mine, corpus
 
 
-def _inputs(algorithm, corpus, cooc):
-    """(corpus sources, co-occurrence file, in-memory CoocData): one of them."""
+def _inputs(algorithm, corpus, cooc, remote=False):
+    """(corpus sources, co-occurrence file, in-memory CoocData): one of them. remote: the corpus is read on
+    a Dask cluster, so URLs (s3://...) are kept as they are for its workers to open."""
     if (corpus is None) == (cooc is None):
         raise OptionError("corpus", f"and {param('cooc')}: give one of them (a corpus, or a co-occurrence file)")
     if cooc is not None:
@@ -181,6 +220,12 @@ def _inputs(algorithm, corpus, cooc):
         if not os.path.isfile(cooc):
             raise FileError(f"{os.fspath(cooc)}: no such file")
         return None, os.path.abspath(cooc), None
+    if remote and isinstance(corpus, (list, tuple, str, os.PathLike)):
+        items = [corpus] if isinstance(corpus, (str, os.PathLike)) else list(corpus)
+        if any(isinstance(s, str) and "://" in s for s in items):
+            return [s if isinstance(s, str) and "://" in s else os.path.abspath(s)
+                    for item in items for s in ([item] if isinstance(item, str) and "://" in item
+                                                else resolve_sources([item]))], None, None
     return [os.path.abspath(s) if isinstance(s, str) and s != "-" else s for s in resolve_sources(corpus)], None, None
 
 
@@ -229,7 +274,7 @@ def _plan_new(req: _Request) -> _Plan:
     model = (options or base_model).replace(**mine)
     copts = (req.corpus_options or base_corpus).replace(**corpus_params)
     run = RunOptions(**({} if req.seed is None else {"seed": req.seed}), threads=req.threads)
-    sources, cooc_file, matrix = _inputs(algorithm, req.corpus, req.cooc)
+    sources, cooc_file, matrix = _inputs(algorithm, req.corpus, req.cooc, remote=req.client is not None)
     if sources is None:
         counted = [n for n in mine if n in model.cooc.specs()] + list(corpus_params)
         if counted or req.corpus_options is not None:
@@ -404,7 +449,8 @@ def _execute(plan: _Plan):
             emb = _fit(plan, enc, v.words, v.counts, attrs, fingerprint, threads)
     else:
         data = _cooc_data(plan, threads)
-        emb = _fit(plan, data, data.words, data.counts, data.attrs, _matrix_fingerprint(data.matrix), threads)
+        fingerprint = _matrix_fingerprint(data.matrix) if data.matrix is not None else {}
+        emb = _fit(plan, data, data.words, data.counts, data.attrs, fingerprint, threads)
     emb.attrs["total_seconds"] = time.perf_counter() - t0
     if plan.output is not None:
         emb.save(plan.output)  # durable (fsync, rename, fsync of the directory) ...
@@ -446,6 +492,8 @@ def _cooc_data(plan, threads) -> CoocData:
         attrs = {"cooc_file": plan.cooc_file, **{k: a[k] for k in ("window", "weighting", "symmetric", "sample",
                                                                   "corpus_tokens", "corpus") if k in a}}
         return CoocData(words, counts, X, attrs)
+    if plan.client is not None:
+        return _cooc_on_cluster(plan)
     from .cooc import CsrCollector, cooccurrence
     from .vocab import build_vocab
     with build_vocab(plan.sources, plan.corpus_options, encode=True, work_dir=plan.tmp_dir) as enc:
@@ -455,6 +503,22 @@ def _cooc_data(plan, threads) -> CoocData:
         v = enc.vocab
         return CoocData(v.words, v.counts, sink.matrix(), {"corpus_tokens": v.raw_tokens,
                                                            "vocab_tokens": enc.n_tokens})
+
+
+def _cooc_on_cluster(plan) -> CoocData:
+    """The co-occurrences counted on plan.client: streamed back range by range into one CSR matrix (GloVe
+    trains here), or left on the cluster as row blocks when the algorithm factors them there (PPMI-SVD)."""
+    from . import distributed as D
+    stats = {}
+    if getattr(plan.algorithm.trainer, "factors_on_cluster", False):
+        v, blocks = D.cooccurrence_blocks(plan.sources, plan.corpus_options, plan.options.cooc, plan.client,
+                                          seed=plan.run.seed, stats=stats)
+        return CoocData(v.words, v.counts, None, {"corpus_tokens": v.raw_tokens, "dask_shards": stats["shards"]},
+                        blocks=blocks, client=plan.client)
+    words, counts, X = D.cooccurrences(plan.sources, plan.corpus_options, plan.options.cooc, plan.client,
+                                       seed=plan.run.seed, stats=stats)
+    return CoocData(words, counts, X, {"corpus_tokens": stats["tokens"], "vocab_tokens": stats["vocab_tokens"],
+                                       "dask_shards": stats["shards"]})
 
 
 def _fit(plan, data, words, counts, input_attrs, fingerprint, threads):

@@ -22,11 +22,7 @@ ALPHA = Spec(float, "Initial learning rate, decayed linearly to min_alpha.", che
 MIN_ALPHA = Spec(float, "Final learning rate.", check=non_negative, optional=True, none_means="alpha·1e-4")
 # Half-width of the uniform initialisation of input vectors, in units of 1/dim. word2vec.c uses 0.5 and
 # gensim 1.0; with 5 epochs both under-train small and mid-sized corpora, and a wider start measured
-# better everywhere here (benchmark corpus, 2 seeds each, WS353 / analogy; 1M-token prefix, 3 seeds):
-#   width 0.5: sgns 0.606/0.195, cbow 0.604/0.199; 1M prefix sgns 0.255/0.010
-#   width 2:   sgns 0.621/0.203, cbow 0.619/0.218; 1M prefix sgns 0.288/0.018
-#   width 4:   sgns 0.628/0.206, cbow 0.626/0.222; 1M prefix sgns 0.312/0.027
-# (gensim corpus_file, same settings: 0.608/0.200, cbow 0.621/0.217; 1M prefix 0.297/0.018).
+# better here (benchmark corpus, WS353 / analogy, at the learning rate of each algorithm; README: Defaults).
 INIT_WIDTH = Spec(float, "Input vectors start uniform in [-W/dim, W/dim] (word2vec.c 0.5, gensim 1).",
                   check=above_at_most(0, 1000))
 
@@ -56,7 +52,15 @@ class Word2VecOptions(Options):
 
 @dataclass(frozen=True)
 class SGNSOptions(Word2VecOptions):
-    """Skip-gram with negative sampling."""
+    """Skip-gram with negative sampling. Its defaults were chosen on the benchmark corpus (5.96M tokens, dim 100,
+    window 5, negative 5, sample 1e-4, 5 epochs; a grid over learning rate, initialisation, ns-exponent,
+    shared/per-pair negatives and w/w+c output, 3-6 seeds each; README: Defaults): learning rate 0.04,
+    init width 2, negatives drawn from unigram^0.6 and word + context vectors saved give WS353 0.684 and
+    analogy 0.215 (fastText: 0.661 / 0.211; word2vec.c's settings here: 0.630 / 0.204)."""
+    alpha: float = ALPHA(0.04)
+    ns_exponent: float = NS_EXPONENT(0.6)
+    init_width: float = INIT_WIDTH(2.0)
+    add_contexts: bool = ADD_CONTEXTS(True)
     shared_negatives: bool = Spec(bool, "Draw negatives once per window and share them across its "
                                         "contexts (HogBatch: faster), or per (word, context) pair as "
                                         "word2vec.c does.",
@@ -90,14 +94,20 @@ def continue_arrays(options, init, vocab, seed) -> dict:
     from .errors import FastembError, param
     if init.dim != options.dim:
         raise FastembError(f"{param('init')} has {init.dim} dimensions but {param('dim')} is {options.dim}")
-    if init.attrs.get("add_contexts"):
-        raise FastembError(f"{param('init')}: its vectors were saved as word + context vectors (add_contexts), "
-                           f"which cannot be trained further: continue from a model saved without it")
+    context = init.context_vectors
+    if context is not None and np.shape(context) != init.vectors.shape:
+        context = None
+    inputs = init.vectors
+    if init.attrs.get("add_contexts"):  # saved as word + context vectors: the input vectors are the difference
+        if context is None:
+            raise FastembError(f"{param('init')}: its vectors are word + context vectors (add_contexts) and its "
+                               f"context vectors are not in the file, so its input vectors cannot be recovered")
+        inputs = init.vectors - context
     syn0, syn1 = init_vectors(len(vocab), options.dim, seed, options.init_width)
     n = len(init)
-    syn0[:n] = init.vectors
-    if init.context_vectors is not None and np.shape(init.context_vectors) == init.vectors.shape:
-        syn1[:n] = init.context_vectors
+    syn0[:n] = inputs
+    if context is not None:
+        syn1[:n] = context
     return {"syn0": syn0, "syn1": syn1}
 
 
@@ -125,7 +135,9 @@ class Word2VecTrainer:
     def __init__(self, options: Word2VecOptions, corpus, *, seed, threads, state, arrays=None):
         from . import _w2v_kernels as K
         from .cooc import keep_probabilities
+        from .w2v_dims import kernels
         self.K, self.o, self.corpus, self.seed = K, options, corpus, seed
+        self.kernels = kernels(options.dim)
         self.cbow = isinstance(options, CBOWOptions)
         vocab = corpus.vocab
         if arrays is None:
@@ -157,7 +169,7 @@ class Word2VecTrainer:
         """Train one epoch from state.block on; yields after each block (the loop then updates `state`)."""
         from .loop import Step
         from .vocab import iter_blocks
-        o, K = self.o, self.K
+        o = self.o
         alpha, min_alpha = o.alpha, o.final_alpha
         epoch = state.epoch
         shared = getattr(o, "shared_negatives", True)
@@ -169,11 +181,11 @@ class Word2VecTrainer:
             n_chunks = len(chunk_sents) - 1
             loss = np.zeros(n_chunks, np.float64)
             pairs = np.zeros(n_chunks, np.int64)
-            K.train_chunks(ids, ends, chunk_sents, self.syn0, self.syn1, self.keep, self.alias_prob,
-                           self.alias_idx, self.sig, self.nls, self.cbow, shared, cbow_mean, o.window,
-                           o.negative, np.float32(alpha), np.float32(min_alpha),
-                           float(epoch * self.work_per_epoch + state.pos), self.total_work,
-                           self.seed + epoch * 1_000_003, state.extra["chunk_counter"], loss, pairs)
+            self.kernels.train_chunks(ids, ends, chunk_sents, self.syn0, self.syn1, self.keep, self.alias_prob,
+                                      self.alias_idx, self.sig, self.nls, self.cbow, shared, cbow_mean, o.window,
+                                      o.negative, np.float32(alpha), np.float32(min_alpha),
+                                      float(epoch * self.work_per_epoch + state.pos), self.total_work,
+                                      self.seed + epoch * 1_000_003, state.extra["chunk_counter"], loss, pairs)
             state.extra["chunk_counter"] += n_chunks
             done = epoch * self.work_per_epoch + state.pos + len(ids)
             current = max(min_alpha, alpha - (alpha - min_alpha) * done / self.total_work)
@@ -193,7 +205,7 @@ class Word2VecTrainer:
             chunk_sents = _chunks(ends, CHUNK_TOKENS)
             n = len(chunk_sents) - 1
             loss, pairs = np.zeros(n, np.float64), np.zeros(n, np.int64)
-            self.K.train_chunks(ids, ends, chunk_sents, self.syn0, self.syn1, self.keep, self.alias_prob,
+            self.kernels.train_chunks(ids, ends, chunk_sents, self.syn0, self.syn1, self.keep, self.alias_prob,
                                 self.alias_idx, self.sig, self.nls, self.cbow, shared, cbow_mean, self.o.window,
                                 self.o.negative, np.float32(0.0), np.float32(0.0), 0.0, max(self.total_work, 1.0),
                                 seed, 0, loss, pairs)

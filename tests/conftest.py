@@ -3,6 +3,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -37,3 +38,24 @@ def assert_one_line_error(rc, err, *, expected_rc=1, contains=None):
     assert len(lines) == 1, err
     if contains:
         assert contains in lines[0], lines[0]
+
+
+# Common Bible words of six categories, for quality floors on the shipped corpus (tests/test_quality_floors.py)
+CATEGORIES = {
+    "metal": "gold silver brass iron tin lead".split(),
+    "animal": "sheep oxen goats camels asses horses bullocks lambs rams".split(),
+    "number": "two three four five six seven eight nine ten twenty thirty forty fifty hundred thousand".split(),
+    "kin": "father mother brother sister son daughter wife husband".split(),
+    "place": "jerusalem samaria bethel damascus egypt babylon hebron gilgal shechem".split(),
+    "body": "hand eyes head feet mouth heart face ear".split(),
+}
+
+
+def category_purity(emb) -> float:
+    """Share of the listed words whose nearest other listed word (cosine) shares its category."""
+    words = [(w, c) for c, ws in CATEGORIES.items() for w in ws]
+    unit = emb.normalized()[[emb.index[w] for w, _ in words]]
+    sims = unit @ unit.T
+    np.fill_diagonal(sims, -np.inf)
+    nearest = sims.argmax(1)
+    return float(np.mean([words[j][1] == c for (_, c), j in zip(words, nearest)]))

@@ -4,7 +4,7 @@ import pytest
 import fastemb
 from fastemb import _w2v_kernels as K
 from fastemb import train
-from conftest import SAMPLE, assert_one_line_error, run_cli
+from conftest import SAMPLE, assert_one_line_error, category_purity, run_cli
 
 SIG, NLS = K.sigmoid_tables()
 
@@ -28,15 +28,21 @@ def rand_params(n=6, dim=8, seed=0):
             rng.standard_normal((n, dim)).astype(np.float32) * 0.5)
 
 
-def test_sg_pair_matches_numpy_gradient_step():
-    syn0, syn1 = rand_params()
+from fastemb.w2v_dims import kernels  # noqa: E402
+
+DIMS = [8, 50]  # 8: the generic kernels (length read from the arrays); 50: compiled for a constant length
+
+
+@pytest.mark.parametrize("dim", DIMS)
+def test_sg_pair_matches_numpy_gradient_step(dim):
+    syn0, syn1 = rand_params(dim=dim)
     s0, s1 = syn0.copy(), syn1.copy()
     word, context, alpha = 2, 4, np.float32(0.1)
     out = np.array([word, 0, 5])  # the centre word, then the negatives
-    loss = K.sg_pair(syn0, syn1, context, out, 3, alpha, SIG, NLS, np.zeros(8, np.float32))
+    loss = kernels(dim).sg_pair(syn0, syn1, context, out, 3, alpha, SIG, NLS, np.zeros(dim, np.float32))
     # reference: gradient ascent on log σ(v_c·u_w) + Σ log σ(-v_c·u_n), output rows updated in turn
     v = s0[context].copy()
-    grad_v = np.zeros(8)
+    grad_v = np.zeros(dim)
     ref_loss = 0.0
     for target, label in ((word, 1), (0, 0), (5, 0)):
         f = float(v @ s1[target])
@@ -50,15 +56,16 @@ def test_sg_pair_matches_numpy_gradient_step():
     assert loss == pytest.approx(ref_loss, rel=2e-2)  # table lookup of log σ
 
 
-def test_shared_negative_window_matches_numpy_matrix_step():
-    syn0, syn1 = rand_params()
+@pytest.mark.parametrize("dim", DIMS)
+def test_shared_negative_window_matches_numpy_matrix_step(dim):
+    syn0, syn1 = rand_params(dim=dim)
     s0, s1 = syn0.copy(), syn1.copy()
     ctx = np.array([1, 3, 4, 1])  # a repeated context word gets both updates
     out = np.array([2, 0, 5])
     alpha = np.float32(0.05)
     G = np.zeros((4, 3), np.float32)
-    K.sg_window_shared(syn0, syn1, ctx, 4, out, 3, alpha, SIG, NLS, G, np.zeros((4, 8), np.float32),
-                       np.zeros((3, 8), np.float32))
+    kernels(dim).sg_window_shared(syn0, syn1, ctx, 4, out, 3, alpha, SIG, NLS, G, np.zeros((4, dim), np.float32),
+                                    np.zeros((3, dim), np.float32))
     S = s0[ctx] @ s1[out].T
     labels = np.array([1.0, 0.0, 0.0])
     Gr = (labels - np.vectorize(table_sigmoid)(S)) * alpha
@@ -70,17 +77,18 @@ def test_shared_negative_window_matches_numpy_matrix_step():
     np.testing.assert_allclose(syn1, s1, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("dim", DIMS)
 @pytest.mark.parametrize("mean", [True, False])
-def test_cbow_window_matches_numpy(mean):
-    syn0, syn1 = rand_params()
+def test_cbow_window_matches_numpy(mean, dim):
+    syn0, syn1 = rand_params(dim=dim)
     s0, s1 = syn0.copy(), syn1.copy()
     ctx = np.array([0, 1, 3])
     out = np.array([2, 4, 5])
     alpha = np.float32(0.1)
-    K.cbow_window(syn0, syn1, ctx, 3, out, 3, alpha, mean, SIG, NLS, np.zeros(8, np.float32),
-                  np.zeros(8, np.float32))
+    kernels(dim).cbow_window(syn0, syn1, ctx, 3, out, 3, alpha, mean, SIG, NLS, np.zeros(dim, np.float32),
+                               np.zeros(dim, np.float32))
     h = s0[ctx].sum(0) / (3 if mean else 1)
-    e = np.zeros(8)
+    e = np.zeros(dim)
     for target, label in zip(out, (1, 0, 0)):
         g = (label - table_sigmoid(float(h @ s1[target]))) * alpha
         e += g * s1[target]
@@ -145,28 +153,10 @@ def test_loss_falls_on_real_text(kjv_sgns):
     assert np.mean(curve[-3:]) < np.mean(curve[:3])
 
 
-CATEGORIES = {
-    "metal": "gold silver brass iron tin lead".split(),
-    "animal": "sheep oxen goats camels asses horses bullocks lambs rams".split(),
-    "number": "two three four five six seven eight nine ten twenty thirty forty fifty hundred thousand".split(),
-    "kin": "father mother brother sister son daughter wife husband".split(),
-    "place": "jerusalem samaria bethel damascus egypt babylon hebron gilgal shechem".split(),
-    "body": "hand eyes head feet mouth heart face ear".split(),
-}
-
-
 def test_quality_floor_on_sample_corpus(kjv_sgns):
-    """WordSim-353 covers only 48 pairs of the KJV, too few for a stable floor. Instead: among 55 common
-    Bible words of six categories, a word's nearest other listed word must share its category.
-    Measured on the shipped corpus: 0.98-1.00 (sgns and cbow, seeds 1-3); random vectors score 0.22."""
-    words = [(w, c) for c, ws in CATEGORIES.items() for w in ws]
-    assert all(w in kjv_sgns for w, _ in words)
-    unit = kjv_sgns.normalized()[[kjv_sgns.index[w] for w, _ in words]]
-    sims = unit @ unit.T
-    np.fill_diagonal(sims, -np.inf)
-    nearest = sims.argmax(1)
-    purity = np.mean([words[j][1] == c for (_, c), j in zip(words, nearest)])
-    assert purity > 0.8, purity
+    """The category purity of conftest.CATEGORIES (defaults' floors for every algorithm: test_quality_floors).
+    Measured on the shipped corpus: 0.96-1.00 (sgns and cbow, seeds 1-3); random vectors score 0.22."""
+    assert category_purity(kjv_sgns) > 0.8
     assert "aaron" in [w for w, _ in kjv_sgns.most_similar("moses", topn=10)]
 
 
