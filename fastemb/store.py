@@ -217,6 +217,68 @@ def _check_dataset(path, name, ds):
         raise FileError(f"{path}: {name} has an unsupported data type ({ds.dtype})")
 
 
+PROBE_SECONDS = 10.0          # the probe's time limit: this much (env FASTEMB_PROBE_SECONDS), plus a second per 20 MB
+PROBE_BYTES_PER_SECOND = 20e6
+
+
+def _read_everything_risky(f):
+    """What the HDF5 library decodes from heaps and B-trees: the walk, every attribute's value and every
+    variable-length dataset (the vocabulary's strings)."""
+    h5py = _h5py()
+    objects = [f]
+    _walk(f.filename, f)
+    f.visititems(lambda name, obj: objects.append(obj))
+    for obj in objects:
+        for name in obj.attrs:
+            obj.attrs[name]
+        if isinstance(obj, h5py.Dataset) and obj.dtype.kind == "O":
+            obj[()]
+
+
+def _probe(path):
+    """A damaged file can make the HDF5 C library loop forever or crash the process (a corrupted global
+    heap under a string attribute did, in fuzzing), which no Python check can catch once inside it. So a
+    forked child reads first what could do that, under a time limit; a child that hangs or dies by a
+    signal means a damaged file and a one-line error, and the parent never touches it. Any Python error
+    in the child is left to the parent's own checks, which report it. Not done where fork is missing."""
+    if not hasattr(os, "fork") or os.environ.get("FASTEMB_NO_PROBE"):
+        return
+    import time
+    h5py = _h5py()
+    try:
+        base = float(os.environ.get("FASTEMB_PROBE_SECONDS", PROBE_SECONDS))
+    except ValueError:
+        base = PROBE_SECONDS
+    limit = base + os.path.getsize(path) / PROBE_BYTES_PER_SECOND
+    pid = os.fork()
+    if pid == 0:  # the child: read, and leave without running any of the parent's exit handlers
+        code = 0
+        try:
+            import faulthandler
+            faulthandler.disable()  # a crash here is reported by the parent, in one line
+            with h5py.File(path, "r", locking=False) as f:
+                _read_everything_risky(f)
+        except BaseException:
+            code = 3
+        os._exit(code)
+    deadline = time.monotonic() + limit
+    delay = 0.0005
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            raise FileError(f"{path}: damaged HDF5 file (the HDF5 library did not finish reading its metadata "
+                            f"in {limit:.0f}s)")
+        time.sleep(delay)
+        delay = min(delay * 2, 0.002)
+    if os.WIFSIGNALED(status):
+        raise FileError(f"{path}: damaged HDF5 file (the HDF5 library crashed reading it: signal "
+                        f"{os.WTERMSIG(status)})")
+
+
 @contextlib.contextmanager
 def open_h5(path, content=None, foreign_ok=False):
     """Open an HDF5 file for reading through the checked door. `content` is what a fastemb file must hold
@@ -224,6 +286,8 @@ def open_h5(path, content=None, foreign_ok=False):
     fastemb is accepted (the loader then checks that what it needs is there)."""
     h5py = _h5py()
     path = check_readable(path)
+    if _is_hdf5(path):
+        _probe(path)
     try:
         f = h5py.File(path, "r", locking=False)
     except OSError as e:

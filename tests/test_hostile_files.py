@@ -361,6 +361,40 @@ def test_clean_leaves_live_runs_alone(tmp_path):
     assert live.exists() and not dead.exists() and not part.exists()
 
 
+HANGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "hdf5-hangs-reading-an-attribute.h5")
+
+
+def test_a_file_that_hangs_the_hdf5_library_is_refused(tmp_path, monkeypatch):
+    """Found by the fuzzer below: flipped bytes in the global heap under a string attribute make the HDF5
+    C library loop forever on reading `encoding-type`. The forked probe gives up and says so in one line."""
+    from fastemb import store
+    monkeypatch.setattr(store, "PROBE_SECONDS", 1.0)
+    t = time.monotonic()
+    with pytest.raises(fastemb.FileError, match="damaged HDF5 file"):
+        fastemb.load(HANGS)
+    assert time.monotonic() - t < 30
+    rc, _, err = run_cli("export", HANGS, "--format", "glove", "-o", tmp_path / "x.txt", env={"FASTEMB_PROBE_SECONDS": "1"})
+    assert_one_line_error(rc, err, contains="damaged HDF5 file")
+    assert not (tmp_path / "x.txt").exists()
+
+
+@pytest.mark.parametrize("failure, contains", [("loop", "did not finish"), ("crash", "crashed")])
+def test_probe_survives_a_library_that_loops_or_crashes(good, monkeypatch, failure, contains):
+    from fastemb import store
+    path, _ = good
+
+    def misbehave(f):
+        if failure == "loop":
+            while True:
+                pass
+        os.kill(os.getpid(), signal.SIGSEGV)
+    monkeypatch.setattr(store, "_read_everything_risky", misbehave)
+    monkeypatch.setattr(store, "PROBE_SECONDS", 0.5)
+    with pytest.raises(fastemb.FileError, match=contains) as e:
+        fastemb.load(path)
+    assert "\n" not in str(e.value)
+
+
 # ------------------------------------------------------------------------------------------ fuzzing
 FUZZ_WORKER = r'''
 import io, sys, json, contextlib
