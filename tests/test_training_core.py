@@ -120,7 +120,7 @@ def test_one_name_one_meaning():
             assert isinstance(spec, Spec)
     # the old double meanings are gone
     assert "alpha" not in fastemb.GloveOptions.specs() and "neg" not in fastemb.PPMIOptions.specs()
-    assert fastemb.GloveOptions().get("window") == 10 and fastemb.PPMIOptions().get("window") == 2
+    assert fastemb.GloveOptions().get("window") == 10 and fastemb.PPMIOptions().get("window") == 5
 
 
 def test_callbacks_once_per_epoch_with_falling_loss(tmp_path):
@@ -144,7 +144,9 @@ def test_callbacks_once_per_epoch_with_falling_loss(tmp_path):
     losses = [s[1] for s in seen]
     assert all(b < a for a, b in zip(losses, losses[1:])) and losses == emb.attrs["loss"]
     assert all(s[2] > 0 for s in seen)
-    assert not np.array_equal(seen[0][3], seen[-1][3]) and np.array_equal(seen[-1][3], emb.vectors)
+    assert not np.array_equal(seen[0][3], seen[-1][3])
+    # run.vectors are the input vectors W; skip-gram saves W + C by default (add_contexts)
+    assert emb.attrs["add_contexts"] and np.array_equal(seen[-1][3] + emb.context_vectors, emb.vectors)
 
 
 def test_glove_callbacks_and_early_stop(tmp_path):
