@@ -82,6 +82,17 @@ def connect(address):
     return client, True
 
 
+def _identity(x):
+    return x
+
+
+def _shared(client, obj):
+    """obj on the cluster as the result of a task (not scattered data): a worker that dies holding it is
+    survived, since Dask recomputes a task's result from the graph but cannot recompute scattered data
+    (its dependents would be cancelled for "lost dependencies")."""
+    return client.submit(_identity, obj, pure=False)
+
+
 def _announce(client):
     link = getattr(client, "dashboard_link", None)
     if link:
@@ -857,13 +868,13 @@ def _cooc_run(shard_list, copts, options, client, seed, partitions, storage_opti
     n_rows = len(vocab)
     vocab_text = b"".join(w + b"\n" for w in vp.words)
     vocab_key = hashlib.sha256(vocab_text).hexdigest()
-    [text_f] = client.scatter([vocab_text], broadcast=True, hash=True)
+    text_f = _shared(client, vocab_text)
     if sample:
         bases, n_sentences = _sentence_bases(client, vp, params, vocab_key, text_f, copts)
     else:
         bases, n_sentences = [0] * len(shard_list), None
     keep = keep_probabilities(vocab.counts, options.sample)
-    [keep_f] = client.scatter([keep], broadcast=True, hash=True)
+    keep_f = _shared(client, keep)
     bounds = _row_bounds(vocab.counts, options.window, options.symmetric,
                          partitions if partitions is not None else 2 * n_workers)
     cooc = {"window": options.window, "weighting": options.weighting, "symmetric": options.symmetric}
@@ -1003,7 +1014,7 @@ def _as_blocks(client, X, block_rows=None):
     import scipy.sparse as sp
     from distributed import Future
     if isinstance(X, (list, tuple)):
-        return [b if isinstance(b, Future) else client.scatter(sp.csr_matrix(b)) for b in X]
+        return [b if isinstance(b, Future) else _shared(client, sp.csr_matrix(b)) for b in X]
     X = sp.csr_matrix(X)
     n = X.shape[0]
     if block_rows is None:
@@ -1013,7 +1024,7 @@ def _as_blocks(client, X, block_rows=None):
         bounds = np.unique(np.concatenate(([0], np.clip(cuts, 1, n), [n])))
     else:
         bounds = np.unique(np.concatenate((np.arange(0, n, int(block_rows)), [n])))
-    return client.scatter([X[a:b] for a, b in zip(bounds[:-1], bounds[1:]) if b > a])
+    return [_shared(client, X[a:b]) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
 
 
 def _shape(b):
@@ -1063,7 +1074,7 @@ def ppmi_blocks(X, client, *, cds=0.75, shift=1.0, block_rows=None):
     col_sum = _tree(client, [client.submit(_col_sums, b) for b in blocks], _add).result()
     col_smooth = col_sum ** cds
     log_total = float(np.log(col_smooth.sum()))
-    [cs] = client.scatter([col_smooth], broadcast=True, hash=True)
+    cs = _shared(client, col_smooth)
     return [client.submit(_ppmi_block, b, cs, log_total, shift) for b in blocks]
 
 
@@ -1126,16 +1137,16 @@ def randomized_svd_blocks(blocks, k, client, *, n_iter=4, oversample=10, seed=1)
     rng = np.random.default_rng(seed)
     width = min(k + oversample, min(n_rows, n_cols))
     G = rng.standard_normal((n_cols, width), dtype=np.float32)
-    [gf] = client.scatter([G], broadcast=True)
+    gf = _shared(client, G)
     Q = _tsqr(client, [client.submit(_matmat, b, gf) for b in blocks])
     for it in range(n_iter):
         Z = np.linalg.qr(_sum_products(client, Mt, Q))[0]
-        [zf] = client.scatter([Z], broadcast=True)
+        zf = _shared(client, Z)
         Q = _tsqr(client, [client.submit(_matmat, b, zf) for b in blocks])
         log.info(f"svd: power iteration {it + 1}/{n_iter}")
     Bt = _sum_products(client, Mt, Q)
     u_b, s, vt = np.linalg.svd(Bt.T.astype(np.float64), full_matrices=False)
-    [uf] = client.scatter([u_b[:, :k]], broadcast=True)
+    uf = _shared(client, u_b[:, :k])
     U = np.vstack(client.gather([client.submit(_times, q, uf) for q in Q]))
     return U.astype(np.float32), s[:k].astype(np.float32), vt[:k].astype(np.float32)
 
