@@ -110,6 +110,16 @@ def vocab_scaling(work, sizes=(10_000, 50_000, 200_000), tokens=5_000_000):
     return out
 
 
+def _finish_axes(ax, legend_size):
+    """Integer x ticks, both axes from zero, a light grid and a legend."""
+    from matplotlib.ticker import MaxNLocator
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlim(left=0)
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=legend_size)
+
+
 def plots(rows, extra, out_dir):
     try:
         import matplotlib
@@ -117,7 +127,6 @@ def plots(rows, extra, out_dir):
         import matplotlib.pyplot as plt
     except ImportError:
         return ["matplotlib is not installed: no plots (pip install matplotlib)"]
-    from matplotlib.ticker import MaxNLocator
     made = []
     train = [r for r in rows if r["task"] in ("sgns", "cbow") and r.get("words_per_second")
              and not r.get("extra_args") and r["epochs"] == 5]
@@ -133,11 +142,7 @@ def plots(rows, extra, out_dir):
                 ax.plot(*zip(*pts), marker="o", label=tool)
         ax.set(title=f"{task}: training throughput against threads", xlabel="threads",
                ylabel="training throughput (M words/s)")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_xlim(left=0)
-        ax.set_ylim(bottom=0)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        _finish_axes(ax, 7)
     fig.tight_layout()
     fig.savefig(os.path.join(out_dir, "throughput_vs_threads.png"), dpi=100)
     made.append("throughput_vs_threads.png")
@@ -168,11 +173,7 @@ def plots(rows, extra, out_dir):
                 ax.plot(*zip(*pts), marker="o", label=tool)
         ax.set(title="skip-gram: WordSim-353 against epochs (1M-token corpus)", xlabel="epochs",
                ylabel="WordSim-353 Spearman ρ")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_xlim(left=0)
-        ax.set_ylim(bottom=0)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        _finish_axes(ax, 8)
         fig.tight_layout()
         fig.savefig(os.path.join(out_dir, "quality_vs_epochs.png"), dpi=100)
         made.append("quality_vs_epochs.png")

@@ -190,7 +190,8 @@ def vecmap_transforms(X, Y, *, whiten=True, src_reweight=0.5, trg_reweight=0.5, 
 def induce_pairs(alignment, src, tgt, *, vocab=20000, csls_k=10, direction="union", batch=2048):
     """A dictionary induced from the mapped spaces: for the `vocab` most frequent words of each side, the
     nearest neighbour under CSLS forward (source -> target), backward, their union (VecMap's default) or
-    the mutual pairs (MUSE's refinement). Returns (source ids, target ids, mean best similarity)."""
+    the mutual pairs (MUSE's refinement). Returns (source ids, target ids, the mean cosine of the forward
+    and backward pairs)."""
     if direction not in ("union", "mutual", "forward", "backward"):
         raise OptionError("direction", f"must be union, mutual, forward or backward (got {direction!r})")
     n_src, n_tgt = min(vocab, len(src)), min(vocab, len(tgt))
@@ -198,8 +199,10 @@ def induce_pairs(alignment, src, tgt, *, vocab=20000, csls_k=10, direction="unio
     T = _unit(alignment.map_target(tgt.vectors[:n_tgt]))
     r_src = mean_topk_similarity(T, S, csls_k, batch)  # each target's neighbourhood among mapped sources
     r_tgt = mean_topk_similarity(S, T, csls_k, batch)
-    fwd, fwd_best = _csls_argmax(S, T, r_tgt, r_src, batch)
-    bwd, bwd_best = _csls_argmax(T, S, r_src, r_tgt, batch)
+    fwd = retrieve(S, T, 1, "csls", batch=batch, penalties=(r_tgt, r_src))[:, 0]
+    bwd = retrieve(T, S, 1, "csls", batch=batch, penalties=(r_src, r_tgt))[:, 0]
+    # the objective: the mean cosine of the pairs each direction induced
+    objective = (np.einsum("ij,ij->i", S, T[fwd]).mean() + np.einsum("ij,ij->i", T, S[bwd]).mean()) / 2
     src_ids = np.arange(n_src)
     tgt_ids = np.arange(n_tgt)
     if direction == "forward":
@@ -211,18 +214,7 @@ def induce_pairs(alignment, src, tgt, *, vocab=20000, csls_k=10, direction="unio
     else:
         mutual = bwd[fwd] == src_ids
         pairs = (src_ids[mutual], fwd[mutual])
-    return pairs[0], pairs[1], float((fwd_best.mean() + bwd_best.mean()) / 2)
-
-
-def _csls_argmax(A, B, r_a, r_b, batch):
-    """For each row of A, the row of B with the best CSLS score 2cos - r_a - r_b, and the best cosine."""
-    best = np.empty(A.shape[0], np.int64)
-    best_cos = np.empty(A.shape[0], np.float32)
-    for b0 in range(0, A.shape[0], batch):
-        sims = A[b0:b0 + batch] @ B.T
-        best_cos[b0:b0 + batch] = sims.max(axis=1)
-        best[b0:b0 + batch] = np.argmax(2 * sims - r_a[b0:b0 + batch, None] - r_b[None, :], axis=1)
-    return best, best_cos
+    return pairs[0], pairs[1], float(objective)
 
 
 def refine(src, tgt, seed_pairs, rounds=5, method="procrustes", *, vocab=20000, csls_k=10, direction="union",
@@ -288,38 +280,40 @@ def _cca(Xc, Yc, ridge):
 
 
 # ----------------------------------------------------------------------------------------- retrieval
-def _topk_rows(S, k):
+def _topk(S, k):
+    """(indices, values) of the k largest entries of each row of S."""
     from ._query_kernels import topk_rows
-    return topk_rows(np.ascontiguousarray(S, dtype=np.float32), min(k, S.shape[1]))[0]
+    return topk_rows(np.ascontiguousarray(S, dtype=np.float32), min(k, S.shape[1]))
 
 
 def mean_topk_similarity(A, B, k, batch=2048):
     """For each row of A: the mean cosine of its k nearest rows of B (A, B unit-normalised)."""
     out = np.empty(A.shape[0], np.float32)
-    k = min(k, B.shape[0])
     for b0 in range(0, A.shape[0], batch):
-        from ._query_kernels import topk_rows
-        S = A[b0:b0 + batch] @ B.T
-        out[b0:b0 + batch] = topk_rows(np.ascontiguousarray(S, dtype=np.float32), k)[1].mean(1)
+        out[b0:b0 + batch] = _topk(A[b0:b0 + batch] @ B.T, k)[1].mean(1)
     return out
 
 
-def retrieve(queries, targets, k=10, method="nn", csls_k=10, mapped_sources=None, batch=2048):
+def retrieve(queries, targets, k=10, method="nn", csls_k=10, mapped_sources=None, batch=2048, penalties=None):
     """Top-k target rows for each query row (all unit-normalised): nearest neighbour by cosine, or CSLS
     2cos(x, y) − r_T(x) − r_S(y) where r_T(x) is the mean similarity of x to its csls_k nearest targets
-    and r_S(y) that of y to its csls_k nearest mapped sources (all of `mapped_sources`)."""
+    and r_S(y) that of y to its csls_k nearest mapped sources (all of `mapped_sources`). `penalties`:
+    (r_T of the queries, r_S of the targets) when the caller has them already."""
     if method not in ("nn", "csls"):
         raise FastembError(f"unknown retrieval {method!r} (nn or csls)")
     if method == "csls":
-        sources = queries if mapped_sources is None else mapped_sources
-        r_src = mean_topk_similarity(targets, sources, csls_k, batch)
-        r_tgt = mean_topk_similarity(queries, targets, csls_k, batch)
+        if penalties is not None:
+            r_tgt, r_src = penalties
+        else:
+            sources = queries if mapped_sources is None else mapped_sources
+            r_src = mean_topk_similarity(targets, sources, csls_k, batch)
+            r_tgt = mean_topk_similarity(queries, targets, csls_k, batch)
     out = np.empty((queries.shape[0], min(k, targets.shape[0])), np.int64)
     for b0 in range(0, queries.shape[0], batch):
         S = queries[b0:b0 + batch] @ targets.T
         if method == "csls":
             S = 2 * S - r_tgt[b0:b0 + batch, None] - r_src[None, :]
-        out[b0:b0 + batch] = _topk_rows(S, k)
+        out[b0:b0 + batch] = _topk(S, k)[0]
     return out
 
 

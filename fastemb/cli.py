@@ -204,7 +204,7 @@ def cooc(corpus, output, force, seed, threads, tmp_dir, dask_address, as_json, q
         from .distributed import cooccurrences
         stats = cooccurrences(list(corpus), copts, options, client=dask_address, seed=run.seed, output=output,
                               force=True)
-        _summary(as_json, {k: v for k, v in stats.items() if k != "output"} | {"output": output},
+        _summary(as_json, stats,
                  f"cooc: {stats['words']:,} x {stats['words']:,} matrix, {stats['nnz']:,} nonzeros from "
                  f"{stats['shards']} shards on {stats['workers']} workers -> {output}", quiet)
         return

@@ -303,6 +303,18 @@ def merge_runs(runs, key_bits):
     return keys[:m], vals[:m]
 
 
+def csr_piece(keys, vals, col_bits, r0=None, r1=None):
+    """Sorted fixed-point (keys, vals) as what sink.append takes: (r0, r1, nonzeros per row, column
+    indices, float32 values) for rows r0..r1-1 (by default the rows the keys span)."""
+    col_bits = np.uint64(col_bits)
+    rows = (keys >> col_bits).astype(np.int64)
+    if r0 is None:
+        r0, r1 = int(rows[0]), int(rows[-1]) + 1
+    mask = (np.uint64(1) << col_bits) - np.uint64(1)
+    return (r0, r1, np.bincount(rows - r0, minlength=r1 - r0).astype(np.int64), (keys & mask).astype(np.int32),
+            (vals / FIXED_SCALE).astype(np.float32))
+
+
 def _merge(runs, n_rows, col_bits, key_bits, sink, memory):
     """Merge the sorted runs key range by key range (a range may end inside a row: the sink adds row
     counts up) into CSR pieces of bounded size; returns the number of nonzeros."""
@@ -320,7 +332,6 @@ def _merge(runs, n_rows, col_bits, key_bits, sink, memory):
     bounds = [int(k) for k in fences[step::step]]
     end_key = (n_rows << int(col_bits)) + 1
     bounds = sorted(set(b for b in bounds if b > 0)) + [end_key]
-    mask = (np.uint64(1) << col_bits) - np.uint64(1)
     positions = [0] * len(runs)
     nnz = 0
     progress = Progress("merge", sum(r.n for r in runs), unit="pairs") if len(bounds) >= 4 else None
@@ -331,10 +342,7 @@ def _merge(runs, n_rows, col_bits, key_bits, sink, memory):
         if not parts:
             continue
         keys, vals = merge_runs(parts, key_bits)
-        rows = (keys >> col_bits).astype(np.int64)
-        r0, r1 = int(rows[0]), int(rows[-1]) + 1
-        sink.append(r0, r1, np.bincount(rows - r0, minlength=r1 - r0), (keys & mask).astype(np.int32),
-                    (vals / FIXED_SCALE).astype(np.float32))
+        sink.append(*csr_piece(keys, vals, col_bits))
         nnz += len(keys)
         done = sum(positions)
         if progress is not None:

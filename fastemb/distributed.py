@@ -780,22 +780,19 @@ class _PairCounter:
         self.used[0] = 0
         self.runs.append((k, v))
         if sum(k.nbytes + v.nbytes for k, v in self.runs) + self.keys.nbytes + self.vals.nbytes > self.memory // 2:
-            self.runs = [_merge_sorted(self.runs, self.key_bits)]
+            from .cooc import merge_runs
+            self.runs = [merge_runs(self.runs, self.key_bits)]
 
     def finish(self, row_bounds):
         """The pairs as sorted, unique fixed-point (keys, vals), cut at row_bounds."""
         if self.keys is not None:
             self._spill()
+        from .cooc import merge_runs
         self.keys = self.vals = None
-        keys, vals = _merge_sorted(self.runs, self.key_bits)
+        keys, vals = merge_runs(self.runs, self.key_bits)
         self.runs = []
         cuts = np.searchsorted(keys, np.asarray(row_bounds, np.uint64) << self.col_bits)
         return [(keys[a:b], vals[a:b]) for a, b in zip(cuts[:-1], cuts[1:])]
-
-
-def _merge_sorted(runs, key_bits):
-    from .cooc import merge_runs
-    return merge_runs(runs, key_bits)
 
 
 def _cooc_shard(shard, params, cooc, seed, vocab_key, vocab_text, keep, sentence_base, row_bounds):
@@ -821,13 +818,9 @@ def _part(result, p):
 
 def _reduce_range(r0, r1, col_bits, key_bits, *pieces):
     """One row range of the matrix: the shards' pieces summed (exact integers), as CSR arrays."""
-    from .cooc import FIXED_SCALE
-    keys, vals = _merge_sorted(list(pieces), key_bits)
-    col_bits = np.uint64(col_bits)
-    mask = (np.uint64(1) << col_bits) - np.uint64(1)
-    rows = (keys >> col_bits).astype(np.int64)
-    return (r0, r1, np.bincount(rows - r0, minlength=r1 - r0).astype(np.int64), (keys & mask).astype(np.int32),
-            (vals / FIXED_SCALE).astype(np.float32))
+    from .cooc import csr_piece, merge_runs
+    keys, vals = merge_runs(list(pieces), key_bits)
+    return csr_piece(keys, vals, col_bits, r0, r1)
 
 
 def _range_csr(piece, n_cols):

@@ -220,13 +220,16 @@ def _inputs(algorithm, corpus, cooc, remote=False):
         if not os.path.isfile(cooc):
             raise FileError(f"{os.fspath(cooc)}: no such file")
         return None, os.path.abspath(cooc), None
-    if remote and isinstance(corpus, (list, tuple, str, os.PathLike)):
-        items = [corpus] if isinstance(corpus, (str, os.PathLike)) else list(corpus)
-        if any(isinstance(s, str) and "://" in s for s in items):
-            return [s if isinstance(s, str) and "://" in s else os.path.abspath(s)
-                    for item in items for s in ([item] if isinstance(item, str) and "://" in item
-                                                else resolve_sources([item]))], None, None
-    return [os.path.abspath(s) if isinstance(s, str) and s != "-" else s for s in resolve_sources(corpus)], None, None
+    def url(s):
+        return remote and isinstance(s, str) and "://" in s
+    items = [corpus] if isinstance(corpus, (str, os.PathLike)) else corpus
+    if isinstance(items, (list, tuple)) and any(url(s) for s in items):  # the workers open the URLs
+        return [s for item in items for s in ([item] if url(item) else _local(resolve_sources([item])))], None, None
+    return _local(resolve_sources(corpus)), None, None
+
+
+def _local(sources):
+    return [os.path.abspath(s) if isinstance(s, str) and s != "-" else s for s in sources]
 
 
 def _matrix_input(cooc) -> CoocData:
