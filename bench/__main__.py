@@ -30,6 +30,13 @@ def profile_cases(profile, en, en1m, tools, thread_counts=(1, 2)):
             if tool in tools:
                 cases.append(dict(tool=tool, task=task, corpus=en, threads=2, **kw))
         return cases
+    if profile == "hs":  # issue 16: hierarchical softmax against negative sampling, fastemb and gensim, same run
+        for task in ("sgns", "cbow"):
+            for hs in (True, False):
+                for tool, mode in (("fastemb", ""), ("gensim", "corpus_file")):
+                    if tool in tools:
+                        cases.append(dict(tool=tool, task=task, corpus=en, threads=2, mode=mode, hs=hs))
+        return cases
     add = (lambda tool, task, corpus, **kw: cases.append(dict(tool=tool, task=task, corpus=corpus, **kw))
            if tool in tools else None)
     add("fastemb", "vocab", main)
@@ -212,7 +219,8 @@ def cmd_run(args):
                     case = {**case, "seed": rep + 1}
                 label = f"[{rep + 1}/{args.repeats}] {case['tool']} {case.get('mode', '')} {case['task']} " \
                         f"threads={case.get('threads', 1)} epochs={case.get('epochs', 5)} " \
-                        f"{os.path.basename(case['corpus'])} {' '.join(case.get('extra_args', []))}"
+                        f"{os.path.basename(case['corpus'])} {' '.join(case.get('extra_args', []))}" \
+                        f"{' hs' if case.get('hs') else ''}"
                 print(label, file=sys.stderr, flush=True)
                 r = H.run_case(case, work)
                 records.append(r)
@@ -220,7 +228,7 @@ def cmd_run(args):
                               if k in ("wall", "rss_mb", "train_seconds", "quality", "skipped", "error")},
                       file=sys.stderr, flush=True)
         extra = {}
-        if "fastemb" in tools and args.profile != "quality":
+        if "fastemb" in tools and args.profile not in ("quality", "hs"):
             extra["startup"] = startup_times(work)
             sizes = (1_000_000, 10_000_000) if args.profile == "quick" else (10_000_000, 100_000_000)
             extra["scaling_rss"] = scaling_rss(work, sizes)
@@ -281,6 +289,8 @@ def main(argv=None):
     g.add_argument("--full", dest="profile", action="store_const", const="full")
     g.add_argument("--quality", dest="profile", action="store_const", const="quality",
                    help="defaults of every tool on the benchmark corpus, 2 threads (with --repeats and --seeds)")
+    g.add_argument("--hs", dest="profile", action="store_const", const="hs",
+                   help="hierarchical softmax vs negative sampling, fastemb and gensim, 2 threads")
     r.set_defaults(profile="quick")
     r.add_argument("--repeats", type=int, default=1)
     r.add_argument("--seeds", action="store_true", help="repeat i runs with seed i (the tools that take one)")

@@ -190,7 +190,7 @@ def evaluate(path):
 # ------------------------------------------------------------------------------------------ summaries
 def case_key(r):
     return (r["tool"], r.get("mode", ""), r["task"], r.get("threads", 1), os.path.basename(r["corpus"]),
-            r.get("epochs", 5), json.dumps(r.get("extra_args", [])))
+            r.get("epochs", 5), json.dumps(r.get("extra_args", [])), bool(r.get("hs")))
 
 
 def summarise(records, corpus_tokens):
@@ -203,7 +203,7 @@ def summarise(records, corpus_tokens):
         first = rs[0]
         row = {k: first[k] for k in ("tool", "task", "corpus") if k in first}
         row.update(mode=first.get("mode", ""), threads=first.get("threads", 1), epochs=first.get("epochs", 5),
-                   extra_args=first.get("extra_args", []), repeats=len(rs))
+                   extra_args=first.get("extra_args", []), repeats=len(rs), hs=bool(first.get("hs")))
         if not first.get("available", True) or any("error" in r for r in rs):
             row["skipped"] = first.get("skipped") or next(r["error"] for r in rs if "error" in r)
             rows.append(row)
@@ -229,7 +229,7 @@ def summarise(records, corpus_tokens):
             continue
         mine = [f for f in rows if f["tool"] == "fastemb" and f["task"] == row["task"] and f["corpus"] == row["corpus"]
                 and f["threads"] == row["threads"] and f["epochs"] == row["epochs"] and not f["extra_args"]
-                and "wall" in f]
+                and f.get("hs") == row.get("hs") and "wall" in f]
         if mine:
             f = mine[0]
             row["speedup_wall"] = row["wall"] / f["wall"]
@@ -263,7 +263,8 @@ def markdown(rows, meta):
         if "speedup_wall" in r:
             ratio = f"whole {r['speedup_wall']:.2f}×" + (f", train {r['speedup_train']:.2f}×"
                                                           if "speedup_train" in r else "")
-        lines.append(f"| {name} | {r.get('mode', '')} | {r['task']} | {r['threads']} | {r['epochs']} | "
+        mode = " ".join(x for x in (r.get("mode", ""), "hs" if r.get("hs") else "") if x)
+        lines.append(f"| {name} | {mode} | {r['task']} | {r['threads']} | {r['epochs']} | "
                      f"{os.path.basename(r['corpus'])}"
                      f" | {wall} | {fmt(r.get('train_seconds'))} | {wps} | {fmt(r.get('rss_mb'), 0)} | "
                      f"{fmt(q.get('ws353'), 3)} | {fmt(q.get('simlex999'), 3)} | {fmt(q.get('analogy'), 3)} | {ratio} |")

@@ -19,7 +19,10 @@ DEFAULT_ALPHA = {"gensim": {"sgns": 0.025, "cbow": 0.05}, "word2vec.c": {"sgns":
 
 
 def _w2v_params(p):
-    return dict(dim=p.get("dim", 100), window=p.get("window", 5), negative=p.get("negative", 5),
+    """The shared word2vec-family settings of a case; `hs` cases train a hierarchical softmax alone (negative
+    0: gensim hs=1 negative=0, word2vec.c -hs 1 -negative 0, fastText loss hs)."""
+    return dict(dim=p.get("dim", 100), window=p.get("window", 5), hs=bool(p.get("hs")),
+                negative=p.get("negative", 0 if p.get("hs") else 5),
                 sample=p.get("sample", 1e-4), min_count=p.get("min_count", 5), epochs=p.get("epochs", 5),
                 alpha=p.get("alpha", DEFAULT_ALPHA.get(p.get("tool"), {}).get(p["task"], 0.025)),
                 threads=p.get("threads", 2))
@@ -61,6 +64,8 @@ def run_fastemb(case):
            "--threads", str(w["threads"]), "--seed", str(p.get("seed", 1)), "--quiet", "--force"]
     if "alpha" in p:  # otherwise fastemb's default learning rate, as every peer runs with its own
         cmd += ["--alpha", str(p["alpha"])]
+    if w["hs"]:
+        cmd += ["--hs"]
     cmd += p.get("extra_args", [])
     subprocess.run(cmd, check=True)
     import h5py
@@ -75,7 +80,7 @@ def run_gensim(case):
     from gensim.models.word2vec import LineSentence
     logging.disable(logging.CRITICAL)
     w = _w2v_params(case)
-    kw = dict(vector_size=w["dim"], window=w["window"], negative=w["negative"], hs=0, sample=w["sample"],
+    kw = dict(vector_size=w["dim"], window=w["window"], negative=w["negative"], hs=int(w["hs"]), sample=w["sample"],
               min_count=w["min_count"], epochs=w["epochs"], alpha=w["alpha"], workers=w["threads"],
               sg=1 if case["task"] == "sgns" else 0, seed=case.get("seed", 1))
     model = Word2Vec(**kw)
@@ -107,7 +112,7 @@ def run_word2vec_c(case):
     out = os.path.join(case["out_dir"], "vectors.bin")
     subprocess.run([exe, "-train", case["corpus"], "-output", out, "-cbow", "1" if case["task"] == "cbow" else "0",
                     "-size", str(w["dim"]), "-window", str(w["window"]), "-negative", str(w["negative"]),
-                    "-hs", "0", "-sample", str(w["sample"]), "-min-count", str(w["min_count"]), "-iter",
+                    "-hs", str(int(w["hs"])), "-sample", str(w["sample"]), "-min-count", str(w["min_count"]), "-iter",
                     str(w["epochs"]), "-alpha", str(w["alpha"]), "-threads", str(w["threads"]), "-binary", "1"],
                    check=True, stdout=subprocess.DEVNULL)
     return {"vectors": out}
@@ -122,6 +127,7 @@ def run_fasttext(case):
     model = fasttext.train_unsupervised(case["corpus"], model="skipgram" if case["task"] == "sgns" else "cbow",
                                         dim=w["dim"], ws=w["window"], neg=w["negative"], t=w["sample"],
                                         minCount=w["min_count"], epoch=w["epochs"], lr=w["alpha"],
+                                        loss="hs" if w["hs"] else "ns",
                                         thread=w["threads"], minn=0, maxn=0, verbose=0)
     seconds = time.perf_counter() - t0
     words = model.get_words()

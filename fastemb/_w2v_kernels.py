@@ -147,6 +147,72 @@ def sg_window_shared(syn0, syn1, ctx, nc, out, n_out, alpha, sig_table, nls_tabl
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _g_of(f, o, n_out, alpha, sig_table, nls_table):
+    """(g, loss) of output slot o given its score f; slots past n_out are padding (g 0, no loss)."""
+    if o >= n_out:
+        return np.float32(0.0), np.float32(0.0)
+    label = np.float32(1.0) if o == 0 else np.float32(0.0)
+    s, loss = _sig_loss(f, label, sig_table, nls_table)
+    return (label - s) * alpha, loss
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def sg_window_shared6(syn0, syn1, ctx, nc, out, n_out, alpha, sig_table, nls_table, d_ctx, d_out):
+    """sg_window_shared for the default negative 5 (at most six output rows), in two fused sweeps per
+    context row: its six scores in one pass over the row (six independent accumulators, the input row read
+    once), then its delta and the six output deltas in a second. Slots past n_out (a negative that drew the
+    centre word is dropped) repeat out[0] with gradient 0. Same arithmetic as sg_window_shared up to the
+    order of float sums; the updates are applied after the window, from the values read before it."""
+    r0 = syn1[out[0]]
+    r1 = syn1[out[1 if n_out > 1 else 0]]
+    r2 = syn1[out[2 if n_out > 2 else 0]]
+    r3 = syn1[out[3 if n_out > 3 else 0]]
+    r4 = syn1[out[4 if n_out > 4 else 0]]
+    r5 = syn1[out[5 if n_out > 5 else 0]]
+    e0, e1, e2, e3, e4, e5 = d_out[0], d_out[1], d_out[2], d_out[3], d_out[4], d_out[5]
+    dim = _n(r0)
+    for k in range(dim):
+        e0[k] = 0.0
+        e1[k] = 0.0
+        e2[k] = 0.0
+        e3[k] = 0.0
+        e4[k] = 0.0
+        e5[k] = 0.0
+    loss = 0.0
+    for c in range(nc):
+        l1 = syn0[ctx[c]]
+        f0 = f1 = f2 = f3 = f4 = f5 = np.float32(0.0)
+        for k in range(dim):
+            x = l1[k]
+            f0 += x * r0[k]
+            f1 += x * r1[k]
+            f2 += x * r2[k]
+            f3 += x * r3[k]
+            f4 += x * r4[k]
+            f5 += x * r5[k]
+        g0, p0 = _g_of(f0, 0, n_out, alpha, sig_table, nls_table)
+        g1, p1 = _g_of(f1, 1, n_out, alpha, sig_table, nls_table)
+        g2, p2 = _g_of(f2, 2, n_out, alpha, sig_table, nls_table)
+        g3, p3 = _g_of(f3, 3, n_out, alpha, sig_table, nls_table)
+        g4, p4 = _g_of(f4, 4, n_out, alpha, sig_table, nls_table)
+        g5, p5 = _g_of(f5, 5, n_out, alpha, sig_table, nls_table)
+        loss += p0 + p1 + p2 + p3 + p4 + p5
+        dc = d_ctx[c]
+        for k in range(dim):
+            x = l1[k]
+            dc[k] = g0 * r0[k] + g1 * r1[k] + g2 * r2[k] + g3 * r3[k] + g4 * r4[k] + g5 * r5[k]
+            e0[k] += g0 * x
+            e1[k] += g1 * x
+            e2[k] += g2 * x
+            e3[k] += g3 * x
+            e4[k] += g4 * x
+            e5[k] += g5 * x
+    _add_rows(syn0, ctx, nc, d_ctx)
+    _add_rows(syn1, out, n_out, d_out)
+    return loss
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _predict(h, syn1, out, n_out, alpha, sig_table, nls_table, neu1e):
     """The output layer of word2vec.c: hidden vector h predicts out[0] (label 1) against out[1:n_out]
     (label 0); each output row is updated at once, the error for h is accumulated in neu1e. Returns the
@@ -164,6 +230,37 @@ def _predict(h, syn1, out, n_out, alpha, sig_table, nls_table, neu1e):
     return loss
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _predict_hs(h, syn1, points, codes, length, alpha, sig_table, nls_table, neu1e):
+    """Hierarchical softmax (word2vec.c's hs branch): h predicts its word's path through the Huffman tree,
+    node points[d] with label 1 − codes[d]; each node row is updated at once, the error for h is accumulated
+    in neu1e. Returns the loss (−log P(word | h))."""
+    dim = _n(h)
+    loss = 0.0
+    for d in range(length):
+        l2 = syn1[points[d]]
+        g, pair_loss = _gradient(h, l2, codes[d] == 0, alpha, sig_table, nls_table)
+        loss += pair_loss
+        for k in range(dim):
+            neu1e[k] += g * l2[k]
+        for k in range(dim):
+            l2[k] += g * h[k]
+    return loss
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def sg_pair_hs(syn0, syn1, context, points, codes, length, alpha, sig_table, nls_table, neu1e):
+    """word2vec.c's skip-gram step under hierarchical softmax: the context's input vector predicts the centre
+    word's tree path; the input row is updated after the whole path. Returns the loss."""
+    l1 = syn0[context]
+    for k in range(_n(l1)):
+        neu1e[k] = 0.0
+    loss = _predict_hs(l1, syn1, points, codes, length, alpha, sig_table, nls_table, neu1e)
+    for k in range(_n(l1)):
+        l1[k] += neu1e[k]
+    return loss
+
+
 @njit(cache=True, nogil=True, fastmath=True)
 def sg_pair(syn0, syn1, context, out, n_out, alpha, sig_table, nls_table, neu1e):
     """word2vec.c's skip-gram step: the context's input vector predicts out[0] (the centre word) against
@@ -178,9 +275,11 @@ def sg_pair(syn0, syn1, context, out, n_out, alpha, sig_table, nls_table, neu1e)
 
 
 @njit(cache=True, nogil=True, fastmath=True)
-def cbow_window(syn0, syn1, ctx, nc, out, n_out, alpha, cbow_mean, sig_table, nls_table, neu1, neu1e):
-    """word2vec.c's CBOW step: the (mean of the) context input vectors predict out[0] against
-    out[1:n_out]; the error is added to every context row. Returns the loss."""
+def cbow_window(syn0, syn1, syn1_hs, ctx, nc, out, n_out, points, codes, length, alpha, cbow_mean, sig_table,
+                nls_table, neu1, neu1e):
+    """word2vec.c's CBOW step: the (mean of the) context input vectors predict out[0] against out[1:n_out]
+    (negative sampling: skipped when n_out is 0) and/or the tree path points[:length] (hierarchical
+    softmax: skipped when length is 0); the error is added to every context row. Returns the loss."""
     dim = _n(neu1)
     for k in range(dim):
         neu1[k] = 0.0
@@ -194,7 +293,11 @@ def cbow_window(syn0, syn1, ctx, nc, out, n_out, alpha, cbow_mean, sig_table, nl
             neu1[k] *= inv
     for k in range(dim):
         neu1e[k] = 0.0
-    loss = _predict(neu1, syn1, out, n_out, alpha, sig_table, nls_table, neu1e)
+    loss = 0.0
+    if length > 0:
+        loss += _predict_hs(neu1, syn1_hs, points, codes, length, alpha, sig_table, nls_table, neu1e)
+    if n_out > 0:
+        loss += _predict(neu1, syn1, out, n_out, alpha, sig_table, nls_table, neu1e)
     for c in range(nc):
         l1 = syn0[ctx[c]]
         for k in range(dim):
@@ -205,9 +308,12 @@ def cbow_window(syn0, syn1, ctx, nc, out, n_out, alpha, cbow_mean, sig_table, nl
 @njit(parallel=True, fastmath=True, cache=True, nogil=True)
 def train_chunks(ids, sent_ends, chunk_sents, syn0, syn1, keep_prob, alias_prob, alias_idx, sig_table,
                  nls_table, cbow, shared_negatives, cbow_mean, window, negative, alpha0, min_alpha,
-                 work_before, total_work, seed, chunk_base, loss_out, pairs_out):
+                 work_before, total_work, seed, chunk_base, loss_out, pairs_out, syn1_hs, points, codes, lengths):
     """Train on the sentences of one block; chunk q covers sentences chunk_sents[q]..chunk_sents[q+1]-1.
-    work_before: corpus positions trained before this block (all epochs); total_work: epochs × tokens."""
+    work_before: corpus positions trained before this block (all epochs); total_work: epochs × tokens.
+    negative 0: no negative sampling; hierarchical softmax is on when `lengths` is not empty (syn1_hs holds
+    the tree's node vectors, points/codes/lengths the words' paths, see huffman.py)."""
+    hs = lengths.shape[0] > 0
     dim = syn0.shape[1]
     n_chunks = chunk_sents.shape[0] - 1
     max_ctx = 2 * window
@@ -251,16 +357,31 @@ def train_chunks(ids, sent_ends, chunk_sents, syn0, syn1, keep_prob, alias_prob,
                 if nc == 0:
                     continue
                 out[0] = word
-                if cbow or shared_negatives:
+                tw = word if hs else 0  # the tree arrays have one dummy row when hs is off
+                length = lengths[tw] if hs else 0
+                if cbow:
+                    n_out = 0
+                    if negative > 0:
+                        n_out, state = _draw_negatives(out, negative, word, alias_prob, alias_idx, state)
+                    loss += cbow_window(syn0, syn1, syn1_hs, ctx, nc, out, n_out, points[tw], codes[tw],
+                                        length, alpha, cbow_mean, sig_table, nls_table, neu1, neu1e)
+                    pairs += 1
+                    continue
+                if hs:
+                    for c in range(nc):
+                        loss += sg_pair_hs(syn0, syn1_hs, ctx[c], points[tw], codes[tw], length, alpha,
+                                           sig_table, nls_table, neu1e)
+                if negative == 0:
+                    pairs += nc
+                elif shared_negatives:
                     n_out, state = _draw_negatives(out, negative, word, alias_prob, alias_idx, state)
-                    if cbow:
-                        loss += cbow_window(syn0, syn1, ctx, nc, out, n_out, alpha, cbow_mean, sig_table,
-                                            nls_table, neu1, neu1e)
-                        pairs += 1
+                    if negative == 5:
+                        loss += sg_window_shared6(syn0, syn1, ctx, nc, out, n_out, alpha, sig_table,
+                                                  nls_table, d_ctx, d_out)
                     else:
                         loss += sg_window_shared(syn0, syn1, ctx, nc, out, n_out, alpha, sig_table,
                                                  nls_table, G, d_ctx, d_out)
-                        pairs += nc
+                    pairs += nc
                 else:
                     for c in range(nc):
                         n_out, state = _draw_negatives(out, negative, word, alias_prob, alias_idx, state)

@@ -15,7 +15,12 @@ CHUNK_TOKENS = 8192      # Hogwild unit: sentences of about this many tokens sha
 BLOCK_TOKENS = 1 << 20   # per kernel call: progress, Ctrl-C and SIGTERM are seen between calls (< 1 s)
 MIN_ALPHA_RATIO = 1e-4   # word2vec.c decays the learning rate to alpha * 1e-4
 
-NEGATIVE = Spec(int, "Negative samples per positive.", check=between(1, 1000))
+NEGATIVE = Spec(int, "Negative samples per positive (0: none, with --hs only).", check=between(0, 1000))
+HS = Spec(bool, "Hierarchical softmax output layer (word2vec's -hs 1, gensim's hs=1): a Huffman tree over the "
+                "vocabulary, log2(V) binary decisions per prediction. Trained together with negative sampling "
+                "unless negative is 0 (as word2vec.c and gensim do); the tree's node vectors are not word "
+                "vectors, so add_contexts applies to the negative-sampling vectors only.",
+          flags="--hs/--no-hs")
 NS_EXPONENT = Spec(float, "Negatives are drawn from the unigram distribution to this power (0.75 as "
                           "word2vec.c and gensim; fastText 0.5).", check=between(0, 2))
 ALPHA = Spec(float, "Initial learning rate, decayed linearly to min_alpha.", check=above_at_most(0, 10))
@@ -32,6 +37,7 @@ class Word2VecOptions(Options):
     dim: int = DIM(100)
     window: int = WINDOW(5)
     negative: int = NEGATIVE(5)
+    hs: bool = HS(False)
     ns_exponent: float = NS_EXPONENT(0.75)
     sample: float = SAMPLE(1e-3)
     epochs: int = EPOCHS(5)
@@ -41,8 +47,10 @@ class Word2VecOptions(Options):
     add_contexts: bool = ADD_CONTEXTS(False)
 
     def check(self):
+        from .errors import OptionError, param
+        if self.negative == 0 and not self.hs:
+            raise OptionError("negative", f"must be at least 1 unless {param('hs')} is on (got 0)")
         if self.min_alpha is not None and self.min_alpha > self.alpha:
-            from .errors import OptionError, param
             raise OptionError("min_alpha", f"must not exceed {param('alpha')} {self.alpha} (got {self.min_alpha})")
 
     @property
@@ -75,9 +83,19 @@ class CBOWOptions(Word2VecOptions):
                            flags="--cbow-mean/--cbow-sum")(True)
 
 
+def _n_nodes(n_words) -> int:
+    return max(n_words - 1, 1)
+
+
 def memory_bytes(options, n_words, nnz=0) -> int:
-    """Two float32 matrices (input and output vectors)."""
-    return 2 * n_words * options.dim * 4
+    """Input vectors, output vectors of negative sampling, node vectors of the hierarchical softmax tree."""
+    rows = n_words * (1 + (options.negative > 0)) + (_n_nodes(n_words) if options.hs else 0)
+    return rows * options.dim * 4 + (n_words * 64 * 5 if options.hs else 0)
+
+
+def output_bytes(options, n_words) -> int:
+    """The saved file: vectors, context vectors (negative sampling only), vocabulary."""
+    return n_words * options.dim * 4 * (1 + (options.negative > 0)) + 32 * n_words
 
 
 def init_vectors(n_words, dim, seed, init_width):
@@ -90,7 +108,8 @@ def init_vectors(n_words, dim, seed, init_width):
 
 def continue_arrays(options, init, vocab, seed) -> dict:
     """Starting arrays to train `init` further: its input and context vectors for its words, new words
-    initialised as at the start of a run (input uniform, context zero)."""
+    initialised as at the start of a run (input uniform, context zero). The hierarchical softmax tree is
+    built anew on the (merged) vocabulary, so its node vectors start from zero."""
     from .errors import FastembError, param
     if init.dim != options.dim:
         raise FastembError(f"{param('init')} has {init.dim} dimensions but {param('dim')} is {options.dim}")
@@ -106,9 +125,14 @@ def continue_arrays(options, init, vocab, seed) -> dict:
     syn0, syn1 = init_vectors(len(vocab), options.dim, seed, options.init_width)
     n = len(init)
     syn0[:n] = inputs
-    if context is not None:
-        syn1[:n] = context
-    return {"syn0": syn0, "syn1": syn1}
+    arrays = {"syn0": syn0}
+    if options.negative > 0:
+        if context is not None:
+            syn1[:n] = context
+        arrays["syn1"] = syn1
+    if options.hs:
+        arrays["syn1_hs"] = np.zeros((_n_nodes(len(vocab)), options.dim), np.float32)
+    return arrays
 
 
 def negative_table(counts, ns_exponent):
@@ -141,9 +165,23 @@ class Word2VecTrainer:
         self.cbow = isinstance(options, CBOWOptions)
         vocab = corpus.vocab
         if arrays is None:
-            self.syn0, self.syn1 = init_vectors(len(vocab), options.dim, seed, options.init_width)
+            syn0, syn1 = init_vectors(len(vocab), options.dim, seed, options.init_width)
+            arrays = {"syn0": syn0}
+            if options.negative > 0:
+                arrays["syn1"] = syn1
+            if options.hs:
+                arrays["syn1_hs"] = np.zeros((_n_nodes(len(vocab)), options.dim), np.float32)
+        self.syn0 = arrays["syn0"]
+        self.syn1 = arrays.get("syn1", np.zeros((0, options.dim), np.float32))
+        if options.hs:
+            from .huffman import build
+            self.tree = build(vocab.counts)
+            self.syn1_hs = arrays["syn1_hs"]
+            self.hs_arrays = (self.syn1_hs, self.tree.points, self.tree.codes, self.tree.lengths)
         else:
-            self.syn0, self.syn1 = arrays["syn0"], arrays["syn1"]
+            self.tree = None
+            self.hs_arrays = (np.zeros((1, options.dim), np.float32), np.zeros((1, 1), np.int32),
+                              np.zeros((1, 1), np.uint8), np.zeros(0, np.int32))
         self.keep = keep_probabilities(vocab.counts, options.sample)
         self.alias_prob, self.alias_idx = negative_table(vocab.counts, options.ns_exponent)
         self.sig, self.nls = K.sigmoid_tables()
@@ -153,17 +191,33 @@ class Word2VecTrainer:
 
     @staticmethod
     def array_specs(options, n_words) -> dict:
-        return {"syn0": ((n_words, options.dim), "float32"), "syn1": ((n_words, options.dim), "float32")}
+        specs = {"syn0": ((n_words, options.dim), "float32")}
+        if options.negative > 0:
+            specs["syn1"] = ((n_words, options.dim), "float32")
+        if options.hs:
+            specs["syn1_hs"] = ((_n_nodes(n_words), options.dim), "float32")
+        return specs
 
     def arrays(self) -> dict:
-        return {"syn0": self.syn0, "syn1": self.syn1}
+        out = {"syn0": self.syn0}
+        if self.o.negative > 0:
+            out["syn1"] = self.syn1
+        if self.o.hs:
+            out["syn1_hs"] = self.syn1_hs
+        return out
 
     def vectors(self):
         return self.syn0
 
     def reference_loss(self) -> float:
-        """The loss of the untrained model (output vectors are zero: every term is log 2)."""
-        return (1 + self.o.negative) * math.log(2.0)
+        """The loss of the untrained model (output vectors are zero: every term is log 2): 1 + negative
+        terms per prediction, plus the tree path's length (its mean over the subsampled corpus) with hs."""
+        terms = 1 + self.o.negative if self.o.negative > 0 else 0
+        if self.tree is not None:
+            counts = self.corpus.vocab.counts
+            kept = counts * (self.keep if len(self.keep) else 1.0)
+            terms += self.tree.mean_length(kept)
+        return terms * math.log(2.0)
 
     def run_epoch(self, state):
         """Train one epoch from state.block on; yields after each block (the loop then updates `state`)."""
@@ -185,7 +239,8 @@ class Word2VecTrainer:
                                       self.alias_idx, self.sig, self.nls, self.cbow, shared, cbow_mean, o.window,
                                       o.negative, np.float32(alpha), np.float32(min_alpha),
                                       float(epoch * self.work_per_epoch + state.pos), self.total_work,
-                                      self.seed + epoch * 1_000_003, state.extra["chunk_counter"], loss, pairs)
+                                      self.seed + epoch * 1_000_003, state.extra["chunk_counter"], loss, pairs,
+                                      *self.hs_arrays)
             state.extra["chunk_counter"] += n_chunks
             done = epoch * self.work_per_epoch + state.pos + len(ids)
             current = max(min_alpha, alpha - (alpha - min_alpha) * done / self.total_work)
@@ -208,20 +263,25 @@ class Word2VecTrainer:
             self.kernels.train_chunks(ids, ends, chunk_sents, self.syn0, self.syn1, self.keep, self.alias_prob,
                                 self.alias_idx, self.sig, self.nls, self.cbow, shared, cbow_mean, self.o.window,
                                 self.o.negative, np.float32(0.0), np.float32(0.0), 0.0, max(self.total_work, 1.0),
-                                seed, 0, loss, pairs)
+                                seed, 0, loss, pairs, *self.hs_arrays)
             total, count, seen = total + float(loss.sum()), count + int(pairs.sum()), seen + len(ids)
             if seen >= max_tokens:
                 break
         return total / max(count, 1)
 
     def result(self) -> dict:
+        """Input vectors (+ the negative-sampling context vectors with add_contexts). Under a pure
+        hierarchical softmax (negative 0) there are no per-word context vectors: the tree's node vectors
+        are not saved, and the file records add_contexts False."""
+        if self.o.negative == 0:
+            return {"vectors": self.syn0, "context_vectors": None, "attrs": {"add_contexts": False}}
         vectors = self.syn0 + self.syn1 if self.o.add_contexts else self.syn0
         return {"vectors": vectors, "context_vectors": self.syn1}
 
 
 ALGORITHMS = (
-    Algorithm("sgns", SGNSOptions, Word2VecTrainer, memory_bytes, summary="skip-gram, negative sampling",
-              init_arrays=continue_arrays),
-    Algorithm("cbow", CBOWOptions, Word2VecTrainer, memory_bytes, summary="CBOW, negative sampling",
-              init_arrays=continue_arrays),
+    Algorithm("sgns", SGNSOptions, Word2VecTrainer, memory_bytes, output_bytes=output_bytes,
+              summary="skip-gram, negative sampling or hierarchical softmax", init_arrays=continue_arrays),
+    Algorithm("cbow", CBOWOptions, Word2VecTrainer, memory_bytes, output_bytes=output_bytes,
+              summary="CBOW, negative sampling or hierarchical softmax", init_arrays=continue_arrays),
 )

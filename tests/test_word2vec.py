@@ -57,18 +57,28 @@ def test_sg_pair_matches_numpy_gradient_step(dim):
 
 
 @pytest.mark.parametrize("dim", DIMS)
-def test_shared_negative_window_matches_numpy_matrix_step(dim):
-    syn0, syn1 = rand_params(dim=dim)
+@pytest.mark.parametrize("n_out,six", [(3, False), (6, False), (6, True), (5, True), (3, True)])
+def test_shared_negative_window_matches_numpy_matrix_step(dim, n_out, six):
+    """The general window kernel, and the fused one for negative 5 (six output slots, fewer when negatives
+    that drew the centre word were dropped)."""
+    syn0, syn1 = rand_params(n=9, dim=dim)
     s0, s1 = syn0.copy(), syn1.copy()
     ctx = np.array([1, 3, 4, 1])  # a repeated context word gets both updates
-    out = np.array([2, 0, 5])
+    out = np.array([2, 0, 5, 7, 8, 6])[:n_out]
     alpha = np.float32(0.05)
-    G = np.zeros((4, 3), np.float32)
-    kernels(dim).sg_window_shared(syn0, syn1, ctx, 4, out, 3, alpha, SIG, NLS, G, np.zeros((4, dim), np.float32),
-                                    np.zeros((3, dim), np.float32))
+    d_ctx, d_out = np.zeros((4, dim), np.float32), np.zeros((6, dim), np.float32)
+    if six:
+        padded = np.concatenate([out, np.full(6 - n_out, -1)])  # slots past n_out are never read as rows
+        loss = kernels(dim).sg_window_shared6(syn0, syn1, ctx, 4, padded, n_out, alpha, SIG, NLS, d_ctx, d_out)
+    else:
+        loss = kernels(dim).sg_window_shared(syn0, syn1, ctx, 4, out, n_out, alpha, SIG, NLS,
+                                             np.zeros((4, n_out), np.float32), d_ctx, d_out)
     S = s0[ctx] @ s1[out].T
-    labels = np.array([1.0, 0.0, 0.0])
+    labels = np.zeros(n_out)
+    labels[0] = 1
     Gr = (labels - np.vectorize(table_sigmoid)(S)) * alpha
+    ref_loss = -(np.log(sigmoid(S[:, 0])).sum() + np.log(1 - sigmoid(S[:, 1:])).sum())
+    assert loss == pytest.approx(ref_loss, rel=2e-2)
     d0 = Gr @ s1[out]
     d1 = Gr.T @ s0[ctx]
     np.add.at(s0, ctx, d0)
@@ -85,8 +95,9 @@ def test_cbow_window_matches_numpy(mean, dim):
     ctx = np.array([0, 1, 3])
     out = np.array([2, 4, 5])
     alpha = np.float32(0.1)
-    kernels(dim).cbow_window(syn0, syn1, ctx, 3, out, 3, alpha, mean, SIG, NLS, np.zeros(dim, np.float32),
-                               np.zeros(dim, np.float32))
+    no_tree = np.zeros((1, dim), np.float32), np.zeros(1, np.int32), np.zeros(1, np.uint8)
+    kernels(dim).cbow_window(syn0, syn1, no_tree[0], ctx, 3, out, 3, no_tree[1], no_tree[2], 0, alpha, mean, SIG,
+                             NLS, np.zeros(dim, np.float32), np.zeros(dim, np.float32))
     h = s0[ctx].sum(0) / (3 if mean else 1)
     e = np.zeros(dim)
     for target, label in zip(out, (1, 0, 0)):
