@@ -24,9 +24,12 @@ _LAZY = {
     "CBOWOptions": ("word2vec", "CBOWOptions"),
     "GloveOptions": ("glove", "GloveOptions"),
     "PPMIOptions": ("ppmi", "PPMIOptions"),
+    "NPLMOptions": ("nplm", "NPLMOptions"),
+    "LanguageModel": ("nplm", "LanguageModel"),
 }
 _SUBMODULES = ("eval", "align", "registry", "callbacks", "options", "plot", "formats", "store", "cooc", "vocab",
-               "corpus", "word2vec", "glove", "ppmi", "training", "checkpoint", "embeddings")
+               "corpus", "word2vec", "glove", "ppmi", "training", "checkpoint", "embeddings", "classify",
+               "nplm")
 
 __all__ = ["FastembError", "FileError", "OptionError", "UnknownWord", "__version__", *_LAZY, "eval", "align"]
 

@@ -100,16 +100,16 @@ def digest(array) -> str:
 
 # ------------------------------------------------------------------------------------------ writing
 def save_checkpoint(path, run_id, record, state: TrainState, arrays: dict, words, counts):
-    from .store import _root_attrs, _write_vocab, atomic_h5
+    from .store import root_attrs, write_vocab, atomic_h5
     record_json, state_json = json.dumps(record), json.dumps(asdict(state))
     with atomic_h5(path) as f:
-        _root_attrs(f, "checkpoint", {"checkpoint_version": VERSION, "run_id": run_id, "record": record_json,
+        root_attrs(f, "checkpoint", {"checkpoint_version": VERSION, "run_id": run_id, "record": record_json,
                                       "state": state_json, "header_sha256": _header_digest(record_json, state_json)})
         g = f.create_group("arrays")
         for name, a in arrays.items():
             ds = g.create_dataset(name, data=a)
             ds.attrs["sha256"] = digest(a)
-        _write_vocab(f, words, counts)
+        write_vocab(f, words, counts)
 
 
 def checkpoint_owner(path):
@@ -204,7 +204,7 @@ class Resumable:
 def load_checkpoint(path) -> Resumable:
     """Read and check a checkpoint completely: record, state, vocabulary, and every array against what
     its algorithm declares for that vocabulary and those options (shape, dtype, checksum, finiteness)."""
-    from .store import _read_vocab, open_h5
+    from .store import read_vocab, open_h5
     path = os.fspath(path)
     with open_h5(path, "checkpoint") as f:
         version = f.attrs.get("checkpoint_version")
@@ -225,7 +225,7 @@ def load_checkpoint(path) -> Resumable:
         run_id = str(f.attrs.get("run_id", ""))
         state = TrainState.from_dict(state_d, path)
         algorithm, options = record_options(record, path)
-        words, counts = _read_vocab(f, path)
+        words, counts = read_vocab(f, path)
         if len(words) == 0 or (counts < 1).any():
             raise FileError(f"{path}: damaged checkpoint vocabulary ({len(words)} words, {len(counts)} counts)")
         if state.epoch > options.epochs:

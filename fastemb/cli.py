@@ -389,6 +389,37 @@ def analogy(vectors, a, b, c, topn, method, restrict_vocab, as_json, quiet):
     _print_table([(i + 1, x, f"{s:.4f}") for i, (x, s) in enumerate(result)], ["rank", "word", "score"])
 
 
+@cli.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.argument("words", nargs=-1, required=True)
+@_topn_option(10)
+@click.option("--skip-unknown", is_flag=True,
+              help="Drop words outside the vocabulary from WORDS (as training dropped them) instead of failing.")
+@_json_option
+@_quiet
+def predict(model, words, topn, skip_unknown, as_json, quiet):
+    """The most probable next words after WORDS (one quoted text or several words) under a language model
+    (--algo nplm), with their probabilities.
+
+    The last --context words are the context; fewer are taken as the start of a sentence."""
+    from .nplm import LanguageModel
+    _require(topn >= 1, "topn", f"must be at least 1 (got {topn})")
+    lm = LanguageModel.load(model)
+    text = " ".join(words)
+    unknown = [w for w in lm.tokens(text) if w not in lm.emb.index]
+    if unknown and not skip_unknown:
+        raise FastembError(f"not in the vocabulary of {model}: {', '.join(dict.fromkeys(unknown))} "
+                           f"({param('skip_unknown')} drops them)")
+    result = lm.predict(text, k=topn, skip_unknown=True)
+    if as_json:
+        _echo_json({"context": [lm.words[i] if i < lm.V else "<s>" for i in lm.context_ids(text, True)],
+                    "predictions": [[w, p] for w, p in result]})
+        return
+    context = " ".join(lm.words[i] if i < lm.V else "<s>" for i in lm.context_ids(text, True))
+    click.echo(f"{context} ...")
+    _print_table([(i + 1, w, f"{p:.4f}") for i, (w, p) in enumerate(result)], ["rank", "word", "probability"])
+
+
 @cli.command(name="eval")
 @click.argument("vectors", type=click.Path(dir_okay=False))
 @click.option("--similarity", "similarity_files", multiple=True, type=click.Path(dir_okay=False),
@@ -396,20 +427,41 @@ def analogy(vectors, a, b, c, topn, method, restrict_vocab, as_json, quiet):
 @click.option("--analogy", "analogy_files", multiple=True, type=click.Path(dir_okay=False),
               help="Analogy file(s) in questions-words format (default: Google's, shipped).")
 @_restrict_option("Analogies: candidates and questions among the N most frequent words.", 30000)
+@click.option("--text", "text_files", multiple=True, type=click.Path(dir_okay=False),
+              help="Language models (--algo nplm): the perplexity of this held-out text (read as the training corpus "
+                   "was; words outside the vocabulary are dropped and the coverage reported). Alone, it replaces "
+                   "the default similarity and analogy sets.")
 @_json_option
 @_quiet
-def eval_cmd(vectors, similarity_files, analogy_files, restrict_vocab, as_json, quiet):
-    """Word similarity (Spearman) and analogy accuracy (3CosAdd, 3CosMul) of VECTORS."""
+def eval_cmd(vectors, similarity_files, analogy_files, restrict_vocab, text_files, as_json, quiet):
+    """Word similarity (Spearman) and analogy accuracy (3CosAdd, 3CosMul) of VECTORS; the held-out perplexity of
+    a language model (--text)."""
     from . import eval as E
     _require(restrict_vocab >= 1, "restrict_vocab", f"must be at least 1 (got {restrict_vocab})")
-    if not similarity_files and not analogy_files:
+    if not similarity_files and not analogy_files and not text_files:
         similarity_files, analogy_files = E.default_sets()
     emb = _emb(vectors)
+    lm = None
+    if text_files:
+        from .files import check_readable
+        from .nplm import LanguageModel
+        for f in text_files:
+            check_readable(f, "text")
+        if emb.attrs.get("algo") != "nplm":
+            raise FastembError(f"{param('text')} measures the perplexity of a language model (--algo nplm); "
+                               f"{vectors} holds {emb.attrs.get('algo', 'other')} vectors")
+        lm = LanguageModel(emb, vectors)
     out = {"similarity": [E.similarity(emb, f) for f in similarity_files],
            "analogy": [E.analogy(emb, f, restrict_vocab=restrict_vocab) for f in analogy_files]}
+    if lm is not None:
+        out["perplexity"] = [{"file": f, **lm.score(f)} for f in text_files]
     if as_json:
         _echo_json(out, indent=1)
         return
+    if lm is not None:
+        _print_table([(os.path.basename(r["file"]), f"{r['perplexity']:.2f}", f"{r['tokens']:,}",
+                       f"{100 * r['coverage']:.1f}%") for r in out["perplexity"]],
+                     ["text", "perplexity", "tokens", "coverage"])
     if out["similarity"]:
         _print_table([(os.path.basename(r["file"]), f"{r['spearman']:.4f}", f"{r['covered']}/{r['pairs']}",
                        f"{100 * r['coverage']:.1f}%") for r in out["similarity"]],
@@ -617,6 +669,10 @@ def plot(vectors, output, force, words_file, top, skip, method, perplexity, iter
                       title=os.path.basename(vectors))
     _summary(as_json, {"output": output, "words": len(words), "method": method, **info},
              f"plot: {len(words)} words ({method}) -> {output}", quiet)
+
+
+from .classify_cli import classify as _classify  # noqa: E402  (its commands use the helpers above)
+cli.add_command(_classify)
 
 
 def _terminate(signum, frame):

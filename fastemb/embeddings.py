@@ -28,7 +28,7 @@ def _as_list(x):
 
 class Embeddings:
     def __init__(self, words, vectors, counts=None, *, context_vectors=None, bias=None, context_bias=None,
-                 svd=None, attrs=None):
+                 svd=None, attrs=None, model=None):
         self.words = list(words)
         self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if self.vectors.ndim != 2 or self.vectors.shape[0] != len(self.words):
@@ -38,6 +38,8 @@ class Embeddings:
             raise FastembError(f"{self.counts.shape[0]} counts for {len(self.words)} words")
         self.context_vectors = context_vectors
         self.bias, self.context_bias, self.svd = bias, context_bias, svd
+        # a model's other named arrays (e.g. the NPLM's layers), saved under /model/ and checked on loading
+        self.model = dict(model) if model else None
         self.attrs = dict(attrs or {})
         self.index = {w: i for i, w in enumerate(self.words)}
         if len(self.index) != len(self.words):
@@ -306,14 +308,16 @@ class Embeddings:
     def save(self, path):
         from .store import save_embeddings
         save_embeddings(path, self.words, self.counts, self.vectors, context=self.context_vectors,
-                        bias=self.bias, context_bias=self.context_bias, svd=self.svd, attrs=self.attrs)
+                        bias=self.bias, context_bias=self.context_bias, svd=self.svd, attrs=self.attrs,
+                        model=self.model)
 
     @classmethod
     def load(cls, path) -> "Embeddings":
         from .store import load_embeddings
         d = load_embeddings(path)
         return cls(d["words"], d["vectors"], d["counts"], context_vectors=d["context_embedding"],
-                   bias=d["bias"], context_bias=d["context_bias"], svd=d["svd"], attrs=d["attrs"])
+                   bias=d["bias"], context_bias=d["context_bias"], svd=d["svd"], attrs=d["attrs"],
+                   model=d.get("model"))
 
 
 def load(path, format=None, vocab=None) -> Embeddings:

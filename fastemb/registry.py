@@ -29,6 +29,7 @@ MODULES = (
     "fastemb.word2vec",
     "fastemb.glove",
     "fastemb.ppmi",
+    "fastemb.nplm",
 )
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import os
+import re
 
 import numpy as np
 
@@ -151,7 +152,7 @@ def _attr_value(v):
     return v
 
 
-def _root_attrs(f, content, attrs):
+def root_attrs(f, content, attrs):
     f.attrs["encoding-type"] = ENCODING_TYPE
     f.attrs["encoding-version"] = str(FORMAT_VERSION)
     f.attrs["format_version"] = FORMAT_VERSION
@@ -164,7 +165,7 @@ def _root_attrs(f, content, attrs):
             f.attrs[k] = _attr_value(v)
 
 
-def _write_vocab(f, words, counts):
+def write_vocab(f, words, counts):
     h5py = _h5py()
     g = f.create_group("vocab")
     g.create_dataset("words", data=np.array([_attr_value(w) for w in words], dtype=object),
@@ -295,7 +296,7 @@ def open_h5(path, content=None, foreign_ok=False):
         raise FileError(f"{path}: {kind}") from None
     try:
         _walk(path, f)
-        ours = _text(f.attrs.get("encoding-type")) == ENCODING_TYPE
+        ours = text_attr(f.attrs.get("encoding-type")) == ENCODING_TYPE
         if not ours and not foreign_ok:
             raise FileError(f"{path}: not a fastemb file (no encoding-type=\"fastemb\" attribute)")
         if ours:
@@ -306,7 +307,7 @@ def open_h5(path, content=None, foreign_ok=False):
             if version > FORMAT_VERSION:
                 raise FileError(f"{path}: format_version {version} is newer than this fastemb reads "
                                 f"({FORMAT_VERSION}); upgrade fastemb")
-            held = _text(f.attrs.get("content"))
+            held = text_attr(f.attrs.get("content"))
             if content is not None and held not in (None, content):
                 raise FileError(f"{path}: holds {held}, not {content}")
         yield f
@@ -325,7 +326,7 @@ def _is_hdf5(path) -> bool:
         return False
 
 
-def _text(v):
+def text_attr(v):
     return v.decode("utf-8", "replace") if isinstance(v, bytes) else (v if isinstance(v, str) else None)
 
 
@@ -389,7 +390,7 @@ def read_counts(path, f, n, name="vocab/counts", required=True):
     return counts
 
 
-def _read_vocab(f, path=None, n=None):
+def read_vocab(f, path=None, n=None):
     path = path or f.filename
     words = read_words(path, f, n)
     return words, read_counts(path, f, len(words))
@@ -409,11 +410,15 @@ def attrs_dict(f):
 
 
 # ------------------------------------------------------------------------------------------ embeddings
+MODEL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
+
+
 def save_embeddings(path, words, counts, vectors, *, context=None, bias=None, context_bias=None,
-                    svd=None, attrs=None):
+                    svd=None, attrs=None, model=None):
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    model = _model_arrays(model)
     with atomic_h5(path) as f:
-        _root_attrs(f, "embeddings", {"dim": vectors.shape[1], **(attrs or {})})
+        root_attrs(f, "embeddings", {"dim": vectors.shape[1], **(attrs or {})})
         f.create_dataset("embedding", data=vectors)
         if context is not None:
             f.create_dataset("context_embedding", data=np.asarray(context, dtype=np.float32))
@@ -425,7 +430,52 @@ def save_embeddings(path, words, counts, vectors, *, context=None, bias=None, co
             g = f.create_group("svd")
             for name in ("u", "s", "vt"):
                 g.create_dataset(name, data=np.asarray(svd[name], dtype=np.float32))
-        _write_vocab(f, words, counts)
+        if model:
+            g = f.create_group("model")
+            for name, a in model.items():
+                g.create_dataset(name, data=a)
+        write_vocab(f, words, counts)
+
+
+def _model_arrays(model) -> dict:
+    """A model's named arrays as they are written under /model/: floats as float32, integers as int64, 1 or 2
+    dimensions, names that are identifiers."""
+    out = {}
+    for name, a in (model or {}).items():
+        a = np.asarray(a)
+        if not isinstance(name, str) or not MODEL_NAME.match(name):
+            raise FastembError(f"model array name {name!r} is not an identifier")
+        if a.ndim not in (1, 2) or a.dtype.kind not in "fiu":
+            raise FastembError(f"model array {name} must be a 1-D or 2-D array of numbers (got {a.dtype} {a.shape})")
+        out[name] = np.ascontiguousarray(a, np.float32 if a.dtype.kind == "f" else np.int64)
+    return out
+
+
+def read_model(path, f) -> dict | None:
+    """The named arrays under /model/ (None when there is none): each a 1-D or 2-D dataset of numbers, floats
+    finite and read as float32, integers as int64; nothing else may be in the group. What the arrays must be
+    for a given model is checked by its owner (e.g. nplm.LanguageModel) before any kernel sees them."""
+    if "model" not in f:
+        return None
+    g = f["model"]
+    if not isinstance(g, _h5py().Group):
+        raise FileError(f"{path}: /model is not a group")
+    out = {}
+    for name in g.keys():
+        if not MODEL_NAME.match(name):
+            raise FileError(f"{path}: /model/{name[:40]!r} is not a model array name")
+        if not isinstance(g[name], _h5py().Dataset):
+            raise FileError(f"{path}: /model/{name} is not a dataset")
+        ndim = len(g[name].shape)
+        if ndim not in (1, 2):
+            raise FileError(f"{path}: /model/{name} has {ndim} dimensions, expected 1 or 2")
+        if g[name].dtype.kind not in "fiu":
+            raise FileError(f"{path}: /model/{name} holds {g[name].dtype}, expected numbers")
+        a = read_array(path, f, f"model/{name}", kinds="fiu")
+        if a.dtype.kind == "f" and a.size and np.abs(a).max() > np.finfo(np.float32).max:
+            raise FileError(f"{path}: /model/{name} holds values beyond float32's range")
+        out[name] = np.ascontiguousarray(a, np.float32 if a.dtype.kind == "f" else np.int64)
+    return out
 
 
 def load_embeddings(path) -> dict:
@@ -433,7 +483,7 @@ def load_embeddings(path) -> dict:
     tool's in the documented layout: then a warning); every optional part checked against V and d."""
     path = os.fspath(path)
     with open_h5(path, "embeddings", foreign_ok=True) as f:
-        ours = _text(f.attrs.get("encoding-type")) == ENCODING_TYPE
+        ours = text_attr(f.attrs.get("encoding-type")) == ENCODING_TYPE
         if not ours:
             if "embedding" not in f or "vocab/words" not in f:
                 raise FileError(f"{path}: not a fastemb file, nor embeddings in the documented layout (an "
@@ -456,6 +506,7 @@ def load_embeddings(path) -> dict:
             u = read_array(path, f, "svd/u", ndim=2, shape=(n, k), dtype=np.float32)
             vt = read_array(path, f, "svd/vt", ndim=2, shape=(k, None), dtype=np.float32)
             out["svd"] = {"u": u, "s": s, "vt": vt}
+        out["model"] = read_model(path, f)
         return out
 
 
@@ -468,8 +519,8 @@ class CoocWriter:
         self.n_rows = len(words)
         self._ctx = atomic_h5(path)
         self.f = self._ctx.__enter__()
-        _root_attrs(self.f, "cooccurrence", attrs)
-        _write_vocab(self.f, words, counts)
+        root_attrs(self.f, "cooccurrence", attrs)
+        write_vocab(self.f, words, counts)
         g = self.f.create_group("cooccurrence")
         g.attrs["encoding-type"] = "csr_matrix"
         g.attrs["encoding-version"] = "0.1.0"
@@ -512,7 +563,7 @@ def load_cooc(path):
     import scipy.sparse as sp
     path = os.fspath(path)
     with open_h5(path, "cooccurrence") as f:
-        words, counts = _read_vocab(f, path)
+        words, counts = read_vocab(f, path)
         n = len(words)
         if "cooccurrence" not in f:
             raise FileError(f"{path}: no /cooccurrence group")
@@ -540,7 +591,7 @@ def load_cooc(path):
 # ----------------------------------------------------------------------------------------- alignment
 def save_alignment(path, R, *, attrs=None, arrays=None):
     with atomic_h5(path) as f:
-        _root_attrs(f, "alignment", None)
+        root_attrs(f, "alignment", None)
         g = f.create_group("alignment")
         g.create_dataset("R", data=np.asarray(R, dtype=np.float32))
         for k, v in (attrs or {}).items():
@@ -575,7 +626,7 @@ def describe(path) -> dict:
     """What `fastemb info` prints: content, shapes, attributes."""
     path = os.fspath(path)
     with open_h5(path, foreign_ok=True) as f:
-        if _text(f.attrs.get("encoding-type")) != ENCODING_TYPE:
+        if text_attr(f.attrs.get("encoding-type")) != ENCODING_TYPE:
             if "embedding" not in f or "vocab/words" not in f:
                 raise FileError(f"{path}: not a fastemb file (no encoding-type=\"fastemb\" attribute), nor "
                                 f"embeddings in the documented layout")

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 import fastemb
-from fastemb import _w2v_kernels as K
 from fastemb.huffman import build
 from fastemb.w2v_dims import kernels
 from conftest import SAMPLE, assert_one_line_error, category_purity, run_cli

@@ -1,0 +1,676 @@
+"""Text classification with an embedding bag (fastText's supervised mode): options, training, the
+`Classifier` (predict, test, save, load) and the KJV sample task.
+
+A document is the mean of the input vectors of its words and, with `ngrams` > 1, of its hashed word n-grams
+(fastText's -wordNgrams); a linear layer (labels × dim) and a softmax give the label probabilities. Training
+is SGD on the softmax cross-entropy, back-propagated into the input vectors, with the learning rate decayed
+linearly to 0 over all epochs (fastText's schedule), Hogwild over chunks of documents (_classify_kernels).
+Unlike fastText, which reads the file in order, the documents are shuffled every epoch (seeded).
+
+Data is text in fastText's format: whitespace-separated tokens, one document a line; tokens that start with
+`label_prefix` ("__label__") are its labels, anywhere in the line, the rest is its text. It is read by the
+corpus reader every other command uses (files, '-' for stdin, .gz/.bz2/.xz, byte-order marks, invalid UTF-8
+replaced and counted) in two passes: the vocabulary pass tokenizes the text once into an id file on disk,
+then that file is read block by block into the documents' id arrays (4 bytes a token in memory).
+
+    import fastemb.classify as C
+    clf = C.train("train.txt", ngrams=2, epochs=5)
+    clf.predict(["and jesus said unto them"], k=3)
+    clf.test("test.txt")["accuracy"]
+    clf.save("clf.h5"); clf = C.Classifier.load("clf.h5")
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from .corpus import CorpusOptions
+from .errors import FastembError, FileError, OptionError, param
+from .options import DIM, EPOCHS, SEED, THREADS, Options, Spec, above_at_most, between
+from .progress import log
+
+CHUNK_TOKENS = 8192     # Hogwild unit: documents of about this many tokens share one RNG and scratch
+BLOCK_CHUNKS = 128      # chunks per kernel call (~1M tokens): progress and Ctrl-C are seen between calls
+READ_BLOCK_TOKENS = 1 << 22
+MAX_LINE_TOKENS = 1 << 24  # a line is one document: the reader splits only lines longer than this
+CONTENT = "classifier"
+
+
+def _prefix_check(v):
+    if not v:
+        return "must not be empty"
+    if any(c.isspace() for c in v) or "\x00" in v:
+        return "must not hold whitespace"
+    return None
+
+
+MIN_COUNT = CorpusOptions.specs()["min_count"][1]  # the one meaning of min_count (corpus.CorpusOptions)
+LR = Spec(float, "Learning rate at the start, decayed linearly to 0 over all epochs (fastText's -lr).",
+          check=above_at_most(0, 100))
+NGRAMS = Spec(int, "Word n-grams: 1 = words only, 2 = words and hashed bigrams, 3 = and trigrams (fastText's "
+                   "-wordNgrams).", check=between(1, 10))
+BUCKETS = Spec(int, "Hash buckets (input rows) shared by the word n-grams when ngrams > 1 (fastText's -bucket: "
+                    "2,000,000; here 200,000: 80 MB at dim 100).", check=between(1, 100_000_000))
+LABEL_PREFIX = Spec(str, "Tokens that start with this are a line's labels, the rest its text.", check=_prefix_check)
+EOS_WORD = Spec(bool, "End every document with the word </s> as fastText does (its vector is part of every "
+                      "mean, and of the last n-grams: a learned offset; measured +1 to 1.5 points of accuracy on "
+                      "the KJV tasks).", flags="--eos/--no-eos")
+EOS = "</s>"
+
+
+@dataclass(frozen=True)
+class ClassifierOptions(Options):
+    """The embedding-bag classifier. Defaults are fastText's supervised ones (lr 0.1, dim 100, 5 epochs,
+    min_count 1, word n-grams 1, the end-of-line word </s>) except the bucket count (200,000 instead of
+    2,000,000). With `init`, dim is that of the vectors given."""
+    dim: int = DIM(100)
+    epochs: int = EPOCHS(5)
+    lr: float = LR(0.1)
+    min_count: int = MIN_COUNT(1)
+    ngrams: int = NGRAMS(1)
+    buckets: int = BUCKETS(200_000)
+    label_prefix: str = LABEL_PREFIX("__label__")
+    eos: bool = EOS_WORD(True)
+    seed: int = SEED(1)
+    threads: Optional[int] = THREADS(None)
+
+    @property
+    def bucket_rows(self) -> int:
+        """Input rows of the n-gram buckets (none with words only)."""
+        return self.buckets if self.ngrams > 1 else 0
+
+
+def _kernels():
+    from . import _classify_kernels
+    return _classify_kernels
+
+
+def word_hashes(words) -> np.ndarray:
+    """FNV-1a (64 bits) of each word's UTF-8 bytes: what n-gram buckets are computed from."""
+    encoded = [w.encode("utf-8", "surrogatepass") for w in words]
+    offsets = np.zeros(len(encoded) + 1, np.int64)
+    np.cumsum([len(b) for b in encoded], out=offsets[1:])
+    data = np.frombuffer(b"".join(encoded), np.uint8) if encoded else np.zeros(0, np.uint8)
+    return _kernels().fnv1a(data, offsets)
+
+
+def _eos_hash():
+    return word_hashes([EOS])[0]
+
+
+def ngram_bucket(words, buckets) -> int:
+    """The bucket (0..buckets-1) of the word n-gram `words` (a list of at least 2 words); its input row is
+    len(vocabulary) + bucket. Stable across runs and platforms: FNV-1a over each word, folded as fastText
+    does (h·116049371 + next), then mixed by splitmix64's finaliser."""
+    return int(_kernels().ngram_bucket(word_hashes(words), int(buckets)))
+
+
+# ------------------------------------------------------------------------------------------ reading
+@dataclass
+class _Docs:
+    """Labelled documents as id arrays: tok (int32 indices into `types`), doc_ends (int64), lab (int32
+    indices into `label_types`), lab_ends (int64); types / label_types are the distinct text tokens and
+    label tokens (prefix stripped) in descending count, ties by first occurrence."""
+    types: list
+    type_counts: np.ndarray
+    label_types: list
+    tok: np.ndarray
+    doc_ends: np.ndarray
+    lab: np.ndarray
+    lab_ends: np.ndarray
+    lines: int = 0           # non-empty lines read
+    no_text: int = 0         # lines with labels but no text (skipped)
+    no_label: int = 0        # lines with text but no label (skipped)
+    name: str = ""
+
+    @property
+    def n_docs(self) -> int:
+        return int(self.doc_ends.shape[0])
+
+
+def _source(data):
+    from .corpus import Sentences
+    if isinstance(data, (str, os.PathLike)):
+        return os.fspath(data), ("<stdin>" if os.fspath(data) == "-" else os.fspath(data))
+    if isinstance(data, (bytes, bytearray)) or not hasattr(data, "__iter__"):
+        raise FastembError(f"data must be a path or an iterable of lines (got {type(data).__name__})")
+    return Sentences(data), "the lines given"
+
+
+def read_labelled(data, label_prefix="__label__", *, tmp_dir=None) -> _Docs:
+    """Read labelled text (a path, '-' or an iterable of lines) into id arrays: one pass tokenizes it into an
+    id file (vocab.build_vocab), a second reads that file block by block. Lines without a label, and lines with
+    labels but no text, are skipped and counted."""
+    from .vocab import build_vocab, iter_blocks
+    source, name = _source(data)
+    options = CorpusOptions(min_count=1, max_sentence_length=MAX_LINE_TOKENS)
+    with build_vocab(source, options, encode=True, work_dir=tmp_dir) as enc:
+        words, counts = enc.vocab.words, enc.vocab.counts
+        is_label = np.fromiter((w.startswith(label_prefix) for w in words), bool, len(words))
+        text_ids, label_ids = np.flatnonzero(~is_label), np.flatnonzero(is_label)
+        compact = np.empty(len(words), np.int64)
+        compact[text_ids] = np.arange(len(text_ids))
+        compact[label_ids] = np.arange(len(label_ids))
+        toks, labs, doc_lens, lab_lens = [], [], [], []
+        lines = no_text = no_label = 0
+        for ids, ends, _ in iter_blocks(enc, READ_BLOCK_TOKENS):
+            lengths = np.diff(ends, prepend=0)
+            sentence = np.repeat(np.arange(len(ends)), lengths)
+            lab_mask = is_label[ids]
+            n_lab = np.bincount(sentence[lab_mask], minlength=len(ends))
+            n_txt = lengths - n_lab
+            keep = (n_lab > 0) & (n_txt > 0)
+            lines += len(ends)
+            no_text += int(((n_lab > 0) & (n_txt == 0)).sum())
+            no_label += int((n_lab == 0).sum())
+            kept = keep[sentence]
+            toks.append(compact[ids[kept & ~lab_mask]].astype(np.int32))
+            labs.append(compact[ids[kept & lab_mask]].astype(np.int32))
+            doc_lens.append(n_txt[keep])
+            lab_lens.append(n_lab[keep])
+    cat = (lambda parts, dtype: np.concatenate(parts).astype(dtype, copy=False) if parts else np.zeros(0, dtype))
+    return _Docs(types=[words[i] for i in text_ids], type_counts=counts[text_ids].astype(np.int64),
+                 label_types=[words[i][len(label_prefix):] for i in label_ids], tok=cat(toks, np.int32),
+                 doc_ends=np.cumsum(cat(doc_lens, np.int64)), lab=cat(labs, np.int32),
+                 lab_ends=np.cumsum(cat(lab_lens, np.int64)), lines=lines, no_text=no_text, no_label=no_label,
+                 name=name)
+
+
+def _report_skipped(docs: _Docs, label_prefix):
+    if docs.no_text:
+        log.warning(f"warning: {docs.name}: {docs.no_text:,} line(s) with labels but no text skipped")
+    if docs.no_label and docs.n_docs:
+        log.warning(f"warning: {docs.name}: {docs.no_label:,} line(s) without a {label_prefix} label skipped")
+    if docs.n_docs == 0:
+        if not docs.label_types:
+            raise FastembError(f"{docs.name}: no labels: no token starts with {label_prefix!r} (each line needs a "
+                               f"label such as {label_prefix}NAME; see {param('label_prefix')})")
+        raise FastembError(f"{docs.name}: no line has both a label and text ({docs.no_text:,} line(s) with labels "
+                           f"only, {docs.no_label:,} without a label)")
+
+
+# ------------------------------------------------------------------------------------------ the model
+class Classifier:
+    """A trained embedding-bag classifier. words / labels: lists; embedding: the input matrix [words +
+    bucket rows, dim] (`vectors` is its word part, `ngram_vectors` the buckets); output: [labels, dim];
+    options: the ClassifierOptions it was trained with; attrs: training figures."""
+
+    def __init__(self, words, labels, embedding, output, options: ClassifierOptions, *, word_counts=None,
+                 label_counts=None, attrs=None):
+        self.words, self.labels = list(words), list(labels)
+        self.embedding = np.ascontiguousarray(embedding, dtype=np.float32)
+        self.output = np.ascontiguousarray(output, dtype=np.float32)
+        self.options = options
+        n, rows = len(self.words), len(self.words) + options.bucket_rows
+        if self.embedding.ndim != 2 or self.embedding.shape[0] != rows:
+            raise FastembError(f"embedding has shape {self.embedding.shape}: expected {rows} rows ({n} words + "
+                               f"{options.bucket_rows} buckets)")
+        if self.output.shape != (len(self.labels), self.embedding.shape[1]) or not self.labels:
+            raise FastembError(f"output has shape {self.output.shape}: expected ({len(self.labels)}, "
+                               f"{self.embedding.shape[1]})")
+        if options.eos and EOS not in self.words:
+            raise FastembError(f"the vocabulary has no end-of-line word {EOS} (options.eos is on)")
+        self.word_counts = np.zeros(n, np.int64) if word_counts is None else np.asarray(word_counts, np.int64)
+        self.label_counts = (np.zeros(len(self.labels), np.int64) if label_counts is None
+                             else np.asarray(label_counts, np.int64))
+        self.attrs = dict(attrs or {})
+        self._index = None
+        self._label_index = None
+
+    def __repr__(self):
+        return (f"<Classifier: {len(self.labels)} labels, {len(self.words):,} words, dim {self.dim}, "
+                f"ngrams {self.options.ngrams}>")
+
+    @property
+    def dim(self) -> int:
+        return int(self.embedding.shape[1])
+
+    @property
+    def vectors(self) -> np.ndarray:
+        return self.embedding[:len(self.words)]
+
+    @property
+    def ngram_vectors(self) -> np.ndarray:
+        return self.embedding[len(self.words):]
+
+    @property
+    def index(self) -> dict:
+        if self._index is None:
+            self._index = {w: i for i, w in enumerate(self.words)}
+        return self._index
+
+    @property
+    def label_index(self) -> dict:
+        if self._label_index is None:
+            self._label_index = {w: i for i, w in enumerate(self.labels)}
+        return self._label_index
+
+    # ------------------------------------------------------------ prediction
+    def _type_table(self, types):
+        """(type_row, type_hash) of token strings against this model's vocabulary."""
+        index = self.index
+        rows = np.fromiter((index.get(t, -1) for t in types), np.int64, len(types))
+        return rows, word_hashes(types)
+
+    @property
+    def eos_row(self) -> int:
+        """The input row of the end-of-line word, or -1 (options.eos off)."""
+        return self.index[EOS] if self.options.eos else -1
+
+    def _probs(self, tok, doc_ends, type_row, type_hash) -> np.ndarray:
+        from .parallel import numba_threads, resolve_threads
+        n = int(doc_ends.shape[0])
+        probs = np.zeros((n, len(self.labels)), np.float32)
+        if n == 0:
+            return probs
+        longest = int(np.max(np.diff(doc_ends, prepend=0)))
+        with numba_threads(resolve_threads(self.options.threads)):
+            _kernels().predict_docs(tok, doc_ends, type_row, type_hash, len(self.words), self.options.buckets,
+                                    self.options.ngrams, self.eos_row, _eos_hash(), self.embedding, self.output,
+                                    (longest + 1) * self.options.ngrams, probs)
+        return probs
+
+    def predict_proba(self, texts) -> np.ndarray:
+        """[len(texts), labels] probabilities (a 1-D row for one string). Texts are tokenized as the training
+        file was (whitespace); tokens with the label prefix are ignored. A text without any known word (or
+        n-gram) gets the uniform distribution."""
+        single = isinstance(texts, str)
+        if single:
+            texts = [texts]
+        prefix = self.options.label_prefix
+        table, tok, ends = {}, [], []
+        for n, text in enumerate(texts, 1):
+            if not isinstance(text, str):
+                raise FastembError(f"text {n} is a {type(text).__name__}, not a string")
+            for t in text.split():
+                if t.startswith(prefix):
+                    continue
+                if len(t) > 250:  # the reader cuts tokens at MAX_TOKEN_BYTES, on a character boundary
+                    from .corpus import MAX_TOKEN_BYTES
+                    t = t.encode("utf-8", "surrogatepass")[:MAX_TOKEN_BYTES].decode("utf-8", "ignore")
+                tok.append(table.setdefault(t, len(table)))
+            ends.append(len(tok))
+        type_row, type_hash = self._type_table(list(table))
+        probs = self._probs(np.asarray(tok, np.int32), np.asarray(ends, np.int64), type_row, type_hash)
+        return probs[0] if single else probs
+
+    def predict(self, texts, k=1):
+        """The k most probable labels and their probabilities: for one string, (labels, probabilities[k]);
+        for a list of strings, (list of label lists, probabilities[n, k]). k larger than the number of labels
+        gives them all."""
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise OptionError("k", f"must be a positive integer (got {k!r})")
+        probs = self.predict_proba(texts)
+        single = probs.ndim == 1
+        probs = np.atleast_2d(probs)
+        k = min(k, len(self.labels))
+        top = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+        labels = [[self.labels[j] for j in row] for row in top]
+        p = np.take_along_axis(probs, top, axis=1)
+        return (labels[0], p[0]) if single else (labels, p)
+
+    def test(self, data, k=1, *, tmp_dir=None) -> dict:
+        """Evaluate on labelled text (a path, '-' or an iterable of lines, as for training). A line counts as
+        right when the top label is among its labels. Returns examples, accuracy (precision@1), precision@k and
+        recall@k (fastText's test), per-label precision/recall/F1 (a label never predicted has precision NaN),
+        and the confusion matrix: rows the true labels (the model's, then any it has never seen), columns the
+        predicted ones; a line with several labels counts on the diagonal when the prediction is one of them,
+        else in the row of its first label. Labels the model has never seen are reported in unknown_labels;
+        a file with only such labels is an error."""
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise OptionError("k", f"must be a positive integer (got {k!r})")
+        prefix = self.options.label_prefix
+        docs = read_labelled(data, prefix, tmp_dir=tmp_dir)
+        _report_skipped(docs, prefix)
+        L = len(self.labels)
+        known = self.label_index
+        present = set(np.unique(docs.lab).tolist())
+        unknown_names = [x for i, x in enumerate(docs.label_types) if x not in known and i in present]
+        unknown_index = {x: L + i for i, x in enumerate(unknown_names)}
+        label_map = np.array([known.get(x, unknown_index.get(x, -1)) for x in docs.label_types], np.int64)
+        lab = label_map[docs.lab]
+        n = docs.n_docs
+        n_lab = np.diff(docs.lab_ends, prepend=0)
+        doc_of_label = np.repeat(np.arange(n), n_lab)
+        if unknown_names:
+            lines_with = {name: int(len(np.unique(doc_of_label[lab == L + i]))) for i, name in enumerate(unknown_names)}
+            if all(lab >= L):
+                raise FastembError(f"{docs.name}: none of its labels is known to the model ("
+                                   f"{', '.join(unknown_names[:8])}{' ...' if len(unknown_names) > 8 else ''}; the "
+                                   f"model's: {', '.join(self.labels[:8])}{' ...' if L > 8 else ''})")
+            log.warning(f"warning: {docs.name}: {len(unknown_names)} label(s) the model has never seen, on "
+                        f"{int(len(np.unique(doc_of_label[lab >= L]))):,} line(s): "
+                        + ", ".join(f"{x} ({c})" for x, c in list(lines_with.items())[:8])
+                        + (" ..." if len(unknown_names) > 8 else ""))
+        else:
+            lines_with = {}
+        type_row, type_hash = self._type_table(docs.types)
+        probs = self._probs(docs.tok, docs.doc_ends, type_row, type_hash)
+        kk = min(k, L)
+        top = np.argsort(-probs, axis=1, kind="stable")[:, :kk]
+        pred = top[:, 0]
+        # (document, label) pairs, each once
+        pairs = np.unique(doc_of_label * (L + len(unknown_names)) + lab)
+        p_doc, p_lab = pairs // (L + len(unknown_names)), pairs % (L + len(unknown_names))
+        correct = np.zeros(n, bool)
+        correct[p_doc[p_lab == pred[p_doc]]] = True
+        hits_k = int((top[p_doc] == p_lab[:, None]).any(axis=1).sum())
+        names = self.labels + unknown_names
+        R = len(names)
+        gold = np.bincount(p_lab, minlength=R)
+        predicted = np.bincount(pred, minlength=R)
+        tp = np.bincount(pred[correct], minlength=R)
+        first = lab[np.concatenate(([0], docs.lab_ends[:-1])).astype(np.int64)]
+        row = np.where(correct, pred, first)
+        confusion = np.zeros((R, L), np.int64)
+        np.add.at(confusion, (row, pred), 1)
+        per_label = {}
+        for j, name in enumerate(names):
+            p = tp[j] / predicted[j] if predicted[j] else math.nan
+            r = tp[j] / gold[j] if gold[j] else math.nan
+            f1 = math.nan if math.isnan(p) or math.isnan(r) else (0.0 if p + r == 0 else 2 * p * r / (p + r))
+            per_label[name] = {"precision": p, "recall": r, "f1": f1, "support": int(gold[j]),
+                               "predicted": int(predicted[j])}
+        return {"examples": n, "accuracy": float(correct.mean()), "k": k, "precision_at_k": hits_k / (n * kk),
+                "recall_at_k": hits_k / max(int(len(pairs)), 1), "labels": names, "per_label": per_label,
+                "confusion": confusion, "unknown_labels": lines_with, "skipped_no_text": docs.no_text,
+                "skipped_no_label": docs.no_label}
+
+    # ------------------------------------------------------------ files
+    def save(self, path):
+        """Write the model to HDF5 atomically (store.atomic_h5): /embedding, /output, /vocab/words,
+        /vocab/counts, /labels, /label_counts; the options and training figures as attributes."""
+        from .store import root_attrs, write_vocab, atomic_h5
+        import h5py
+        o = self.options
+        attrs = {**{k: v for k, v in self.attrs.items() if k not in _RESERVED},
+                 **{k: v for k, v in o.to_dict().items() if k != "threads"},
+                 "n_words": len(self.words), "n_labels": len(self.labels)}
+        with atomic_h5(path) as f:
+            root_attrs(f, CONTENT, attrs)
+            f.create_dataset("embedding", data=self.embedding)
+            f.create_dataset("output", data=self.output)
+            write_vocab(f, self.words, self.word_counts)
+            f.create_dataset("labels", data=np.array(self.labels, dtype=object), dtype=h5py.string_dtype("utf-8"))
+            f.create_dataset("label_counts", data=self.label_counts)
+
+    @classmethod
+    def load(cls, path) -> "Classifier":
+        """Read a classifier through the checked HDF5 door; every shape, dtype, count and value is checked
+        against the others before any kernel sees them (a crafted file is one FileError)."""
+        from .store import text_attr, attrs_dict, open_h5, read_array, read_counts, read_words
+        path = os.fspath(path)
+        with open_h5(path, CONTENT) as f:
+            if text_attr(f.attrs.get("content")) != CONTENT:
+                raise FileError(f"{path}: not a fastemb classifier (content: {text_attr(f.attrs.get('content'))})")
+            attrs = attrs_dict(f)
+            given = {}
+            for name in ("dim", "ngrams", "buckets", "label_prefix", "eos"):
+                if name not in attrs:
+                    raise FileError(f"{path}: damaged classifier file (no {name} attribute)")
+            for name in ClassifierOptions.specs():
+                if name in attrs and name != "threads":
+                    given[name] = attrs[name]
+            try:
+                options = ClassifierOptions(**given)
+            except OptionError as e:
+                raise FileError(f"{path}: damaged classifier file (attribute {e})") from None
+            for name in ("embedding", "output", "labels", "vocab/words"):
+                if name not in f:
+                    raise FileError(f"{path}: no dataset /{name}")
+            n_words = f["vocab/words"].shape[0] if f["vocab/words"].ndim == 1 else -1
+            n_labels = f["labels"].shape[0] if f["labels"].ndim == 1 else -1
+            if n_words < 0 or n_labels < 1:
+                raise FileError(f"{path}: /vocab/words and /labels must be non-empty lists of strings")
+            for name, n in (("n_words", n_words), ("n_labels", n_labels)):
+                if name in attrs and attrs[name] != n:
+                    raise FileError(f"{path}: attribute {name} is {attrs[name]} but the file holds {n:,}")
+            rows = n_words + options.bucket_rows
+            embedding = read_array(path, f, "embedding", ndim=2, shape=(rows, options.dim), dtype=np.float32)
+            output = read_array(path, f, "output", ndim=2, shape=(n_labels, options.dim), dtype=np.float32)
+            words = read_words(path, f, n_words)
+            if options.eos and EOS not in words:
+                raise FileError(f"{path}: damaged classifier file (eos is on and /vocab/words has no {EOS})")
+            labels = read_words(path, f, n_labels, name="labels")
+            counts = read_counts(path, f, n_words, required=False)
+            label_counts = read_counts(path, f, n_labels, name="label_counts", required=False)
+        return cls(words, labels, embedding, output, options, word_counts=counts, label_counts=label_counts,
+                   attrs={k: v for k, v in attrs.items() if k not in _RESERVED and k not in given})
+
+
+_RESERVED = {"encoding-type", "encoding-version", "format_version", "content", "fastemb_version", "created",
+             "n_words", "n_labels"}
+
+
+def load(path) -> Classifier:
+    return Classifier.load(path)
+
+
+# ------------------------------------------------------------------------------------------ training
+def _resolve_options(options, params, init):
+    if options is not None and not isinstance(options, ClassifierOptions):
+        raise OptionError("options", f"must be a ClassifierOptions (got {type(options).__name__})")
+    unknown = sorted(set(params) - set(ClassifierOptions.specs()))
+    if unknown:
+        raise OptionError(unknown[0], "is not an option of the classifier")
+    dim_given = "dim" in params or options is not None
+    o = (options or ClassifierOptions()).replace(**params) if params else (options or ClassifierOptions())
+    if init is None:
+        return o, None
+    from .embeddings import Embeddings, load as load_vectors
+    emb = init if isinstance(init, Embeddings) else load_vectors(init)
+    if dim_given and o.dim != emb.dim:
+        raise FastembError(f"{param('init')} has {emb.dim} dimensions but {param('dim')} is {o.dim}: give the "
+                           f"same dimension, or leave {param('dim')} out to use {emb.dim}")
+    return o.replace(dim=emb.dim), emb
+
+
+def train(data, *, options: ClassifierOptions | None = None, init=None, output=None, force=False, verbose=False,
+          tmp_dir=None, **params) -> Classifier:
+    """Train a classifier on labelled text and return it (and save it to `output` when given).
+
+    data: a path ('-' for stdin; .gz/.bz2/.xz), or an iterable of lines (strings, or token lists) in fastText's
+    format. **params: the ClassifierOptions by name (dim=100, epochs=5, lr=0.1, min_count=1, ngrams=1,
+    buckets=200000, label_prefix="__label__", seed=1, threads=None), or a whole object as `options=`.
+    init: word vectors (fastemb.Embeddings or any file fastemb.load reads) to start the words it knows from;
+    their dimension is used (a different `dim` given is an error). Threads=1 is reproducible bit for bit."""
+    import contextlib
+    from .files import output_lock
+    from .progress import verbosity
+    o, init_emb = _resolve_options(options, params, init)
+    with verbosity(verbose), (output_lock(output) if output is not None else contextlib.nullcontext()):
+        if output is not None:
+            from .store import check_output
+            check_output(output, force)
+        t_start = time.perf_counter()
+        docs = read_labelled(data, o.label_prefix, tmp_dir=tmp_dir)
+        _report_skipped(docs, o.label_prefix)
+        clf = _fit(docs, o, init_emb, t_start)
+        if output is not None:
+            clf.save(output)
+        return clf
+
+
+def _fit(docs: _Docs, o: ClassifierOptions, init_emb, t_start) -> Classifier:
+    from .parallel import numba_threads, resolve_threads
+    from .progress import Progress
+    K = _kernels()
+    n_text = int(np.searchsorted(-docs.type_counts, -o.min_count, side="right"))  # counts descend
+    if n_text == 0 and o.ngrams == 1 and not o.eos:
+        raise FastembError(f"{docs.name}: no word occurs at least {o.min_count} times: lower {param('min_count')}")
+    words, word_counts = docs.types[:n_text], docs.type_counts[:n_text]
+    type_row = np.where(np.arange(len(docs.types)) < n_text, np.arange(len(docs.types)), -1).astype(np.int64)
+    eos_row = -1
+    if o.eos:  # the end-of-line word: the word </s> of the text if it has one, else a word of its own
+        eos_row = words.index(EOS) if EOS in words else n_text
+        if eos_row == n_text:
+            words, word_counts = words + [EOS], np.append(word_counts, docs.n_docs)
+            if EOS in docs.types:  # rarer than min_count in the text: still the end-of-line word
+                type_row[docs.types.index(EOS)] = eos_row
+    n_words = len(words)
+    # labels: those of the documents kept, by descending count (ties: first seen)
+    lab_counts = np.bincount(docs.lab, minlength=len(docs.label_types))
+    order = np.argsort(-lab_counts, kind="stable")
+    order = order[lab_counts[order] > 0]
+    relabel = np.full(len(docs.label_types), -1, np.int64)
+    relabel[order] = np.arange(len(order))
+    labels = [docs.label_types[i] for i in order]
+    lab = relabel[docs.lab].astype(np.int32)
+    type_hash = word_hashes(docs.types)
+
+    d = o.dim
+    rows = n_words + o.bucket_rows
+    rng = np.random.default_rng(o.seed)
+    emb = ((rng.random((rows, d), dtype=np.float32) * np.float32(2.0) - np.float32(1.0))
+           * np.float32(1.0 / d)).astype(np.float32)   # fastText: uniform in [-1/dim, 1/dim]
+    out = np.zeros((len(labels), d), np.float32)
+    initialised = 0
+    if init_emb is not None:
+        idx = init_emb.index
+        have = [(i, idx[w]) for i, w in enumerate(words) if w in idx]
+        if have:
+            mine, theirs = map(list, zip(*have))
+            emb[mine] = init_emb.vectors[theirs]
+        initialised = len(have)
+        log.info(f"init: {initialised:,} of {n_words:,} words start from the given vectors")
+
+    n_docs, n_tok = docs.n_docs, int(docs.doc_ends[-1])
+    doc_len = np.diff(docs.doc_ends, prepend=0)
+    max_rows = (int(doc_len.max()) + 1) * o.ngrams
+    total_tokens = float(o.epochs) * n_tok
+    threads = resolve_threads(o.threads)
+    progress = Progress("train", total_tokens, unit="examples")
+    losses, trained_per_epoch = [], []
+    t_train = time.perf_counter()
+    examples_done = 0
+    with numba_threads(threads):
+        for epoch in range(o.epochs):
+            perm = np.random.default_rng([o.seed, epoch]).permutation(n_docs).astype(np.int64)
+            before = np.concatenate(([0], np.cumsum(doc_len[perm])))[:-1]
+            starts = np.flatnonzero(np.diff(before // CHUNK_TOKENS, prepend=-1))
+            chunk_starts = np.concatenate((starts, [n_docs])).astype(np.int64)
+            tokens_before = (epoch * float(n_tok) + before[starts]).astype(np.float64)
+            n_chunks = len(starts)
+            loss = np.zeros(n_chunks, np.float64)
+            count = np.zeros(n_chunks, np.int64)
+            for b0 in range(0, n_chunks, BLOCK_CHUNKS):
+                b1 = min(n_chunks, b0 + BLOCK_CHUNKS)
+                K.train_chunks(docs.tok, docs.doc_ends, lab, docs.lab_ends, type_row, type_hash, n_words, o.buckets,
+                               o.ngrams, eos_row, _eos_hash(), perm, chunk_starts[b0:b1 + 1], tokens_before[b0:b1],
+                               emb, out, float(o.lr), total_tokens, o.seed, epoch, b0, max_rows, loss[b0:b1],
+                               count[b0:b1])
+                examples_done += int(count[b0:b1].sum())
+                done = epoch * n_tok + (before[chunk_starts[b1]] if b1 < n_chunks else n_tok)
+                progress.update(done, examples_done, extra=f"loss {loss[:b1].sum() / max(count[:b1].sum(), 1):.4f}")
+            trained = int(count.sum())
+            if trained == 0:
+                raise FastembError(f"{docs.name}: no line has a word in the vocabulary: lower {param('min_count')} "
+                                   f"or use {param('ngrams')} 2")
+            if not np.isfinite(loss.sum()) or not (np.isfinite(out).all() and np.isfinite(emb).all()):
+                raise FastembError(f"training diverged (the loss is not finite): lower {param('lr')} "
+                                   f"(now {o.lr})")
+            losses.append(float(loss.sum() / trained))
+            trained_per_epoch.append(trained)
+            log.info(f"epoch {epoch + 1}/{o.epochs}: loss {losses[-1]:.4f}, {trained:,} examples")
+    train_seconds = time.perf_counter() - t_train
+    progress.done(f"loss {losses[-1]:.4f}")
+    attrs = {"examples": trained_per_epoch[-1], "lines": docs.lines, "documents": n_docs, "tokens": n_tok,
+             "skipped_no_text": docs.no_text, "skipped_no_label": docs.no_label, "threads": threads,
+             "skipped_no_word": n_docs - trained_per_epoch[-1], "init_words": initialised if init_emb is not None
+             else None, "train_seconds": train_seconds, "total_seconds": time.perf_counter() - t_start,
+             "examples_per_second": sum(trained_per_epoch) / max(train_seconds, 1e-9), "loss": losses}
+    return Classifier(words, labels, emb, out, o, word_counts=word_counts,
+                      label_counts=lab_counts[order], attrs={k: v for k, v in attrs.items() if v is not None})
+
+
+# ------------------------------------------------------------------------------ the sample task (KJV)
+KJV_GROUPS = (
+    ("law", "Ge Exo Lev Num Deu"),
+    ("history", "Josh Jdgs Ruth 1Sm 2Sm 1Ki 2Ki 1Chr 2Chr Ezra Neh Est"),
+    ("wisdom", "Job Psa Prv Eccl SSol"),
+    ("major-prophets", "Isa Jer Lam Eze Dan"),
+    ("minor-prophets", "Hos Joel Amos Obad Jonah Mic Nahum Hab Zep Hag Zec Mal"),
+    ("gospels-acts", "Mat Mark Luke John Acts"),
+    ("pauline", "Rom 1Cor 2Cor Gal Eph Phi Col 1Th 2Th 1Tim 2Tim Titus Phmn"),
+    ("general-revelation", "Heb Jas 1Pet 2Pet 1Jn 2Jn 3Jn Jude Rev"),
+)
+KJV_BOOKS = [b for _, books in KJV_GROUPS for b in books.split()]   # the 66 books, in canonical order
+KJV_TASKS = ("group", "testament", "book")
+
+
+def kjv_label(book: str, task: str) -> str:
+    """A book's label: its group (8, KJV_GROUPS), its testament (old / new) or the book itself."""
+    if task == "book":
+        return book
+    if task == "testament":
+        return "old" if KJV_BOOKS.index(book) < 39 else "new"
+    return next(g for g, books in KJV_GROUPS if book in books.split())
+
+
+def text_lines(path):
+    """Lines (str) of a text file through the corpus reader (compression, BOMs, invalid UTF-8 as elsewhere),
+    as str.splitlines() would give them. The reader ends a file with one more newline, so the last empty line
+    is held back and dropped."""
+    from .corpus import CorpusReader
+    carry, empty = b"", 0
+    for chunk in CorpusReader(path):
+        lines = (carry + chunk).split(b"\n")
+        carry = lines.pop()
+        for line in lines:
+            if not line:
+                empty += 1
+                continue
+            yield from [""] * empty
+            empty = 0
+            yield line.rstrip(b"\r").decode("utf-8")
+    yield from [""] * (empty - 1 if not carry else empty)
+    if carry:
+        yield carry.rstrip(b"\r").decode("utf-8")
+
+
+def kjv_task(task="group", prefix=None, *, corpora="corpora", test_every=10, seed=1, label_prefix="__label__",
+             force=True) -> dict:
+    """Write the sample classification task: each verse of corpora/kjv.txt.gz labelled by its book's group
+    (task "group": law, history, wisdom, major-prophets, minor-prophets, gospels-acts, pauline,
+    general-revelation), its testament ("testament") or its book ("book"), the book taken from the aligned
+    corpora/kjv-books.txt.gz. Every `test_every`-th verse (the 10th, 20th, ...) goes to PREFIX.test in
+    canonical order, the others to PREFIX.train, shuffled with `seed` (fastText reads a file in order, so an
+    unshuffled file would favour the last books). PREFIX defaults to kjv-TASK. Returns the paths and counts."""
+    from .store import atomic_output, check_output
+    if task not in KJV_TASKS:
+        raise OptionError("task", f"must be one of {', '.join(KJV_TASKS)} (got {task!r})")
+    if isinstance(test_every, bool) or not isinstance(test_every, int) or test_every < 2:
+        raise OptionError("test_every", f"must be an integer of at least 2 (got {test_every!r})")
+    prefix = prefix or f"kjv-{task}"
+    text_path = os.path.join(corpora, "kjv.txt.gz")
+    books_path = os.path.join(corpora, "kjv-books.txt.gz")
+    verses, books = list(text_lines(text_path)), list(text_lines(books_path))
+    if len(verses) != len(books):
+        raise FileError(f"{books_path}: {len(books):,} lines for the {len(verses):,} verses of {text_path}: rebuild "
+                        f"both with bin/make_sample_corpus.py")
+    unknown = sorted(set(books) - set(KJV_BOOKS))
+    if unknown:
+        raise FileError(f"{books_path}: unknown book name(s): {', '.join(unknown[:5])}")
+    lines = [f"{label_prefix}{kjv_label(b, task)} {v}" for b, v in zip(books, verses)]
+    test = [x for i, x in enumerate(lines) if i % test_every == test_every - 1]
+    train_lines = [x for i, x in enumerate(lines) if i % test_every != test_every - 1]
+    train_lines = [train_lines[i] for i in np.random.default_rng(seed).permutation(len(train_lines))]
+    out = {"train": f"{prefix}.train", "test": f"{prefix}.test"}
+    for which, chunk in (("train", train_lines), ("test", test)):
+        check_output(out[which], force)
+        with atomic_output(out[which]) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as f:
+            f.write("\n".join(chunk) + "\n")
+    labels = {}
+    for b in books:
+        name = kjv_label(b, task)
+        labels[name] = labels.get(name, 0) + 1
+    return {**out, "train_lines": len(train_lines), "test_lines": len(test), "labels": labels}
+
+
+__all__ = ["ClassifierOptions", "Classifier", "train", "load", "read_labelled", "word_hashes", "ngram_bucket",
+           "kjv_task", "kjv_label", "KJV_GROUPS", "KJV_BOOKS"]

@@ -1,0 +1,509 @@
+"""A neural probabilistic language model (Bengio et al. 2003) as a fastemb algorithm: options, the trainer
+that runs _nplm_kernels block by block under the shared epoch loop, and `LanguageModel` (next-word
+prediction and perplexity of a saved model).
+
+The model: the `context` previous words' vectors (dim each) concatenated, a hidden layer act(W·x + b) of
+`hidden` units, and an output layer over the vocabulary: a full softmax, a sampled softmax (Jean et al. 2015),
+NCE (Mnih & Teh 2012) or a hierarchical softmax over fastemb.huffman's tree. Bengio et al.'s direct
+input-to-output connections are left out.
+
+- Sentence starts: the words before a sentence's first word are a reserved boundary token (one more
+  trained vector, saved as /model/boundary), so every token of the corpus is predicted once per epoch, the
+  first word of a sentence from the boundary alone. Nothing predicts the end of a sentence. Words outside the
+  vocabulary are dropped from the token stream before contexts are formed (as for every fastemb algorithm);
+  perplexity is measured on held-out text the same way (coverage says how many tokens were kept).
+- Training: minibatch SGD with momentum on the mean loss of a minibatch, the learning rate decayed linearly
+  from alpha to min_alpha (optional L2 weight decay on weights and word vectors). Momentum is TensorFlow's
+  for sparse gradients: the rows of the word vectors and of the output layer that a minibatch touches take
+  v = μ·v + g, p -= lr·v; the others keep their velocity and stay put ("lazy" momentum). W and b are dense.
+- Order: an epoch visits the corpus in pieces of ~PIECE_TOKENS tokens (whole sentences) in the order of a
+  permutation of (seed, epoch); a block (one kernel call) is BLOCK_TOKENS / PIECE_TOKENS pieces, its
+  examples shuffled, cut into chunks of minibatches that run Hogwild in parallel (as word2vec's chunks do).
+  Text read in its own order drifted the model towards the part just read (NOTES.md). A 1-thread run is
+  reproducible bit for bit, and a checkpoint resumes at its block.
+- sampled / nce draw `samples` words per minibatch from the unigram distribution, shared by its examples.
+  Sampled softmax corrects logits by −log(K·q) and removes accidental hits; NCE trains logistic decisions on
+  z − log(K·q) (no hit removal, as TensorFlow's nce_loss). Both models are used with the full softmax of
+  their output layer afterwards (predict, perplexity).
+- Output biases start at the log unigram probabilities (full, sampled, nce) or at the log-odds of each tree
+  node's two subtrees (hs), output weights at 0: the untrained model is the unigram model.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from .errors import FastembError, FileError, OptionError, UnknownWord, param
+from .options import DIM, EPOCHS, Options, Spec, between
+from .registry import Algorithm
+from .word2vec import ALPHA, MIN_ALPHA, MIN_ALPHA_RATIO
+
+BLOCK_TOKENS = 1 << 16   # tokens per kernel call: progress, Ctrl-C and SIGTERM are seen between calls
+CHUNK_EXAMPLES = 2048    # Hogwild unit: a chunk of a block's shuffled examples, its minibatches run in order
+PIECE_TOKENS = 512       # an epoch visits the corpus in pieces of whole sentences of about this many tokens,
+                         # in the order of a random permutation (blocks are made of pieces from all over it)
+FULL_MAX_WORDS = 1000    # softmax "auto": the full softmax up to this many words, sampled softmax above
+SOFTMAXES = ("auto", "full", "sampled", "nce", "hs")
+ACTIVATIONS = ("tanh", "logistic")
+CODES = {"full": 0, "sampled": 1, "nce": 2, "hs": 3}
+MODEL_ARRAYS = ("boundary", "hidden_weight", "hidden_bias", "output_weight", "output_bias")
+
+
+@dataclass(frozen=True)
+class NPLMOptions(Options):
+    """A neural probabilistic language model (Bengio et al. 2003): the previous `context` words predict the next
+    through a hidden layer; its word vectors are the embedding, and the saved model predicts (`fastemb
+    predict`) and scores held-out text (`fastemb eval --text`)."""
+    dim: int = DIM(50)
+    context: int = Spec(int, "Language model: how many previous words predict the next one (sentence starts "
+                             "are padded with a boundary token).", check=between(1, 64))(3)
+    hidden: int = Spec(int, "Language model: units of the hidden layer.", check=between(1, 100_000))(100)
+    softmax: str = Spec(str, "Language model output layer: full softmax, sampled softmax (Jean et al. 2015), NCE "
+                             "(Mnih & Teh 2012) or hierarchical softmax over a Huffman tree (hs); auto: full "
+                             f"up to {FULL_MAX_WORDS:,} words, sampled above.", choices=SOFTMAXES)("auto")
+    samples: int = Spec(int, "sampled / nce softmax: words drawn from the unigram distribution per minibatch "
+                             "(shared by its examples).", check=between(1, 100_000))(100)
+    activation: str = Spec(str, "Language model: the hidden layer's activation.", choices=ACTIVATIONS)("tanh")
+    momentum: float = Spec(float, "SGD momentum (0: plain SGD); rows of sparse gradients take it lazily, when "
+                                  "touched.", check=between(0, 0.999))(0.9)
+    batch: int = Spec(int, "Examples per minibatch (one SGD step on their mean loss).",
+                      check=between(1, 1 << 16))(64)
+    weight_decay: float = Spec(float, "L2 penalty on the weights and word vectors (not the biases), added to their "
+                                      "gradients when they take a step.", check=between(0, 1))(0.0)
+    epochs: int = EPOCHS(3)
+    alpha: float = ALPHA(0.15)
+    min_alpha: Optional[float] = MIN_ALPHA(None)
+
+    def check(self):
+        if self.min_alpha is not None and self.min_alpha > self.alpha:
+            raise OptionError("min_alpha", f"must not exceed {param('alpha')} {self.alpha} (got {self.min_alpha})")
+
+    @property
+    def final_alpha(self) -> float:
+        return self.alpha * MIN_ALPHA_RATIO if self.min_alpha is None else self.min_alpha
+
+
+def resolve_softmax(softmax: str, n_words: int) -> str:
+    if softmax == "auto":
+        return "full" if n_words <= FULL_MAX_WORDS else "sampled"
+    return softmax
+
+
+def output_rows(softmax: str, n_words: int) -> int:
+    """Rows of the output layer: one per word, or one per internal node of the tree (hs)."""
+    return n_words - 1 if resolve_softmax(softmax, n_words) == "hs" else n_words
+
+
+def _param_shapes(options, n_words) -> dict:
+    nd = options.context * options.dim
+    rows = output_rows(options.softmax, n_words)
+    return {"emb": (n_words + 1, options.dim), "W": (options.hidden, nd), "b": (options.hidden,),
+            "out": (rows, options.hidden), "out_b": (rows,)}
+
+
+def memory_bytes(options, n_words, nnz=0) -> int:
+    """Parameters and their velocities (float32), the minibatch's buffers and a block's contexts."""
+    params = sum(int(np.prod(s)) for s in _param_shapes(options, n_words).values())
+    cols = n_words if resolve_softmax(options.softmax, n_words) == "full" else options.samples + 64
+    buffers = options.batch * (2 * options.context * options.dim + 3 * options.hidden + cols)
+    return 2 * 4 * params + 4 * buffers + 8 * (options.context + 2) * BLOCK_TOKENS * 2
+
+
+def saved_bytes(options, n_words) -> int:
+    shapes = _param_shapes(options, n_words)
+    return 4 * sum(int(np.prod(s)) for s in shapes.values()) + 32 * n_words
+
+
+def tree_of(counts):
+    """The Huffman tree of the hs output layer (deterministic: built from the vocabulary's counts)."""
+    from .huffman import build
+    return build(np.asarray(counts, np.int64))
+
+
+def _tree_arrays(tree):
+    return (np.ascontiguousarray(tree.codes, np.uint8), np.ascontiguousarray(tree.points, np.int64),
+            np.ascontiguousarray(tree.lengths, np.int64))
+
+
+def node_log_odds(tree, counts) -> np.ndarray:
+    """Each internal node's log(weight of its code-0 subtree / weight of its code-1 subtree): the biases that
+    make the untrained tree give the unigram distribution."""
+    counts = np.maximum(np.asarray(counts, np.float64), 1e-3)
+    V = len(counts)
+    weights = np.zeros((max(V - 1, 1), 2))
+    for t in range(tree.codes.shape[1]):
+        on = tree.lengths > t
+        np.add.at(weights, (tree.points[on, t], tree.codes[on, t]), counts[on])
+    return np.log(np.maximum(weights[:, 0], 1e-3) / np.maximum(weights[:, 1], 1e-3)).astype(np.float32)
+
+
+def init_params(options, counts, seed) -> dict:
+    """Word vectors uniform in [−0.5, 0.5], W Glorot-uniform, b 0, output weights 0 and output biases at the
+    unigram model (see node_log_odds)."""
+    V = len(counts)
+    shapes = _param_shapes(options, V)
+    rng = np.random.default_rng(seed)
+    nd = options.context * options.dim
+    emb = (rng.random(shapes["emb"], dtype=np.float32) - np.float32(0.5))
+    limit = math.sqrt(6.0 / (nd + options.hidden))
+    W = ((rng.random(shapes["W"], dtype=np.float32) * 2 - 1) * np.float32(limit)).astype(np.float32)
+    softmax = resolve_softmax(options.softmax, V)
+    if softmax == "hs":
+        out_b = node_log_odds(tree_of(counts), counts)
+    else:
+        p = np.maximum(np.asarray(counts, np.float64), 1e-3)
+        out_b = np.log(p / p.sum()).astype(np.float32)
+    return {"emb": emb, "W": W, "b": np.zeros(shapes["b"], np.float32), "out": np.zeros(shapes["out"], np.float32),
+            "out_b": out_b}
+
+
+def unigram_entropy(counts) -> float:
+    p = np.asarray(counts, np.float64)
+    p = p[p > 0] / p.sum()
+    return float(-(p * np.log(p)).sum())
+
+
+class NPLMTrainer:
+    """Minibatch SGD with momentum over shuffled blocks of the encoded corpus; one block per kernel call."""
+
+    unit = "words"
+    advice = "alpha"
+
+    def __init__(self, options: NPLMOptions, corpus, *, seed, threads, state, arrays=None):
+        from . import _nplm_kernels as K
+        self.K, self.o, self.corpus, self.seed = K, options, corpus, seed
+        counts = np.asarray(corpus.vocab.counts, np.int64)
+        V = len(counts)
+        if V < 2:
+            raise FastembError(f"nplm needs at least 2 words in the vocabulary (got {V}): lower {param('min_count')}")
+        self.V = V
+        self.softmax = resolve_softmax(options.softmax, V)
+        if arrays is None:
+            p = init_params(options, counts, seed)
+            arrays = dict(p)
+            for name, a in p.items():
+                arrays["v_" + name] = np.zeros_like(a)
+        self.p = {k: np.ascontiguousarray(arrays[k], np.float32) for k in self.array_specs(options, V)}
+        if self.softmax == "hs":
+            self.codes, self.points, self.lengths = _tree_arrays(tree_of(counts))
+            n_cols = self.codes.shape[1]
+        else:
+            self.codes, self.points = np.zeros((1, 1), np.uint8), np.zeros((1, 1), np.int64)
+            self.lengths = np.zeros(1, np.int64)
+            n_cols = V if self.softmax == "full" else options.samples + 1
+        self.n_cols = n_cols
+        self.n_samples = options.samples if self.softmax in ("sampled", "nce") else 0
+        q = counts.astype(np.float64) / counts.sum()
+        self.cdf = np.cumsum(q)
+        self.cdf /= self.cdf[-1]
+        self.logq = np.log(np.maximum(self.n_samples * q, 1e-300)) if self.n_samples else np.zeros(V)
+        self.work_per_epoch = corpus.n_tokens
+        self.total_work = float(options.epochs) * corpus.n_tokens
+        self._reference = self._reference_loss(counts)
+        self._starts = None
+
+    @staticmethod
+    def array_specs(options, n_words) -> dict:
+        shapes = _param_shapes(options, n_words)
+        specs = {name: (shape, "float32") for name, shape in shapes.items()}
+        specs.update({"v_" + name: (shape, "float32") for name, shape in shapes.items()})
+        return specs
+
+    def arrays(self) -> dict:
+        return dict(self.p)
+
+    def vectors(self):
+        return self.p["emb"][:self.V]
+
+    def _reference_loss(self, counts) -> float:
+        K = self.n_samples
+        if self.softmax == "sampled":
+            return math.log(K + 1)
+        if self.softmax == "nce":
+            return math.log(K + 1) + K * math.log1p(1 / K)
+        return unigram_entropy(counts)
+
+    def reference_loss(self) -> float:
+        """The untrained model's loss: the unigram entropy (full, hs), log(K + 1) for sampled softmax (every
+        corrected logit is −log K), and NCE's log(K + 1) + K·log(1 + 1/K)."""
+        return self._reference
+
+    def _pieces(self):
+        """Token offsets where the corpus's pieces start (whole sentences of about PIECE_TOKENS tokens), and the
+        end: the units an epoch's permutation shuffles."""
+        if self._starts is None:
+            ends = self.corpus.sentence_ends
+            marks = np.arange(0, int(ends[-1]), PIECE_TOKENS)
+            first = np.unique(np.searchsorted(ends, marks, side="right"))   # sentences where pieces start
+            first = first[first < len(ends)]
+            starts = np.where(first > 0, np.asarray(ends[np.maximum(first - 1, 0)]), 0)
+            self._starts = np.concatenate((starts, [int(ends[-1])])).astype(np.int64)
+        return self._starts
+
+    def blocks(self, epoch):
+        """The epoch's blocks: (token ids, sentence ends relative to the block), each made of BLOCK_TOKENS /
+        PIECE_TOKENS pieces taken in the order of a permutation of (seed, epoch), so that a block mixes text
+        from all over the corpus (text read in its own order drifts the model towards the part just read)."""
+        starts = self._pieces()
+        n = len(starts) - 1
+        order = np.random.default_rng([self.seed, epoch, 0x6E706C6D]).permutation(n)
+        per_block = max(1, BLOCK_TOKENS // PIECE_TOKENS)
+        ids_all, ends_all = self.corpus.ids, self.corpus.sentence_ends
+        for b0 in range(0, n, per_block):
+            ids, ends, pos = [], [], 0
+            for c in order[b0:b0 + per_block]:
+                t0, t1 = int(starts[c]), int(starts[c + 1])
+                s0, s1 = np.searchsorted(ends_all, [t0, t1], side="right")
+                ids.append(np.asarray(ids_all[t0:t1]))
+                ends.append(np.asarray(ends_all[s0:s1], np.int64) - t0 + pos)
+                pos += t1 - t0
+            yield np.concatenate(ids), np.concatenate(ends)
+
+    def run_epoch(self, state):
+        from .loop import Step
+        o, p = self.o, self.p
+        alpha, min_alpha = o.alpha, o.final_alpha
+        epoch = state.epoch
+        code = CODES[self.softmax]
+        activation = ACTIVATIONS.index(o.activation)
+        for b, (ids, ends) in enumerate(self.blocks(epoch)):
+            if b < state.block:
+                continue  # finished before the checkpoint
+            before = epoch * self.work_per_epoch + state.pos
+            chunk_batches = max(1, CHUNK_EXAMPLES // o.batch)
+            chunk = chunk_batches * o.batch
+            loss = np.zeros((len(ids) + chunk - 1) // chunk, np.float64)
+            self.K.train_block(
+                ids, ends, o.context, o.batch, chunk_batches, self.seed, epoch, b, float(before),
+                max(self.total_work, 1.0), alpha, min_alpha, o.momentum, o.weight_decay, self.n_samples, self.cdf,
+                self.logq, p["emb"], p["W"], p["b"], p["out"], p["out_b"], p["v_emb"], p["v_W"], p["v_b"], p["v_out"],
+                p["v_out_b"], self.codes, self.points, self.lengths, code, activation, self.n_cols, loss)
+            done = before + len(ids)
+            current = max(min_alpha, alpha - (alpha - min_alpha) * done / max(self.total_work, 1.0))
+            yield Step(work=len(ids), loss=float(loss.sum()), count=len(ids), extra=f"alpha {current:.5f}")
+
+    def result(self) -> dict:
+        p, V = self.p, self.V
+        model = {"boundary": p["emb"][V].copy(), "hidden_weight": p["W"].copy(), "hidden_bias": p["b"].copy(),
+                 "output_weight": p["out"].copy(), "output_bias": p["out_b"].copy()}
+        return {"vectors": p["emb"][:V].copy(), "model": model,
+                "attrs": {"softmax": self.softmax, "language_model": "nplm"}}
+
+
+# ------------------------------------------------------------------------------------------ using a model
+def _record(attrs) -> dict:
+    try:
+        record = json.loads(attrs.get("options") or "null")
+    except (TypeError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+class LanguageModel:
+    """A trained NPLM: `LanguageModel.load("model.h5").predict("the king of", k=10)`, `.perplexity(text)`.
+
+    Every array is checked against the vocabulary, dim, hidden, context and the tree before any kernel sees it:
+    a damaged or crafted file is a one-line FileError."""
+
+    def __init__(self, emb, where=None):
+        where = where or "<Embeddings>"
+        a = emb.attrs
+        model = getattr(emb, "model", None)
+        if a.get("algo") != "nplm" or not model:
+            algo = a.get("algo", "unknown")
+            raise FastembError(f"{where} holds {algo} vectors, not a language model (train one with --algo nplm)")
+        def bad(what):
+            return FileError(f"{where}: damaged language model ({what})")
+        softmax, activation, context = a.get("softmax"), a.get("activation"), a.get("context")
+        if softmax not in CODES:
+            raise bad(f"softmax {softmax!r}")
+        if activation not in ACTIVATIONS:
+            raise bad(f"activation {activation!r}")
+        if isinstance(context, bool) or not isinstance(context, int) or not 1 <= context <= 64:
+            raise bad(f"context {context!r}")
+        missing = [n for n in MODEL_ARRAYS if n not in model]
+        if missing:
+            raise bad(f"no /model/{missing[0]}")
+        arrays = {}
+        for name in MODEL_ARRAYS:
+            x = np.asarray(model[name])
+            if x.dtype.kind != "f" or not np.isfinite(x).all():
+                raise bad(f"/model/{name} must hold finite floats")
+            arrays[name] = np.ascontiguousarray(x, np.float32)
+        V, dim = emb.vectors.shape
+        if V < 2:
+            raise bad(f"{V} words")
+        W = arrays["hidden_weight"]
+        if W.ndim != 2 or W.shape[0] < 1 or W.shape[1] != context * dim:
+            raise bad(f"/model/hidden_weight is {'×'.join(map(str, W.shape))}, expected hidden×{context * dim} "
+                      f"(context {context} × dim {dim})")
+        hidden = W.shape[0]
+        rows = V - 1 if softmax == "hs" else V
+        expected = {"boundary": (dim,), "hidden_bias": (hidden,), "output_weight": (rows, hidden),
+                    "output_bias": (rows,)}
+        for name, shape in expected.items():
+            if arrays[name].shape != shape:
+                raise bad(f"/model/{name} is {'×'.join(map(str, arrays[name].shape))}, expected "
+                          f"{'×'.join(map(str, shape))}")
+        if softmax == "hs":
+            tree = tree_of(emb.counts)
+            codes, points, lengths = _tree_arrays(tree)
+            if lengths.min() < 1 or points.min() < 0 or points.max() >= rows or codes.max() > 1:
+                raise bad("its Huffman tree")  # cannot happen for counts read through store.py
+            self.codes, self.points, self.lengths = codes, points, lengths
+        self.emb, self.where, self.V, self.dim, self.hidden = emb, where, V, dim, hidden
+        self.softmax, self.activation, self.context = softmax, activation, context
+        self.table = np.ascontiguousarray(np.vstack([emb.vectors, arrays["boundary"][None]]), np.float32)
+        self.W, self.b = W, arrays["hidden_bias"]
+        self.out, self.out_b = arrays["output_weight"], arrays["output_bias"]
+        record = _record(a)
+        corpus = record.get("corpus_options") if isinstance(record.get("corpus_options"), dict) else {}
+        self.lowercase = bool(corpus.get("lowercase", a.get("lowercase", False)))
+        pattern = corpus.get("token_pattern", a.get("token_pattern"))
+        self.token_pattern = pattern if isinstance(pattern, str) else None
+
+    @classmethod
+    def load(cls, path) -> "LanguageModel":
+        from .embeddings import load
+        return cls(load(path, "hdf5"), os.fspath(path))
+
+    @property
+    def words(self):
+        return self.emb.words
+
+    # ------------------------------------------------------------------ the model
+    def tokens(self, text) -> list:
+        """Text split as the training corpus was (lower-cased, token pattern), or a list of tokens as given."""
+        if not isinstance(text, str):
+            return [str(t) for t in text]
+        if self.lowercase:
+            text = text.lower()
+        return re.findall(self.token_pattern, text) if self.token_pattern else text.split()
+
+    def _hidden(self, ctx):
+        return self.K.hidden_layer(np.ascontiguousarray(ctx, np.int64), self.table, self.W, self.b,
+                                   ACTIVATIONS.index(self.activation))
+
+    @property
+    def K(self):
+        from . import _nplm_kernels
+        return _nplm_kernels
+
+    def context_ids(self, text, skip_unknown=False) -> np.ndarray:
+        """The ids of the last `context` words of `text`, padded with the boundary token (a shorter text is
+        the start of a sentence, as in training). Unknown words raise UnknownWord, or are dropped with
+        skip_unknown (training dropped them from the corpus the same way)."""
+        tokens = self.tokens(text)
+        index = self.emb.index
+        unknown = [t for t in tokens if t not in index]
+        if unknown and not skip_unknown:
+            raise UnknownWord(unknown[0] if len(unknown) == 1 else ", ".join(unknown))
+        ids = [index[t] for t in tokens if t in index][-self.context:] if self.context else []
+        return np.array([self.V] * (self.context - len(ids)) + ids, np.int64)
+
+    def log_probs(self, text, skip_unknown=False) -> np.ndarray:
+        """log P(w | the text's last words) for every word w (float64 [V]), exactly normalised."""
+        h = self._hidden(self.context_ids(text, skip_unknown)[None])[0]
+        logits = self.out.astype(np.float64) @ h.astype(np.float64) + self.out_b
+        if self.softmax == "hs":
+            return self.K.tree_all_log_probs(logits, self.codes, self.points, self.lengths)
+        m = logits.max()
+        return logits - (m + math.log(np.exp(logits - m).sum()))
+
+    def predict(self, text, k=10, skip_unknown=False) -> list:
+        """The k most probable next words after `text`, with their probabilities: [(word, p), ...]."""
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise OptionError("topn", f"must be an integer of at least 1 (got {k!r})")
+        lp = self.log_probs(text, skip_unknown)
+        k = min(k, len(lp))
+        top = np.argpartition(-lp, k - 1)[:k]
+        top = top[np.lexsort((top, -lp[top]))]
+        return [(self.emb.words[i], float(np.exp(lp[i]))) for i in top]
+
+    def sequence_log_probs(self, ids, ends, chunk=1024) -> np.ndarray:
+        """log P of every token of sentences given as ids (int, < V) with their end offsets (float64)."""
+        ids = np.ascontiguousarray(ids, np.int64)
+        ends = np.ascontiguousarray(ends, np.int64)
+        if len(ids) and (ids.min() < 0 or ids.max() >= self.V):
+            raise FastembError("token ids must be in 0..V-1")
+        if len(ends) and (ends[-1] != len(ids) or (np.diff(ends, prepend=0) < 0).any()):
+            raise FastembError("sentence ends must rise to the number of tokens")
+        ctx = self.K.sentence_contexts(ids, ends, self.context, self.V)
+        out = np.empty(len(ids), np.float64)
+        for a in range(0, len(ids), chunk):
+            H = self._hidden(ctx[a:a + chunk])
+            y = ids[a:a + chunk]
+            if self.softmax == "hs":
+                out[a:a + chunk] = self.K.tree_log_probs(H, y, self.out, self.out_b, self.codes, self.points,
+                                                         self.lengths)
+            else:
+                z = H @ self.out.T + self.out_b
+                m = z.max(axis=1, keepdims=True)
+                lse = m[:, 0].astype(np.float64) + np.log(np.exp(z - m).sum(axis=1, dtype=np.float64))
+                out[a:a + chunk] = z[np.arange(len(y)), y].astype(np.float64) - lse
+        return out
+
+    def score(self, text_or_path, memory=None) -> dict:
+        """Held-out perplexity of a text: a path (a string without whitespace, or a PathLike; .gz/.bz2/.xz
+        as for training), a string of text (lines are sentences), or a list of sentences (token lists or
+        strings). It is read as the training corpus was, against this model's vocabulary; tokens outside it are
+        dropped (as training dropped them) and `coverage` says how many were kept. The perplexity is
+        exp(mean −log P(token | its context)) over the kept tokens."""
+        from .corpus import CorpusOptions, Sentences, is_sentences
+        from .files import check_readable
+        from .vocab import build_vocab, iter_blocks
+        source = text_or_path
+        if isinstance(source, os.PathLike) or isinstance(source, str) and not any(c.isspace() for c in source):
+            sources = [check_readable(source, "text file")]
+        elif isinstance(source, str):
+            sources = [Sentences(source.splitlines())]
+        elif is_sentences(source):
+            sources = [Sentences(source)]
+        else:
+            sources = list(source)
+        record = _record(self.emb.attrs)
+        try:
+            copts = CorpusOptions.from_dict(record.get("corpus_options") or {})
+        except (OptionError, TypeError):
+            copts = CorpusOptions(lowercase=self.lowercase, token_pattern=self.token_pattern)
+        copts = copts.replace(min_count=1, max_vocab=None, **({"memory": memory} if memory else {}))
+        total, n = 0.0, 0
+        with _quiet_vocab(), build_vocab(sources, copts, encode=True, base=self.emb) as enc:
+            raw = enc.vocab.raw_tokens
+            if enc.n_tokens == 0:
+                raise FastembError(f"none of the {raw:,} tokens of the text is in the model's vocabulary")
+            for ids, ends, _ in iter_blocks(enc, 1 << 20):
+                lp = self.sequence_log_probs(ids, ends)
+                total -= float(lp.sum())
+                n += len(lp)
+        return {"perplexity": math.exp(total / n), "cross_entropy_bits": total / n / math.log(2), "tokens": n,
+                "text_tokens": raw, "coverage": n / raw, "softmax": self.softmax}
+
+    def perplexity(self, text_or_path) -> float:
+        """exp(mean −log P(token | its context)) over the text's in-vocabulary tokens (see `score`)."""
+        return self.score(text_or_path)["perplexity"]
+
+
+class _quiet_vocab:
+    """Silence the vocabulary's "continued" log line while a held-out text is encoded."""
+
+    def __enter__(self):
+        import logging
+        from .progress import log
+        self.log, self.level = log, log.level
+        log.setLevel(max(self.level, logging.WARNING))
+
+    def __exit__(self, *exc):
+        self.log.setLevel(self.level)
+
+
+ALGORITHMS = (
+    Algorithm("nplm", NPLMOptions, NPLMTrainer, memory_bytes, output_bytes=saved_bytes,
+              summary="neural probabilistic language model (Bengio et al. 2003)"),
+)
