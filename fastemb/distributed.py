@@ -115,6 +115,19 @@ def _worker_version():
     return __version__
 
 
+def _worker_addresses(client) -> list:
+    """The workers' addresses now, sorted; waits (up to 60 s) while the cluster is between workers (one
+    restarting after its nanny killed it). Used as placement hints only (tasks may run elsewhere)."""
+    workers = sorted(client.scheduler_info()["workers"])
+    if not workers:
+        try:
+            client.wait_for_workers(1, timeout=60)
+        except Exception:
+            raise FastembError("the Dask cluster lost its workers (none back within 60s)") from None
+        workers = sorted(client.scheduler_info()["workers"])
+    return workers
+
+
 def _check_workers(client):
     """Fail with one line when the cluster has no worker or its workers cannot import fastemb."""
     try:
@@ -874,7 +887,7 @@ def _cooc_run(shard_list, copts, options, client, seed, partitions, storage_opti
     futs = [client.submit(_cooc_shard, s, params, cooc, seed, vocab_key, text_f, keep_f, b, bounds)
             for s, b in zip(shard_list, bases)]
     col_bits = max(1, (n_rows - 1).bit_length())
-    workers = sorted(client.scheduler_info()["workers"])
+    workers = _worker_addresses(client)
     ranges = []
     for p in range(len(bounds) - 1):
         pieces = [client.submit(_part, f, p) for f in futs]
@@ -1011,7 +1024,7 @@ def _as_blocks(client, X, block_rows=None):
     X = sp.csr_matrix(X)
     n = X.shape[0]
     if block_rows is None:
-        k = max(1, min(n, 2 * len(client.scheduler_info()["workers"])))
+        k = max(1, min(n, 2 * len(_worker_addresses(client))))
         cum = X.indptr[1:].astype(np.float64) + np.arange(1, n + 1)
         cuts = np.searchsorted(cum, cum[-1] * np.arange(1, k) / k) + 1
         bounds = np.unique(np.concatenate(([0], np.clip(cuts, 1, n), [n])))

@@ -215,10 +215,22 @@ def test_evaluation_sets_ship_in_the_wheel(tmp_path):
 
 # ------------------------------------------------------------------------------ the CLI
 def test_every_command_has_json_and_quiet():
+    import click
     from fastemb.cli import cli
-    for name, command in cli.commands.items():
+
+    def commands(group, prefix=""):
+        for name, command in group.commands.items():
+            if isinstance(command, click.Group):  # a group (classify): its subcommands
+                yield from commands(command, f"{prefix}{name} ")
+            else:
+                yield prefix + name, command
+
+    names = []
+    for name, command in commands(cli):
         opts = {o for p in command.params for o in getattr(p, "opts", [])}
         assert {"--json", "--quiet"} <= opts, name
+        names.append(name)
+    assert {"classify train", "classify predict", "classify test", "predict", "train"} <= set(names)
 
 
 def test_neighbors_answers_known_words_and_names_unknown_ones(tmp_path, kjv_emb):
