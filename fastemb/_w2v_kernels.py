@@ -249,6 +249,27 @@ def _predict_hs(h, syn1, points, codes, length, alpha, sig_table, nls_table, neu
 
 
 @njit(cache=True, nogil=True, fastmath=True)
+def sg_window_hs(syn0, syn1_hs, ctx, nc, points, codes, length, alpha, sig_table, nls_table, G, d_ctx, d_out):
+    """Skip-gram on one window under hierarchical softmax in HogBatch's form: every context row predicts the
+    centre word's tree path (node points[d], label 1 − codes[d]); gradients come from the values read before
+    the update and are applied once per row, so the path's node rows are read once per window instead of
+    once per context. Returns the summed loss."""
+    loss = 0.0
+    for c in range(nc):
+        l1 = syn0[ctx[c]]
+        for d in range(length):
+            G[c, d], pair_loss = _gradient(l1, syn1_hs[points[d]], codes[d] == 0, alpha, sig_table, nls_table)
+            loss += pair_loss
+    for c in range(nc):
+        _weighted_sum(G[c], syn1_hs, points, length, d_ctx[c])
+    for d in range(length):
+        _weighted_sum(G[:, d], syn0, ctx, nc, d_out[d])
+    _add_rows(syn0, ctx, nc, d_ctx)
+    _add_rows(syn1_hs, points, length, d_out)
+    return loss
+
+
+@njit(cache=True, nogil=True, fastmath=True)
 def sg_pair_hs(syn0, syn1, context, points, codes, length, alpha, sig_table, nls_table, neu1e):
     """word2vec.c's skip-gram step under hierarchical softmax: the context's input vector predicts the centre
     word's tree path; the input row is updated after the whole path. Returns the loss."""
@@ -330,9 +351,10 @@ def train_chunks(ids, sent_ends, chunk_sents, syn0, syn1, keep_prob, alias_prob,
         sent = np.empty(longest, np.int64)
         ctx = np.empty(max_ctx, np.int64)
         out = np.empty(negative + 1, np.int64)
-        G = np.empty((max_ctx, negative + 1), np.float32)
+        n_slots = max(negative + 1, codes.shape[1])  # output rows of a window: negatives or a tree path
+        G = np.empty((max_ctx, n_slots), np.float32)
         d_ctx = np.empty((max_ctx, dim), np.float32)
-        d_out = np.empty((negative + 1, dim), np.float32)
+        d_out = np.empty((n_slots, dim), np.float32)
         neu1 = np.empty(dim, np.float32)
         neu1e = np.empty(dim, np.float32)
         loss = 0.0
@@ -367,7 +389,10 @@ def train_chunks(ids, sent_ends, chunk_sents, syn0, syn1, keep_prob, alias_prob,
                                         length, alpha, cbow_mean, sig_table, nls_table, neu1, neu1e)
                     pairs += 1
                     continue
-                if hs:
+                if hs and shared_negatives:
+                    loss += sg_window_hs(syn0, syn1_hs, ctx, nc, points[tw], codes[tw], length, alpha, sig_table,
+                                         nls_table, G, d_ctx, d_out)
+                elif hs:
                     for c in range(nc):
                         loss += sg_pair_hs(syn0, syn1_hs, ctx[c], points[tw], codes[tw], length, alpha,
                                            sig_table, nls_table, neu1e)

@@ -71,7 +71,8 @@ class SGNSOptions(Word2VecOptions):
     add_contexts: bool = ADD_CONTEXTS(True)
     shared_negatives: bool = Spec(bool, "Draw negatives once per window and share them across its "
                                         "contexts (HogBatch: faster), or per (word, context) pair as "
-                                        "word2vec.c does.",
+                                        "word2vec.c does; with --hs, the centre word's tree path is "
+                                        "likewise updated once per window, or per pair.",
                                   flags="--shared-negatives/--per-pair-negatives")(True)
 
 

@@ -99,6 +99,31 @@ def test_hs_skipgram_step_matches_numpy(dim):
 
 
 @pytest.mark.parametrize("dim", DIMS)
+def test_hs_window_matches_numpy_matrix_step(dim):
+    """HogBatch's form: every context of the window predicts the centre word's path, gradients from the
+    values before the update, applied once per row (a repeated context word gets both updates)."""
+    syn0 = rand_params(n=6, dim=dim, seed=3)[0]
+    nodes = rand_params(n=5, dim=dim, seed=4)[0]
+    s0, n0 = syn0.copy(), nodes.copy()
+    tree = build([50, 20, 10, 8, 5, 1])
+    word, ctx, alpha = 5, np.array([1, 3, 4, 1]), np.float32(0.05)
+    L = tree.lengths[word]
+    loss = kernels(dim).sg_window_hs(syn0, nodes, ctx, 4, tree.points[word], tree.codes[word], L, alpha, SIG, NLS,
+                                     np.zeros((4, L), np.float32), np.zeros((4, dim), np.float32),
+                                     np.zeros((L, dim), np.float32))
+    pts, labels = tree.points[word, :L], 1.0 - tree.codes[word, :L]
+    S = s0[ctx] @ n0[pts].T
+    Gr = (labels - np.vectorize(table_sigmoid)(S)) * alpha
+    d_ctx, d_out = Gr @ n0[pts], Gr.T @ s0[ctx]
+    np.add.at(s0, ctx, d_ctx)
+    np.add.at(n0, pts, d_out)
+    np.testing.assert_allclose(syn0, s0, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(nodes, n0, rtol=1e-5, atol=1e-6)
+    ref_loss = -(np.log(sigmoid(S)) * labels + np.log(1 - sigmoid(S)) * (1 - labels)).sum()
+    assert loss == pytest.approx(ref_loss, rel=2e-2)
+
+
+@pytest.mark.parametrize("dim", DIMS)
 def test_hs_cbow_step_with_negatives_matches_numpy(dim):
     """CBOW with both output layers (word2vec.c with -hs 1 -negative k): one hidden error from both."""
     syn0, syn1 = rand_params(n=6, dim=dim, seed=1)
@@ -122,11 +147,12 @@ def test_hs_cbow_step_with_negatives_matches_numpy(dim):
     np.testing.assert_allclose(nodes, n_ref, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("algo,negative", [("sgns", 0), ("cbow", 0), ("sgns", 5)])
-def test_hs_recovers_planted_groups(tmp_path, algo, negative):
+@pytest.mark.parametrize("algo,negative,shared", [("sgns", 0, True), ("sgns", 0, False), ("cbow", 0, True),
+                                                 ("sgns", 5, True)])
+def test_hs_recovers_planted_groups(tmp_path, algo, negative, shared):
     groups = planted_corpus(tmp_path / "p.txt")
     emb = fastemb.train(str(tmp_path / "p.txt"), algo, dim=20, epochs=5, sample=0, threads=1, hs=True,
-                        negative=negative)
+                        negative=negative, **({"shared_negatives": shared} if algo == "sgns" else {}))
     for group in groups:
         for w in group:
             assert {x for x, _ in emb.most_similar(w, topn=len(group) - 1)} == set(group) - {w}
