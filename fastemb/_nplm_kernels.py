@@ -42,6 +42,20 @@ def _dot(a, b):
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _decay_velocity(v, row, mu, decay):
+    """v = μ·v + decay·row: a row's velocity before this step's gradient is added (L2 penalty `decay`)."""
+    for k in range(v.shape[0]):
+        v[k] = mu * v[k] + decay * row[k]
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _descend(row, v, lr):
+    """row −= lr·v: the momentum step."""
+    for k in range(row.shape[0]):
+        row[k] -= lr * v[k]
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _axpy(alpha, x, y):
     """y += alpha · x"""
     for k in range(y.shape[0]):
@@ -312,35 +326,29 @@ def _update(ctx, samples, emb, W, b, out, out_b, v_emb, v_W, v_b, v_out, v_outb,
     for j in range(W.shape[0]):
         vw = v_W[j]
         w = W[j]
-        for k in range(vw.shape[0]):
-            vw[k] = mu * vw[k] + decay * w[k]
+        _decay_velocity(vw, w, mu, decay)
         v_b[j] = mu * v_b[j] + _gather_sum(scale, Dt[j], X, vw)
-        for k in range(w.shape[0]):
-            w[k] -= lr * vw[k]
+        _descend(w, vw, lr)
         b[j] -= lr * v_b[j]
     for s in range(n_emb):
         r = emb_rows[s]
         vr = v_emb[r]
         row = emb[r]
-        for k in range(dim):
-            vr[k] = mu * vr[k] + decay * row[k]
+        _decay_velocity(vr, row, mu, decay)
         for i in range(emb_ptr[s], emb_ptr[s + 1]):
             code = emb_ent[i]
             e = code // n
             c = code - e * n
             _axpy(scale, dX[e, c * dim:(c + 1) * dim], vr)
-        for k in range(dim):
-            row[k] -= lr * vr[k]
+        _descend(row, vr, lr)
     if softmax == FULL:
         Gt = np.ascontiguousarray(G.T)
         for r in range(out.shape[0]):
             vr = v_out[r]
             row = out[r]
-            for k in range(vr.shape[0]):
-                vr[k] = mu * vr[k] + decay * row[k]
+            _decay_velocity(vr, row, mu, decay)
             v_outb[r] = mu * v_outb[r] + _gather_sum(scale, Gt[r], H, vr)
-            for k in range(row.shape[0]):
-                row[k] -= lr * vr[k]
+            _descend(row, vr, lr)
             out_b[r] -= lr * v_outb[r]
     else:
         Gt = np.ascontiguousarray(G.T) if softmax != HS else G[:0]
@@ -348,8 +356,7 @@ def _update(ctx, samples, emb, W, b, out, out_b, v_emb, v_W, v_b, v_out, v_outb,
             r = out_rows[s]
             vr = v_out[r]
             row = out[r]
-            for k in range(vr.shape[0]):
-                vr[k] = mu * vr[k] + decay * row[k]
+            _decay_velocity(vr, row, mu, decay)
             gb = 0.0
             for i in range(out_ptr[s], out_ptr[s + 1]):
                 code = out_ent[i]
@@ -365,8 +372,7 @@ def _update(ctx, samples, emb, W, b, out, out_b, v_emb, v_W, v_b, v_out, v_outb,
                 else:  # shared sample column −code: every example's
                     gb += _gather_sum(scale, Gt[-code], H, vr)
             v_outb[r] = mu * v_outb[r] + gb
-            for k in range(row.shape[0]):
-                row[k] -= lr * vr[k]
+            _descend(row, vr, lr)
             out_b[r] -= lr * v_outb[r]
 
 

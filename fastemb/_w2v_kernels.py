@@ -127,15 +127,17 @@ def _add_rows(matrix, rows, n, deltas):
 
 
 @njit(cache=True, nogil=True, fastmath=True)
-def sg_window_shared(syn0, syn1, ctx, nc, out, n_out, alpha, sig_table, nls_table, G, d_ctx, d_out):
-    """Skip-gram on one window with negatives shared by its contexts (HogBatch, Ji et al. 2016):
-    out[0] is the centre word (label 1), out[1:n_out] the negatives. Gradients are computed from the
-    values read before the update, then applied once per row. Returns the summed loss."""
+def sg_window_shared(syn0, syn1, ctx, nc, out, n_out, codes, alpha, sig_table, nls_table, G, d_ctx, d_out):
+    """Skip-gram on one window with output rows shared by its contexts (HogBatch, Ji et al. 2016): every
+    context row predicts out[o] with label 1 − codes[o] for o < n_out — the centre word (code 0) and the
+    negatives (code 1) drawn once per window, or the centre word's tree path under hierarchical softmax.
+    Gradients are computed from the values read before the update, then applied once per row. Returns the
+    summed loss."""
     loss = 0.0
     for c in range(nc):
         l1 = syn0[ctx[c]]
         for o in range(n_out):
-            G[c, o], pair_loss = _gradient(l1, syn1[out[o]], o == 0, alpha, sig_table, nls_table)
+            G[c, o], pair_loss = _gradient(l1, syn1[out[o]], codes[o] == 0, alpha, sig_table, nls_table)
             loss += pair_loss
     for c in range(nc):
         _weighted_sum(G[c], syn1, out, n_out, d_ctx[c])
@@ -249,27 +251,6 @@ def _predict_hs(h, syn1, points, codes, length, alpha, sig_table, nls_table, neu
 
 
 @njit(cache=True, nogil=True, fastmath=True)
-def sg_window_hs(syn0, syn1_hs, ctx, nc, points, codes, length, alpha, sig_table, nls_table, G, d_ctx, d_out):
-    """Skip-gram on one window under hierarchical softmax in HogBatch's form: every context row predicts the
-    centre word's tree path (node points[d], label 1 − codes[d]); gradients come from the values read before
-    the update and are applied once per row, so the path's node rows are read once per window instead of
-    once per context. Returns the summed loss."""
-    loss = 0.0
-    for c in range(nc):
-        l1 = syn0[ctx[c]]
-        for d in range(length):
-            G[c, d], pair_loss = _gradient(l1, syn1_hs[points[d]], codes[d] == 0, alpha, sig_table, nls_table)
-            loss += pair_loss
-    for c in range(nc):
-        _weighted_sum(G[c], syn1_hs, points, length, d_ctx[c])
-    for d in range(length):
-        _weighted_sum(G[:, d], syn0, ctx, nc, d_out[d])
-    _add_rows(syn0, ctx, nc, d_ctx)
-    _add_rows(syn1_hs, points, length, d_out)
-    return loss
-
-
-@njit(cache=True, nogil=True, fastmath=True)
 def sg_pair_hs(syn0, syn1, context, points, codes, length, alpha, sig_table, nls_table, neu1e):
     """word2vec.c's skip-gram step under hierarchical softmax: the context's input vector predicts the centre
     word's tree path; the input row is updated after the whole path. Returns the loss."""
@@ -352,6 +333,8 @@ def train_chunks(ids, sent_ends, chunk_sents, syn0, syn1, keep_prob, alias_prob,
         ctx = np.empty(max_ctx, np.int64)
         out = np.empty(negative + 1, np.int64)
         n_slots = max(negative + 1, codes.shape[1])  # output rows of a window: negatives or a tree path
+        ns_codes = np.ones(negative + 1, np.uint8)  # negative sampling as codes: the centre word 0, negatives 1
+        ns_codes[0] = 0
         G = np.empty((max_ctx, n_slots), np.float32)
         d_ctx = np.empty((max_ctx, dim), np.float32)
         d_out = np.empty((n_slots, dim), np.float32)
@@ -390,8 +373,8 @@ def train_chunks(ids, sent_ends, chunk_sents, syn0, syn1, keep_prob, alias_prob,
                     pairs += 1
                     continue
                 if hs and shared_negatives:
-                    loss += sg_window_hs(syn0, syn1_hs, ctx, nc, points[tw], codes[tw], length, alpha, sig_table,
-                                         nls_table, G, d_ctx, d_out)
+                    loss += sg_window_shared(syn0, syn1_hs, ctx, nc, points[tw], length, codes[tw], alpha,
+                                             sig_table, nls_table, G, d_ctx, d_out)
                 elif hs:
                     for c in range(nc):
                         loss += sg_pair_hs(syn0, syn1_hs, ctx[c], points[tw], codes[tw], length, alpha,
@@ -404,7 +387,7 @@ def train_chunks(ids, sent_ends, chunk_sents, syn0, syn1, keep_prob, alias_prob,
                         loss += sg_window_shared6(syn0, syn1, ctx, nc, out, n_out, alpha, sig_table,
                                                   nls_table, d_ctx, d_out)
                     else:
-                        loss += sg_window_shared(syn0, syn1, ctx, nc, out, n_out, alpha, sig_table,
+                        loss += sg_window_shared(syn0, syn1, ctx, nc, out, n_out, ns_codes, alpha, sig_table,
                                                  nls_table, G, d_ctx, d_out)
                     pairs += nc
                 else:

@@ -10,7 +10,7 @@ import fastemb
 from fastemb.huffman import build
 from fastemb.w2v_dims import kernels
 from conftest import SAMPLE, assert_one_line_error, category_purity, run_cli
-from test_word2vec import DIMS, NLS, SIG, planted_corpus, rand_params, sigmoid, table_sigmoid
+from test_word2vec import DIMS, NLS, SIG, assert_groups_recovered, planted_corpus, rand_params, sigmoid, table_sigmoid
 
 
 def heap_huffman_lengths(counts):
@@ -108,7 +108,7 @@ def test_hs_window_matches_numpy_matrix_step(dim):
     tree = build([50, 20, 10, 8, 5, 1])
     word, ctx, alpha = 5, np.array([1, 3, 4, 1]), np.float32(0.05)
     L = tree.lengths[word]
-    loss = kernels(dim).sg_window_hs(syn0, nodes, ctx, 4, tree.points[word], tree.codes[word], L, alpha, SIG, NLS,
+    loss = kernels(dim).sg_window_shared(syn0, nodes, ctx, 4, tree.points[word], L, tree.codes[word], alpha, SIG, NLS,
                                      np.zeros((4, L), np.float32), np.zeros((4, dim), np.float32),
                                      np.zeros((L, dim), np.float32))
     pts, labels = tree.points[word, :L], 1.0 - tree.codes[word, :L]
@@ -153,9 +153,7 @@ def test_hs_recovers_planted_groups(tmp_path, algo, negative, shared):
     groups = planted_corpus(tmp_path / "p.txt")
     emb = fastemb.train(str(tmp_path / "p.txt"), algo, dim=20, epochs=5, sample=0, threads=1, hs=True,
                         negative=negative, **({"shared_negatives": shared} if algo == "sgns" else {}))
-    for group in groups:
-        for w in group:
-            assert {x for x, _ in emb.most_similar(w, topn=len(group) - 1)} == set(group) - {w}
+    assert_groups_recovered(emb, groups)
     if negative == 0:
         # a centre word is uniform over its group of 6 given any context: the loss reaches log 6 (it starts at
         # the tree's ~5 bits), and there are no per-word context vectors: the file says so

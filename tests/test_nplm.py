@@ -16,6 +16,7 @@ from fastemb.errors import FastembError, FileError, OptionError, UnknownWord
 from conftest import SAMPLE, assert_one_line_error, run_cli
 
 from bench.ngram import KneserNeyTrigram
+from bench.nplm import sentences
 
 
 # ------------------------------------------------------------------------------------ numpy reference
@@ -341,16 +342,6 @@ def _kjv_split(tmp_path, train_every):
     return str(train), str(held)
 
 
-def _sentences(path, emb):
-    """A text as the NPLM sees it: its sentences as ids of `emb`'s vocabulary, other words dropped."""
-    from fastemb.vocab import build_vocab, iter_blocks
-    out = []
-    with build_vocab([path], encode=True, base=emb) as enc:
-        for ids, ends, _ in iter_blocks(enc):
-            out += np.split(ids.astype(np.int64), ends[:-1])
-    return out
-
-
 def test_sampled_softmax_and_nce_approach_the_full_softmax(tmp_path):
     train, held = _kjv_split(tmp_path, 8)   # ~115k training tokens
     common = {"max_vocab": 200, "epochs": 5, "context": 3, "dim": 32, "hidden": 64, "samples": 40, "seed": 3}
@@ -372,9 +363,9 @@ def test_kjv_heldout_perplexity_beats_kneser_ney_trigram(tmp_path):
     emb = fastemb.train(train, "nplm", max_vocab=500, softmax="full", context=4, epochs=6, alpha=0.15,
                         weight_decay=1e-4, seed=1)
     score = fastemb.LanguageModel(emb).score(held)
-    held_ids = _sentences(held, emb)
+    held_ids = sentences(held, emb)
     assert score["tokens"] == sum(map(len, held_ids)) and 0.7 < score["coverage"] < 0.95
-    kn = KneserNeyTrigram(len(emb)).fit(_sentences(train, emb))
+    kn = KneserNeyTrigram(len(emb)).fit(sentences(train, emb))
     baseline = kn.perplexity(held_ids)
     assert 30 < baseline < 40
     assert score["perplexity"] < 0.96 * baseline, (score["perplexity"], baseline)

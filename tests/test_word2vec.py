@@ -71,7 +71,8 @@ def test_shared_negative_window_matches_numpy_matrix_step(dim, n_out, six):
         padded = np.concatenate([out, np.full(6 - n_out, -1)])  # slots past n_out are never read as rows
         loss = kernels(dim).sg_window_shared6(syn0, syn1, ctx, 4, padded, n_out, alpha, SIG, NLS, d_ctx, d_out)
     else:
-        loss = kernels(dim).sg_window_shared(syn0, syn1, ctx, 4, out, n_out, alpha, SIG, NLS,
+        codes = np.array([0] + [1] * (n_out - 1), np.uint8)  # the centre word, then the negatives
+        loss = kernels(dim).sg_window_shared(syn0, syn1, ctx, 4, out, n_out, codes, alpha, SIG, NLS,
                                              np.zeros((4, n_out), np.float32), d_ctx, d_out)
     S = s0[ctx] @ s1[out].T
     labels = np.zeros(n_out)
@@ -131,15 +132,20 @@ def planted_corpus(path, groups=5, per_group=6, sentences=3000, length=12, seed=
     return vocab
 
 
+def assert_groups_recovered(emb, groups):
+    """Every word's nearest neighbours are exactly its group mates."""
+    for group in groups:
+        for w in group:
+            neighbours = {x for x, _ in emb.most_similar(w, topn=len(group) - 1)}
+            assert neighbours == set(group) - {w}, (w, neighbours)
+
+
 @pytest.mark.parametrize("algo,shared", [("sgns", True), ("sgns", False), ("cbow", True)])
 def test_planted_groups_are_recovered(tmp_path, algo, shared):
     groups = planted_corpus(tmp_path / "p.txt")
     emb = train(str(tmp_path / "p.txt"), algo, dim=20, epochs=5, sample=0, threads=1,
                 **({"shared_negatives": shared} if algo == "sgns" else {}))
-    for group in groups:
-        for w in group:
-            neighbours = {x for x, _ in emb.most_similar(w, topn=len(group) - 1)}
-            assert neighbours == set(group) - {w}, (w, neighbours)
+    assert_groups_recovered(emb, groups)
     assert emb.attrs["loss"][-1] < emb.attrs["loss"][0]
 
 
