@@ -8,7 +8,7 @@ validation split of the training data).
 
 A config NxE is word n-grams N and E epochs; every tool runs with lr 0.1, dim 100, min-count 1 and 200,000
 n-gram buckets (fastText's -bucket; fastemb's default), `threads` threads. Accuracy is precision@1 on the
-held-out verses (every 10th, fastemb.classify.kjv_task). Timings are in-process: `call s` is the whole
+held-out verses (every 10th, fastemb.models.classify.kjv_task). Timings are in-process: `call s` is the whole
 training call (reading the file included) for both tools, `train s` fastemb's SGD alone; examples/s =
 training lines × epochs / call seconds. The kernels are compiled (or loaded from Numba's cache) before
 anything is timed.
@@ -189,7 +189,7 @@ def bow_logreg(train_texts, train_labels, test_texts, test_labels, *, ngrams=1, 
 
 # ------------------------------------------------------------------------------------------ the tools
 def run_fastemb(train, test, *, ngrams, epochs, seed, threads):
-    import fastemb.classify as C
+    import fastemb.models.classify as C
     t = time.perf_counter()
     clf = C.train(train, ngrams=ngrams, epochs=epochs, seed=seed, threads=threads, lr=0.1, dim=100, min_count=1,
                   buckets=200_000)
@@ -236,7 +236,7 @@ def main(argv=None):
     ap.add_argument("--corpora", default=os.path.join(ROOT, "corpora"))
     ap.add_argument("--json", dest="json_out", default=None)
     args = ap.parse_args(argv)
-    import fastemb.classify as C
+    import fastemb.models.classify as C
     seeds = [int(s) for s in args.seeds.split(",")]
     configs = [tuple(int(x) for x in c.split("x")) for c in args.configs.split(",")]
     tools = {"fastemb": run_fastemb}

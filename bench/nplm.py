@@ -46,7 +46,7 @@ def sentences(path, emb):
 
 def run(softmax, train, held, epochs, options, seed=1):
     import fastemb
-    from fastemb.nplm import LanguageModel
+    from fastemb.models.nplm import LanguageModel
     per_epoch = []
 
     def measure(run_):
@@ -73,7 +73,7 @@ def main(argv=None):
     p.add_argument("--json", default=None)
     p.add_argument("options", nargs="*", help="more nplm options as NAME=VALUE (context=4 alpha=0.15 ...)")
     a = p.parse_args(argv)
-    from fastemb.nplm import NPLMOptions
+    from fastemb.models.nplm import NPLMOptions
     from bench.ngram import KneserNeyTrigram
     options = {"max_vocab": a.max_vocab} if a.max_vocab else {}
     for item in a.options:

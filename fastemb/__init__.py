@@ -5,7 +5,7 @@ imported on first use.
 """
 __version__ = "0.1.0"
 
-from .errors import FastembError, FileError, OptionError, UnknownWord  # noqa: E402
+from fastemb.errors import FastembError, FileError, OptionError, UnknownWord  # noqa: E402
 
 _LAZY = {
     "train": ("training", "train"),
@@ -20,16 +20,17 @@ _LAZY = {
     "cooccurrences": ("cooc", "cooccurrences"),
     "CorpusOptions": ("corpus", "CorpusOptions"),
     "CoocOptions": ("cooc", "CoocOptions"),
-    "SGNSOptions": ("word2vec", "SGNSOptions"),
-    "CBOWOptions": ("word2vec", "CBOWOptions"),
-    "GloveOptions": ("glove", "GloveOptions"),
-    "PPMIOptions": ("ppmi", "PPMIOptions"),
-    "NPLMOptions": ("nplm", "NPLMOptions"),
-    "LanguageModel": ("nplm", "LanguageModel"),
+    "SGNSOptions": ("models.word2vec", "SGNSOptions"),
+    "CBOWOptions": ("models.word2vec", "CBOWOptions"),
+    "GloveOptions": ("models.glove", "GloveOptions"),
+    "PPMIOptions": ("models.ppmi", "PPMIOptions"),
+    "NPLMOptions": ("models.nplm", "NPLMOptions"),
+    "LanguageModel": ("models.nplm", "LanguageModel"),
 }
-_SUBMODULES = ("eval", "align", "registry", "callbacks", "options", "plot", "formats", "store", "cooc", "vocab",
-               "corpus", "word2vec", "glove", "ppmi", "training", "checkpoint", "embeddings", "classify",
-               "nplm")
+_SUBMODULES = {name: name for name in ("eval", "align", "registry", "callbacks", "options", "plot", "formats", "store",
+                                        "cooc", "vocab", "corpus", "training", "checkpoint", "embeddings", "kernels",
+                                        "models", "cli", "dask")}
+_SUBMODULES.update({name: f"models.{name}" for name in ("word2vec", "glove", "ppmi", "nplm", "classify")})
 
 __all__ = ["FastembError", "FileError", "OptionError", "UnknownWord", "__version__", *_LAZY, "eval", "align"]
 
@@ -42,7 +43,7 @@ def __getattr__(name):
         globals()[name] = value
         return value
     if name in _SUBMODULES:
-        return importlib.import_module(f".{name}", __name__)
+        return importlib.import_module(f".{_SUBMODULES[name]}", __name__)
     raise AttributeError(f"module 'fastemb' has no attribute {name!r}")
 
 

@@ -7,14 +7,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import FastembError, FileError, OptionError, param
+from fastemb.errors import FastembError, FileError, OptionError, param
 
 METHODS = ("gd", "lstsq", "procrustes", "cca", "vecmap")
 
 
 def read_lexicon(path):
     """TSV (or whitespace-separated) source/target word pairs, one per line; '#' comments skipped."""
-    from .files import read_text_lines
+    from fastemb.files import read_text_lines
     pairs = []
     for n, line in read_text_lines(path, "lexicon"):
         if not line.strip() or line.startswith("#"):
@@ -70,7 +70,7 @@ class Alignment:
         return (Y if self.tgt_projection is None else Y @ self.tgt_projection).astype(np.float32)
 
     def save(self, path):
-        from .store import save_alignment
+        from fastemb.store import save_alignment
         save_alignment(path, self.R, attrs={"method": self.method, "normalize": self.normalize,
                                             "center": self.center},
                        arrays={"src_mean": self.src_mean, "tgt_mean": self.tgt_mean,
@@ -82,7 +82,7 @@ class Alignment:
 
     @classmethod
     def load(cls, path):
-        from .store import load_alignment
+        from fastemb.store import load_alignment
         R, attrs, arrays = load_alignment(path)
         return cls(R=R, method=attrs.get("method", "?"), normalize=bool(attrs.get("normalize", False)),
                    center=bool(attrs.get("center", False)), src_mean=arrays.get("src_mean"),
@@ -282,7 +282,7 @@ def _cca(Xc, Yc, ridge):
 # ----------------------------------------------------------------------------------------- retrieval
 def _topk(S, k):
     """(indices, values) of the k largest entries of each row of S."""
-    from ._query_kernels import topk_rows
+    from fastemb.kernels.query import topk_rows
     return topk_rows(np.ascontiguousarray(S, dtype=np.float32), min(k, S.shape[1]))
 
 

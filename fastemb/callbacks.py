@@ -46,7 +46,7 @@ class _FunctionCallback(Callback):
 
 def as_callbacks(callbacks) -> list:
     """Callback objects from a list of callbacks and plain functions (epoch-end hooks)."""
-    from .errors import OptionError
+    from fastemb.errors import OptionError
     if callbacks is None:
         return []
     if isinstance(callbacks, Callback) or callable(callbacks) and not isinstance(callbacks, (list, tuple)):
@@ -89,7 +89,7 @@ class FrozenLoss(Callback):
         measure = getattr(run.trainer, "frozen_loss", None)
         if measure is not None:
             self.losses.append(measure(self.max_tokens))
-            from .progress import log
+            from fastemb.progress import log
             log.info(f"epoch {run.epoch}: frozen loss {self.losses[-1]:.4f}")
 
 

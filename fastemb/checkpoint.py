@@ -23,9 +23,9 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .callbacks import Callback
-from .errors import FastembError, FileError, OptionError, param
-from .progress import log
+from fastemb.callbacks import Callback
+from fastemb.errors import FastembError, FileError, OptionError, param
+from fastemb.progress import log
 
 VERSION = 2
 
@@ -100,7 +100,7 @@ def digest(array) -> str:
 
 # ------------------------------------------------------------------------------------------ writing
 def save_checkpoint(path, run_id, record, state: TrainState, arrays: dict, words, counts):
-    from .store import root_attrs, write_vocab, atomic_h5
+    from fastemb.store import root_attrs, write_vocab, atomic_h5
     record_json, state_json = json.dumps(record), json.dumps(asdict(state))
     with atomic_h5(path) as f:
         root_attrs(f, "checkpoint", {"checkpoint_version": VERSION, "run_id": run_id, "record": record_json,
@@ -114,7 +114,7 @@ def save_checkpoint(path, run_id, record, state: TrainState, arrays: dict, words
 
 def checkpoint_owner(path):
     """(run_id, summary) of the checkpoint at `path`, or (None, why) when it is not a readable one."""
-    from .store import open_h5
+    from fastemb.store import open_h5
     try:
         with open_h5(path, "checkpoint") as f:
             run_id = str(f.attrs.get("run_id", ""))
@@ -204,7 +204,7 @@ class Resumable:
 def load_checkpoint(path) -> Resumable:
     """Read and check a checkpoint completely: record, state, vocabulary, and every array against what
     its algorithm declares for that vocabulary and those options (shape, dtype, checksum, finiteness)."""
-    from .store import read_vocab, open_h5
+    from fastemb.store import read_vocab, open_h5
     path = os.fspath(path)
     with open_h5(path, "checkpoint") as f:
         version = f.attrs.get("checkpoint_version")
@@ -252,7 +252,7 @@ def load_checkpoint(path) -> Resumable:
 
 def record_options(record, path):
     """(Algorithm, validated options) of a checkpoint record."""
-    from . import registry
+    from fastemb import registry
     if not isinstance(record, dict) or record.get("version") != VERSION:
         raise FileError(f"{path}: damaged checkpoint record")
     try:

@@ -17,12 +17,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import FastembError, FileError, param
-from .files import describe_os_error, work_dir, write_array
-from .options import SAMPLE, WINDOW, Options, Spec
-from .parallel import numba_threads, resolve_threads
-from .progress import Progress
-from .vocab import EncodedCorpus, iter_blocks
+from fastemb.errors import FastembError, FileError, param
+from fastemb.files import describe_os_error, work_dir, write_array
+from fastemb.options import SAMPLE, WINDOW, Options, Spec
+from fastemb.parallel import numba_threads, resolve_threads
+from fastemb.progress import Progress
+from fastemb.vocab import EncodedCorpus, iter_blocks
 
 ENTRY_BYTES = 16       # one uint64 key + one int64 value
 MAX_LOAD = 0.7
@@ -48,7 +48,7 @@ class CoocOptions(Options):
 
 
 def _kernels():
-    from . import _cooc_kernels
+    from fastemb.kernels import cooc as _cooc_kernels
     return _cooc_kernels
 
 
@@ -56,11 +56,11 @@ def cooccurrences(corpus, *, seed=1, threads=None, tmp_dir=None, **params):
     """Count a corpus (files, or Python sentences as for fastemb.train) into (words, counts, CSR matrix);
     params: the CoocOptions and CorpusOptions by name (window=10, weighting="harmonic", min_count=5, ...).
     The result feeds fastemb.train(cooc=(words, matrix), algo="glove")."""
-    from .corpus import CorpusOptions
-    from .errors import OptionError
-    from .files import check_work_dir
-    from .options import RunOptions, split_known
-    from .vocab import build_vocab
+    from fastemb.corpus import CorpusOptions
+    from fastemb.errors import OptionError
+    from fastemb.files import check_work_dir
+    from fastemb.options import RunOptions, split_known
+    from fastemb.vocab import build_vocab
     (cooc_params, corpus_params), rest = split_known(params, CoocOptions, CorpusOptions)
     if rest:
         raise OptionError(next(iter(rest)), "is not an option of fastemb.cooccurrences")

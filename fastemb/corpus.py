@@ -18,8 +18,8 @@ import zlib
 from dataclasses import dataclass
 from typing import Optional
 
-from .errors import FastembError, FileError, param
-from .options import Options, Spec, at_least, between, parse_memory, regex
+from fastemb.errors import FastembError, FileError, param
+from fastemb.options import Options, Spec, at_least, between, parse_memory, regex
 
 CHUNK_BYTES = 1 << 20
 # word2vec.c truncates words at 100 bytes; a longer cap keeps real tokens (URLs, hashes) whole while

@@ -15,7 +15,7 @@ from numbers import Integral
 
 import numpy as np
 
-from .errors import FastembError, OptionError, UnknownWord
+from fastemb.errors import FastembError, OptionError, UnknownWord
 
 
 def _as_list(x):
@@ -186,7 +186,7 @@ class Embeddings:
     def most_similar_batch(self, queries, topn=10, restrict_vocab=None):
         """One result list per query (a word or a vector), each query's own word excluded: many queries at
         once, by batched matrix products and a Numba top-k (see bench/query_speed.py)."""
-        from ._query_kernels import topk_rows
+        from fastemb.kernels.query import topk_rows
         topn = self._topn(topn)
         if topn is None:
             raise OptionError("topn", "must be a number for batched queries")
@@ -258,7 +258,7 @@ class Embeddings:
     def analogy(self, a, b, c, topn=1, method="3cosadd", restrict_vocab=None):
         """a is to b as c is to ?  (3CosAdd, or 3CosMul of Levy & Goldberg 2014). The question words are never
         answers, so fewer than topn answers come back when the candidates run out."""
-        from .eval import analogy_scores
+        from fastemb.eval import analogy_scores
         topn = self._topn(topn) or 1
         n = self._candidates(restrict_vocab)
         ids = [self.get_index(a), self.get_index(b), self.get_index(c)]
@@ -306,14 +306,14 @@ class Embeddings:
 
     # ------------------------------------------------------------ files
     def save(self, path):
-        from .store import save_embeddings
+        from fastemb.store import save_embeddings
         save_embeddings(path, self.words, self.counts, self.vectors, context=self.context_vectors,
                         bias=self.bias, context_bias=self.context_bias, svd=self.svd, attrs=self.attrs,
                         model=self.model)
 
     @classmethod
     def load(cls, path) -> "Embeddings":
-        from .store import load_embeddings
+        from fastemb.store import load_embeddings
         d = load_embeddings(path)
         return cls(d["words"], d["vectors"], d["counts"], context_vectors=d["context_embedding"],
                    bias=d["bias"], context_bias=d["context_bias"], svd=d["svd"], attrs=d["attrs"],
@@ -324,14 +324,14 @@ def load(path, format=None, vocab=None) -> Embeddings:
     """Embeddings from an HDF5 file (fastemb's, or any with /embedding and /vocab/words), or from word2vec
     text/binary or GloVe text (format=None guesses from the content). For the text formats, word counts come
     from `vocab` (word2vec.c's -save-vocab format: 'word count' lines) or from the FILE.vocab beside it."""
-    from .files import check_readable
+    from fastemb.files import check_readable
     if format in (None, "hdf5"):
         path = check_readable(path)
         with open(path, "rb") as f:
             is_hdf5 = f.read(8) == b"\x89HDF\r\n\x1a\n"
         if is_hdf5 or format == "hdf5":
             return Embeddings.load(path)
-    from .formats import read_vectors, read_vocab_counts
+    from fastemb.formats import read_vectors, read_vocab_counts
     words, vectors = read_vectors(path, None if format in (None, "hdf5") else format)
     counts = read_vocab_counts(path, words, vocab)
     return Embeddings(words, vectors, counts, attrs={"source_file": str(path)})

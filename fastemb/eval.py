@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import FastembError, FileError
+from fastemb.errors import FastembError, FileError
 
 ANALOGY_RESTRICT = 30_000   # word2vec's compute-accuracy convention
 
@@ -39,7 +39,7 @@ def _lookup(emb, word):
 
 def read_pairs(path):
     """Similarity file: `word1 word2 score` per line (tabs or spaces), '#' comments and a header skipped."""
-    from .files import read_text_lines
+    from fastemb.files import read_text_lines
     path = _resolve(path)
     pairs = []
     for n, line in read_text_lines(path, "similarity file"):
@@ -79,7 +79,7 @@ def similarity(emb, path) -> dict:
 
 def read_analogies(path):
     """questions-words.txt format: ': section' headers, then `a b c d` lines."""
-    from .files import read_text_lines
+    from fastemb.files import read_text_lines
     path = _resolve(path)
     sections, section = [], None
     for n, line in read_text_lines(path, "analogy file"):

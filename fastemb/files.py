@@ -23,7 +23,7 @@ import shutil
 import stat
 import tempfile
 
-from .errors import FileError
+from fastemb.errors import FileError
 
 TMP_PREFIX = "fastemb-"
 _PART = re.compile(r"^\.(?P<base>.*)\.(?P<pid>\d+)\.[0-9a-f]{8}\.part$")
@@ -245,7 +245,7 @@ def _alive(pid: int) -> bool:
 
 def check_work_dir(tmp_dir):
     """--tmp-dir must be a directory where new files can be made."""
-    from .errors import OptionError
+    from fastemb.errors import OptionError
     if tmp_dir is not None and not (os.path.isdir(tmp_dir) and os.access(tmp_dir, os.W_OK | os.X_OK)):
         raise OptionError("tmp_dir", f"{tmp_dir}: not a writable directory")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import FastembError, FileError
-from .store import atomic_output
+from fastemb.errors import FastembError, FileError
+from fastemb.store import atomic_output
 
 FORMATS = ("word2vec", "word2vec-binary", "glove")
 
@@ -155,8 +155,8 @@ def read_vectors(path, fmt=None):
     """(words, float32 vectors) from a word2vec (text or binary) or GloVe file; fmt=None guesses. The file
     is checked against its header (count, dimension), for ragged, truncated and non-finite lines, and for
     repeated words; errors name the file and the line or vector."""
-    from .files import check_readable
-    from .files import available_memory
+    from fastemb.files import check_readable
+    from fastemb.files import available_memory
     path = check_readable(path)
     try:
         with open(path, "rb") as f:
@@ -195,7 +195,7 @@ def read_vectors(path, fmt=None):
     except OSError as e:
         if isinstance(e, FastembError):
             raise
-        from .files import describe_os_error
+        from fastemb.files import describe_os_error
         raise FileError(f"{path}: {describe_os_error(e)}") from None
 
 
@@ -221,8 +221,8 @@ def read_vocab_counts(vectors_path, words, vocab=None):
     otherwise). Every word of the vectors must be counted there; extra entries (word2vec.c's </s>) are
     ignored."""
     import os
-    from .files import read_text_lines
-    from .progress import log
+    from fastemb.files import read_text_lines
+    from fastemb.progress import log
     path = vocab if vocab is not None else f"{vectors_path}.vocab"
     if vocab is None and not os.path.exists(path):
         return None

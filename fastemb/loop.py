@@ -11,9 +11,9 @@ import math
 import time
 from dataclasses import dataclass
 
-from .callbacks import call
-from .errors import FastembError, param
-from .progress import Progress, log, seconds
+from fastemb.callbacks import call
+from fastemb.errors import FastembError, param
+from fastemb.progress import Progress, log, seconds
 
 # A loss this many times the untrained model's means the run has diverged (the word2vec loss cannot
 # legitimately exceed about 8.7x, a learning GloVe stays far below 1x).
@@ -82,7 +82,7 @@ class TrainingRun:
 
 
 def _diverged(run, value, where, callbacks):
-    from .checkpoint import Checkpoint
+    from fastemb.checkpoint import Checkpoint
     kept = [cb.path for cb in callbacks if isinstance(cb, Checkpoint) and cb.written]
     return FastembError(f"training diverged in epoch {run.state.epoch + 1} ({where} loss {value:.4g}, "
                         f"{run.trainer.reference_loss():.4g} before training): lower "

@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
-from .errors import OptionError, param
+from fastemb.errors import OptionError, param
 
 _SPEC = "fastemb_spec"
 _NESTED = "fastemb_nested"

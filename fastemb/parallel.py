@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import contextlib
 
-from .errors import OptionError
+from fastemb.errors import OptionError
 
 
 def max_threads() -> int:

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _tsne_kernels as K
-from .errors import FastembError, param
+from fastemb.kernels import tsne as K
+from fastemb.errors import FastembError, param
 
 TSNE_MAX_POINTS = 5000
 
@@ -94,7 +94,7 @@ def word_map(emb, words, path, *, method="tsne", perplexity=30.0, iterations=100
 
 def draw_map(points, labels, path, title="", xlabel="", ylabel=""):
     """Points with labels moved apart (adjustText, when installed) so that none overlaps another."""
-    from .store import atomic_output
+    from fastemb.store import atomic_output
     plt = _pyplot()
     n = len(labels)
     size = min(22.0, max(8.0, 0.55 * np.sqrt(n) + 4))
@@ -106,7 +106,7 @@ def draw_map(points, labels, path, title="", xlabel="", ylabel=""):
         from adjustText import adjust_text
         adjust_text(texts, ax=ax, expand=(1.05, 1.2), arrowprops=dict(arrowstyle="-", color="0.6", lw=0.5))
     except ImportError:
-        from .progress import log
+        from fastemb.progress import log
         log.warning("warning: labels may overlap: pip install adjustText (or 'fastemb[plot]') to move them apart")
     ax.set_title(title)
     ax.set_xlabel(xlabel)
@@ -119,7 +119,7 @@ def draw_map(points, labels, path, title="", xlabel="", ylabel=""):
 
 
 def draw_loss(loss, path, title="gradient descent: (1/m)‖XR − Y‖²"):
-    from .store import atomic_output
+    from fastemb.store import atomic_output
     plt = _pyplot()
     steps, values = zip(*loss)
     fig, ax = plt.subplots(figsize=(6, 4))

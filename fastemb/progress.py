@@ -24,7 +24,7 @@ class ParamNames(logging.Filter):
     flags = None
 
     def filter(self, record):
-        from .errors import render
+        from fastemb.errors import render
         msg = record.getMessage()
         if "\ue000" in msg:
             record.msg, record.args = render(msg, self.flags), ()

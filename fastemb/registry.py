@@ -22,14 +22,14 @@ import importlib
 from dataclasses import dataclass
 from typing import Callable
 
-from .errors import OptionError
+from fastemb.errors import OptionError
 
 # One line per algorithm module.
 MODULES = (
-    "fastemb.word2vec",
-    "fastemb.glove",
-    "fastemb.ppmi",
-    "fastemb.nplm",
+    "fastemb.models.word2vec",
+    "fastemb.models.glove",
+    "fastemb.models.ppmi",
+    "fastemb.models.nplm",
 )
 
 
@@ -74,7 +74,7 @@ def _load():
 
 def _check_one_meaning(algorithms):
     """A parameter name has one meaning: every class that has it shares its Spec."""
-    from .corpus import CorpusOptions
+    from fastemb.corpus import CorpusOptions
     seen = {name: spec for name, (_, spec, _) in CorpusOptions.specs().items()}
     for a in algorithms:
         for name, (_, spec, _) in a.options.specs().items():

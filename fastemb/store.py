@@ -20,10 +20,10 @@ import re
 
 import numpy as np
 
-from .errors import FastembError, FileError, param
-from .files import (SafeFile, available_memory, check_name_fits, check_readable, clean_stale, describe_os_error,
+from fastemb.errors import FastembError, FileError, param
+from fastemb.files import (SafeFile, available_memory, check_name_fits, check_readable, clean_stale, describe_os_error,
                     part_name, probe_writable)
-from .progress import log
+from fastemb.progress import log
 
 FORMAT_VERSION = 1
 ENCODING_TYPE = "fastemb"
@@ -157,7 +157,7 @@ def root_attrs(f, content, attrs):
     f.attrs["encoding-version"] = str(FORMAT_VERSION)
     f.attrs["format_version"] = FORMAT_VERSION
     f.attrs["content"] = content
-    from . import __version__
+    from fastemb import __version__
     f.attrs["fastemb_version"] = __version__
     f.attrs["created"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     for k, v in (attrs or {}).items():

@@ -14,12 +14,12 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-from . import registry
-from .callbacks import as_callbacks
-from .corpus import CorpusOptions, resolve_sources
-from .errors import FastembError, FileError, OptionError, param
-from .options import RunOptions, free_on_resume
-from .progress import human, log, verbosity
+from fastemb import registry
+from fastemb.callbacks import as_callbacks
+from fastemb.corpus import CorpusOptions, resolve_sources
+from fastemb.errors import FastembError, FileError, OptionError, param
+from fastemb.options import RunOptions, free_on_resume
+from fastemb.progress import human, log, verbosity
 
 DEFAULT_ALGO = "sgns"
 
@@ -31,7 +31,7 @@ class CoocData:
     counts: object
     matrix: object           # scipy.sparse.csr_matrix (float32); None when the matrix stays on a cluster
     attrs: dict = field(default_factory=dict)
-    blocks: list | None = None  # ... then: futures of its CSR row blocks on `client` (fastemb.distributed)
+    blocks: list | None = None  # ... then: futures of its CSR row blocks on `client` (fastemb.dask.distributed)
     client: object = None
 
 
@@ -102,14 +102,14 @@ def train(corpus=None, algo=None, *, cooc=None, options=None, corpus_options=Non
     the cluster. sgns/cbow train on one machine (Hogwild shared memory) and take no client.
     """
     import contextlib
-    from .files import output_lock
+    from fastemb.files import output_lock
     with verbosity(verbose), (output_lock(output) if output is not None else contextlib.nullcontext()):
         req = _Request(corpus, algo, cooc, options, corpus_options, seed, threads, init, bool(update_vocab), params,
                        client)
         plan = _plan(req, callbacks, output, force, checkpoint, checkpoint_every, resume, tmp_dir)
         if plan.client is None:
             return _execute(plan)
-        from .distributed import connect
+        from fastemb.dask.distributed import connect
         plan.client, owned = connect(plan.client)
         try:
             return _execute(plan)
@@ -122,9 +122,9 @@ def train(corpus=None, algo=None, *, cooc=None, options=None, corpus_options=Non
 def _plan(req: _Request, callbacks, output, force, checkpoint, checkpoint_every, resume, tmp_dir) -> _Plan:
     """Every check that needs no corpus: options, inputs, outputs, checkpoint policy. Nothing is read
     but a checkpoint to resume."""
-    from .checkpoint import Checkpoint, claim_checkpoint_path, parse_every
-    from .files import check_work_dir
-    from .store import check_output
+    from fastemb.checkpoint import Checkpoint, claim_checkpoint_path, parse_every
+    from fastemb.files import check_work_dir
+    from fastemb.store import check_output
     callbacks = as_callbacks(callbacks)
     if any(isinstance(cb, Checkpoint) for cb in callbacks):
         raise OptionError("callbacks", f"take no Checkpoint: give {param('checkpoint')} and "
@@ -292,7 +292,7 @@ def _plan_new(req: _Request) -> _Plan:
 def _init_model(algorithm, init, given):
     """(Embeddings, its path or None, base options, base corpus options) for continued training: the model's
     own options when it records them (the dimension must agree), else the defaults with its dimension."""
-    from .embeddings import Embeddings, load
+    from fastemb.embeddings import Embeddings, load
     if algorithm.init_arrays is None:
         able = [a.name for a in registry.all_algorithms() if a.init_arrays is not None]
         raise OptionError("init", f"continues {', '.join(able)} models; {algorithm.name} trains from scratch")
@@ -317,7 +317,7 @@ def _init_model(algorithm, init, given):
 
 
 def _plan_resume(path, req: _Request) -> _Plan:
-    from .checkpoint import load_checkpoint, record_options
+    from fastemb.checkpoint import load_checkpoint, record_options
     corpus, algo, cooc, seed, threads, params = req.corpus, req.algo, req.cooc, req.seed, req.threads, req.params
     if req.options is not None or req.corpus_options is not None:
         raise OptionError("resume", "takes its options from the checkpoint: give single options to check them")
@@ -379,7 +379,7 @@ def _plan_resume(path, req: _Request) -> _Plan:
 
 def _resume_init(record, path, req):
     """The init model of a resumed continued-training run: the file its record names, unchanged."""
-    from .embeddings import load
+    from fastemb.embeddings import load
     saved = record.get("init")
     if req.init is not None and (saved is None or os.path.abspath(os.fspath(req.init)) != saved.get("path")):
         raise OptionError("init", f"differs from the run in {path}")
@@ -407,7 +407,7 @@ def _embeddings_digest(emb) -> str:
 # ------------------------------------------------------------------------------------------ running
 def _record(plan, fingerprint) -> dict:
     """The versioned options record a checkpoint carries (and the model file, as attr `options`)."""
-    from .checkpoint import VERSION
+    from fastemb.checkpoint import VERSION
     return {"version": VERSION, "algo": plan.algorithm.name, "options": plan.options.to_dict(),
             "corpus_options": None if plan.corpus_options is None else plan.corpus_options.to_dict(),
             "run": {"seed": plan.run.seed, "threads": plan.run.threads},
@@ -420,7 +420,7 @@ def _record(plan, fingerprint) -> dict:
 
 
 def check_fits(algo, need, counted_here=True):
-    from .files import available_memory
+    from fastemb.files import available_memory
     have = available_memory()
     if have is not None and need > have:
         advice = f"lower {param('dim')}" + (f" or {param('max_vocab')}, or raise {param('min_count')}"
@@ -430,8 +430,8 @@ def check_fits(algo, need, counted_here=True):
 
 
 def _execute(plan: _Plan):
-    from .parallel import resolve_threads
-    from .vocab import build_vocab
+    from fastemb.parallel import resolve_threads
+    from fastemb.vocab import build_vocab
     t0 = time.perf_counter()
     threads = resolve_threads(plan.run.threads)
     if plan.algorithm.input == "corpus":
@@ -467,7 +467,7 @@ def _execute(plan: _Plan):
 
 def _check_room(plan, n_words):
     """The model and its checkpoints must fit on their disks: refused now rather than after training."""
-    from .files import check_space
+    from fastemb.files import check_space
     if plan.output is not None:
         check_space(os.path.dirname(os.path.abspath(plan.output)),
                     plan.algorithm.saved_size(plan.options, n_words), plan.output)
@@ -490,15 +490,15 @@ def _cooc_data(plan, threads) -> CoocData:
     if plan.matrix is not None:
         return plan.matrix
     if plan.cooc_file is not None:
-        from .store import load_cooc
+        from fastemb.store import load_cooc
         words, counts, X, a = load_cooc(plan.cooc_file)
         attrs = {"cooc_file": plan.cooc_file, **{k: a[k] for k in ("window", "weighting", "symmetric", "sample",
                                                                   "corpus_tokens", "corpus") if k in a}}
         return CoocData(words, counts, X, attrs)
     if plan.client is not None:
         return _cooc_on_cluster(plan)
-    from .cooc import CsrCollector, cooccurrence
-    from .vocab import build_vocab
+    from fastemb.cooc import CsrCollector, cooccurrence
+    from fastemb.vocab import build_vocab
     with build_vocab(plan.sources, plan.corpus_options, encode=True, work_dir=plan.tmp_dir) as enc:
         sink = CsrCollector(len(enc.vocab))
         cooccurrence(enc, sink, plan.options.cooc, seed=plan.run.seed, memory=plan.corpus_options.memory_bytes,
@@ -511,7 +511,7 @@ def _cooc_data(plan, threads) -> CoocData:
 def _cooc_on_cluster(plan) -> CoocData:
     """The co-occurrences counted on plan.client: streamed back range by range into one CSR matrix (GloVe
     trains here), or left on the cluster as row blocks when the algorithm factors them there (PPMI-SVD)."""
-    from . import distributed as D
+    from fastemb.dask import distributed as D
     stats = {}
     if getattr(plan.algorithm.trainer, "factors_on_cluster", False):
         v, blocks = D.cooccurrence_blocks(plan.sources, plan.corpus_options, plan.options.cooc, plan.client,
@@ -525,10 +525,10 @@ def _cooc_on_cluster(plan) -> CoocData:
 
 
 def _fit(plan, data, words, counts, input_attrs, fingerprint, threads):
-    from .checkpoint import Checkpoint, TrainState, check_same_vocab
-    from .embeddings import Embeddings
-    from .loop import TrainingRun, run_epochs
-    from .parallel import numba_threads
+    from fastemb.checkpoint import Checkpoint, TrainState, check_same_vocab
+    from fastemb.embeddings import Embeddings
+    from fastemb.loop import TrainingRun, run_epochs
+    from fastemb.parallel import numba_threads
     algorithm, options = plan.algorithm, plan.options
     nnz = getattr(getattr(data, "matrix", None), "nnz", 0)
     need = algorithm.memory(options, len(words), nnz)

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import files
-from .corpus import MAX_TOKEN_BYTES, CorpusOptions, CorpusReader
-from .files import write_array
-from .errors import FastembError, FileError, param
-from .progress import Progress, log
+from fastemb import files
+from fastemb.corpus import MAX_TOKEN_BYTES, CorpusOptions, CorpusReader
+from fastemb.files import write_array
+from fastemb.errors import FastembError, FileError, param
+from fastemb.progress import Progress, log
 
 BYTES_PER_ENTRY = 64  # table arrays + slots at load 1/2 + ~10 bytes of string
 
@@ -48,7 +48,7 @@ class Vocab:
         return self._index
 
     def save_tsv(self, path):
-        from .store import atomic_output
+        from fastemb.store import atomic_output
         with atomic_output(path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as f:
             for w, c in zip(self.words, self.counts.tolist()):
                 f.write(f"{w}\t{c}\n")
@@ -59,12 +59,12 @@ class Vocab:
             return self.save_tsv(path)
         if format not in ("glove", "word2vec"):
             raise FastembError(f"unknown vocabulary format {format!r} (tsv, glove or word2vec)")
-        from .formats import write_vocab_counts
+        from fastemb.formats import write_vocab_counts
         write_vocab_counts(path, self.words, self.counts)
 
     @classmethod
     def load_tsv(cls, path):
-        from .files import read_text_lines
+        from fastemb.files import read_text_lines
         words, counts = [], []
         for n, line in read_text_lines(path, "vocabulary file"):
             parts = line.split("\t")
@@ -76,7 +76,7 @@ class Vocab:
 
 
 def _kernels():
-    from . import _tokenize_kernels
+    from fastemb.kernels import tokenize as _tokenize_kernels
     return _tokenize_kernels
 
 

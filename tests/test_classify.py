@@ -1,4 +1,4 @@
-"""The embedding-bag text classifier (fastemb.classify): its SGD step and gradient against numpy and finite
+"""The embedding-bag text classifier (fastemb.models.classify): its SGD step and gradient against numpy and finite
 differences, n-gram hashing, reproducibility, accuracy on the KJV book-group task against the majority label
 and a bag-of-words logistic regression, files (round trip, crafted files) and the CLI's one-line errors."""
 import json
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import fastemb
-import fastemb.classify as C
+import fastemb.models.classify as C
 from conftest import CORPORA, assert_one_line_error, run_cli
 
 MASK = (1 << 64) - 1

@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from fastemb import _glove_kernels as GK
-from fastemb.glove import glove_weights
-from fastemb.ppmi import ppmi_matrix, truncated_svd, weighted_vectors
+from fastemb.kernels import glove as GK
+from fastemb.models.glove import glove_weights
+from fastemb.models.ppmi import ppmi_matrix, truncated_svd, weighted_vectors
 from fastemb import train
 from test_word2vec import planted_corpus
 

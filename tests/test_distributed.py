@@ -1,4 +1,4 @@
-"""Distributed counting (fastemb.distributed) against the local path, on a LocalCluster of 2 processes."""
+"""Distributed counting (fastemb.dask.distributed) against the local path, on a LocalCluster of 2 processes."""
 import builtins
 import gzip
 import os
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import sample_lines
-from fastemb import distributed as D
+from fastemb.dask import distributed as D
 from fastemb.corpus import CorpusOptions
 from fastemb.cooc import CoocOptions, cooccurrences as local_cooccurrences
 from fastemb.errors import FastembError
@@ -218,7 +218,7 @@ def test_worker_killed_mid_count(client, corpus, tmp_path):
 
 
 def test_ppmi_svd_matches_local_solver(client, corpus):
-    from fastemb.ppmi import ppmi_matrix, truncated_svd
+    from fastemb.models.ppmi import ppmi_matrix, truncated_svd
     words, counts, X = local_cooccurrences([corpus], window=2, weighting="dynamic", min_count=2)
     U0, s0, vt0, _ = truncated_svd(ppmi_matrix(X), 12, "randomized", seed=3)
     for source in ("matrix", "blocks"):
@@ -284,7 +284,7 @@ def test_train_client_refusals(client, corpus):
 
 def test_cli_dask_vocab_and_cooc_equal_local(client, corpus, tmp_path):
     from click.testing import CliRunner
-    from fastemb.cli import cli
+    from fastemb.cli.main import cli
     from fastemb.store import load_cooc
     address = client.scheduler.address
     r = CliRunner()

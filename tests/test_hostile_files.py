@@ -398,7 +398,7 @@ def test_probe_survives_a_library_that_loops_or_crashes(good, monkeypatch, failu
 # ------------------------------------------------------------------------------------------ fuzzing
 FUZZ_WORKER = r'''
 import io, sys, json, contextlib
-from fastemb.cli import main
+from fastemb.cli.main import main
 results = []
 for line in sys.stdin:
     args = json.loads(line)

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import fastemb
-from fastemb.huffman import build
-from fastemb.w2v_dims import kernels
+from fastemb.models.huffman import build
+from fastemb.models.w2v_dims import kernels
 from conftest import SAMPLE, assert_one_line_error, category_purity, run_cli
 from test_word2vec import DIMS, NLS, SIG, assert_groups_recovered, planted_corpus, rand_params, sigmoid, table_sigmoid
 

@@ -216,7 +216,7 @@ def test_evaluation_sets_ship_in_the_wheel(tmp_path):
 # ------------------------------------------------------------------------------ the CLI
 def test_every_command_has_json_and_quiet():
     import click
-    from fastemb.cli import cli
+    from fastemb.cli.main import cli
 
     def commands(group, prefix=""):
         for name, command in group.commands.items():

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import fastemb
-from fastemb import _nplm_kernels as K
-from fastemb import nplm
+from fastemb.kernels import nplm as K
+from fastemb.models import nplm
 from fastemb.errors import FastembError, FileError, OptionError, UnknownWord
 from conftest import SAMPLE, assert_one_line_error, run_cli
 

@@ -183,7 +183,7 @@ def test_cli_quiet_prints_nothing_and_plain_lines_otherwise(tmp_path):
 
 
 def test_import_and_help_load_no_numba():
-    code = ("import sys, fastemb; a = 'numba' in sys.modules; from fastemb.cli import main; "
+    code = ("import sys, fastemb; a = 'numba' in sys.modules; from fastemb.cli.main import main; "
             "main(['--help']); main(['train', '--help']); "
             "print(a, 'numba' in sys.modules, 'h5py' in sys.modules)")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 import fastemb
-from fastemb import _w2v_kernels as K
+from fastemb.kernels import w2v as K
 from fastemb import train
 from conftest import SAMPLE, assert_one_line_error, category_purity, run_cli
 
@@ -28,7 +28,7 @@ def rand_params(n=6, dim=8, seed=0):
             rng.standard_normal((n, dim)).astype(np.float32) * 0.5)
 
 
-from fastemb.w2v_dims import kernels  # noqa: E402
+from fastemb.models.w2v_dims import kernels  # noqa: E402
 
 DIMS = [8, 50]  # 8: the generic kernels (length read from the arrays); 50: compiled for a constant length
 

@@ -7,10 +7,10 @@ from typing import Optional
 
 import numpy as np
 
-from .cooc import CoocOptions
-from .errors import FastembError, param
-from .options import ADD_CONTEXTS, DIM, EPOCHS, Options, Spec, above_at_most, nested, positive
-from .registry import Algorithm
+from fastemb.cooc import CoocOptions
+from fastemb.errors import FastembError, param
+from fastemb.options import ADD_CONTEXTS, DIM, EPOCHS, Options, Spec, above_at_most, nested, positive
+from fastemb.registry import Algorithm
 
 GRAD_CLIP = 100.0               # GloVe C's grad_clip_value
 RECORDS_PER_CALL = 1 << 22      # a kernel call returns to Python this often: progress, Ctrl-C, SIGTERM
@@ -61,7 +61,7 @@ class GloveTrainer:
     advice = "eta"
 
     def __init__(self, options: GloveOptions, data, *, seed, threads, state, arrays=None):
-        from . import _glove_kernels as K
+        from fastemb.kernels import glove as K
         import scipy.sparse as sp
         self.K, self.o, self.seed = K, options, seed
         self.n_chunks = max(threads * 16, 1)  # Hogwild units of an epoch
@@ -120,7 +120,7 @@ class GloveTrainer:
         return float(np.mean(self.values[:, 3].astype(np.float64) * self.values[:, 2].astype(np.float64) ** 2))
 
     def run_epoch(self, state):
-        from .loop import Step
+        from fastemb.loop import Step
         if state.block == 0:
             self.K.shuffle_records(self.pairs, self._shuffle_seed(state.epoch))
         n_chunks = self.n_chunks

@@ -8,7 +8,7 @@ freshly zeroed memory is an empty table.
 import numpy as np
 from numba import njit, prange
 
-from ._rng import splitmix as _splitmix
+from fastemb.kernels.rng import splitmix as _splitmix
 
 HASH_MULT = np.uint64(0x9E3779B97F4A7C15)
 RADIX_BITS = 11

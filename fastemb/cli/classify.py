@@ -1,5 +1,5 @@
-"""`fastemb classify train|predict|test`: the text classifier's commands (fastemb.classify), a click group
-that cli.py attaches to `fastemb`. They follow the other commands' conventions: options from the options
+"""`fastemb classify train|predict|test`: the text classifier's commands (fastemb.models.classify), a click group
+that fastemb.cli.main attaches to `fastemb`. They follow the other commands' conventions: options from the options
 class, --json, --quiet, --force, -o, and errors as one line (cli.main)."""
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import math
 
 import click
 
-from .classify import ClassifierOptions
-from .cli import (_claim, _echo_json, _given, _json_option, _output_option, _print_table, _quiet, _require, _summary,
-                  _tmp_dir_option, _topn_option, options_of)
+from fastemb.models.classify import ClassifierOptions
+from fastemb.cli.common import (claim_output, echo_json, given, json_option, output_option, print_table, quiet_option,
+                                 require, summary, tmp_dir_option, topn_option, options_of)
 
 CONFUSION_MAX_LABELS = 20  # wider matrices are left to --json
 
@@ -23,57 +23,57 @@ def classify():
 
 @classify.command("train")
 @click.argument("data")
-@_output_option
+@output_option
 @click.option("--init", type=click.Path(dir_okay=False), default=None,
               help="Start the words it knows from these vectors (a fastemb .h5, word2vec or GloVe file); its "
                    "dimension is used.")
 @options_of(ClassifierOptions)
-@_tmp_dir_option
-@_json_option
-@_quiet
+@tmp_dir_option
+@json_option
+@quiet_option
 def train_cmd(data, output, force, init, tmp_dir, as_json, quiet, **params):
     """Train a classifier on DATA (a labelled text file, '-' for stdin; .gz/.bz2/.xz) and save it to HDF5."""
-    from .classify import train
-    given = _given(params)
-    ClassifierOptions(**given)  # bad values fail before any I/O
-    _claim(output, force)
-    clf = train(data, init=init, tmp_dir=tmp_dir, **given)
+    from fastemb.models.classify import train
+    chosen = given(params)
+    ClassifierOptions(**chosen)  # bad values fail before any I/O
+    claim_output(output, force)
+    clf = train(data, init=init, tmp_dir=tmp_dir, **chosen)
     clf.save(output)
     a = clf.attrs
-    summary = {"output": output, "examples": a["examples"], "labels": len(clf.labels), "words": len(clf.words),
+    result = {"output": output, "examples": a["examples"], "labels": len(clf.labels), "words": len(clf.words),
                "dim": clf.dim, "ngrams": clf.options.ngrams, "epochs": clf.options.epochs,
                "train_seconds": a["train_seconds"], "total_seconds": a["total_seconds"],
                "examples_per_second": a["examples_per_second"], "loss": a["loss"],
                "skipped_no_text": a["skipped_no_text"], "skipped_no_label": a["skipped_no_label"]}
-    _summary(as_json, summary,
+    summary(as_json, result,
              f"classify train: {a['examples']:,} examples, {len(clf.labels)} labels, {len(clf.words):,} words, "
              f"{clf.options.epochs} epochs in {a['train_seconds']:.2f}s ({a['examples_per_second'] / 1e3:,.0f}k "
              f"examples/s; {a['total_seconds']:.2f}s in all), final loss {a['loss'][-1]:.4f} -> {output}", quiet)
 
 
 def _stdin_lines():
-    from .classify import text_lines
+    from fastemb.models.classify import text_lines
     return list(text_lines("-"))
 
 
 @classify.command("predict")
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.argument("texts", nargs=-1, required=True)
-@_topn_option(1)
-@_json_option
-@_quiet
+@topn_option(1)
+@json_option
+@quiet_option
 def predict_cmd(model, texts, topn, as_json, quiet):
     """The most probable labels of each TEXT ('-': every line of stdin) by MODEL, with their probabilities:
     one line per text, 'label probability' pairs."""
-    from .classify import Classifier
-    _require(topn >= 1, "topn", f"must be at least 1 (got {topn})")
+    from fastemb.models.classify import Classifier
+    require(topn >= 1, "topn", f"must be at least 1 (got {topn})")
     clf = Classifier.load(model)
     lines = []
     for t in texts:
         lines.extend(_stdin_lines() if t == "-" else [t])
     labels, probs = clf.predict(lines, k=topn)
     if as_json:
-        _echo_json([{"text": t, "labels": ls, "probabilities": [round(float(p), 6) for p in ps]}
+        echo_json([{"text": t, "labels": ls, "probabilities": [round(float(p), 6) for p in ps]}
                     for t, ls, ps in zip(lines, labels, probs)])
         return
     for ls, ps in zip(labels, probs):
@@ -87,20 +87,20 @@ def _fmt(x):
 @classify.command("test")
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.argument("data")
-@_topn_option(1)
-@_tmp_dir_option
-@_json_option
-@_quiet
+@topn_option(1)
+@tmp_dir_option
+@json_option
+@quiet_option
 def test_cmd(model, data, topn, tmp_dir, as_json, quiet):
     """Evaluate MODEL on DATA (labelled text, '-' for stdin): N, accuracy (precision@1; a line is right when
     the top label is one of its labels), precision@k and recall@k with -k, per-label precision/recall/F1 and
     the confusion matrix (rows: true labels, columns: predicted)."""
-    from .classify import Classifier
-    _require(topn >= 1, "topn", f"must be at least 1 (got {topn})")
+    from fastemb.models.classify import Classifier
+    require(topn >= 1, "topn", f"must be at least 1 (got {topn})")
     clf = Classifier.load(model)
     r = clf.test(data, k=topn, tmp_dir=tmp_dir)
     if as_json:
-        _echo_json(r, indent=1)
+        echo_json(r, indent=1)
         return
     click.echo(f"N\t{r['examples']}")
     click.echo(f"accuracy\t{r['accuracy']:.4f}")
@@ -110,7 +110,7 @@ def test_cmd(model, data, topn, tmp_dir, as_json, quiet):
     rows = [(name, _fmt(s["precision"]), _fmt(s["recall"]), _fmt(s["f1"]), s["support"], s["predicted"])
             for name, s in r["per_label"].items()]
     click.echo("")
-    _print_table(rows, ["label", "precision", "recall", "F1", "support", "predicted"])
+    print_table(rows, ["label", "precision", "recall", "F1", "support", "predicted"])
     if r["unknown_labels"]:
         click.echo("labels the model has never seen (lines): "
                    + ", ".join(f"{x} ({n})" for x, n in r["unknown_labels"].items()))
@@ -120,5 +120,5 @@ def test_cmd(model, data, topn, tmp_dir, as_json, quiet):
         return
     click.echo("confusion matrix (rows: true label, columns: predicted)")
     cols = [str(i + 1) for i in range(len(clf.labels))]
-    _print_table([(f"{i + 1} {name}" if i < len(clf.labels) else f"- {name}", *map(str, row))
+    print_table([(f"{i + 1} {name}" if i < len(clf.labels) else f"- {name}", *map(str, row))
                   for i, (name, row) in enumerate(zip(r["labels"], r["confusion"].tolist()))], ["true", *cols])

@@ -7,7 +7,7 @@ of the vector, bias, bias accumulator], so an update touches two contiguous span
 import numpy as np
 from numba import njit, prange
 
-from ._rng import xorshift as _next
+from fastemb.kernels.rng import xorshift as _next
 
 
 @njit(cache=True, nogil=True)

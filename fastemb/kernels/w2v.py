@@ -12,9 +12,9 @@ faster at dim 100 with 2 threads). Numba caches each copy like any module.
 import numpy as np
 from numba import njit, prange
 
-from ._rng import splitmix as _splitmix
-from ._rng import uniform as _uniform
-from ._rng import xorshift as _next
+from fastemb.kernels.rng import splitmix as _splitmix
+from fastemb.kernels.rng import uniform as _uniform
+from fastemb.kernels.rng import xorshift as _next
 
 MAX_EXP = 6.0
 TABLE_SIZE = 1024

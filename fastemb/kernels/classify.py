@@ -15,8 +15,8 @@ bit and an n-thread run differs only by Hogwild races.
 import numpy as np
 from numba import njit, prange
 
-from ._rng import splitmix as _splitmix
-from ._rng import xorshift as _next
+from fastemb.kernels.rng import splitmix as _splitmix
+from fastemb.kernels.rng import xorshift as _next
 
 FNV_OFFSET = np.uint64(0xCBF29CE484222325)
 FNV_PRIME = np.uint64(0x100000001B3)

@@ -13,7 +13,7 @@ corpus reader every other command uses (files, '-' for stdin, .gz/.bz2/.xz, byte
 replaced and counted) in two passes: the vocabulary pass tokenizes the text once into an id file on disk,
 then that file is read block by block into the documents' id arrays (4 bytes a token in memory).
 
-    import fastemb.classify as C
+    import fastemb.models.classify as C
     clf = C.train("train.txt", ngrams=2, epochs=5)
     clf.predict(["and jesus said unto them"], k=3)
     clf.test("test.txt")["accuracy"]
@@ -29,10 +29,10 @@ from typing import Optional
 
 import numpy as np
 
-from .corpus import CorpusOptions
-from .errors import FastembError, FileError, OptionError, param
-from .options import DIM, EPOCHS, SEED, THREADS, Options, Spec, above_at_most, between
-from .progress import log
+from fastemb.corpus import CorpusOptions
+from fastemb.errors import FastembError, FileError, OptionError, param
+from fastemb.options import DIM, EPOCHS, SEED, THREADS, Options, Spec, above_at_most, between
+from fastemb.progress import log
 
 CHUNK_TOKENS = 8192     # Hogwild unit: documents of about this many tokens share one RNG and scratch
 BLOCK_CHUNKS = 128      # chunks per kernel call (~1M tokens): progress and Ctrl-C are seen between calls
@@ -86,7 +86,7 @@ class ClassifierOptions(Options):
 
 
 def _kernels():
-    from . import _classify_kernels
+    from fastemb.kernels import classify as _classify_kernels
     return _classify_kernels
 
 
@@ -134,7 +134,7 @@ class _Docs:
 
 
 def _source(data):
-    from .corpus import Sentences
+    from fastemb.corpus import Sentences
     if isinstance(data, (str, os.PathLike)):
         return os.fspath(data), ("<stdin>" if os.fspath(data) == "-" else os.fspath(data))
     if isinstance(data, (bytes, bytearray)) or not hasattr(data, "__iter__"):
@@ -146,7 +146,7 @@ def read_labelled(data, label_prefix="__label__", *, tmp_dir=None) -> _Docs:
     """Read labelled text (a path, '-' or an iterable of lines) into id arrays: one pass tokenizes it into an
     id file (vocab.build_vocab), a second reads that file block by block. Lines without a label, and lines with
     labels but no text, are skipped and counted."""
-    from .vocab import build_vocab, iter_blocks
+    from fastemb.vocab import build_vocab, iter_blocks
     source, name = _source(data)
     options = CorpusOptions(min_count=1, max_sentence_length=MAX_LINE_TOKENS)
     with build_vocab(source, options, encode=True, work_dir=tmp_dir) as enc:
@@ -263,7 +263,7 @@ class Classifier:
         return self.index[EOS] if self.options.eos else -1
 
     def _probs(self, tok, doc_ends, type_row, type_hash) -> np.ndarray:
-        from .parallel import numba_threads, resolve_threads
+        from fastemb.parallel import numba_threads, resolve_threads
         n = int(doc_ends.shape[0])
         probs = np.zeros((n, len(self.labels)), np.float32)
         if n == 0:
@@ -291,7 +291,7 @@ class Classifier:
                 if t.startswith(prefix):
                     continue
                 if len(t) > 250:  # the reader cuts tokens at MAX_TOKEN_BYTES, on a character boundary
-                    from .corpus import MAX_TOKEN_BYTES
+                    from fastemb.corpus import MAX_TOKEN_BYTES
                     t = t.encode("utf-8", "surrogatepass")[:MAX_TOKEN_BYTES].decode("utf-8", "ignore")
                 tok.append(table.setdefault(t, len(table)))
             ends.append(len(tok))
@@ -385,7 +385,7 @@ class Classifier:
     def save(self, path):
         """Write the model to HDF5 atomically (store.atomic_h5): /embedding, /output, /vocab/words,
         /vocab/counts, /labels, /label_counts; the options and training figures as attributes."""
-        from .store import root_attrs, write_vocab, atomic_h5
+        from fastemb.store import root_attrs, write_vocab, atomic_h5
         import h5py
         o = self.options
         attrs = {**{k: v for k, v in self.attrs.items() if k not in _RESERVED},
@@ -403,7 +403,7 @@ class Classifier:
     def load(cls, path) -> "Classifier":
         """Read a classifier through the checked HDF5 door; every shape, dtype, count and value is checked
         against the others before any kernel sees them (a crafted file is one FileError)."""
-        from .store import text_attr, attrs_dict, open_h5, read_array, read_counts, read_words
+        from fastemb.store import text_attr, attrs_dict, open_h5, read_array, read_counts, read_words
         path = os.fspath(path)
         with open_h5(path, CONTENT) as f:
             if text_attr(f.attrs.get("content")) != CONTENT:
@@ -462,7 +462,7 @@ def _resolve_options(options, params, init):
     o = (options or ClassifierOptions()).replace(**params) if params else (options or ClassifierOptions())
     if init is None:
         return o, None
-    from .embeddings import Embeddings, load as load_vectors
+    from fastemb.embeddings import Embeddings, load as load_vectors
     emb = init if isinstance(init, Embeddings) else load_vectors(init)
     if dim_given and o.dim != emb.dim:
         raise FastembError(f"{param('init')} has {emb.dim} dimensions but {param('dim')} is {o.dim}: give the "
@@ -480,12 +480,12 @@ def train(data, *, options: ClassifierOptions | None = None, init=None, output=N
     init: word vectors (fastemb.Embeddings or any file fastemb.load reads) to start the words it knows from;
     their dimension is used (a different `dim` given is an error). Threads=1 is reproducible bit for bit."""
     import contextlib
-    from .files import output_lock
-    from .progress import verbosity
+    from fastemb.files import output_lock
+    from fastemb.progress import verbosity
     o, init_emb = _resolve_options(options, params, init)
     with verbosity(verbose), (output_lock(output) if output is not None else contextlib.nullcontext()):
         if output is not None:
-            from .store import check_output
+            from fastemb.store import check_output
             check_output(output, force)
         t_start = time.perf_counter()
         docs = read_labelled(data, o.label_prefix, tmp_dir=tmp_dir)
@@ -497,8 +497,8 @@ def train(data, *, options: ClassifierOptions | None = None, init=None, output=N
 
 
 def _fit(docs: _Docs, o: ClassifierOptions, init_emb, t_start) -> Classifier:
-    from .parallel import numba_threads, resolve_threads
-    from .progress import Progress
+    from fastemb.parallel import numba_threads, resolve_threads
+    from fastemb.progress import Progress
     K = _kernels()
     n_text = int(np.searchsorted(-docs.type_counts, -o.min_count, side="right"))  # counts descend
     if n_text == 0 and o.ngrams == 1 and not o.eos:
@@ -616,7 +616,7 @@ def text_lines(path):
     """Lines (str) of a text file through the corpus reader (compression, BOMs, invalid UTF-8 as elsewhere),
     as str.splitlines() would give them. The reader ends a file with one more newline, so the last empty line
     is held back and dropped."""
-    from .corpus import CorpusReader
+    from fastemb.corpus import CorpusReader
     carry, empty = b"", 0
     for chunk in CorpusReader(path):
         lines = (carry + chunk).split(b"\n")
@@ -641,7 +641,7 @@ def kjv_task(task="group", prefix=None, *, corpora="corpora", test_every=10, see
     corpora/kjv-books.txt.gz. Every `test_every`-th verse (the 10th, 20th, ...) goes to PREFIX.test in
     canonical order, the others to PREFIX.train, shuffled with `seed` (fastText reads a file in order, so an
     unshuffled file would favour the last books). PREFIX defaults to kjv-TASK. Returns the paths and counts."""
-    from .store import atomic_output, check_output
+    from fastemb.store import atomic_output, check_output
     if task not in KJV_TASKS:
         raise OptionError("task", f"must be one of {', '.join(KJV_TASKS)} (got {task!r})")
     if isinstance(test_every, bool) or not isinstance(test_every, int) or test_every < 2:

@@ -37,7 +37,7 @@ def build(counts) -> Tree:
         raise ValueError("a Huffman tree needs a non-empty vector of counts")
     if np.any(counts < 0) or not np.all(np.isfinite(counts)):
         raise ValueError("Huffman counts must be finite and non-negative")
-    from ._huffman_kernels import huffman
+    from fastemb.kernels.huffman import huffman
     order = np.argsort(-counts.astype(np.float64), kind="stable")   # word2vec.c builds on counts sorted down
     codes, points, lengths = huffman(counts.astype(np.float64)[order])
     inverse = np.empty_like(order)

@@ -8,8 +8,8 @@ from typing import Optional
 
 import numpy as np
 
-from .options import ADD_CONTEXTS, DIM, EPOCHS, SAMPLE, WINDOW, Options, Spec, above_at_most, between, non_negative
-from .registry import Algorithm
+from fastemb.options import ADD_CONTEXTS, DIM, EPOCHS, SAMPLE, WINDOW, Options, Spec, above_at_most, between, non_negative
+from fastemb.registry import Algorithm
 
 CHUNK_TOKENS = 8192      # Hogwild unit: sentences of about this many tokens share one RNG and scratch
 BLOCK_TOKENS = 1 << 20   # per kernel call: progress, Ctrl-C and SIGTERM are seen between calls (< 1 s)
@@ -47,7 +47,7 @@ class Word2VecOptions(Options):
     add_contexts: bool = ADD_CONTEXTS(False)
 
     def check(self):
-        from .errors import OptionError, param
+        from fastemb.errors import OptionError, param
         if self.negative == 0 and not self.hs:
             raise OptionError("negative", f"must be at least 1 unless {param('hs')} is on (got 0)")
         if self.min_alpha is not None and self.min_alpha > self.alpha:
@@ -111,7 +111,7 @@ def continue_arrays(options, init, vocab, seed) -> dict:
     """Starting arrays to train `init` further: its input and context vectors for its words, new words
     initialised as at the start of a run (input uniform, context zero). The hierarchical softmax tree is
     built anew on the (merged) vocabulary, so its node vectors start from zero."""
-    from .errors import FastembError, param
+    from fastemb.errors import FastembError, param
     if init.dim != options.dim:
         raise FastembError(f"{param('init')} has {init.dim} dimensions but {param('dim')} is {options.dim}")
     context = init.context_vectors
@@ -137,7 +137,7 @@ def continue_arrays(options, init, vocab, seed) -> dict:
 
 
 def negative_table(counts, ns_exponent):
-    from . import _w2v_kernels as K
+    from fastemb.kernels import w2v as K
     weights = np.asarray(counts, dtype=np.float64) ** ns_exponent
     return K.alias_table(weights)
 
@@ -158,9 +158,9 @@ class Word2VecTrainer:
     advice = "alpha"  # what to lower when training diverges
 
     def __init__(self, options: Word2VecOptions, corpus, *, seed, threads, state, arrays=None):
-        from . import _w2v_kernels as K
-        from .cooc import keep_probabilities
-        from .w2v_dims import kernels
+        from fastemb.kernels import w2v as K
+        from fastemb.cooc import keep_probabilities
+        from fastemb.models.w2v_dims import kernels
         self.K, self.o, self.corpus, self.seed = K, options, corpus, seed
         self.kernels = kernels(options.dim)
         self.cbow = isinstance(options, CBOWOptions)
@@ -175,7 +175,7 @@ class Word2VecTrainer:
         self.syn0 = arrays["syn0"]
         self.syn1 = arrays.get("syn1", np.zeros((0, options.dim), np.float32))
         if options.hs:
-            from .huffman import build
+            from fastemb.models.huffman import build
             self.tree = build(vocab.counts)
             self.syn1_hs = arrays["syn1_hs"]
             self.hs_arrays = (self.syn1_hs, self.tree.points, self.tree.codes, self.tree.lengths)
@@ -222,8 +222,8 @@ class Word2VecTrainer:
 
     def run_epoch(self, state):
         """Train one epoch from state.block on; yields after each block (the loop then updates `state`)."""
-        from .loop import Step
-        from .vocab import iter_blocks
+        from fastemb.loop import Step
+        from fastemb.vocab import iter_blocks
         o = self.o
         alpha, min_alpha = o.alpha, o.final_alpha
         epoch = state.epoch
@@ -253,7 +253,7 @@ class Word2VecTrainer:
         training is measured online, on each window just before its update; on bursty text that online loss
         profits from the steps just taken, a profit that shrinks as the learning rate decays, so it can rise
         in the last epoch while this one still falls (README: Training loss)."""
-        from .vocab import iter_blocks
+        from fastemb.vocab import iter_blocks
         total, count, seen = 0.0, 0, 0
         shared = getattr(self.o, "shared_negatives", True)
         cbow_mean = getattr(self.o, "cbow_mean", True)

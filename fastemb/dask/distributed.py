@@ -32,8 +32,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import FastembError, FileError, param
-from .progress import Progress, log
+from fastemb.errors import FastembError, FileError, param
+from fastemb.progress import Progress, log
 
 DASK_MISSING = "distributed counting needs dask: pip install 'fastemb[dask]'"
 DEFAULT_SHARD_BYTES = 64 << 20
@@ -111,7 +111,7 @@ def _client(client):
 
 
 def _worker_version():
-    from . import __version__
+    from fastemb import __version__
     return __version__
 
 
@@ -139,7 +139,7 @@ def _check_workers(client):
     except Exception as e:
         raise FastembError(f"the Dask workers cannot run fastemb ({type(e).__name__}: {e}): install fastemb "
                            f"where the workers run") from None
-    from . import __version__
+    from fastemb import __version__
     other = sorted({v for v in versions.values() if v != __version__})
     if other:
         log.warning(f"warning: Dask workers run fastemb {', '.join(other)}, this process {__version__}")
@@ -154,7 +154,7 @@ def _worker_threads() -> int:
         n = int(get_worker().state.nthreads)
     except Exception:
         n = 1
-    from .parallel import max_threads
+    from fastemb.parallel import max_threads
     return max(1, min(n, max_threads()))
 
 
@@ -181,7 +181,7 @@ def _is_url(p: str) -> bool:
 
 
 def _compressed(path: str) -> bool:
-    from .corpus import _OPENERS
+    from fastemb.corpus import _OPENERS
     return os.path.splitext(path)[1].lower() in _OPENERS
 
 
@@ -189,7 +189,7 @@ def _list_files(paths, storage_options):
     """[(url, size)] in the local reader's order: directories expanded recursively (sorted, files of a
     directory before its subdirectories, hidden entries skipped)."""
     import fsspec
-    from .corpus import Sentences, is_sentences, resolve_sources
+    from fastemb.corpus import Sentences, is_sentences, resolve_sources
     if is_sentences(paths) or isinstance(paths, Sentences):
         raise FastembError("distributed counting reads files (paths or fsspec URLs), not Python sentences")
     if isinstance(paths, (str, os.PathLike)):
@@ -275,7 +275,7 @@ def shards(paths, shard_bytes: int = DEFAULT_SHARD_BYTES, storage_options=None) 
     _require()
     if isinstance(shard_bytes, bool) or not isinstance(shard_bytes, (int, np.integer)) or shard_bytes < 1:
         raise FastembError(f"{param('shard_bytes')} must be a positive number of bytes (got {shard_bytes!r})")
-    from .corpus import _BOMS
+    from fastemb.corpus import _BOMS
     out = []
     for file_no, (url, size) in enumerate(_list_files(paths, storage_options)):
         if _compressed(url) or size <= max(shard_bytes, HEAD_BYTES):
@@ -336,7 +336,7 @@ class _ShardReader:
     b"\\n" the reader puts after each file."""
 
     def __init__(self, shard, params):
-        from .corpus import CHUNK_BYTES, CorpusReader, Sentences
+        from fastemb.corpus import CHUNK_BYTES, CorpusReader, Sentences
         self.shard = shard
         self.storage_options = params.get("storage_options")
         self.reader = CorpusReader(Sentences(()), lowercase=params["lowercase"],
@@ -349,7 +349,7 @@ class _ShardReader:
         return self.reader.invalid_bytes
 
     def __iter__(self):
-        from .corpus import _OPENERS
+        from fastemb.corpus import _OPENERS
         s = self.shard
         try:
             raw = _open_raw(s.url, self.storage_options)
@@ -392,8 +392,8 @@ class _Collect:
 def _vocab_shard(shard, params, track):
     """Count one shard with the local tokenizer. With `track` (a min_count), also what lets the client
     count the shard's sentences that survive the final vocabulary (see _sentence_bases)."""
-    from . import _tokenize_kernels as K
-    from .vocab import _scan_corpus
+    from fastemb.kernels import tokenize as K
+    from fastemb.vocab import _scan_corpus
     reader = _ShardReader(shard, params)
     ids = sents = None
     if track is not None:
@@ -496,7 +496,7 @@ def _track(futures, label, tokens, unit_label="shards"):
 
 
 def _corpus_params(copts, storage_options, memory_bytes=None):
-    from .vocab import BYTES_PER_ENTRY
+    from fastemb.vocab import BYTES_PER_ENTRY
     memory = copts.memory_bytes if memory_bytes is None else int(memory_bytes)
     return {"lowercase": copts.lowercase, "token_pattern": copts.token_pattern,
             "max_sentence_length": copts.max_sentence_length, "memory": memory,
@@ -504,7 +504,7 @@ def _corpus_params(copts, storage_options, memory_bytes=None):
 
 
 def _corpus_options(corpus_options, corpus_params):
-    from .corpus import CorpusOptions
+    from fastemb.corpus import CorpusOptions
     o = corpus_options if corpus_options is not None else CorpusOptions(**corpus_params)
     if corpus_options is not None and corpus_params:
         o = o.replace(**corpus_params)
@@ -522,7 +522,7 @@ class _VocabPass:
 
 def _vocab_pass(client, shard_list, copts, params, track):
     distributed = _require()  # noqa: F841
-    from .vocab import Vocab
+    from fastemb.vocab import Vocab
     futs = [client.submit(_vocab_shard, s, params, copts.min_count if track else None) for s in shard_list]
     meta_futs = [client.submit(_take, f, "meta") for f in futs]
     _track(meta_futs, "vocab", None)
@@ -540,7 +540,7 @@ def _vocab_pass(client, shard_list, copts, params, track):
                     f"{' ...' if len(where) > 3 else ''})")
     truncated = sum(m["truncated"] for m in metas)
     if truncated:
-        from .corpus import MAX_TOKEN_BYTES
+        from fastemb.corpus import MAX_TOKEN_BYTES
         log.warning(f"warning: {truncated:,} tokens longer than {MAX_TOKEN_BYTES} bytes were truncated")
     pruned = sum(m["pruned"] for m in metas)
     if pruned:
@@ -585,9 +585,9 @@ _TABLES = {}  # worker process cache: vocabulary key -> a StringTable holding th
 def _vocab_table(key, text):
     """A tokenizer table whose entries 0..V-1 are the vocabulary words in order (a copy per call: the shard
     scan adds its out-of-vocabulary words behind them)."""
-    from . import _tokenize_kernels as K
-    from .corpus import MAX_TOKEN_BYTES
-    from .vocab import StringTable
+    from fastemb.kernels import tokenize as K
+    from fastemb.corpus import MAX_TOKEN_BYTES
+    from fastemb.vocab import StringTable
     base = _TABLES.get(key)
     if base is None:
         base = StringTable()
@@ -615,8 +615,8 @@ def _vocab_table(key, text):
 def _encoded_blocks(shard, params, vocab_key, vocab_text, n_words, block_tokens=1 << 20):
     """Yields (ids, ends) of the shard encoded with the final vocabulary: whole sentences, out-of-vocabulary
     tokens and then empty sentences dropped, as vocab._remap does; ends are block-relative."""
-    from . import _tokenize_kernels as K
-    from .corpus import MAX_TOKEN_BYTES
+    from fastemb.kernels import tokenize as K
+    from fastemb.corpus import MAX_TOKEN_BYTES
     table = _vocab_table(vocab_key, vocab_text)
     if table.n != n_words:
         raise AssertionError("vocabulary table does not match the vocabulary")
@@ -722,7 +722,7 @@ class _PairCounter:
     budget, then turns into sorted fixed-point runs kept in memory (merged when they pass half of it)."""
 
     def __init__(self, n_rows, cooc, keep, seed, memory):
-        from .cooc import FIXED_SCALE, distance_weights
+        from fastemb.cooc import FIXED_SCALE, distance_weights
         self.window, self.symmetric = cooc["window"], cooc["symmetric"]
         self.weights = np.rint(distance_weights(cooc["window"], cooc["weighting"]) * FIXED_SCALE).astype(np.int64)
         self.keep, self.seed, self.memory = keep, seed, memory
@@ -740,7 +740,7 @@ class _PairCounter:
         self.vals = np.zeros((1, cap), np.int64)
 
     def _grow(self):
-        from .cooc import _kernels
+        from fastemb.cooc import _kernels
         K = _kernels()
         new_cap = 2 * self.cap
         nk, nv = np.zeros((1, new_cap), np.uint64), np.zeros((1, new_cap), np.int64)
@@ -751,7 +751,7 @@ class _PairCounter:
         return cap * 16 <= self.memory // 4
 
     def _reserve(self, reserve):
-        from .cooc import MAX_LOAD
+        from fastemb.cooc import MAX_LOAD
         if self.keys is None:
             cap = 1 << max(16, (4 * reserve).bit_length())
             while not self._fits(cap) and MAX_LOAD * cap / 4 > reserve:
@@ -765,7 +765,7 @@ class _PairCounter:
             self._grow()
 
     def add(self, ids, ends, first):
-        from .cooc import MAX_LOAD, _kernels
+        from fastemb.cooc import MAX_LOAD, _kernels
         K = _kernels()
         longest = int(np.max(np.diff(ends, prepend=0)))
         reserve = longest * self.window
@@ -785,7 +785,7 @@ class _PairCounter:
                 self._spill()
 
     def _spill(self):
-        from .cooc import _extract_sorted
+        from fastemb.cooc import _extract_sorted
         if self.used[0] == 0:
             return
         k, v = _extract_sorted(self.keys[0], self.vals[0], self.symmetric, self.col_bits, self.key_bits)
@@ -793,14 +793,14 @@ class _PairCounter:
         self.used[0] = 0
         self.runs.append((k, v))
         if sum(k.nbytes + v.nbytes for k, v in self.runs) + self.keys.nbytes + self.vals.nbytes > self.memory // 2:
-            from .cooc import merge_runs
+            from fastemb.cooc import merge_runs
             self.runs = [merge_runs(self.runs, self.key_bits)]
 
     def finish(self, row_bounds):
         """The pairs as sorted, unique fixed-point (keys, vals), cut at row_bounds."""
         if self.keys is not None:
             self._spill()
-        from .cooc import merge_runs
+        from fastemb.cooc import merge_runs
         self.keys = self.vals = None
         keys, vals = merge_runs(self.runs, self.key_bits)
         self.runs = []
@@ -810,7 +810,7 @@ class _PairCounter:
 
 def _cooc_shard(shard, params, cooc, seed, vocab_key, vocab_text, keep, sentence_base, row_bounds):
     """A shard's co-occurrences in fixed point, one sorted (keys, vals) piece per row range."""
-    from .parallel import numba_threads
+    from fastemb.parallel import numba_threads
     n_words = len(row_bounds) and int(row_bounds[-1])
     counter = _PairCounter(n_words, cooc, keep, seed, params["memory"])
     first = sentence_base
@@ -831,7 +831,7 @@ def _part(result, p):
 
 def _reduce_range(r0, r1, col_bits, key_bits, *pieces):
     """One row range of the matrix: the shards' pieces summed (exact integers), as CSR arrays."""
-    from .cooc import csr_piece, merge_runs
+    from fastemb.cooc import csr_piece, merge_runs
     keys, vals = merge_runs(list(pieces), key_bits)
     return csr_piece(keys, vals, col_bits, r0, r1)
 
@@ -864,7 +864,7 @@ class _CoocRun:
 
 
 def _cooc_run(shard_list, copts, options, client, seed, partitions, storage_options):
-    from .cooc import keep_probabilities
+    from fastemb.cooc import keep_probabilities
     t0 = time.perf_counter()
     n_workers = _check_workers(client)
     params = _corpus_params(copts, storage_options)
@@ -910,7 +910,7 @@ def _shard_stats(result):
 
 
 def _cooc_options(cooc_options, cooc_params):
-    from .cooc import CoocOptions
+    from fastemb.cooc import CoocOptions
     o = cooc_options if cooc_options is not None else CoocOptions(**cooc_params)
     if cooc_options is not None and cooc_params:
         o = o.replace(**cooc_params)
@@ -927,8 +927,8 @@ def cooccurrences(paths, corpus_options=None, cooc_options=None, client=None, se
     `attrs` adds root attributes) and returns the stats. `partitions`: row ranges, each reduced by one task
     (default: twice the workers). `stats`: a dict to fill (shards, partitions, shuffle_bytes, nnz...)."""
     _require()
-    from .cooc import CsrCollector
-    from .errors import OptionError
+    from fastemb.cooc import CsrCollector
+    from fastemb.errors import OptionError
     copts = _corpus_options(corpus_options, {})
     options = _cooc_options(cooc_options, {})
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
@@ -937,7 +937,7 @@ def cooccurrences(paths, corpus_options=None, cooc_options=None, client=None, se
                                    or partitions < 1):
         raise OptionError("partitions", f"must be at least 1 (got {partitions!r})")
     if output is not None:
-        from .store import check_output
+        from fastemb.store import check_output
         check_output(output, force)
     shard_list = shards(paths, shard_bytes, storage_options)  # files checked before a cluster starts
     client, owned = _client(client)
@@ -950,7 +950,7 @@ def cooccurrences(paths, corpus_options=None, cooc_options=None, client=None, se
             nnz = _stream_ranges(client, run, sink)
             result = (v.words, v.counts, sink.matrix())
         else:
-            from .store import CoocWriter
+            from fastemb.store import CoocWriter
             corpus = [p if _is_url(os.fspath(p)) else os.path.abspath(p)
                       for p in ([paths] if isinstance(paths, (str, os.PathLike)) else paths)]
             all_attrs = {**options.flat(), **copts.flat(), "seed": int(seed), "corpus_tokens": v.raw_tokens,
@@ -1090,7 +1090,7 @@ def _transpose(b):
 
 def _matmat(b, B):
     """b @ B with the local kernel (float32), on the worker's threads."""
-    from .ppmi import _matmat as local_matmat
+    from fastemb.models.ppmi import _matmat as local_matmat
     import scipy.sparse as sp
     return local_matmat(sp.csr_matrix(b, dtype=np.float32), B, _worker_threads())
 

@@ -4,7 +4,7 @@ prediction and perplexity of a saved model).
 
 The model: the `context` previous words' vectors (dim each) concatenated, a hidden layer act(W·x + b) of
 `hidden` units, and an output layer over the vocabulary: a full softmax, a sampled softmax (Jean et al. 2015),
-NCE (Mnih & Teh 2012) or a hierarchical softmax over fastemb.huffman's tree. Bengio et al.'s direct
+NCE (Mnih & Teh 2012) or a hierarchical softmax over fastemb.models.huffman's tree. Bengio et al.'s direct
 input-to-output connections are left out.
 
 - Sentence starts: the words before a sentence's first word are a reserved boundary token (one more
@@ -39,10 +39,10 @@ from typing import Optional
 
 import numpy as np
 
-from .errors import FastembError, FileError, OptionError, UnknownWord, param
-from .options import DIM, EPOCHS, Options, Spec, between
-from .registry import Algorithm
-from .word2vec import ALPHA, MIN_ALPHA, MIN_ALPHA_RATIO
+from fastemb.errors import FastembError, FileError, OptionError, UnknownWord, param
+from fastemb.options import DIM, EPOCHS, Options, Spec, between
+from fastemb.registry import Algorithm
+from fastemb.models.word2vec import ALPHA, MIN_ALPHA, MIN_ALPHA_RATIO
 
 BLOCK_TOKENS = 1 << 16   # tokens per kernel call: progress, Ctrl-C and SIGTERM are seen between calls
 CHUNK_EXAMPLES = 2048    # Hogwild unit: a chunk of a block's shuffled examples, its minibatches run in order
@@ -122,7 +122,7 @@ def saved_bytes(options, n_words) -> int:
 
 def tree_of(counts):
     """The Huffman tree of the hs output layer (deterministic: built from the vocabulary's counts)."""
-    from .huffman import build
+    from fastemb.models.huffman import build
     return build(np.asarray(counts, np.int64))
 
 
@@ -176,7 +176,7 @@ class NPLMTrainer:
     advice = "alpha"
 
     def __init__(self, options: NPLMOptions, corpus, *, seed, threads, state, arrays=None):
-        from . import _nplm_kernels as K
+        from fastemb.kernels import nplm as K
         self.K, self.o, self.corpus, self.seed = K, options, corpus, seed
         counts = np.asarray(corpus.vocab.counts, np.int64)
         V = len(counts)
@@ -266,7 +266,7 @@ class NPLMTrainer:
             yield np.concatenate(ids), np.concatenate(ends)
 
     def run_epoch(self, state):
-        from .loop import Step
+        from fastemb.loop import Step
         o, p = self.o, self.p
         alpha, min_alpha = o.alpha, o.final_alpha
         epoch = state.epoch
@@ -370,7 +370,7 @@ class LanguageModel:
 
     @classmethod
     def load(cls, path) -> "LanguageModel":
-        from .embeddings import load
+        from fastemb.embeddings import load
         return cls(load(path, "hdf5"), os.fspath(path))
 
     @property
@@ -392,7 +392,7 @@ class LanguageModel:
 
     @property
     def K(self):
-        from . import _nplm_kernels
+        from fastemb.kernels import nplm as _nplm_kernels
         return _nplm_kernels
 
     def context_ids(self, text, skip_unknown=False) -> np.ndarray:
@@ -455,9 +455,9 @@ class LanguageModel:
         strings). It is read as the training corpus was, against this model's vocabulary; tokens outside it are
         dropped (as training dropped them) and `coverage` says how many were kept. The perplexity is
         exp(mean −log P(token | its context)) over the kept tokens."""
-        from .corpus import CorpusOptions, Sentences, is_sentences
-        from .files import check_readable
-        from .vocab import build_vocab, iter_blocks
+        from fastemb.corpus import CorpusOptions, Sentences, is_sentences
+        from fastemb.files import check_readable
+        from fastemb.vocab import build_vocab, iter_blocks
         source = text_or_path
         if isinstance(source, os.PathLike) or isinstance(source, str) and not any(c.isspace() for c in source):
             sources = [check_readable(source, "text file")]
@@ -495,7 +495,7 @@ class _quiet_vocab:
 
     def __enter__(self):
         import logging
-        from .progress import log
+        from fastemb.progress import log
         self.log, self.level = log, log.level
         log.setLevel(max(self.level, logging.WARNING))
 

@@ -14,135 +14,13 @@ import sys
 
 import click
 
-from . import registry
-from .cooc import CoocOptions
-from .corpus import CorpusOptions
-from .errors import FastembError, Interrupted, OptionError, param
-from .options import RunOptions, describe_default
-
-
-# ------------------------------------------------------------------------------- options from specs
-def _click_type(spec):
-    if spec.choices:
-        return click.Choice([str(c) for c in spec.choices])
-    return {int: int, float: float, str: str, "size": str}[spec.kind]
-
-
-def spec_option(name, spec, defaults_note):
-    """A click option for an option `name` described by `spec`; default None so that what the user gave
-    can be told from what was left to the defaults (`defaults_note` shows those)."""
-    help_text = f"{spec.help} [{defaults_note}]"
-    if spec.kind is bool:
-        decl = spec.flags or f"--{name.replace('_', '-')}/--no-{name.replace('_', '-')}"
-        return click.option(decl, name, default=None, help=help_text)
-    return click.option(f"--{name.replace('_', '-')}", name, type=_click_type(spec), default=None,
-                        metavar=spec.metavar, help=help_text)
-
-
-def options_of(*classes):
-    """Decorator: every option of these classes, each with its default."""
-    def decorate(f):
-        for cls in reversed(classes):
-            for name, (_, spec, default) in reversed(list(cls.specs().items())):
-                f = spec_option(name, spec, f"default: {describe_default(spec, default)}")(f)
-        return f
-    return decorate
-
-
-def algorithm_options(f):
-    """Decorator: the union of every registered algorithm's options, with each algorithm's default."""
-    seen = {}
-    for a in registry.all_algorithms():
-        for name, (_, spec, default) in a.options.specs().items():
-            seen.setdefault(name, (spec, []))[1].append((a.name, describe_default(spec, default)))
-    for name, (spec, per_algo) in reversed(list(seen.items())):
-        groups = {}
-        for algo, d in per_algo:
-            groups.setdefault(d, []).append(algo)
-        note = "; ".join(f"{', '.join(algos)}: {d}" for d, algos in groups.items())
-        f = spec_option(name, spec, note)(f)
-    return f
-
-
-def _require(ok, name, problem):
-    if not ok:
-        raise OptionError(name, problem)
-
-
-def _given(params):
-    return {k: v for k, v in params.items() if v is not None}
-
-
-def _run_options(f):
-    return options_of(RunOptions)(f)
-
-
-def _set_quiet(ctx, param_, value):
-    if value:
-        from .progress import set_cli_quiet
-        set_cli_quiet()
-    return value
-
-
-def _quiet(f):
-    return click.option("--quiet", "-q", is_flag=True, callback=_set_quiet, help="Print nothing but errors.")(f)
-
-
-def _json_option(f):
-    return click.option("--json", "as_json", is_flag=True, help="Print a JSON result or summary on stdout.")(f)
-
-
-def _output_option(f):
-    f = click.option("--force", is_flag=True, help="Overwrite an existing output (and discard an unfinished "
-                                                   "run's checkpoint).")(f)
-    return click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Output file.")(f)
-
-
-def _tmp_dir_option(f):
-    return click.option("--tmp-dir", type=click.Path(file_okay=False), default=None,
-                        help="Where the encoded corpus and spilled runs go (default: system temp).")(f)
-
-
-def jsonable(x):
-    """Plain JSON values: numpy scalars and arrays as numbers and lists, NaN and infinity as null."""
-    import math
-    if isinstance(x, dict):
-        return {str(k): jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [jsonable(v) for v in x]
-    if hasattr(x, "tolist") and not isinstance(x, (str, bytes)):
-        return jsonable(x.tolist())
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
-
-
-def _echo_json(data, indent=None):
-    click.echo(json.dumps(jsonable(data), indent=indent, allow_nan=False, default=str))
-
-
-def _summary(as_json, data, line, quiet):
-    if as_json:
-        _echo_json(data)
-    if not quiet:
-        click.echo(line, err=True)
-
-
-def _dask_option(what):
-    def deco(f):
-        return click.option("--dask", "dask_address", default=None, metavar="ADDRESS",
-                            help=f"{what} on a Dask cluster: a scheduler address (tcp://host:8786) or local:N for "
-                                 f"a LocalCluster of N worker processes (pip install 'fastemb[dask]'). The corpus "
-                                 f"may then also be fsspec URLs (s3://..., gs://...).")(f)
-    return deco
-
-
-def _claim(output, force):
-    """Lock `output` for this command (a second run writing it fails at once) and check it can be written."""
-    from .files import output_lock
-    from .store import check_output
-    click.get_current_context().with_resource(output_lock(output))
-    check_output(output, force)
+from fastemb import registry
+from fastemb.cooc import CoocOptions
+from fastemb.corpus import CorpusOptions
+from fastemb.errors import FastembError, Interrupted, OptionError, param
+from fastemb.options import RunOptions, describe_default
+from fastemb.cli.classify import classify as classify_group
+from fastemb.cli.common import (algorithm_options, claim_output, dask_option, echo_json, given, json_option, jsonable, load_vectors, options_of, output_option, print_table, quiet_option, require, restrict_option, run_options, spec_option, summary, tmp_dir_option, topn_option)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -151,28 +29,31 @@ def cli():
     """fastemb: fast, streaming word embeddings (SGNS, CBOW, GloVe, PPMI-SVD)."""
 
 
+cli.add_command(classify_group)
+
+
 @cli.command()
 @click.argument("corpus", nargs=-1, required=True)
-@_output_option
+@output_option
 @click.option("--format", "fmt", type=click.Choice(["tsv", "glove", "word2vec"]), default="tsv", show_default=True,
               help="tsv: word<TAB>count; glove / word2vec: 'word count' lines (GloVe's vocab.txt, word2vec.c's "
                    "-save-vocab).")
 @options_of(CorpusOptions)
-@_dask_option("Count")
-@_json_option
-@_quiet
+@dask_option("Count")
+@json_option
+@quiet_option
 def vocab(corpus, output, force, fmt, dask_address, as_json, quiet, **params):
     """Count the words of CORPUS (files, directories, '-' for stdin; .gz/.bz2/.xz), most frequent first."""
-    from .vocab import build_vocab
-    options = CorpusOptions(**_given(params))
-    _claim(output, force)
+    from fastemb.vocab import build_vocab
+    options = CorpusOptions(**given(params))
+    claim_output(output, force)
     if dask_address is not None:
-        from .distributed import vocabulary
+        from fastemb.dask.distributed import vocabulary
         v = vocabulary(list(corpus), options, client=dask_address)
     else:
         v = build_vocab(corpus, options)
     v.save(output, fmt)
-    _summary(as_json, {"output": output, "words": len(v), "distinct": v.distinct, "tokens": v.raw_tokens,
+    summary(as_json, {"output": output, "words": len(v), "distinct": v.distinct, "tokens": v.raw_tokens,
                        "vocab_tokens": v.total, "pruned": v.pruned},
              f"vocab: {len(v):,} words (of {v.distinct:,} distinct) covering {v.total:,} of {v.raw_tokens:,} "
              f"tokens -> {output}", quiet)
@@ -180,31 +61,31 @@ def vocab(corpus, output, force, fmt, dask_address, as_json, quiet, **params):
 
 @cli.command()
 @click.argument("corpus", nargs=-1, required=True)
-@_output_option
+@output_option
 @options_of(CoocOptions, CorpusOptions)
-@_run_options
-@_tmp_dir_option
-@_dask_option("Count")
-@_json_option
-@_quiet
+@run_options
+@tmp_dir_option
+@dask_option("Count")
+@json_option
+@quiet_option
 def cooc(corpus, output, force, seed, threads, tmp_dir, dask_address, as_json, quiet, **params):
     """Count windowed co-occurrences of CORPUS into a CSR matrix in HDF5."""
-    from .cooc import cooccurrence
-    from .files import check_work_dir
-    from .options import split_known
-    from .parallel import resolve_threads
-    from .store import CoocWriter
-    from .vocab import build_vocab
-    (cooc_params, corpus_params), _ = split_known(_given(params), CoocOptions, CorpusOptions)
+    from fastemb.cooc import cooccurrence
+    from fastemb.files import check_work_dir
+    from fastemb.options import split_known
+    from fastemb.parallel import resolve_threads
+    from fastemb.store import CoocWriter
+    from fastemb.vocab import build_vocab
+    (cooc_params, corpus_params), _ = split_known(given(params), CoocOptions, CorpusOptions)
     options, copts = CoocOptions(**cooc_params), CorpusOptions(**corpus_params)
-    run = RunOptions(**_given({"seed": seed, "threads": threads}))
+    run = RunOptions(**given({"seed": seed, "threads": threads}))
     check_work_dir(tmp_dir)
-    _claim(output, force)
+    claim_output(output, force)
     if dask_address is not None:
-        from .distributed import cooccurrences
+        from fastemb.dask.distributed import cooccurrences
         stats = cooccurrences(list(corpus), copts, options, client=dask_address, seed=run.seed, output=output,
                               force=True)
-        _summary(as_json, stats,
+        summary(as_json, stats,
                  f"cooc: {stats['words']:,} x {stats['words']:,} matrix, {stats['nnz']:,} nonzeros from "
                  f"{stats['shards']} shards on {stats['workers']} workers -> {output}", quiet)
         return
@@ -223,20 +104,20 @@ def cooc(corpus, output, force, seed, threads, tmp_dir, dask_address, as_json, q
             ok = True
         finally:
             writer.close(ok)
-    _summary(as_json, {"output": output, "words": len(v), "tokens": v.raw_tokens, **stats},
+    summary(as_json, {"output": output, "words": len(v), "tokens": v.raw_tokens, **stats},
              f"cooc: {len(v):,} x {len(v):,} matrix, {stats['nnz']:,} nonzeros -> {output}", quiet)
 
 
 @cli.command()
 @click.argument("corpus", nargs=-1)
-@_output_option
+@output_option
 @click.option("--algo", type=click.Choice(list(registry.names())), default=None,
               help="Algorithm. [default: sgns]")
 @click.option("--cooc", type=click.Path(dir_okay=False), default=None,
               help="glove / ppmi-svd: train on this file from `fastemb cooc` instead of a corpus.")
 @algorithm_options
 @options_of(CorpusOptions)
-@_run_options
+@run_options
 @click.option("--checkpoint-every", default=None, metavar="N",
               help="Write OUTPUT.ckpt every N epochs (1, 2epochs) or minutes (10min); kept if the run stops.")
 @click.option("--resume", type=click.Path(dir_okay=False), default=None,
@@ -247,39 +128,39 @@ def cooc(corpus, output, force, seed, threads, tmp_dir, dask_address, as_json, q
                    "its vocabulary is kept: other words are skipped).")
 @click.option("--update-vocab", is_flag=True, default=None,
               help="With --init: add the corpus's new words (min-count applies) to the vocabulary.")
-@_tmp_dir_option
-@_dask_option("glove / ppmi-svd: count the co-occurrences (and factor them, for ppmi-svd)")
-@_json_option
-@_quiet
+@tmp_dir_option
+@dask_option("glove / ppmi-svd: count the co-occurrences (and factor them, for ppmi-svd)")
+@json_option
+@quiet_option
 def train(corpus, output, force, algo, cooc, seed, threads, checkpoint_every, resume, init, update_vocab, tmp_dir,
           dask_address, as_json, quiet, **params):
     """Train word vectors on CORPUS (or --cooc FILE) and save them to HDF5.
 
     Options of another algorithm than --algo are refused; each option lists its default per algorithm."""
-    from .training import train as train_fn
+    from fastemb.training import train as train_fn
     emb = train_fn(list(corpus) or None, algo, cooc=cooc, seed=seed, threads=threads, output=output, force=force,
                    checkpoint_every=checkpoint_every, resume=resume, tmp_dir=tmp_dir, init=init,
-                   update_vocab=bool(update_vocab), client=dask_address, **_given(params))
+                   update_vocab=bool(update_vocab), client=dask_address, **given(params))
     a = emb.attrs
     keys = ("algo", "dim", "epochs", "epochs_trained", "corpus_tokens", "train_seconds", "total_seconds",
             "words_per_second", "loss")
     speed = f" ({a['words_per_second'] / 1e3:,.0f}k words/s)" if "words_per_second" in a else ""
     loss = f", final loss {a['loss'][-1]:.4f}" if a.get("loss") else ""
-    _summary(as_json, {"output": output, "words": len(emb), **{k: a[k] for k in keys if k in a}},
+    summary(as_json, {"output": output, "words": len(emb), **{k: a[k] for k in keys if k in a}},
              f"train: {a['algo']}, {len(emb):,} words x {emb.dim} dims, {a['train_seconds']:.1f}s training"
              f"{speed}{loss} -> {output}", quiet)
 
 
 @cli.command()
 @click.argument("file", type=click.Path(dir_okay=False))
-@_json_option
-@_quiet
+@json_option
+@quiet_option
 def info(file, as_json, quiet):
     """Describe a fastemb HDF5 file: content, shapes, hyperparameters."""
-    from .store import describe
+    from fastemb.store import describe
     d = describe(file)
     if as_json:
-        _echo_json(d, indent=2)
+        echo_json(d, indent=2)
         return
     datasets = d.pop("datasets")
     click.echo(f"{d.pop('path')}: fastemb {d.pop('content')} (format {d.pop('format_version')})")
@@ -297,21 +178,21 @@ def info(file, as_json, quiet):
 @cli.command()
 @click.argument("directories", nargs=-1, type=click.Path(file_okay=False))
 @click.option("--dry-run", is_flag=True, help="List what would be removed.")
-@_json_option
-@_quiet
+@json_option
+@quiet_option
 def clean(directories, dry_run, as_json, quiet):
     """Remove what fastemb runs that are no longer running left behind: work directories (fastemb-PID-*) and
     partial outputs (.NAME.PID.*.part) in DIRECTORIES (default: the temporary directory and the current one).
     Every run also does this in the directories it uses."""
     import tempfile
-    from .files import clean_stale, stale_entries
+    from fastemb.files import clean_stale, stale_entries
     dirs = list(directories) or [tempfile.gettempdir(), os.getcwd()]
     for d in dirs:
         if not os.path.isdir(d):
             raise FastembError(f"{d}: not a directory")
     found = [p for d in dirs for p in (stale_entries(d) if dry_run else clean_stale(d))]
     if as_json:
-        _echo_json({"removed" if not dry_run else "stale": found})
+        echo_json({"removed" if not dry_run else "stale": found})
     if not quiet:
         for p in found:
             click.echo(("would remove " if dry_run else "removed ") + p, err=True)
@@ -320,50 +201,27 @@ def clean(directories, dry_run, as_json, quiet):
 
 
 # ------------------------------------------------------------------------------------ using vectors
-def _emb(path, fmt=None, vocab=None):
-    from .embeddings import load
-    return load(path, fmt, vocab)
-
-
-def _print_table(rows, headers):
-    widths = [max(len(str(h)), *(len(str(r[i])) for r in rows)) if rows else len(str(h))
-              for i, h in enumerate(headers)]
-    click.echo("  ".join(str(h).ljust(w) for h, w in zip(headers, widths)))
-    for r in rows:
-        click.echo("  ".join(str(c).ljust(w) for c, w in zip(r, widths)))
-
-
-def _topn_option(default):
-    return click.option("-k", "--topn", "topn", type=int, default=default, show_default=True,
-                        help="How many answers per query.")
-
-
-def _restrict_option(text, default=None):
-    return click.option("--restrict", "restrict_vocab", type=int, default=default, show_default=default is not None,
-                        help=text)
-
-
 @cli.command()
 @click.argument("vectors", type=click.Path(dir_okay=False))
 @click.argument("words", nargs=-1, required=True)
-@_topn_option(10)
-@_restrict_option("Search only the N most frequent words.")
-@_json_option
-@_quiet
+@topn_option(10)
+@restrict_option("Search only the N most frequent words.")
+@json_option
+@quiet_option
 def neighbors(vectors, words, topn, restrict_vocab, as_json, quiet):
     """Nearest neighbours (cosine) of each WORD in VECTORS (.h5, word2vec or GloVe file). Words not in the
     vocabulary are reported after the others' answers (exit 1)."""
-    _require(topn >= 1, "topn", f"must be at least 1 (got {topn})")
-    emb = _emb(vectors)
+    require(topn >= 1, "topn", f"must be at least 1 (got {topn})")
+    emb = load_vectors(vectors)
     known = [w for w in words if w in emb]
     unknown = [w for w in words if w not in emb]
     results = dict(zip(known, emb.most_similar_batch(known, topn=topn, restrict_vocab=restrict_vocab)))
     if as_json:
-        _echo_json({w: [[x, round(s, 6)] for x, s in results[w]] if w in results else None for w in words})
+        echo_json({w: [[x, round(s, 6)] for x, s in results[w]] if w in results else None for w in words})
     else:
         for w in known:
             click.echo(f"{w}:")
-            _print_table([(i + 1, x, f"{s:.4f}") for i, (x, s) in enumerate(results[w])], ["rank", "word", "cosine"])
+            print_table([(i + 1, x, f"{s:.4f}") for i, (x, s) in enumerate(results[w])], ["rank", "word", "cosine"])
     if unknown:
         raise FastembError(f"not in vocabulary ({vectors}): {', '.join(unknown)}")
 
@@ -373,37 +231,37 @@ def neighbors(vectors, words, topn, restrict_vocab, as_json, quiet):
 @click.argument("a")
 @click.argument("b")
 @click.argument("c")
-@_topn_option(5)
+@topn_option(5)
 @click.option("--method", type=click.Choice(["3cosadd", "3cosmul"]), default="3cosadd", show_default=True)
-@_restrict_option("Answer among the N most frequent words.")
-@_json_option
-@_quiet
+@restrict_option("Answer among the N most frequent words.")
+@json_option
+@quiet_option
 def analogy(vectors, a, b, c, topn, method, restrict_vocab, as_json, quiet):
     """A is to B as C is to ? (the question words are never answers)."""
-    _require(topn >= 1, "topn", f"must be at least 1 (got {topn})")
-    result = _emb(vectors).analogy(a, b, c, topn=topn, method=method, restrict_vocab=restrict_vocab)
+    require(topn >= 1, "topn", f"must be at least 1 (got {topn})")
+    result = load_vectors(vectors).analogy(a, b, c, topn=topn, method=method, restrict_vocab=restrict_vocab)
     if as_json:
-        _echo_json([[x, round(s, 6)] for x, s in result])
+        echo_json([[x, round(s, 6)] for x, s in result])
         return
     click.echo(f"{a} : {b} :: {c} : ?   ({method})")
-    _print_table([(i + 1, x, f"{s:.4f}") for i, (x, s) in enumerate(result)], ["rank", "word", "score"])
+    print_table([(i + 1, x, f"{s:.4f}") for i, (x, s) in enumerate(result)], ["rank", "word", "score"])
 
 
 @cli.command()
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.argument("words", nargs=-1, required=True)
-@_topn_option(10)
+@topn_option(10)
 @click.option("--skip-unknown", is_flag=True,
               help="Drop words outside the vocabulary from WORDS (as training dropped them) instead of failing.")
-@_json_option
-@_quiet
+@json_option
+@quiet_option
 def predict(model, words, topn, skip_unknown, as_json, quiet):
     """The most probable next words after WORDS (one quoted text or several words) under a language model
     (--algo nplm), with their probabilities.
 
     The last --context words are the context; fewer are taken as the start of a sentence."""
-    from .nplm import LanguageModel
-    _require(topn >= 1, "topn", f"must be at least 1 (got {topn})")
+    from fastemb.models.nplm import LanguageModel
+    require(topn >= 1, "topn", f"must be at least 1 (got {topn})")
     lm = LanguageModel.load(model)
     text = " ".join(words)
     unknown = [w for w in lm.tokens(text) if w not in lm.emb.index]
@@ -412,12 +270,12 @@ def predict(model, words, topn, skip_unknown, as_json, quiet):
                            f"({param('skip_unknown')} drops them)")
     result = lm.predict(text, k=topn, skip_unknown=True)
     if as_json:
-        _echo_json({"context": [lm.words[i] if i < lm.V else "<s>" for i in lm.context_ids(text, True)],
+        echo_json({"context": [lm.words[i] if i < lm.V else "<s>" for i in lm.context_ids(text, True)],
                     "predictions": [[w, p] for w, p in result]})
         return
     context = " ".join(lm.words[i] if i < lm.V else "<s>" for i in lm.context_ids(text, True))
     click.echo(f"{context} ...")
-    _print_table([(i + 1, w, f"{p:.4f}") for i, (w, p) in enumerate(result)], ["rank", "word", "probability"])
+    print_table([(i + 1, w, f"{p:.4f}") for i, (w, p) in enumerate(result)], ["rank", "word", "probability"])
 
 
 @cli.command(name="eval")
@@ -426,25 +284,25 @@ def predict(model, words, topn, skip_unknown, as_json, quiet):
               help="Word-pair similarity file(s) (default: the WordSim-353 and SimLex-999 fastemb ships).")
 @click.option("--analogy", "analogy_files", multiple=True, type=click.Path(dir_okay=False),
               help="Analogy file(s) in questions-words format (default: Google's, shipped).")
-@_restrict_option("Analogies: candidates and questions among the N most frequent words.", 30000)
+@restrict_option("Analogies: candidates and questions among the N most frequent words.", 30000)
 @click.option("--text", "text_files", multiple=True, type=click.Path(dir_okay=False),
               help="Language models (--algo nplm): the perplexity of this held-out text (read as the training corpus "
                    "was; words outside the vocabulary are dropped and the coverage reported). Alone, it replaces "
                    "the default similarity and analogy sets.")
-@_json_option
-@_quiet
+@json_option
+@quiet_option
 def eval_cmd(vectors, similarity_files, analogy_files, restrict_vocab, text_files, as_json, quiet):
     """Word similarity (Spearman) and analogy accuracy (3CosAdd, 3CosMul) of VECTORS; the held-out perplexity of
     a language model (--text)."""
-    from . import eval as E
-    _require(restrict_vocab >= 1, "restrict_vocab", f"must be at least 1 (got {restrict_vocab})")
+    from fastemb import eval as E
+    require(restrict_vocab >= 1, "restrict_vocab", f"must be at least 1 (got {restrict_vocab})")
     if not similarity_files and not analogy_files and not text_files:
         similarity_files, analogy_files = E.default_sets()
-    emb = _emb(vectors)
+    emb = load_vectors(vectors)
     lm = None
     if text_files:
-        from .files import check_readable
-        from .nplm import LanguageModel
+        from fastemb.files import check_readable
+        from fastemb.models.nplm import LanguageModel
         for f in text_files:
             check_readable(f, "text")
         if emb.attrs.get("algo") != "nplm":
@@ -456,14 +314,14 @@ def eval_cmd(vectors, similarity_files, analogy_files, restrict_vocab, text_file
     if lm is not None:
         out["perplexity"] = [{"file": f, **lm.score(f)} for f in text_files]
     if as_json:
-        _echo_json(out, indent=1)
+        echo_json(out, indent=1)
         return
     if lm is not None:
-        _print_table([(os.path.basename(r["file"]), f"{r['perplexity']:.2f}", f"{r['tokens']:,}",
+        print_table([(os.path.basename(r["file"]), f"{r['perplexity']:.2f}", f"{r['tokens']:,}",
                        f"{100 * r['coverage']:.1f}%") for r in out["perplexity"]],
                      ["text", "perplexity", "tokens", "coverage"])
     if out["similarity"]:
-        _print_table([(os.path.basename(r["file"]), f"{r['spearman']:.4f}", f"{r['covered']}/{r['pairs']}",
+        print_table([(os.path.basename(r["file"]), f"{r['spearman']:.4f}", f"{r['covered']}/{r['pairs']}",
                        f"{100 * r['coverage']:.1f}%") for r in out["similarity"]],
                      ["similarity", "spearman", "pairs", "coverage"])
     for r in out["analogy"]:
@@ -473,7 +331,7 @@ def eval_cmd(vectors, similarity_files, analogy_files, restrict_vocab, text_file
         rows.append(("overall", f"{r['covered']}/{r['questions']}", f"{r['3cosadd']:.4f}", f"{r['3cosmul']:.4f}"))
         click.echo(f"{os.path.basename(r['file'])} (top {r['restrict_vocab']:,} words, coverage "
                    f"{100 * r['coverage']:.1f}%)")
-        _print_table(rows, ["section", "covered", "3cosadd", "3cosmul"])
+        print_table(rows, ["section", "covered", "3cosadd", "3cosmul"])
 
 
 VECTOR_FORMATS = ["word2vec", "word2vec-binary", "glove"]
@@ -481,44 +339,44 @@ VECTOR_FORMATS = ["word2vec", "word2vec-binary", "glove"]
 
 @cli.command()
 @click.argument("vectors", type=click.Path(dir_okay=False))
-@_output_option
+@output_option
 @click.option("--format", "fmt", type=click.Choice(VECTOR_FORMATS), required=True)
 @click.option("--vocab/--no-vocab", "with_vocab", default=True, show_default=True,
               help="Also write the word counts to OUTPUT.vocab (word2vec.c's -save-vocab format), when known.")
-@_json_option
-@_quiet
+@json_option
+@quiet_option
 def export(vectors, output, force, fmt, with_vocab, as_json, quiet):
     """Write VECTORS as word2vec text/binary or GloVe text (gensim's load_word2vec_format reads them), and
     their counts beside them."""
-    from .formats import write_vectors, write_vocab_counts
-    _claim(output, force)
-    emb = _emb(vectors)
+    from fastemb.formats import write_vectors, write_vocab_counts
+    claim_output(output, force)
+    emb = load_vectors(vectors)
     write_vectors(output, emb.words, emb.vectors, fmt)
     sidecar = None
     if with_vocab and emb.counts.any():
         sidecar = f"{output}.vocab"
-        _claim(sidecar, True)
+        claim_output(sidecar, True)
         write_vocab_counts(sidecar, emb.words, emb.counts)
-    _summary(as_json, {"output": output, "format": fmt, "words": len(emb), "dim": emb.dim, "vocab": sidecar},
+    summary(as_json, {"output": output, "format": fmt, "words": len(emb), "dim": emb.dim, "vocab": sidecar},
              f"export: {len(emb):,} words x {emb.dim} -> {output}" + (f" (counts: {sidecar})" if sidecar else ""),
              quiet)
 
 
 @cli.command(name="import")
 @click.argument("vectors", type=click.Path(dir_okay=False))
-@_output_option
+@output_option
 @click.option("--format", "fmt", type=click.Choice(VECTOR_FORMATS), default=None,
               help="Input format (default: guessed from the content).")
 @click.option("--vocab", "vocab_file", type=click.Path(dir_okay=False), default=None,
               help="Word counts ('word count' lines; default: VECTORS.vocab when it exists).")
-@_json_option
-@_quiet
+@json_option
+@quiet_option
 def import_cmd(vectors, output, force, fmt, vocab_file, as_json, quiet):
     """Convert word2vec (text/binary) or GloVe vectors to a fastemb HDF5 file, with their counts."""
-    _claim(output, force)
-    emb = _emb(vectors, fmt, vocab_file)
+    claim_output(output, force)
+    emb = load_vectors(vectors, fmt, vocab_file)
     emb.save(output)
-    _summary(as_json, {"output": output, "words": len(emb), "dim": emb.dim, "counts": bool(emb.counts.any())},
+    summary(as_json, {"output": output, "words": len(emb), "dim": emb.dim, "counts": bool(emb.counts.any())},
              f"import: {len(emb):,} words x {emb.dim} -> {output}", quiet)
 
 
@@ -549,7 +407,7 @@ ALIGN_METHODS = ["gd", "lstsq", "procrustes", "cca", "vecmap"]
 @click.option("--steps", type=int, default=1000, show_default=True, help="gd: gradient steps.")
 @click.option("--log-every", type=int, default=50, show_default=True, help="gd: log the loss every N steps.")
 @click.option("--csls-k", type=int, default=10, show_default=True)
-@_restrict_option("Retrieve among the N most frequent target words.")
+@restrict_option("Retrieve among the N most frequent target words.")
 @click.option("--translate", "to_translate", multiple=True, help="Print the top translations of this word.")
 @click.option("--retrieval", type=click.Choice(["csls", "nn"]), default="csls", show_default=True,
               help="--translate: rank by CSLS or by cosine (the score printed is the one ranked by).")
@@ -558,34 +416,34 @@ ALIGN_METHODS = ["gd", "lstsq", "procrustes", "cca", "vecmap"]
 @click.option("--force", is_flag=True, help="Overwrite an existing output file.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
               help="gd: draw the loss curve to this PNG.")
-@_json_option
-@_quiet
+@json_option
+@quiet_option
 def align(source, target, lexicon, test_lexicon, method, refine, refine_vocab, direction, normalize, center,
           test_fraction, lr, steps, log_every, csls_k, restrict_vocab, to_translate, retrieval, seed, output, force,
           plot_path, as_json, quiet):
     """Learn a translation matrix from SOURCE to TARGET embeddings and report P@1/5/10 (NN and CSLS)."""
-    from . import align as A
-    _require(csls_k >= 1, "csls_k", f"must be at least 1 (got {csls_k})")
-    _require(restrict_vocab is None or restrict_vocab >= 1, "restrict_vocab",
+    from fastemb import align as A
+    require(csls_k >= 1, "csls_k", f"must be at least 1 (got {csls_k})")
+    require(restrict_vocab is None or restrict_vocab >= 1, "restrict_vocab",
              f"must be at least 1 (got {restrict_vocab})")
-    _require(lr is None or lr > 0, "lr", f"must be positive (got {lr})")
-    _require(0 < test_fraction < 1, "test_fraction", f"must be between 0 and 1 (got {test_fraction})")
-    _require(steps >= 1, "steps", f"must be at least 1 (got {steps})")
-    _require(log_every >= 1, "log_every", f"must be at least 1 (got {log_every})")
-    _require(plot_path is None or method == "gd", "plot", f"draws the loss of {param('method')} gd "
+    require(lr is None or lr > 0, "lr", f"must be positive (got {lr})")
+    require(0 < test_fraction < 1, "test_fraction", f"must be between 0 and 1 (got {test_fraction})")
+    require(steps >= 1, "steps", f"must be at least 1 (got {steps})")
+    require(log_every >= 1, "log_every", f"must be at least 1 (got {log_every})")
+    require(plot_path is None or method == "gd", "plot", f"draws the loss of {param('method')} gd "
                                                           f"(not {method})")
-    _require(lr is None or method == "gd", "lr", f"applies to {param('method')} gd (not {method})")
-    _require(refine >= 0, "refine", f"must be 0 or more rounds (got {refine})")
-    _require(refine_vocab >= 1, "refine_vocab", f"must be at least 1 (got {refine_vocab})")
-    _require(not (refine and method == "gd"), "refine", f"does not combine with {param('method')} gd")
+    require(lr is None or method == "gd", "lr", f"applies to {param('method')} gd (not {method})")
+    require(refine >= 0, "refine", f"must be 0 or more rounds (got {refine})")
+    require(refine_vocab >= 1, "refine_vocab", f"must be at least 1 (got {refine_vocab})")
+    require(not (refine and method == "gd"), "refine", f"does not combine with {param('method')} gd")
     if plot_path:
-        from .plot import _pyplot
+        from fastemb.plot import _pyplot
         _pyplot()
     if output:
-        _claim(output, force)
+        claim_output(output, force)
     if plot_path:
-        _claim(plot_path, force)
-    src, tgt = _emb(source), _emb(target)
+        claim_output(plot_path, force)
+    src, tgt = load_vectors(source), load_vectors(target)
     pairs = A.read_lexicon(lexicon)
     usable = [(s, t) for s, t in pairs if s in src.index and t in tgt.index]
     if not usable:
@@ -597,7 +455,7 @@ def align(source, target, lexicon, test_lexicon, method, refine, refine_vocab, d
         train_pairs, test_pairs = usable, A.read_lexicon(test_lexicon)
     else:
         train_pairs, test_pairs = A.split_lexicon(usable, test_fraction, seed)
-    from .progress import log as logger
+    from fastemb.progress import log as logger
     if refine:
         a = A.refine(src, tgt, train_pairs, refine, method, vocab=refine_vocab, csls_k=csls_k, direction=direction,
                      normalize=normalize, center=center, log=logger.info)
@@ -617,15 +475,15 @@ def align(source, target, lexicon, test_lexicon, method, refine, refine_vocab, d
     if output:
         a.save(output)
     if plot_path:
-        from .plot import draw_loss
+        from fastemb.plot import draw_loss
         draw_loss(a.loss, plot_path)
     if as_json:
-        _echo_json(result, indent=1)
+        echo_json(result, indent=1)
         return
     click.echo(f"{method}{' +normalize' if normalize else ''}{' +center' if center else ''}"
                f"{f' +refine {len(a.refinement)} rounds' if a.refinement else ''}: "
                f"{len(train_pairs)} training pairs, {result['test_words']} test words")
-    _print_table([(r, *(f"{result[f'{r}_p@{k}']:.3f}" for k in (1, 5, 10))) for r in ("nn", "csls")],
+    print_table([(r, *(f"{result[f'{r}_p@{k}']:.3f}" for k in (1, 5, 10))) for r in ("nn", "csls")],
                  ["retrieval", "P@1", "P@5", "P@10"])
     for w, cands in result["translations"].items():
         click.echo(f"{w} -> ({'CSLS score' if retrieval == 'csls' else 'cosine'}) "
@@ -634,7 +492,7 @@ def align(source, target, lexicon, test_lexicon, method, refine, refine_vocab, d
 
 @cli.command()
 @click.argument("vectors", type=click.Path(dir_okay=False))
-@_output_option
+@output_option
 @click.option("--words", "words_file", type=click.Path(dir_okay=False), default=None,
               help="Plot the words listed in this file (one per line).")
 @click.option("--top", type=int, default=300, show_default=True,
@@ -644,21 +502,21 @@ def align(source, target, lexicon, test_lexicon, method, refine, refine_vocab, d
 @click.option("--perplexity", type=float, default=30.0, show_default=True)
 @click.option("--iterations", type=int, default=1000, show_default=True)
 @click.option("--seed", type=int, default=1, show_default=True)
-@_json_option
-@_quiet
+@json_option
+@quiet_option
 def plot(vectors, output, force, words_file, top, skip, method, perplexity, iterations, seed, as_json, quiet):
     """Draw a labelled 2-D map of words (PCA or exact t-SNE) to a PNG."""
-    from . import plot as P
-    from .progress import log as logger
-    _require(perplexity > 0, "perplexity", f"must be positive (got {perplexity})")
-    _require(iterations >= 1, "iterations", f"must be at least 1 (got {iterations})")
-    _require(skip >= 0, "skip", f"must be 0 or more (got {skip})")
-    _require(top >= 2, "top", f"must be at least 2 (got {top})")
-    _claim(output, force)
+    from fastemb import plot as P
+    from fastemb.progress import log as logger
+    require(perplexity > 0, "perplexity", f"must be positive (got {perplexity})")
+    require(iterations >= 1, "iterations", f"must be at least 1 (got {iterations})")
+    require(skip >= 0, "skip", f"must be 0 or more (got {skip})")
+    require(top >= 2, "top", f"must be at least 2 (got {top})")
+    claim_output(output, force)
     P._pyplot()
-    emb = _emb(vectors)
+    emb = load_vectors(vectors)
     if words_file:
-        from .files import read_text_lines
+        from fastemb.files import read_text_lines
         wanted = [w.strip() for _, w in read_text_lines(words_file, "word list") if w.strip()]
         words = [w for w in wanted if w in emb.index]
         if len(words) < len(wanted):
@@ -667,12 +525,10 @@ def plot(vectors, output, force, words_file, top, skip, method, perplexity, iter
         words = P.default_words(emb.words, top, skip)
     info = P.word_map(emb, words, output, method=method, perplexity=perplexity, iterations=iterations, seed=seed,
                       title=os.path.basename(vectors))
-    _summary(as_json, {"output": output, "words": len(words), "method": method, **info},
+    summary(as_json, {"output": output, "words": len(words), "method": method, **info},
              f"plot: {len(words)} words ({method}) -> {output}", quiet)
 
 
-from .classify_cli import classify as _classify  # noqa: E402  (its commands use the helpers above)
-cli.add_command(_classify)
 
 
 def _terminate(signum, frame):
@@ -704,8 +560,8 @@ def _flags() -> dict:
 
 def _configure_logging():
     """Log lines (and, in a terminal, progress bars) on stderr, parameters named as flags; a command's
-    --quiet (see _quiet) leaves only errors."""
-    from .progress import PARAM_NAMES, bars_possible, log, set_bars, stderr_handler
+    --quiet (see quiet_option) leaves only errors."""
+    from fastemb.progress import PARAM_NAMES, bars_possible, log, set_bars, stderr_handler
     for h in list(log.handlers):
         if not isinstance(h, logging.NullHandler):
             log.removeHandler(h)

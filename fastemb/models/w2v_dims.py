@@ -1,11 +1,11 @@
 """The word2vec kernels for a given vector dimension.
 
-`_w2v_kernels` reads a row's length from the arrays (`DIM = None`). For the common dimensions, `kernels(dim)`
+`fastemb.kernels.w2v` reads a row's length from the arrays (`DIM = None`). For the common dimensions, `kernels(dim)`
 loads a copy of that same source with `DIM = <dim>`: every row loop then has a compile-time trip count, which
 LLVM unrolls into whole vector instructions (24% faster at dim 100, 2 threads, on this project's machine).
 The copy is written once to a cache directory (the `FASTEMB_KERNEL_DIR` variable, else
 ~/.cache/fastemb/kernels, else a temporary directory) and imported as the module
-`fastemb._w2v_kernels_d<dim>`, so Numba caches its compiled code beside it like any module's. Where nothing
+`fastemb.kernels._w2v_kernels_d<dim>`, so Numba caches its compiled code beside it like any module's. Where nothing
 can be written, the generic kernels are used.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ import os
 import sys
 import tempfile
 
-from .progress import log
+from fastemb.progress import log
 
 SPECIALISED_DIMS = (50, 64, 100, 128, 200, 256, 300)
 _LOADED: dict = {}
@@ -24,7 +24,7 @@ _LOADED: dict = {}
 
 def kernels(dim: int):
     """The kernel module for vectors of `dim` floats."""
-    from . import _w2v_kernels as generic
+    from fastemb.kernels import w2v as generic
     dim = int(dim)
     if dim not in SPECIALISED_DIMS:
         return generic
@@ -67,7 +67,7 @@ def _load(dim, generic):
         with open(tmp, "w", encoding="utf-8") as f:
             f.write(source)
         os.replace(tmp, path)
-    qualified = f"fastemb.{name}"  # relative imports in the copy resolve against the fastemb package
+    qualified = f"fastemb.kernels.{name}"
     spec = importlib.util.spec_from_file_location(qualified, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[qualified] = module

@@ -25,9 +25,9 @@ The kernels are generic in the float type: training runs them on float32, the gr
 import numpy as np
 from numba import njit, prange
 
-from ._rng import splitmix as _splitmix
-from ._rng import uniform as _uniform
-from ._rng import xorshift as _next
+from fastemb.kernels.rng import splitmix as _splitmix
+from fastemb.kernels.rng import uniform as _uniform
+from fastemb.kernels.rng import xorshift as _next
 
 FULL, SAMPLED, NCE, HS = 0, 1, 2, 3
 TANH, LOGISTIC = 0, 1

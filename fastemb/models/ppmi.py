@@ -7,12 +7,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .cooc import CoocOptions
-from .errors import FastembError, OptionError, param
-from .options import ADD_CONTEXTS, DIM, Options, Spec, above_at_most, between, nested
-from .parallel import numba_threads
-from .progress import log
-from .registry import Algorithm
+from fastemb.cooc import CoocOptions
+from fastemb.errors import FastembError, OptionError, param
+from fastemb.options import ADD_CONTEXTS, DIM, Options, Spec, above_at_most, between, nested
+from fastemb.parallel import numba_threads
+from fastemb.progress import log
+from fastemb.registry import Algorithm
 
 SVD_METHODS = ("auto", "arpack", "randomized")
 # Past this many rows the randomized range finder is used by default: it measured several times faster
@@ -40,7 +40,7 @@ def memory_bytes(options, n_words, nnz=0) -> int:
 
 
 def _kernels():
-    from . import _linalg_kernels
+    from fastemb.kernels import linalg as _linalg_kernels
     return _linalg_kernels
 
 
@@ -140,7 +140,7 @@ class PPMITrainer:
         o = self.o
         t0 = time.perf_counter()
         if self.blocks is not None:  # the matrix is on a Dask cluster: factor it there, block by block
-            from .distributed import ppmi_svd
+            from fastemb.dask.distributed import ppmi_svd
             U, s, vt = ppmi_svd(self.blocks, self.client, dim=o.dim, cds=o.cds, shift=o.shift, seed=self.seed)
             method, nnz = "randomized (dask)", None
         else:

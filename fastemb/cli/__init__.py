@@ -1,0 +1,2 @@
+"""The `fastemb` command line (click)."""
+from fastemb.cli.main import entry_point, main  # noqa: F401
