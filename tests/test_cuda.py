@@ -304,6 +304,13 @@ def test_no_gpu_is_one_line_and_exit_1(tmp_path):
     assert not (tmp_path / "m.h5").exists()
 
 
+def test_a_window_cache_too_large_for_shared_memory_is_one_line_before_reading(tmp_path):
+    rc, _, err = run_cli("train", SAMPLE, "--device", "cuda", "--dim", "300", "--window", "10", "-o",
+                         tmp_path / "m.h5", env={"NUMBA_ENABLE_CUDASIM": "1"})
+    assert_one_line_error(rc, err, contains="shared memory")
+    assert "--dim 300" in err and "read" not in err.split("fastemb: error")[0]
+
+
 def test_without_numba_cuda_is_one_line_and_exit_1(tmp_path):
     code = ("import sys; sys.modules['numba.cuda'] = None; from fastemb.cli.main import entry_point; "
             f"sys.argv = ['fastemb', 'train', {SAMPLE!r}, '--device', 'cuda', '-o', {str(tmp_path / 'm.h5')!r}]; "
@@ -329,3 +336,19 @@ def test_real_gpu_trains_to_cpu_quality(tmp_path):
     r = json.loads(p.stdout.decode().strip().splitlines()[-1])
     for key, value in r["cpu"].items():
         assert r["cuda"][key] >= value - 0.03, (key, r)
+
+
+@pytest.mark.slow
+def test_bench_gpu_smoke_runs_end_to_end(tmp_path):
+    """`python -m bench.gpu --smoke`: the GPU benchmark's whole path under the simulator, in one process."""
+    import json
+    out = tmp_path / "gpu.json"
+    p = subprocess.run([sys.executable, "-m", "bench.gpu", "--smoke", "--seeds", "1", "--json", str(out)],
+                       capture_output=True, cwd=ROOT, env=NO_SIM_ENV, timeout=600)
+    assert p.returncode == 0, p.stderr.decode()[-2000:]
+    text = p.stdout.decode()
+    assert "kernel" in text and "mean over seeds" in text
+    rows = json.loads(out.read_text())["rows"]
+    assert {r["device"] for r in rows} == {"cuda", "cpu"}
+    gpu = next(r for r in rows if r["device"] == "cuda")
+    assert gpu["words_per_second"] > 0 and gpu["kernel_seconds"] > 0 and np.isfinite(gpu["final_loss"])

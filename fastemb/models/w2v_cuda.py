@@ -73,6 +73,17 @@ def quiet_simulator(simulated):
     return stack
 
 
+def span_for(o, warps=WARPS) -> int:
+    """The span for these options, or a one-line FastembError when their window cache cannot fit."""
+    from fastemb.kernels import cuda_w2v as CK
+    span = CK.choose_span(o.dim, o.window, o.negative, warps)
+    if span == 0:
+        raise FastembError(f"{param('device')} cuda: {param('dim')} {o.dim} with {param('window')} {o.window} "
+                           f"and {param('negative')} {o.negative} needs more than {CK.SHARED_BYTES // 1024} KB of "
+                           f"shared memory per block: lower one of them")
+    return span
+
+
 def make_spans(ends, span, min_len=2):
     """Cut sentences (token ranges ending at `ends`) into spans of at most `span` tokens. Returns
     (span_lo, span_hi, sent_lo, sent_hi, sentence index) as int64 arrays; sentences shorter than min_len
@@ -111,11 +122,7 @@ class CudaWord2Vec:
         o = trainer.o
         self.simulated = CK.simulator()
         self.warps = SIM_WARPS if self.simulated else WARPS
-        self.span = CK.choose_span(o.dim, o.window, o.negative, self.warps)
-        if self.span == 0:
-            raise FastembError(f"{param('device')} cuda: {param('dim')} {o.dim} with {param('window')} "
-                               f"{o.window} and {param('negative')} {o.negative} needs more than "
-                               f"{CK.SHARED_BYTES // 1024} KB of shared memory per block: lower one of them")
+        self.span = span_for(o, self.warps)
         self.kernel = CK.build(o.dim, o.window, o.negative, self.span, self.warps, trainer.cbow,
                                getattr(o, "cbow_mean", True))
         if self.simulated:

@@ -212,8 +212,9 @@ class Word2VecTrainer:
     def check_device(options):
         """Before any input is read: --device cuda needs numba's CUDA target and a GPU (one line if not)."""
         if options.device == "cuda":
-            from fastemb.models.w2v_cuda import check
+            from fastemb.models.w2v_cuda import check, span_for
             check()
+            span_for(options)
 
     @staticmethod
     def array_specs(options, n_words) -> dict:
