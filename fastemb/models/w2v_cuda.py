@@ -28,8 +28,9 @@ SIM_WARPS = 1                # ... and each thread is a Python thread: as few as
 
 
 def _one_line(e) -> str:
-    text = " ".join(str(e).replace(":", ": ").split()).strip(" :")
-    return text.replace(":  ", ": ") or type(e).__name__
+    """The first sentence of an exception's message, on one line."""
+    text = " ".join(str(e).split()).strip(" :")
+    return text.split(". ")[0].rstrip(".") or type(e).__name__
 
 
 def cuda_module():
