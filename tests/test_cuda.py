@@ -30,9 +30,10 @@ def _simulated_cuda():
                 os.environ["NUMBA_ENABLE_CUDASIM"] = before
     try:
         from numba import cuda
-    except ImportError:
+    except Exception:  # noqa: BLE001 - no numba.cuda, or one that does not import here: skip
         return None
-    return cuda if config.ENABLE_CUDASIM else None
+    from fastemb.kernels.cuda_w2v import simulator
+    return cuda if simulator() else None
 
 
 CUDA = _simulated_cuda()

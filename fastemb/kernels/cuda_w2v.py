@@ -96,8 +96,9 @@ def choose_span(dim, window, negative, warps=4) -> int:
 
 
 def simulator() -> bool:
-    from numba.core import config
-    return bool(config.ENABLE_CUDASIM)
+    """Is numba.cuda Numba's CUDA simulator? Asked of the module imported (NUMBA_ENABLE_CUDASIM decided that
+    at its import), not of numba's config, which the compiler reloads from the environment."""
+    return "simulator" in getattr(cuda.jit, "__module__", "")
 
 
 @functools.lru_cache(maxsize=None)
