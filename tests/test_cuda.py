@@ -133,7 +133,8 @@ def _run_kernel(sentences, syn0, syn1, *, cbow, mean, window, negative, seed, al
     loss, pairs = np.zeros(grid), np.zeros(grid, np.int64)
     with quiet_simulator(True):
         kernel[grid, 32 * warps](ids, lo, hi, s_lo, s_hi, np.full(len(lo), alpha, np.float32), len(lo),
-                                 np.int64(0), np.uint64(seed), syn0, syn1, prob, idx, SIG, NLS, loss, pairs)
+                                 np.int64(0), np.uint64(seed), syn0, syn1, prob, idx, SIG, NLS, loss, pairs,
+                                 np.zeros((grid, span + 2 * window, syn0.shape[1]), np.float32))
     return loss.sum(), pairs.sum()
 
 
@@ -265,7 +266,8 @@ from fastemb.kernels import cuda_w2v as CK
 A1, A2 = (lambda t: types.Array(t, 1, "C")), (lambda t: types.Array(t, 2, "C"))
 sig = (A1(types.int32), A1(types.int64), A1(types.int64), A1(types.int64), A1(types.int64), A1(types.float32),
        types.int64, types.int64, types.uint64, A2(types.float32), A2(types.float32), A1(types.float32),
-       A1(types.int64), A1(types.float32), A1(types.float32), A1(types.float64), A1(types.int64))
+       A1(types.int64), A1(types.float32), A1(types.float32), A1(types.float64), A1(types.int64),
+       types.Array(types.float32, 3, "C"))
 for dim, cbow in ((100, False), (100, True), (300, False)):
     k = CK.build(dim, 5, 5, CK.choose_span(dim, 5, 5, 4), 4, cbow, True, False)
     ptx, _ = cuda.compile_ptx(k.py_func, sig, cc=(9, 0))
@@ -306,10 +308,10 @@ def test_no_gpu_is_one_line_and_exit_1(tmp_path):
 
 
 def test_a_window_cache_too_large_for_shared_memory_is_one_line_before_reading(tmp_path):
-    rc, _, err = run_cli("train", SAMPLE, "--device", "cuda", "--dim", "300", "--window", "10", "-o",
+    rc, _, err = run_cli("train", SAMPLE, "--device", "cuda", "--dim", "600", "--window", "10", "-o",
                          tmp_path / "m.h5", env={"NUMBA_ENABLE_CUDASIM": "1"})
     assert_one_line_error(rc, err, contains="shared memory")
-    assert "--dim 300" in err and "read" not in err.split("fastemb: error")[0]
+    assert "--dim 600" in err and "read" not in err.split("fastemb: error")[0]
 
 
 def test_without_numba_cuda_is_one_line_and_exit_1(tmp_path):

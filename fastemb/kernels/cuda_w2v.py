@@ -8,7 +8,7 @@ negatives per window as in HogBatch, Ji et al. 2016, dimensions across the lanes
   so blocks running at the same time work on text far apart ("spread positions": bursty text puts the
   same rare-but-local words in neighbouring sentences).
 * For a span, the input rows (syn0) of every position it and its windows touch (the span ± window, inside
-  its sentence) are loaded into shared memory once; repeated words share one cached row, so the block sees
+  its sentence) are loaded into shared memory once (and their values as loaded into global scratch); repeated words share one cached row, so the block sees
   its own updates exactly as the single-threaded CPU kernel does. The windows update the cached rows; at the
   end of the span each row's *change* is added to global memory once, with atomic adds (per-block
   accumulation: no lost updates, one global write per row per span instead of one per window).
@@ -83,7 +83,7 @@ def shared_bytes(dim, window, negative, span, warps) -> int:
     """Shared memory of one block for these shapes."""
     n_cache = span + 2 * window
     n_out = negative + 1
-    floats = 2 * n_cache * dim + n_out * dim + 2 * window * n_out + dim
+    floats = n_cache * dim + n_out * dim + 2 * window * n_out + dim
     return 4 * floats + 4 * n_cache
 
 
@@ -104,7 +104,10 @@ def simulator() -> bool:
 @functools.lru_cache(maxsize=None)
 def build(dim, window, negative, span, warps, cbow, cbow_mean, simulated=None):
     """The training kernel for these shapes: kernel[grid, 32·warps](ids, span_lo, span_hi, sent_lo, sent_hi,
-    span_alpha, n_spans, pos_base, seed, syn0, syn1, alias_prob, alias_idx, sig, nls, loss_out, pairs_out)."""
+    span_alpha, n_spans, pos_base, seed, syn0, syn1, alias_prob, alias_idx, sig, nls, loss_out, pairs_out,
+    first), where `first` is float32 scratch of shape (grid, span + 2·window, dim) in global memory: each
+    block's cached rows as loaded, from which their change is computed at the span's end (kept out of
+    shared memory, which then holds twice the rows)."""
     if simulated is None:
         simulated = simulator()
     DIM, W, NO, SPAN, WARPS = int(dim), int(window), int(negative) + 1, int(span), int(warps)
@@ -168,9 +171,8 @@ def build(dim, window, negative, span, warps, cbow, cbow_mean, simulated=None):
 
     @cuda.jit
     def train(ids, span_lo, span_hi, sent_lo, sent_hi, span_alpha, n_spans, pos_base, seed, syn0, syn1,
-              alias_prob, alias_idx, sig, nls, loss_out, pairs_out):
+              alias_prob, alias_idx, sig, nls, loss_out, pairs_out, first):
         cache = cuda.shared.array((NCACHE, DIM), float32)   # current values of the span's input rows
-        first = cuda.shared.array((NCACHE, DIM), float32)   # ... as loaded (their change is written back)
         canon = cuda.shared.array(NCACHE, int32)             # the slot that holds this position's word
         rows = cuda.shared.array((NO, DIM), float32)         # the window's output rows
         grad = cuda.shared.array((MAXC, NO), float32)        # g of each (context, output) pair
@@ -200,7 +202,7 @@ def build(dim, window, negative, span, warps, cbow, cbow_mean, simulated=None):
                 k = t - u * DIM
                 v = syn0[ids[c_lo + u], k]
                 cache[u, k] = v
-                first[u, k] = v
+                first[b, u, k] = v   # as loaded: their change is written back
             for u in range(tid, n_cache, TPB):         # repeated words share the first slot
                 w = ids[c_lo + u]
                 j = 0
@@ -284,7 +286,7 @@ def build(dim, window, negative, span, warps, cbow, cbow_mean, simulated=None):
                 u = t // DIM
                 k = t - u * DIM
                 if canon[u] == u:
-                    cuda.atomic.add(syn0, (ids[c_lo + u], k), cache[u, k] - first[u, k])
+                    cuda.atomic.add(syn0, (ids[c_lo + u], k), cache[u, k] - first[b, u, k])
             cuda.syncthreads()
         if lane == 0:
             cuda.atomic.add(loss_out, b, loss)

@@ -138,6 +138,7 @@ class CudaWord2Vec:
         self.d_idx = cuda.to_device(trainer.alias_idx)
         self.d_sig = cuda.to_device(trainer.sig)
         self.d_nls = cuda.to_device(trainer.nls)
+        self.d_first = cuda.device_array((self.max_blocks, self.span + 2 * o.window, o.dim), np.float32)
         cuda.synchronize()
         self.timing = {"kernel": 0.0, "host": 0.0, "transfer": time.perf_counter() - t0}
         self.stale = False   # the host arrays lag the GPU's
@@ -174,7 +175,8 @@ class CudaWord2Vec:
         with quiet_simulator(self.simulated):
             self.kernel[grid, 32 * self.warps](*d, n_spans, np.int64(work_before),
                                                np.uint64(CK.epoch_seed(seed, epoch)), self.d_syn0, self.d_syn1,
-                                               self.d_prob, self.d_idx, self.d_sig, self.d_nls, loss, pairs)
+                                               self.d_prob, self.d_idx, self.d_sig, self.d_nls, loss, pairs,
+                                               self.d_first)
         cuda.synchronize()
         t3 = time.perf_counter()
         total, count = float(loss.copy_to_host().sum()), int(pairs.copy_to_host().sum())
