@@ -132,6 +132,8 @@ def _plan(req: _Request, callbacks, output, force, checkpoint, checkpoint_every,
     if req.update_vocab and req.init is None and resume is None:
         raise OptionError("update_vocab", f"extends the vocabulary of {param('init')}, which is not given")
     plan = _plan_resume(resume, req) if resume is not None else _plan_new(req)
+    if hasattr(plan.algorithm.trainer, "check_device"):
+        plan.algorithm.trainer.check_device(plan.options)  # e.g. --device cuda without a GPU: one line, now
     plan.callbacks, plan.output = callbacks, None if output is None else os.fspath(output)
     if req.client is not None:
         _check_client(plan, req.client)
@@ -353,7 +355,10 @@ def _plan_resume(path, req: _Request) -> _Plan:
             _split(algorithm, {name: value})  # names the right problem
             raise OptionError(name, f"does not apply to this run: {path} trains on a co-occurrence file")
         if name in free:
-            copts = copts.replace(**{name: value}) if name in CorpusOptions.specs() else copts
+            if name in CorpusOptions.specs():
+                copts = copts.replace(**{name: value})
+            elif name in model.specs():
+                model = model.replace(**{name: value})  # e.g. the device a resumed run trains on
             continue
         value = spec.coerce(name, value) if spec is not None else value
         if value != saved:

@@ -29,6 +29,12 @@ MIN_ALPHA = Spec(float, "Final learning rate.", check=non_negative, optional=Tru
 # Half-width of the uniform initialisation of input vectors, in units of 1/dim. word2vec.c uses 0.5 and
 # gensim 1.0; with 5 epochs both under-train small and mid-sized corpora, and a wider start measured
 # better here (benchmark corpus, WS353 / analogy, at the learning rate of each algorithm; README: Defaults).
+DEVICE = Spec(str, "Where sgns/cbow train: cpu (Hogwild threads) or cuda (one NVIDIA GPU through numba.cuda: "
+                    "pip install 'fastemb[cuda]'; negative sampling with shared negatives only; see docs/gpu.md).",
+              choices=("cpu", "cuda"), on_resume="free")
+CUDA_BLOCKS = Spec(int, "With --device cuda: thread blocks trained at once (more: faster, but more concurrent "
+                        "updates of the frequent words' rows).", check=between(1, 1 << 20), optional=True,
+                   on_resume="free", none_means="4 per multiprocessor")
 INIT_WIDTH = Spec(float, "Input vectors start uniform in [-W/dim, W/dim] (word2vec.c 0.5, gensim 1).",
                   check=above_at_most(0, 1000))
 
@@ -46,11 +52,19 @@ class Word2VecOptions(Options):
     min_alpha: Optional[float] = MIN_ALPHA(None)
     init_width: float = INIT_WIDTH(4.0)
     add_contexts: bool = ADD_CONTEXTS(False)
+    device: str = DEVICE("cpu")
+    cuda_blocks: Optional[int] = CUDA_BLOCKS(None)
 
     def check(self):
         from fastemb.errors import OptionError, param
         if self.negative == 0 and not self.hs:
             raise OptionError("negative", f"must be at least 1 unless {param('hs')} is on (got 0)")
+        if self.device == "cuda":
+            if self.hs:
+                raise OptionError("hs", f"runs on the cpu only; {param('device')} cuda trains negative sampling")
+            if not getattr(self, "shared_negatives", True):
+                raise OptionError("shared_negatives", f"is required by {param('device')} cuda (negatives drawn "
+                                                      f"once per window)")
         if self.min_alpha is not None and self.min_alpha > self.alpha:
             raise OptionError("min_alpha", f"must not exceed {param('alpha')} {self.alpha} (got {self.min_alpha})")
 
@@ -190,6 +204,18 @@ class Word2VecTrainer:
         self.work_per_epoch = corpus.n_tokens
         self.total_work = float(options.epochs) * corpus.n_tokens
         state.extra.setdefault("chunk_counter", 0)
+        self.gpu = None
+        if options.device == "cuda":
+            from fastemb.models.w2v_cuda import CudaWord2Vec
+            self.gpu = CudaWord2Vec(self)
+
+    @staticmethod
+    def check_device(options):
+        """Before any input is read: --device cuda needs numba's CUDA target and a GPU (one line if not)."""
+        if options.device == "cuda":
+            from fastemb.models.w2v_cuda import check, span_for
+            check()
+            span_for(options)
 
     @staticmethod
     def array_specs(options, n_words) -> dict:
@@ -200,7 +226,12 @@ class Word2VecTrainer:
             specs["syn1_hs"] = ((_n_nodes(n_words), options.dim), "float32")
         return specs
 
+    def _sync(self):
+        if self.gpu is not None:
+            self.gpu.sync()
+
     def arrays(self) -> dict:
+        self._sync()
         out = {"syn0": self.syn0}
         if self.o.negative > 0:
             out["syn1"] = self.syn1
@@ -209,6 +240,7 @@ class Word2VecTrainer:
         return out
 
     def vectors(self):
+        self._sync()
         return self.syn0
 
     def reference_loss(self) -> float:
@@ -233,6 +265,15 @@ class Word2VecTrainer:
         for b, (ids, ends, _first) in enumerate(iter_blocks(self.corpus, BLOCK_TOKENS)):
             if b < state.block:
                 continue  # finished before the checkpoint
+            work_before = float(epoch * self.work_per_epoch + state.pos)
+            if self.gpu is not None:
+                loss, pairs = self.gpu.train_block(ids, ends, alpha0=alpha, min_alpha=min_alpha,
+                                                   work_before=work_before, total_work=self.total_work,
+                                                   seed=self.seed, epoch=epoch, block=b)
+                done = work_before + len(ids)
+                current = max(min_alpha, alpha - (alpha - min_alpha) * done / self.total_work)
+                yield Step(work=len(ids), loss=loss, count=pairs, extra=f"alpha {current:.5f}")
+                continue
             chunk_sents = _chunks(ends, CHUNK_TOKENS)
             n_chunks = len(chunk_sents) - 1
             loss = np.zeros(n_chunks, np.float64)
@@ -255,6 +296,7 @@ class Word2VecTrainer:
         profits from the steps just taken, a profit that shrinks as the learning rate decays, so it can rise
         in the last epoch while this one still falls (README: Training loss)."""
         from fastemb.vocab import iter_blocks
+        self._sync()  # measured on the host (alpha 0: nothing changes)
         total, count, seen = 0.0, 0, 0
         shared = getattr(self.o, "shared_negatives", True)
         cbow_mean = getattr(self.o, "cbow_mean", True)
@@ -275,6 +317,13 @@ class Word2VecTrainer:
         """Input vectors (+ the negative-sampling context vectors with add_contexts). Under a pure
         hierarchical softmax (negative 0) there are no per-word context vectors: the tree's node vectors
         are not saved, and the file records add_contexts False."""
+        self._sync()
+        if self.gpu is not None:
+            t = self.gpu.timing
+            attrs = {"cuda_device": self.gpu.device, "cuda_kernel_seconds": t["kernel"],
+                     "cuda_host_seconds": t["host"], "cuda_transfer_seconds": t["transfer"]}
+            vectors = self.syn0 + self.syn1 if self.o.add_contexts else self.syn0
+            return {"vectors": vectors, "context_vectors": self.syn1, "attrs": attrs}
         if self.o.negative == 0:
             return {"vectors": self.syn0, "context_vectors": None, "attrs": {"add_contexts": False}}
         vectors = self.syn0 + self.syn1 if self.o.add_contexts else self.syn0
