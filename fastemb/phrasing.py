@@ -121,9 +121,10 @@ def string_set(words):
 class PairTable:
     """Growable open-addressing table of pid sequences (candidate phrases) with counts."""
 
-    def __init__(self, entries=1 << 16):
+    def __init__(self, entries=1 << 18):
         P = _pk()
         self.slots = np.full(4 * entries, -1, np.int32)
+        self.e_pack = np.zeros(entries, np.uint64)
         self.e_hash = np.zeros(entries, np.uint64)
         self.e_off = np.zeros(entries, np.int64)
         self.e_len = np.zeros(entries, np.int32)
@@ -141,7 +142,7 @@ class PairTable:
         n, used = self.n, int(self.state[P.C_ARENA])
         if n >= self.e_hash.shape[0]:
             cap = 2 * self.e_hash.shape[0]
-            for name in ("e_hash", "e_off", "e_len", "e_count"):
+            for name in ("e_hash", "e_off", "e_len", "e_count", "e_pack"):
                 old = getattr(self, name)
                 new = np.zeros(cap, old.dtype)
                 new[:n] = old[:n]
@@ -162,7 +163,8 @@ class PairTable:
         P = _pk()
         n = self.n
         keep = self.e_count[:n] > min_reduce
-        new_n, used = P.compact_pairs(keep, self.e_hash, self.e_off, self.e_len, self.e_count, self.arena)
+        new_n, used = P.compact_pairs(keep, self.e_hash, self.e_off, self.e_len, self.e_count, self.e_pack,
+                                        self.arena)
         self.state[P.C_ENTRIES] = new_n
         self.state[P.C_ARENA] = used
         _tk().rebuild_slots(self.slots, self.e_hash, new_n)
@@ -330,7 +332,17 @@ class _Applier:
         P = _pk()
         self.table = StringTable()
         self.phr = string_set(phrases)
-        self.conn = string_set(list(connectors))
+        # the words (and, with a delimiter inside tokens, word sequences) that start and end some phrase
+        d = delimiter
+        firsts, lasts = set(), set()
+        for w in phrases:
+            k = w.find(d)
+            while k > 0:
+                firsts.add(w[:k])
+                lasts.add(w[k + len(d):])
+                k = w.find(d, k + 1)
+        self.sets = [string_set(list(connectors)), string_set(sorted(firsts)), string_set(sorted(lasts))]
+        self.flags = [np.zeros(1 << 16, np.uint8) for _ in self.sets]
         self.has_conn = bool(connectors)
         self.delim = np.frombuffer(delimiter.encode("utf-8"), np.uint8)
         self.max_sentence = max_sentence_length
@@ -348,6 +360,7 @@ class _Applier:
         t.state[K.S_ARENA] = 0
         t.state[K.S_NEXT_PID] = 0
         t.slots.fill(-1)
+        self.marked = 0
 
     def _apply_buffered(self, parts):
         K, P = _tk(), _pk()
@@ -356,10 +369,18 @@ class _Applier:
         base = int(t.state[K.S_EMITTED]) - n_out
         st[P.A_POS] = 0
         st[P.A_END] = 0
+        n = t.n
+        if n > self.flags[0].shape[0]:
+            self.flags = [np.zeros(2 * n, np.uint8) for _ in self.sets]
+            self.marked = 0
+        for s, flags in zip(self.sets, self.flags):
+            if s.n:
+                P.mark_members(self.marked, n, t.arena, t.e_off, t.e_len, t.e_hash, t.e_pid, s.slots, s.e_hash, s.e_off,
+                               s.e_len, s.arena, flags)
+        self.marked = n
         while True:
-            code = P.apply_phrases(self.ids[:n_out], self.sents[:n_sents], base, t.arena, t.e_off, t.e_len, t.e_hash,
-                                   self.has_conn, self.conn.slots, self.conn.e_hash, self.conn.e_off, self.conn.e_len,
-                                   self.conn.arena, self.phr.slots, self.phr.e_hash, self.phr.e_off, self.phr.e_len,
+            code = P.apply_phrases(self.ids[:n_out], self.sents[:n_sents], base, t.arena, t.e_off, t.e_len,
+                                   *self.flags, self.phr.slots, self.phr.e_hash, self.phr.e_off, self.phr.e_len,
                                    self.phr.arena, self.delim, self.scratch, self.seg, st, self.out)
             if code == P.OUT_FULL or code == P.DONE:
                 if st[P.A_OUT]:
@@ -425,7 +446,7 @@ def _learn_pass(chunks, reader, *, min_count, scoring, threshold, delimiter, con
     uni, pairs = StringTable(), PairTable()
     conn = string_set(list(connectors))
     has_conn = bool(connectors)
-    is_conn = np.zeros(1 << 16, np.bool_)
+    is_conn = np.zeros(1 << 16, np.uint8)
     marked = 0
     ids_buf, sents_buf = np.empty(1 << 20, np.uint32), np.empty(1 << 17, np.int64)
     progress = Progress(label, reader.total_bytes, unit="tokens")
@@ -448,10 +469,10 @@ def _learn_pass(chunks, reader, *, min_count, scoring, threshold, delimiter, con
             return
         need = int(uni.state[K.S_NEXT_PID])
         if need > is_conn.shape[0]:
-            grown = np.zeros(max(need, 2 * is_conn.shape[0]), np.bool_)
+            grown = np.zeros(max(need, 2 * is_conn.shape[0]), np.uint8)
             grown[:is_conn.shape[0]] = is_conn
             is_conn = grown
-        P.mark_connectors(marked, uni.n, uni.arena, uni.e_off, uni.e_len, uni.e_hash, uni.e_pid, conn.slots,
+        P.mark_members(marked, uni.n, uni.arena, uni.e_off, uni.e_len, uni.e_hash, uni.e_pid, conn.slots,
                           conn.e_hash, conn.e_off, conn.e_len, conn.arena, is_conn)
         marked = uni.n
 
@@ -463,7 +484,7 @@ def _learn_pass(chunks, reader, *, min_count, scoring, threshold, delimiter, con
         while True:
             code = P.count_pairs(ids_buf[:n_out], sents_buf[:n_sents], base, has_conn, is_conn, pairs.key,
                                  max_entries - uni.n, pairs.state, pairs.slots, pairs.e_hash, pairs.e_off,
-                                 pairs.e_len, pairs.e_count, pairs.arena)
+                                 pairs.e_len, pairs.e_count, pairs.e_pack, pairs.arena)
             if code == P.DONE:
                 break
             if uni.n + pairs.n >= max_entries:

@@ -36,7 +36,8 @@ A_OUT = 2         # output bytes used
 A_LINE = 3        # tokens written on the current output line
 A_POS = 4
 A_END = 5
-A_STATE_SIZE = 6
+A_FIRST = 6       # the pending start word begins some phrase
+A_STATE_SIZE = 7
 
 SCORING_DEFAULT, SCORING_NPMI = 0, 1
 MIX = np.uint64(0x9E3779B97F4A7C15)
@@ -50,6 +51,15 @@ def seq_hash(key, length):
     h ^= h >> np.uint64(31)
     h *= MIX
     return h ^ (h >> np.uint64(29))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def pair_hash(pack):
+    h = pack * MIX
+    return h ^ (h >> np.uint64(32))
+
+
+LONG = np.uint64(0xFFFFFFFFFFFFFFFF)  # e_pack of a key longer than two ids (pids stay below 2**32 - 1)
 
 
 @njit(cache=True, nogil=True)
@@ -73,11 +83,12 @@ def find_seq(key, length, h, slots, e_hash, e_off, e_len, arena):
 
 @njit(cache=True, nogil=True)
 def count_pairs(ids, ends, base, has_conn, is_conn, key, max_entries, st, slots, e_hash, e_off, e_len, e_count,
-                arena):
+                e_pack, arena):
     """Count the candidates of ids[st[C_POS]:] (global positions base...; ends: the buffer's sentence ends, as
     global positions). A candidate is gensim's: each non-connector word with the previous non-connector word
     of its sentence and the connector words between them. Returns DONE, or NEED_ROOM (the table, the
-    arena or `key` is full: the caller grows or prunes and calls again)."""
+    arena or `key` is full: the caller grows or prunes and calls again). A two-word key is also kept packed in
+    e_pack (first pid << 32 | second pid): the common case is found with one comparison."""
     n_ids = ids.shape[0]
     n_ends = ends.shape[0]
     klen = st[C_KEY_LEN]
@@ -92,7 +103,7 @@ def count_pairs(ids, ends, base, has_conn, is_conn, key, max_entries, st, slots,
             klen = 0
             j += 1
         p = ids[i]
-        if has_conn and is_conn[p]:
+        if has_conn and is_conn[p] != 0:
             if klen > 0:
                 if klen + 1 >= key.shape[0]:
                     code = NEED_ROOM
@@ -103,8 +114,20 @@ def count_pairs(ids, ends, base, has_conn, is_conn, key, max_entries, st, slots,
             if klen > 0:
                 key[klen] = p
                 length = klen + 1
-                h = seq_hash(key, length)
-                e, slot = find_seq(key, length, h, slots, e_hash, e_off, e_len, arena)
+                if length == 2:
+                    pack = (np.uint64(key[0]) << np.uint64(32)) | np.uint64(p)
+                    h = pair_hash(pack)
+                    mask = slots.shape[0] - 1
+                    slot = np.int64(h & np.uint64(mask))
+                    while True:
+                        e = slots[slot]
+                        if e < 0 or e_pack[e] == pack:
+                            break
+                        slot = (slot + 1) & mask
+                else:
+                    pack = LONG
+                    h = seq_hash(key, length)
+                    e, slot = find_seq(key, length, h, slots, e_hash, e_off, e_len, arena)
                 if e < 0:
                     if n >= e_hash.shape[0] or n >= max_entries or used + length > arena.shape[0] \
                             or 2 * (n + 1) > slots.shape[0]:
@@ -116,6 +139,7 @@ def count_pairs(ids, ends, base, has_conn, is_conn, key, max_entries, st, slots,
                     e_off[e] = used
                     e_len[e] = length
                     e_count[e] = 0
+                    e_pack[e] = pack
                     for k in range(length):
                         arena[used + k] = key[k]
                     used += length
@@ -137,7 +161,7 @@ def count_pairs(ids, ends, base, has_conn, is_conn, key, max_entries, st, slots,
 
 
 @njit(cache=True, nogil=True)
-def compact_pairs(keep, e_hash, e_off, e_len, e_count, arena):
+def compact_pairs(keep, e_hash, e_off, e_len, e_count, e_pack, arena):
     """Drop the entries where keep is False, in place, preserving order; returns (entries, arena slots)."""
     n = 0
     used = 0
@@ -152,18 +176,19 @@ def compact_pairs(keep, e_hash, e_off, e_len, e_count, arena):
         e_off[n] = used
         e_len[n] = length
         e_count[n] = e_count[e]
+        e_pack[n] = e_pack[e]
         used += length
         n += 1
     return n, used
 
 
 @njit(cache=True, nogil=True)
-def mark_connectors(first, last, t_arena, t_off, t_len, t_hash, t_pid, c_slots, c_hash, c_off, c_len, c_arena,
-                    is_conn):
-    """is_conn[pid] for the tokenizer table's entries first..last-1: is the entry's string a connector word?"""
+def mark_members(first, last, t_arena, t_off, t_len, t_hash, t_pid, c_slots, c_hash, c_off, c_len, c_arena,
+                 member):
+    """member[pid] for the tokenizer table's entries first..last-1: is the entry's string in the set c_*?"""
     for e in range(first, last):
         c, _ = find_entry(t_arena, t_off[e], t_len[e], t_hash[e], c_slots, c_hash, c_off, c_len, c_arena)
-        is_conn[t_pid[e]] = c >= 0
+        member[t_pid[e]] = 1 if c >= 0 else 0
 
 
 @njit(cache=True, nogil=True)
@@ -232,12 +257,13 @@ def _flush(out, o, line, scratch, seg, ntok, dlen):
 
 
 @njit(cache=True, nogil=True)
-def apply_phrases(ids, ends, base, t_arena, t_off, t_len, t_hash, has_conn, c_slots, c_hash, c_off, c_len, c_arena,
-                  p_slots, p_hash, p_off, p_len, p_arena, delim, scratch, seg, st, out):
+def apply_phrases(ids, ends, base, t_arena, t_off, t_len, is_conn, is_first, is_last, p_slots, p_hash, p_off, p_len,
+                  p_arena, delim, scratch, seg, st, out):
     """Phrase ids[st[A_POS]:] (tokens of the tokenizer table t_*, pid = entry) into `out` as text: tokens
     separated by spaces, sentences by newlines, a phrase as its delimiter-joined string. A candidate joins
-    when its joined string is an entry of the phrase table p_* (gensim's FrozenPhrases). Returns DONE,
-    NEED_ROOM (scratch or seg full: grow them) or OUT_FULL (drain `out`)."""
+    when its joined string is an entry of the phrase table p_* (gensim's FrozenPhrases); it is looked up
+    only when its first word starts some phrase and its last word ends one (is_first, is_last: by pid,
+    like is_conn). Returns DONE, NEED_ROOM (scratch or seg full: grow them) or OUT_FULL (drain `out`)."""
     n_ids = ids.shape[0]
     n_ends = ends.shape[0]
     ntok = st[A_TOKENS]
@@ -246,6 +272,7 @@ def apply_phrases(ids, ends, base, t_arena, t_off, t_len, t_hash, has_conn, c_sl
     line = st[A_LINE]
     i = st[A_POS]
     j = st[A_END]
+    first = st[A_FIRST]
     dlen = delim.shape[0]
     cap = out.shape[0]
     code = DONE
@@ -275,11 +302,7 @@ def apply_phrases(ids, ends, base, t_arena, t_off, t_len, t_hash, has_conn, c_sl
         if o + used + dlen + length + ntok + 2 > cap:
             code = OUT_FULL
             break
-        conn = False
-        if has_conn:
-            c, _ = find_entry(t_arena, off, length, t_hash[p], c_slots, c_hash, c_off, c_len, c_arena)
-            conn = c >= 0
-        if conn:
+        if is_conn[p] != 0:
             if ntok > 0:
                 for k in range(dlen):
                     scratch[used + k] = delim[k]
@@ -294,7 +317,7 @@ def apply_phrases(ids, ends, base, t_arena, t_off, t_len, t_hash, has_conn, c_sl
                 line += 1
         else:
             joined = False
-            if ntok > 0:
+            if ntok > 0 and first != 0 and is_last[p] != 0:
                 kl = used + dlen + length
                 for k in range(dlen):
                     scratch[used + k] = delim[k]
@@ -310,14 +333,15 @@ def apply_phrases(ids, ends, base, t_arena, t_off, t_len, t_hash, has_conn, c_sl
                     joined = True
                     ntok = 0
                     used = 0
-                else:
-                    o, line = _flush(out, o, line, scratch, seg, ntok, dlen)
+            if ntok > 0 and not joined:
+                o, line = _flush(out, o, line, scratch, seg, ntok, dlen)
             if not joined:
                 for k in range(length):
                     scratch[k] = t_arena[off + k]
                 used = length
                 seg[0] = length
                 ntok = 1
+                first = np.int64(is_first[p])
         i += 1
     st[A_TOKENS] = ntok
     st[A_SCRATCH] = used
@@ -325,4 +349,5 @@ def apply_phrases(ids, ends, base, t_arena, t_off, t_len, t_hash, has_conn, c_sl
     st[A_LINE] = line
     st[A_POS] = i
     st[A_END] = j
+    st[A_FIRST] = first
     return code
