@@ -443,7 +443,7 @@ def _learn_pass(chunks, reader, *, min_count, scoring, threshold, delimiter, con
     """Count one pass's unigrams and candidates over `chunks` and score them: a PhrasePass."""
     from fastemb.vocab import StringTable
     K, P = _tk(), _pk()
-    uni, pairs = StringTable(), PairTable()
+    uni, pairs = StringTable(), PairTable(1 << min(18, max(10, max_entries.bit_length() - 2)))
     conn = string_set(list(connectors))
     has_conn = bool(connectors)
     is_conn = np.zeros(1 << 16, np.uint8)

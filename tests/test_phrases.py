@@ -230,6 +230,7 @@ def test_cli_learns_applies_and_trains_with_a_table(kjv_small, tmp_path):
     rc, so, err = run_cli("phrases", kjv_small, "-o", out, "--table", tab, "--min-count", 5, "--json", "-q")
     assert rc == 0, err
     t = PhraseTable.load(str(tab))
+    assert __import__("json").loads(so)["phrases"] == [len(t.passes[0])] and len(t.passes[0]) > 50
     top = t.passes[0].phrases[0]
     assert top in open(out, encoding="utf-8").read().split()
     rc, so, err = run_cli("vocab", kjv_small, "-o", tmp_path / "v.tsv", "--phrases", tab, "--min-count", 1, "-q")
