@@ -8,7 +8,7 @@ validation split of the training data).
 
 A config NxE is word n-grams N and E epochs; every tool runs with lr 0.1, dim 100, min-count 1 and 200,000
 n-gram buckets (fastText's -bucket; fastemb's default), `threads` threads. Accuracy is precision@1 on the
-held-out verses (every 10th, fastemb.models.classify.kjv_task). Timings are in-process: `call s` is the whole
+held-out verses (every 10th, fastemb.datasets.kjv_task). Timings are in-process: `call s` is the whole
 training call (reading the file included) for both tools, `train s` fastemb's SGD alone; examples/s =
 training lines × epochs / call seconds. The kernels are compiled (or loaded from Numba's cache) before
 anything is timed.
@@ -237,6 +237,7 @@ def main(argv=None):
     ap.add_argument("--json", dest="json_out", default=None)
     args = ap.parse_args(argv)
     import fastemb.models.classify as C
+    from fastemb.datasets import kjv_task
     seeds = [int(s) for s in args.seeds.split(",")]
     configs = [tuple(int(x) for x in c.split("x")) for c in args.configs.split(",")]
     tools = {"fastemb": run_fastemb}
@@ -249,7 +250,7 @@ def main(argv=None):
     records, rows = [], []
     with tempfile.TemporaryDirectory() as work:
         for task in args.tasks.split(","):
-            info = C.kjv_task(task, os.path.join(work, f"kjv-{task}"), corpora=args.corpora)
+            info = kjv_task(task, os.path.join(work, f"kjv-{task}"), corpora=args.corpora)
             if not records:  # compile (or load from the cache) the kernels before any timing
                 C.train(info["train"], epochs=1, ngrams=2, threads=args.threads).test(info["test"])
             train_texts, train_labels = parse_labelled(info["train"])

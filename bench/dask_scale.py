@@ -62,7 +62,7 @@ def _peak_rss_mb():
 
 def _distributed(corpus, window, sample, workers, shard_mb, out):
     import distributed
-    from fastemb.dask import distributed as D
+    from fastemb import dask as D
     from fastemb.cooc import CoocOptions
     from fastemb.corpus import CorpusOptions
     client = distributed.Client(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0")

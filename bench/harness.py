@@ -199,7 +199,7 @@ def summarise(records, corpus_tokens):
     for r in records:
         groups.setdefault(case_key(r), []).append(r)
     rows = []
-    for key, rs in groups.items():
+    for rs in groups.values():
         first = rs[0]
         row = {k: first[k] for k in ("tool", "task", "corpus") if k in first}
         row.update(mode=first.get("mode", ""), threads=first.get("threads", 1), epochs=first.get("epochs", 5),

@@ -9,7 +9,7 @@ Output: one verse a line, lower-cased, punctuation split off as separate tokens 
 kept: "lord's"), tokens separated by single spaces; gzip -9 with a zero timestamp so the file is
 byte-identical from run to run. Beside it, corpora/kjv-books.txt.gz: each verse's book as `bible -f` names
 it in the verse's reference ("Ge1:1" -> "Ge"), one a line, aligned line by line with kjv.txt.gz (the labels
-of the text-classification sample task: fastemb.models.classify.kjv_task).
+of the text-classification sample task: fastemb.datasets.kjv_task).
 
     python bin/make_sample_corpus.py            # writes corpora/kjv.txt.gz and corpora/kjv-books.txt.gz
 """

@@ -31,7 +31,7 @@ _LAZY = {
     "PhrasesOptions": ("phrasing", "PhrasesOptions"),
 }
 _SUBMODULES = {name: name for name in ("eval", "align", "registry", "callbacks", "options", "plot", "formats", "store",
-                                        "cooc", "vocab", "corpus", "training", "checkpoint", "embeddings", "kernels",
+                                        "cooc", "vocab", "corpus", "training", "checkpoint", "embeddings", "kernels", "datasets",
                                         "models", "cli", "dask")}
 _SUBMODULES.update({name: f"models.{name}" for name in ("word2vec", "glove", "ppmi", "nplm", "classify")})
 

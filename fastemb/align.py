@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fastemb.errors import FastembError, FileError, OptionError, param
+from fastemb.ranking import top_k, top_k_rows
+from fastemb.seeding import generator
 
 METHODS = ("gd", "lstsq", "procrustes", "cca", "vecmap")
 
@@ -282,8 +284,7 @@ def _cca(Xc, Yc, ridge):
 # ----------------------------------------------------------------------------------------- retrieval
 def _topk(S, k):
     """(indices, values) of the k largest entries of each row of S."""
-    from fastemb.kernels.query import topk_rows
-    return topk_rows(np.ascontiguousarray(S, dtype=np.float32), min(k, S.shape[1]))
+    return top_k_rows(S, k)
 
 
 def mean_topk_similarity(A, B, k, batch=2048):
@@ -346,7 +347,7 @@ def split_lexicon(pairs, test_fraction=0.2, seed=1):
     if not 0 < test_fraction < 1:
         raise OptionError("test_fraction", f"must be between 0 and 1 (got {test_fraction})")
     sources = sorted({s for s, _ in pairs})
-    rng = np.random.default_rng(seed)
+    rng = generator(seed)
     rng.shuffle(sources)
     n_test = max(1, int(round(test_fraction * len(sources))))
     test = set(sources[:n_test])
@@ -367,5 +368,5 @@ def translate(alignment, src, tgt, word, k=10, method="csls", csls_k=10, restric
         scores = 2 * scores - r_tgt[0] - r_src
     elif method != "nn":
         raise OptionError("retrieval", f"must be nn or csls (got {method!r})")
-    top = np.argsort(-scores, kind="stable")[:k]
+    top = top_k(scores, k)
     return [(tgt.words[i], float(scores[i])) for i in top]

@@ -22,6 +22,7 @@ from fastemb.files import describe_os_error, work_dir, write_array
 from fastemb.options import SAMPLE, WINDOW, Options, Spec
 from fastemb.parallel import numba_threads, resolve_threads
 from fastemb.progress import Progress
+from fastemb.sampling import keep_probabilities
 from fastemb.vocab import EncodedCorpus, iter_blocks
 
 ENTRY_BYTES = 16       # one uint64 key + one int64 value
@@ -88,15 +89,6 @@ def distance_weights(window: int, weighting: str) -> np.ndarray:
         raise FastembError(f"{param('weighting')} must be one of {', '.join(WEIGHTINGS)} (got {weighting!r})")
     w[0] = 0.0
     return w
-
-
-def keep_probabilities(counts, sample: float) -> np.ndarray:
-    """word2vec's subsampling: keep a word of count c with probability (sqrt(c/(tT)) + 1)·tT/c."""
-    if sample <= 0:
-        return np.zeros(0, np.float64)
-    counts = np.asarray(counts, dtype=np.float64)
-    threshold = sample * counts.sum()
-    return np.minimum(1.0, (np.sqrt(counts / threshold) + 1.0) * threshold / counts)
 
 
 class _Run:
@@ -168,59 +160,140 @@ class CsrCollector:
                              shape=(self.n_rows, self.n_rows))
 
 
+class PairTables:
+    """The counting tables of one co-occurrence pass and their memory policy, shared by the local pass
+    (`cooccurrence`) and the Dask shard tasks (fastemb.dask.cooc): one open-addressing table per thread of
+    fixed-point pair sums. A table that fills up first grows, while the tables fit in a quarter of the
+    memory budget; otherwise the full tables are extracted as sorted runs and handed to `on_runs` (which
+    keeps them, in memory or on disk). Room for the longest sentence of a block times the window is reserved
+    before each block, since the kernel checks the load only between sentences."""
+
+    def __init__(self, n_rows, options: CoocOptions, keep, seed, memory, threads=1, on_runs=None, pool=None):
+        self.window, self.symmetric = options.window, options.symmetric
+        self.weights = np.rint(distance_weights(options.window, options.weighting) * FIXED_SCALE).astype(np.int64)
+        self.keep, self.seed, self.memory, self.threads = keep, int(seed), int(memory), int(threads)
+        self.col_bits = np.uint64(max(1, (n_rows - 1).bit_length()))
+        self.key_bits = 2 * int(self.col_bits)
+        self.on_runs = on_runs
+        self.pool = pool
+        self.cap, self.reserve = 0, 0
+        self.keys = self.vals = None
+        self.used = np.zeros(self.threads, np.int64)
+
+    @property
+    def nbytes(self) -> int:
+        return 0 if self.keys is None else self.keys.nbytes + self.vals.nbytes
+
+    def _fits(self, cap) -> bool:
+        return self.threads * cap * ENTRY_BYTES <= self.memory // 4
+
+    def ensure_room(self, longest_sentence):
+        """Reserve room for a sentence of this many tokens (a one-line error when the budget cannot)."""
+        reserve = int(longest_sentence) * self.window
+        if self.keys is None:
+            cap = 1 << max(16, (4 * reserve).bit_length())
+            while not self._fits(cap) and MAX_LOAD * cap / 4 > reserve:
+                cap //= 2
+            self.cap = cap
+            self.keys = np.zeros((self.threads, cap), np.uint64)
+            self.vals = np.zeros((self.threads, cap), np.int64)
+        while reserve > MAX_LOAD * self.cap / 2:
+            if not self._fits(2 * self.cap):
+                raise FastembError(f"{param('memory')} {self.memory >> 20}MB is too small for sentences of "
+                                   f"{longest_sentence} tokens with window {self.window}: raise "
+                                   f"{param('memory')} or lower {param('max_sentence_length')}")
+            self._grow()
+        self.reserve = max(self.reserve, reserve)
+
+    def _grow(self):
+        K = _kernels()
+        new_cap = 2 * self.cap
+        new_keys = np.zeros((self.threads, new_cap), np.uint64)
+        new_vals = np.zeros((self.threads, new_cap), np.int64)
+        shift = np.uint64(64 - (new_cap.bit_length() - 1))
+
+        def rehash(w):
+            K.rehash(self.keys[w], self.vals[w], new_keys[w], new_vals[w], shift)
+        if self.pool is not None:
+            list(self.pool.map(rehash, range(self.threads)))
+        else:
+            for w in range(self.threads):
+                rehash(w)
+        self.keys, self.vals, self.cap = new_keys, new_vals, new_cap
+
+    def count(self, ids, ends, first):
+        """Count one block of sentences (ends block-relative; `first` the global index of its first sentence,
+        which seeds the subsampling of each sentence), split among the threads by tokens."""
+        K = _kernels()
+        if len(ends) == 0:
+            return
+        self.ensure_room(int(np.max(np.diff(ends, prepend=0))))
+        cuts = np.searchsorted(ends, np.linspace(0, ends[-1], self.threads + 1)[1:-1], side="left")
+        w_next = np.concatenate(([0], cuts)).astype(np.int64)
+        w_stop = np.concatenate((cuts, [len(ends)])).astype(np.int64)
+        while True:
+            max_used = int(MAX_LOAD * self.cap) - self.reserve
+            shift = np.uint64(64 - (self.cap.bit_length() - 1))
+            K.count_pairs(ids, ends, first, w_next, w_stop, self.keep, self.seed, self.window, self.weights,
+                          self.symmetric, self.col_bits, self.keys, self.vals, self.used, max_used, shift)
+            if np.all(w_next >= w_stop):
+                break
+            if self._fits(2 * self.cap):
+                self._grow()
+            else:
+                self.spill([w for w in range(self.threads) if self.used[w] >= max_used])
+
+    def spill(self, which=None):
+        """Extract the tables of threads `which` (default: every non-empty one) as sorted runs for on_runs.
+        Extracting a table takes up to four times its entries' bytes (mirrored pairs, sort buffer): in
+        parallel only when that fits in the budget beside the tables."""
+        if self.keys is None:
+            return
+        which = [w for w in range(self.threads) if self.used[w] > 0] if which is None else which
+        if not which:
+            return
+
+        def extract(w):
+            return extract_sorted(self.keys[w], self.vals[w], self.symmetric, self.col_bits, self.key_bits)
+        if self.pool is not None and self.nbytes + sum(4 * int(self.used[w]) * ENTRY_BYTES for w in which) \
+                <= self.memory // 2:
+            runs = list(self.pool.map(extract, which))
+        else:
+            runs = [extract(w) for w in which]
+        for w in which:
+            self.keys[w][:] = 0
+            self.used[w] = 0
+        self.on_runs(runs)
+
+    def close(self):
+        """Extract what the tables hold and free them."""
+        self.spill()
+        self.keys = self.vals = None
+
+
 def cooccurrence(corpus: EncodedCorpus, sink, options: CoocOptions | None = None, *, seed=1, memory=2 << 30,
                  threads=None, spill_dir=None, block_tokens=1 << 22, **cooc_options) -> dict:
     """Count co-occurrences of `corpus` and feed the CSR matrix to sink.append(...). Returns stats.
     `options` or flat keyword arguments (window=10, ...) are the CoocOptions; `memory` is in bytes."""
-    K = _kernels()
     o = options if options is not None else CoocOptions(**cooc_options)
     if options is not None and cooc_options:
         o = o.replace(**cooc_options)
-    window, weighting, symmetric, sample = o.window, o.weighting, o.symmetric, o.sample
     threads = resolve_threads(threads)
-    weights = np.rint(distance_weights(window, weighting) * FIXED_SCALE).astype(np.int64)
-    keep = keep_probabilities(corpus.vocab.counts, sample)
+    keep = keep_probabilities(corpus.vocab.counts, o.sample)
     n_rows = len(corpus.vocab)
-    col_bits = np.uint64(max(1, (n_rows - 1).bit_length()))
-    key_bits = 2 * int(col_bits)
-    max_sentence = corpus.longest_sentence()
-    # One sentence can add window·length entries after the load check: room for that is reserved.
-    reserve = max_sentence * window
-    cap = 1 << max(16, (4 * reserve).bit_length())
-    table_budget = memory // 4
-    while threads * cap * ENTRY_BYTES > table_budget and MAX_LOAD * cap / 4 > reserve:
-        cap //= 2
-    if reserve > MAX_LOAD * cap / 2:
-        raise FastembError(f"{param('memory')} {memory >> 20}MB is too small for sentences of {max_sentence} "
-                           f"tokens with window {window}: raise {param('memory')} or lower "
-                           f"{param('max_sentence_length')}")
-    t_keys = np.zeros((threads, cap), np.uint64)
-    t_vals = np.zeros((threads, cap), np.int64)
-    t_used = np.zeros(threads, np.int64)
     runs: list[_Run] = []
     spill_root = None
-    stats = {"spilled_runs": 0, "runs": 0, "table_capacity": cap}
+    stats = {"spilled_runs": 0, "runs": 0}
     progress = Progress("cooc", corpus.n_tokens)
     pool = ThreadPoolExecutor(threads)
     start = time.perf_counter()
 
-    def spill(which):
-        """Turn the tables of workers `which` into sorted runs. Extracting a table takes up to four
-        times its entries' bytes (mirrored pairs, sort buffer): in parallel only when that fits."""
+    def keep_runs(new):
+        """Runs stay in memory until they and the tables pass half of the budget, then go to disk."""
         nonlocal spill_root
-        tables = t_keys.nbytes + t_vals.nbytes
-        held = sum(r.nbytes for r in runs)
-        extract = (lambda w: _extract_sorted(t_keys[w], t_vals[w], symmetric, col_bits, key_bits))
-        if tables + held + sum(4 * int(t_used[w]) * ENTRY_BYTES for w in which) <= memory:
-            results = list(pool.map(extract, which))
-        else:
-            results = [extract(w) for w in which]
-        for w, (k, v) in zip(which, results):
-            t_keys[w][:] = 0
-            t_used[w] = 0
-            runs.append(_Run(k, v))
+        runs.extend(_Run(k, v) for k, v in new)
         stats["runs"] = len(runs)
-        if tables + sum(r.nbytes for r in runs) > memory // 2:
+        if tables.nbytes + sum(r.nbytes for r in runs) > memory // 2:
             if spill_root is None:
                 spill_root = work_dir(spill_dir, "cooc")
             for i, r in enumerate(runs):
@@ -228,29 +301,18 @@ def cooccurrence(corpus: EncodedCorpus, sink, options: CoocOptions | None = None
                     r.to_disk(spill_root, f"run{i}")
                     stats["spilled_runs"] += 1
 
+    tables = PairTables(n_rows, o, keep, seed, memory, threads, on_runs=keep_runs, pool=pool)
     try:
+        tables.ensure_room(corpus.longest_sentence())  # a budget too small for the corpus fails before counting
+        stats["table_capacity"] = tables.cap
         with numba_threads(threads):
             done = 0
             for ids, ends, first in iter_blocks(corpus, block_tokens):
-                cuts = np.searchsorted(ends, np.linspace(0, ends[-1], threads + 1)[1:-1], side="left")
-                w_next = np.concatenate(([0], cuts)).astype(np.int64)
-                w_stop = np.concatenate((cuts, [len(ends)])).astype(np.int64)
-                while True:
-                    max_used = int(MAX_LOAD * cap) - reserve
-                    shift = np.uint64(64 - (cap.bit_length() - 1))
-                    K.count_pairs(ids, ends, first, w_next, w_stop, keep, seed, window, weights, symmetric,
-                                  col_bits, t_keys, t_vals, t_used, max_used, shift)
-                    if np.all(w_next >= w_stop):
-                        break
-                    if 2 * t_keys.nbytes + 2 * t_vals.nbytes <= table_budget:
-                        t_keys, t_vals, cap = _grow(t_keys, t_vals, pool)
-                    else:
-                        spill([w for w in range(threads) if t_used[w] >= max_used])
+                tables.count(ids, ends, first)
                 done += len(ids)
-                progress.update(done, done, extra=f"{int(t_used.sum()):,} pairs in tables")
-            spill([w for w in range(threads) if t_used[w] > 0])
-            t_keys = t_vals = None  # the tables are free before the merge
-            stats["nnz"] = _merge(runs, n_rows, col_bits, key_bits, sink, memory)
+                progress.update(done, done, extra=f"{int(tables.used.sum()):,} pairs in tables")
+            tables.close()  # the tables are free before the merge
+            stats["nnz"] = _merge(runs, n_rows, tables.col_bits, tables.key_bits, sink, memory)
     finally:
         pool.shutdown()
         if spill_root:
@@ -264,25 +326,14 @@ OVERFLOW = ("co-occurrence weight overflow: a pair passed {:.1e}; split the corp
             "window".format(2 ** 63 / FIXED_SCALE))
 
 
-def _extract_sorted(keys1, vals, symmetric, col_bits, key_bits):
+def extract_sorted(keys1, vals, symmetric, col_bits, key_bits):
+    """A table's pairs as a sorted run of unique fixed-point (keys, vals) (an overflow is an error)."""
     K = _kernels()
     k, v, overflow = K.extract(keys1, vals, symmetric, col_bits)
     if overflow:
         raise FastembError(OVERFLOW)
     K.radix_sort(k, v, key_bits)
     return k, v
-
-
-def _grow(t_keys, t_vals, pool):
-    K = _kernels()
-    threads, cap = t_keys.shape
-    new_cap = 2 * cap
-    new_keys = np.zeros((threads, new_cap), np.uint64)
-    new_vals = np.zeros((threads, new_cap), np.int64)
-    shift = np.uint64(64 - (new_cap.bit_length() - 1))
-    list(pool.map(lambda w: K.rehash(t_keys[w], t_vals[w], new_keys[w], new_vals[w], shift), range(threads)))
-    return new_keys, new_vals, new_cap
-
 
 
 def merge_runs(runs, key_bits):

@@ -204,7 +204,7 @@ class CorpusReader:
             self._raw = raw
             name = "<stdin>" if source == "-" else source
             try:
-                yield from self._normalised_chunks(stream, name)
+                yield from self.normalised_chunks(stream, name)
             finally:
                 if raw is not None:
                     self._done_before += os.path.getsize(source)
@@ -255,7 +255,9 @@ class CorpusReader:
         except _DECOMPRESS_ERRORS as e:
             raise FileError(f"{name}: corrupt or truncated compressed data ({e})") from None
 
-    def _normalised_chunks(self, stream, name):
+    def normalised_chunks(self, stream, name):
+        """The normalised byte chunks of one binary stream (decoded, lower-cased, tokenized by the pattern) as
+        this reader yields them for a file; the Dask shard reader uses it on a file's byte range."""
         first = self._read(stream, name)
         while first and len(first) < 4096:  # enough to see a byte-order mark, and what follows it
             more = self._read(stream, name)
@@ -302,6 +304,31 @@ _LINE_END = re.compile("\r\n?|\n")
 _NOT_IN_TOKENS = re.compile("[\x00\t\n\r\x0b\x0c\x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]")
 _BOMS = ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe\x00\x00", "utf-32-le"), (b"\x00\x00\xfe\xff", "utf-32-be"),
          (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
+
+
+def tokenize(text: str, lowercase: bool = False, token_pattern=None) -> list:
+    """The tokens the corpus reader gives for `text`: lower-cased on request, the token pattern's matches
+    (line by line) or whitespace-separated words (str.split's whitespace and NUL), each cut to MAX_TOKEN_BYTES
+    on a character boundary. Models that take text at query time (classifier, language model) use this."""
+    if lowercase:
+        text = text.lower()
+    if token_pattern:
+        pattern = re.compile(token_pattern) if isinstance(token_pattern, str) else token_pattern
+        text = "\n".join(" ".join(pattern.findall(line)) for line in _LINE_END.split(text))
+    tokens = text.replace("\x00", " ").split()
+    return [t if len(t) * 4 <= MAX_TOKEN_BYTES or len(t.encode("utf-8", "surrogatepass")) <= MAX_TOKEN_BYTES
+            else t.encode("utf-8", "surrogatepass")[:MAX_TOKEN_BYTES].decode("utf-8", "ignore") for t in tokens]
+
+
+def decompressor(path):
+    """The opener that decompresses `path` by its extension (.gz, .bz2, .xz), or None for plain text."""
+    return _OPENERS.get(os.path.splitext(str(path))[1].lower())
+
+
+def has_wide_bom(head: bytes) -> bool:
+    """True when `head` starts with a UTF-16 or UTF-32 byte-order mark (such a file cannot be cut at byte
+    offsets into line-aligned ranges)."""
+    return any(head.startswith(bom) for bom, codec in _BOMS if codec != "utf-8")
 
 
 def sniff_encoding(head: bytes, name: str):

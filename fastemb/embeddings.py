@@ -16,6 +16,7 @@ from numbers import Integral
 import numpy as np
 
 from fastemb.errors import FastembError, OptionError, UnknownWord
+from fastemb.ranking import top_k, top_k_rows
 
 
 def _as_list(x):
@@ -174,7 +175,7 @@ class Embeddings:
         if topn is None:
             return sims
         skip = {self.get_index(k) for k in keys if not isinstance(k, np.ndarray)}
-        order = np.argsort(-sims, kind="stable")[:topn + len(skip)]
+        order = top_k(sims, topn + len(skip))
         return [(self.words[i], float(sims[i])) for i in order.tolist() if i not in skip][:topn]
 
     def similar_by_word(self, word, topn=10, restrict_vocab=None):
@@ -186,7 +187,6 @@ class Embeddings:
     def most_similar_batch(self, queries, topn=10, restrict_vocab=None):
         """One result list per query (a word or a vector), each query's own word excluded: many queries at
         once, by batched matrix products and a Numba top-k (see bench/query_speed.py)."""
-        from fastemb.kernels.query import topk_rows
         topn = self._topn(topn)
         if topn is None:
             raise OptionError("topn", "must be a number for batched queries")
@@ -207,7 +207,7 @@ class Embeddings:
             if kk <= 0:
                 results.extend([] for _ in part)
                 continue
-            top, top_sims = topk_rows(sims, kk)
+            top, top_sims = top_k_rows(sims, kk)
             results.extend([(self.words[i], float(s)) for i, s in zip(ti, si) if i >= 0 and np.isfinite(s)]
                            for ti, si in zip(top.tolist(), top_sims.tolist()))
         return results
@@ -264,7 +264,7 @@ class Embeddings:
         ids = [self.get_index(a), self.get_index(b), self.get_index(c)]
         unit = self.get_normed_vectors()
         scores = analogy_scores(unit[:n], unit[np.array([ids])], method)[0]
-        order = np.argsort(-scores, kind="stable")[:topn + 3].tolist()
+        order = top_k(scores, topn + 3).tolist()
         return [(self.words[i], float(scores[i])) for i in order if i not in ids][:topn]
 
     def most_similar_cosmul(self, positive=None, negative=None, topn=10, restrict_vocab=None):
@@ -276,7 +276,7 @@ class Embeddings:
         neg = [(unit[:n] @ self._vector(w)) for w in negative]
         scores = np.prod([(s + 1) / 2 for s in pos], axis=0) / (np.prod([(s + 1) / 2 for s in neg], axis=0) + 1e-6)
         skip = {self.get_index(w) for w in positive + negative if not isinstance(w, np.ndarray)}
-        order = np.argsort(-scores, kind="stable")[:topn + len(skip)].tolist()
+        order = top_k(scores, topn + len(skip)).tolist()
         return [(self.words[i], float(scores[i])) for i in order if i not in skip][:topn]
 
     # ------------------------------------------------------------ gensim, both ways

@@ -21,13 +21,12 @@ import datetime
 import math
 import os
 from dataclasses import dataclass, field
-from typing import Optional
 
 import numpy as np
 
 from fastemb.corpus import MAX_TOKEN_BYTES, CorpusOptions, CorpusReader, resolve_sources
-from fastemb.errors import FastembError, FileError, OptionError, param
-from fastemb.options import Options, Spec, at_least, between
+from fastemb.errors import FastembError, FileError, OptionError
+from fastemb.options import Options, Spec, between
 from fastemb.progress import Progress, log
 
 # gensim.models.phrases.ENGLISH_CONNECTOR_WORDS

@@ -5,6 +5,7 @@ import numpy as np
 
 from fastemb.kernels import tsne as K
 from fastemb.errors import FastembError, param
+from fastemb.seeding import generator
 
 TSNE_MAX_POINTS = 5000
 
@@ -39,7 +40,7 @@ def tsne_2d(X, perplexity=30.0, iterations=1000, seed=1, learning_rate=None, exa
     P = np.maximum(P, 1e-12)
     Y = pca_2d(X)
     Y = Y / (np.std(Y[:, 0]) or 1.0) * 1e-4
-    Y += np.random.default_rng(seed).standard_normal(Y.shape) * 1e-6
+    Y += generator(seed).standard_normal(Y.shape) * 1e-6
     lr = learning_rate or max(n / exaggeration / 4.0, 50.0)
     velocity = np.zeros_like(Y)
     gains = np.ones_like(Y)
@@ -56,7 +57,8 @@ def tsne_2d(X, perplexity=30.0, iterations=1000, seed=1, learning_rate=None, exa
     return Y, float(kl)
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot on the Agg backend, or the one-line error when matplotlib is missing."""
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -95,7 +97,7 @@ def word_map(emb, words, path, *, method="tsne", perplexity=30.0, iterations=100
 def draw_map(points, labels, path, title="", xlabel="", ylabel=""):
     """Points with labels moved apart (adjustText, when installed) so that none overlaps another."""
     from fastemb.store import atomic_output
-    plt = _pyplot()
+    plt = pyplot()
     n = len(labels)
     size = min(22.0, max(8.0, 0.55 * np.sqrt(n) + 4))
     fig, ax = plt.subplots(figsize=(size, size))
@@ -120,7 +122,7 @@ def draw_map(points, labels, path, title="", xlabel="", ylabel=""):
 
 def draw_loss(loss, path, title="gradient descent: (1/m)‖XR − Y‖²"):
     from fastemb.store import atomic_output
-    plt = _pyplot()
+    plt = pyplot()
     steps, values = zip(*loss)
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(steps, values, marker=".")

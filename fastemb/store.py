@@ -152,6 +152,24 @@ def _attr_value(v):
     return v
 
 
+def corpus_attr(sources) -> str:
+    """The `corpus` attribute every file records, written one way: a JSON list of the inputs, local files as
+    absolute paths, URLs and stdin ("-") as given, Python sentences as "<python sentences>"."""
+    import json
+    if isinstance(sources, (str, bytes, os.PathLike)):
+        sources = [sources]
+    out = []
+    for s in sources:
+        if isinstance(s, bytes):
+            s = os.fsdecode(s)
+        if not isinstance(s, (str, os.PathLike)):
+            out.append("<python sentences>")
+            continue
+        s = os.fspath(s)
+        out.append(s if s == "-" or "://" in s else os.path.abspath(s))
+    return json.dumps(out, ensure_ascii=False)
+
+
 def root_attrs(f, content, attrs):
     f.attrs["encoding-type"] = ENCODING_TYPE
     f.attrs["encoding-version"] = str(FORMAT_VERSION)

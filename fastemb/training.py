@@ -31,8 +31,7 @@ class CoocData:
     counts: object
     matrix: object           # scipy.sparse.csr_matrix (float32); None when the matrix stays on a cluster
     attrs: dict = field(default_factory=dict)
-    blocks: list | None = None  # ... then: futures of its CSR row blocks on `client` (fastemb.dask.distributed)
-    client: object = None
+    factorize: object = None    # ... then: (dim, cds, shift, seed) -> (U, s, vt) computed where the matrix is
 
 
 @dataclass
@@ -109,7 +108,7 @@ def train(corpus=None, algo=None, *, cooc=None, options=None, corpus_options=Non
         plan = _plan(req, callbacks, output, force, checkpoint, checkpoint_every, resume, tmp_dir)
         if plan.client is None:
             return _execute(plan)
-        from fastemb.dask.distributed import connect
+        from fastemb.dask import connect
         plan.client, owned = connect(plan.client)
         try:
             return _execute(plan)
@@ -511,13 +510,14 @@ def _cooc_data(plan, threads) -> CoocData:
 def _cooc_on_cluster(plan) -> CoocData:
     """The co-occurrences counted on plan.client: streamed back range by range into one CSR matrix (GloVe
     trains here), or left on the cluster as row blocks when the algorithm factors them there (PPMI-SVD)."""
-    from fastemb.dask import distributed as D
+    import functools
+    from fastemb import dask as D
     stats = {}
     if getattr(plan.algorithm.trainer, "factors_on_cluster", False):
         v, blocks = D.cooccurrence_blocks(plan.sources, plan.corpus_options, plan.options.cooc, plan.client,
                                           seed=plan.run.seed, stats=stats)
         return CoocData(v.words, v.counts, None, {"corpus_tokens": v.raw_tokens, "dask_shards": stats["shards"]},
-                        blocks=blocks, client=plan.client)
+                        factorize=functools.partial(D.ppmi_svd, blocks, plan.client))
     words, counts, X = D.cooccurrences(plan.sources, plan.corpus_options, plan.options.cooc, plan.client,
                                        seed=plan.run.seed, stats=stats)
     return CoocData(words, counts, X, {"corpus_tokens": stats["tokens"], "vocab_tokens": stats["vocab_tokens"],
@@ -602,6 +602,7 @@ def _attrs(plan, input_attrs, record) -> dict:
         a.update({k: v for k, v in plan.corpus_options.flat().items() if v is not None})
     a.update(input_attrs)
     if plan.sources is not None:
-        a["corpus"] = os.pathsep.join(map(str, plan.sources))
+        from fastemb.store import corpus_attr
+        a["corpus"] = corpus_attr(plan.sources)
     a["options"] = json.dumps(record)
     return a

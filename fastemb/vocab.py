@@ -133,6 +133,18 @@ class StringTable:
         off, length = self.e_off[e], self.e_len[e]
         return self.arena[off:off + length].tobytes().decode("utf-8", errors="replace")
 
+    def raw_words(self) -> list:
+        """Every entry's word as UTF-8 bytes, in entry order."""
+        n = self.n
+        arena = self.arena[:int(self.state[_kernels().S_ARENA])].tobytes()
+        return [arena[o:o + k] for o, k in zip(self.e_off[:n].tolist(), self.e_len[:n].tolist())]
+
+    def copy(self) -> "StringTable":
+        t = StringTable.__new__(StringTable)
+        for name in ("slots", "e_hash", "e_off", "e_len", "e_count", "e_pid", "arena", "state"):
+            setattr(t, name, getattr(self, name).copy())
+        return t
+
 
 @dataclass
 class EncodedCorpus:
@@ -187,9 +199,11 @@ def _drain(table, ids_buf, sents_buf, ids_file, sents_file):
     st[K.S_SENTS] = 0
 
 
-def _scan_corpus(reader, *, max_entries, max_sentence_length, ids_file=None, sents_file=None,
+def scan_corpus(reader, *, max_entries, max_sentence_length, ids_file=None, sents_file=None,
                  progress: Progress):
-    """Pass 1. Returns the table and how many entries the memory budget pruned."""
+    """Pass 1 over a reader's chunks (a CorpusReader, or the Dask shard reader): returns the StringTable and
+    how many entries the memory budget pruned. With ids_file/sents_file, each token's provisional id and the
+    sentence ends are written to them."""
     K = _kernels()
     table = StringTable()
     buf_len = 1 << 20
@@ -227,15 +241,37 @@ def _scan_corpus(reader, *, max_entries, max_sentence_length, ids_file=None, sen
     return table, pruned
 
 
-def _select(table, min_count, max_vocab):
-    """Entries in vocabulary order: count descending, ties by first occurrence (provisional id)."""
-    n = table.n
-    counts = table.e_count[:n]
+def vocabulary_order(counts, first, min_count, max_vocab):
+    """Indices of the words kept, in vocabulary order: count at least min_count, descending count, ties by
+    first occurrence, at most max_vocab. `first` orders the occurrences (a provisional id locally, a
+    (shard, id) number on a Dask cluster). Returns (order, how many words reached min_count)."""
+    counts = np.asarray(counts)
     keep = np.flatnonzero(counts >= min_count)
-    order = keep[np.lexsort((table.e_pid[keep], -counts[keep]))]
+    order = keep[np.lexsort((np.asarray(first)[keep], -counts[keep]))]
+    eligible = len(order)
     if max_vocab is not None:
         order = order[:max_vocab]
-    return order
+    return order, eligible
+
+
+def warn_reading(invalid_bytes, invalid_sources, truncated):
+    """The warnings of a counting pass: invalid UTF-8 replaced (naming the first files), long tokens cut."""
+    if invalid_bytes:
+        where = ", ".join(invalid_sources[:3]) + (" ..." if len(invalid_sources) > 3 else "")
+        log.warning(f"warning: {invalid_bytes:,} invalid UTF-8 bytes replaced by U+FFFD (in {where})")
+    if truncated:
+        log.warning(f"warning: {truncated:,} tokens longer than {MAX_TOKEN_BYTES} bytes were truncated")
+
+
+def check_counted(raw_tokens, n_words, distinct, min_count, sources):
+    """One-line errors for a corpus without tokens, or without a word reaching min_count."""
+    shown = ["<stdin>" if s == "-" else str(s) for s in sources[:3]]
+    names = ", ".join(shown) + (" ..." if len(sources) > 3 else "")
+    if raw_tokens == 0:
+        raise FastembError(f"corpus is empty: no tokens in {names}")
+    if n_words == 0:
+        raise FastembError(f"no word occurs at least {min_count} times ({distinct:,} distinct words in "
+                           f"{raw_tokens:,} tokens): lower {param('min_count')}")
 
 
 def _extend(table, base, update, min_count, max_vocab):
@@ -286,23 +322,15 @@ def build_vocab(paths, options: CorpusOptions | None = None, *, encode=False, wo
         if encode:
             with open(os.path.join(work, "pids.u32"), "wb") as fi, \
                     open(os.path.join(work, "sents.i64"), "wb") as fs:
-                table, pruned = _scan_corpus(reader, max_entries=max_entries, ids_file=fi, sents_file=fs,
+                table, pruned = scan_corpus(reader, max_entries=max_entries, ids_file=fi, sents_file=fs,
                                              max_sentence_length=max_sentence_length, progress=progress)
         else:
-            table, pruned = _scan_corpus(reader, max_entries=max_entries,
+            table, pruned = scan_corpus(reader, max_entries=max_entries,
                                          max_sentence_length=max_sentence_length, progress=progress)
         raw_tokens = int(table.state[K.S_TOKENS])
         progress.done()
-        if reader.invalid_bytes:
-            where = ", ".join(reader.invalid_sources[:3]) + (" ..." if len(reader.invalid_sources) > 3 else "")
-            log.warning(f"warning: {reader.invalid_bytes:,} invalid UTF-8 bytes replaced by U+FFFD (in {where})")
-        if table.state[K.S_TRUNCATED]:
-            log.warning(f"warning: {int(table.state[K.S_TRUNCATED]):,} tokens longer than "
-                         f"{MAX_TOKEN_BYTES} bytes were truncated")
-        shown = ["<stdin>" if s == "-" else str(s) for s in reader.sources[:3]]
-        names = ", ".join(shown) + (" ..." if len(reader.sources) > 3 else "")
-        if raw_tokens == 0:
-            raise FastembError(f"corpus is empty: no tokens in {names}")
+        warn_reading(reader.invalid_bytes, reader.invalid_sources, int(table.state[K.S_TRUNCATED]))
+        check_counted(raw_tokens, 1, table.n, min_count, reader.sources)
         remap = np.full(int(table.state[K.S_NEXT_PID]), -1, np.int64)
         if base is not None:
             final, words, merged = _extend(table, base, update, min_count, max_vocab)
@@ -311,10 +339,8 @@ def build_vocab(paths, options: CorpusOptions | None = None, *, encode=False, wo
             log.info(f"vocabulary: {len(base.words):,} words continued, {len(words) - len(base.words):,} added, "
                      f"{int((final >= 0).sum()):,} of the corpus's {table.n:,} distinct words in it")
         else:
-            order = _select(table, min_count, max_vocab)
-            if len(order) == 0:
-                raise FastembError(f"no word occurs at least {min_count} times ({table.n:,} distinct words in "
-                                   f"{raw_tokens:,} tokens): lower {param('min_count')}")
+            order, _ = vocabulary_order(table.e_count[:table.n], table.e_pid[:table.n], min_count, max_vocab)
+            check_counted(raw_tokens, len(order), table.n, min_count, reader.sources)
             vocab = Vocab([table.word(e) for e in order], table.e_count[order].copy(), raw_tokens=raw_tokens,
                           distinct=table.n, pruned=pruned)
             remap[table.e_pid[order]] = np.arange(len(order))

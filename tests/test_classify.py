@@ -11,6 +11,7 @@ import pytest
 
 import fastemb
 import fastemb.models.classify as C
+import fastemb.datasets as D
 from conftest import CORPORA, assert_one_line_error, run_cli
 
 MASK = (1 << 64) - 1
@@ -209,7 +210,7 @@ def test_init_vectors_set_the_dimension(tmp_path):
 # ----------------------------------------------------------------------------- the KJV sample task
 @pytest.fixture(scope="module")
 def kjv_group(tmp_path_factory):
-    return C.kjv_task("group", str(tmp_path_factory.mktemp("kjv") / "kjv-group"), corpora=CORPORA)
+    return D.kjv_task("group", str(tmp_path_factory.mktemp("kjv") / "kjv-group"), corpora=CORPORA)
 
 
 def test_kjv_task_files(kjv_group):
@@ -217,8 +218,8 @@ def test_kjv_task_files(kjv_group):
     assert len(kjv_group["labels"]) == 8 and kjv_group["labels"]["law"] == 5852
     with open(kjv_group["test"]) as f:
         first = f.readline()
-    assert first.startswith("__label__law ") and len(C.KJV_BOOKS) == 66
-    assert C.kjv_label("Rev", "testament") == "new" and C.kjv_label("Mal", "testament") == "old"
+    assert first.startswith("__label__law ") and len(D.KJV_BOOKS) == 66
+    assert D.kjv_label("Rev", "testament") == "new" and D.kjv_label("Mal", "testament") == "old"
 
 
 def test_kjv_groups_beat_majority_and_bag_of_words_logistic_regression(kjv_group, tmp_path):

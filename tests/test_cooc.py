@@ -4,7 +4,8 @@ import h5py
 import numpy as np
 import pytest
 
-from fastemb.cooc import CsrCollector, cooccurrence, distance_weights, keep_probabilities
+from fastemb.cooc import CsrCollector, cooccurrence, distance_weights
+from fastemb.sampling import keep_probabilities
 from fastemb.store import load_cooc
 from fastemb.vocab import build_vocab
 from conftest import run_cli

@@ -1,4 +1,4 @@
-"""Distributed counting (fastemb.dask.distributed) against the local path, on a LocalCluster of 2 processes."""
+"""Distributed counting (fastemb.dask) against the local path, on a LocalCluster of 2 processes."""
 import builtins
 import gzip
 import os
@@ -7,11 +7,13 @@ import numpy as np
 import pytest
 
 from conftest import sample_lines
-from fastemb.dask import distributed as D
+from fastemb import dask as D
 from fastemb.corpus import CorpusOptions
 from fastemb.cooc import CoocOptions, cooccurrences as local_cooccurrences
 from fastemb.errors import FastembError
 from fastemb.vocab import build_vocab
+
+pytestmark = pytest.mark.slow  # quality floors and Dask clusters: `pytest -m "not slow"` skips them
 
 
 def test_one_line_error_without_dask(monkeypatch, tmp_path):

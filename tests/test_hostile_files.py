@@ -454,7 +454,7 @@ def test_fuzzed_files_succeed_or_fail_with_one_line(tmp_path, cooc_file):
                                                            "-o", str(p) + ".out.h5", "--force", "--quiet"]),
                                (ck, 100, lambda p: ["train", "--resume", p, "-o", str(p) + ".out.h5", "--force",
                                                     "--quiet"])):
-        for i, data in enumerate(_mutations(source.read_bytes(), seed=len(jobs), n=n)):
+        for data in _mutations(source.read_bytes(), seed=len(jobs), n=n):
             path = tmp_path / f"m{len(jobs)}{source.suffix}"
             path.write_bytes(data)
             jobs.append([str(x) for x in command(path)])

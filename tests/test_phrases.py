@@ -2,13 +2,12 @@
 gensim's Phrases on real text, the table's round trip and application, bad tables refused, CLI errors."""
 import logging
 import math
-import os
 import random
 
 import numpy as np
 import pytest
 
-from conftest import assert_one_line_error, run_cli, sample_lines
+from conftest import assert_one_line_error, run_cli
 
 from fastemb.errors import FastembError, FileError, OptionError
 from fastemb.phrasing import PhraseTable, PhrasesOptions, load_table, phrases

@@ -9,6 +9,8 @@ from conftest import SAMPLE, category_purity
 from fastemb import train
 from fastemb.eval import analogy, dataset
 
+pytestmark = pytest.mark.slow  # quality floors and Dask clusters: `pytest -m "not slow"` skips them
+
 # algorithm: (purity floor, analogy floor). Measured with defaults, 2 threads, seeds 1-3 (906 questions
 # covered): sgns purity 0.964 x3, analogy 0.044-0.053; cbow 1.0, 0.100-0.110; glove 0.873-0.927,
 # 0.025-0.040; ppmi-svd 0.945-1.0, 0.066-0.097. Random vectors: purity ~0.2, analogy ~0.

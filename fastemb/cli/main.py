@@ -6,7 +6,6 @@ Importing it loads neither numba nor the kernels: `fastemb --help` is fast.
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
@@ -18,10 +17,10 @@ from fastemb import registry
 from fastemb.cooc import CoocOptions
 from fastemb.corpus import CorpusOptions
 from fastemb.errors import FastembError, Interrupted, OptionError, param
-from fastemb.options import RunOptions, describe_default
+from fastemb.options import RunOptions
 from fastemb.phrasing import PhrasesOptions
 from fastemb.cli.classify import classify as classify_group
-from fastemb.cli.common import (algorithm_options, claim_output, dask_option, echo_json, given, json_option, jsonable, load_vectors, options_of, output_option, print_table, quiet_option, require, restrict_option, run_options, spec_option, summary, tmp_dir_option, topn_option)
+from fastemb.cli.common import (algorithm_options, claim_output, dask_option, echo_json, given, json_option, load_vectors, options_of, output_option, print_table, quiet_option, require, restrict_option, run_options, summary, tmp_dir_option, topn_option)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -49,7 +48,7 @@ def vocab(corpus, output, force, fmt, dask_address, as_json, quiet, **params):
     options = CorpusOptions(**given(params))
     claim_output(output, force)
     if dask_address is not None:
-        from fastemb.dask.distributed import vocabulary
+        from fastemb.dask import vocabulary
         v = vocabulary(list(corpus), options, client=dask_address)
     else:
         v = build_vocab(corpus, options)
@@ -75,7 +74,7 @@ def cooc(corpus, output, force, seed, threads, tmp_dir, dask_address, as_json, q
     from fastemb.files import check_work_dir
     from fastemb.options import split_known
     from fastemb.parallel import resolve_threads
-    from fastemb.store import CoocWriter
+    from fastemb.store import CoocWriter, corpus_attr
     from fastemb.vocab import build_vocab
     (cooc_params, corpus_params), _ = split_known(given(params), CoocOptions, CorpusOptions)
     options, copts = CoocOptions(**cooc_params), CorpusOptions(**corpus_params)
@@ -83,7 +82,7 @@ def cooc(corpus, output, force, seed, threads, tmp_dir, dask_address, as_json, q
     check_work_dir(tmp_dir)
     claim_output(output, force)
     if dask_address is not None:
-        from fastemb.dask.distributed import cooccurrences
+        from fastemb.dask import cooccurrences
         stats = cooccurrences(list(corpus), copts, options, client=dask_address, seed=run.seed, output=output,
                               force=True)
         summary(as_json, stats,
@@ -95,7 +94,7 @@ def cooc(corpus, output, force, seed, threads, tmp_dir, dask_address, as_json, q
         v = enc.vocab
         attrs = {**options.flat(), **copts.flat(), "seed": run.seed, "corpus_tokens": v.raw_tokens,
                  "vocab_tokens": enc.n_tokens,
-                 "corpus": json.dumps([os.path.abspath(c) if c != "-" else "-" for c in corpus])}
+                 "corpus": corpus_attr(corpus)}
         writer = CoocWriter(output, v.words, v.counts, attrs)
         ok = False
         try:
@@ -472,8 +471,8 @@ def align(source, target, lexicon, test_lexicon, method, refine, refine_vocab, d
     require(refine_vocab >= 1, "refine_vocab", f"must be at least 1 (got {refine_vocab})")
     require(not (refine and method == "gd"), "refine", f"does not combine with {param('method')} gd")
     if plot_path:
-        from fastemb.plot import _pyplot
-        _pyplot()
+        from fastemb.plot import pyplot
+        pyplot()  # matplotlib missing: one line before any work
     if output:
         claim_output(output, force)
     if plot_path:
@@ -548,7 +547,7 @@ def plot(vectors, output, force, words_file, top, skip, method, perplexity, iter
     require(skip >= 0, "skip", f"must be 0 or more (got {skip})")
     require(top >= 2, "top", f"must be at least 2 (got {top})")
     claim_output(output, force)
-    P._pyplot()
+    P.pyplot()
     emb = load_vectors(vectors)
     if words_file:
         from fastemb.files import read_text_lines

@@ -15,7 +15,7 @@ bit and an n-thread run differs only by Hogwild races.
 import numpy as np
 from numba import njit, prange
 
-from fastemb.kernels.rng import splitmix as _splitmix
+from fastemb.kernels.rng import stream as _stream
 from fastemb.kernels.rng import xorshift as _next
 
 FNV_OFFSET = np.uint64(0xCBF29CE484222325)
@@ -163,9 +163,7 @@ def train_chunks(tok, doc_ends, lab, lab_ends, type_row, type_hash, n_words, buc
     n_labels = out.shape[0]
     n_chunks = chunk_starts.shape[0] - 1
     for q in prange(n_chunks):
-        state, _ = _splitmix(np.uint64(seed) * np.uint64(0xD1B54A32D192ED03)
-                             + np.uint64(epoch) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(chunk_base + q))
-        state = state | np.uint64(1)
+        state = _stream(seed, np.uint64(epoch) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(chunk_base + q))
         rows = np.empty(max_rows, np.int64)
         hidden = np.empty(d, np.float32)
         grad = np.empty(d, np.float32)

@@ -9,6 +9,7 @@ import numpy as np
 from numba import njit, prange
 
 from fastemb.kernels.rng import splitmix as _splitmix
+from fastemb.kernels.rng import stream as _stream
 
 HASH_MULT = np.uint64(0x9E3779B97F4A7C15)
 RADIX_BITS = 11
@@ -34,7 +35,7 @@ def _insert(keys, vals, shift, key1, weight):
 @njit(cache=True, nogil=True)
 def subsample_sentence(ids, a0, a1, keep_prob, seed, sentence, out):
     """Copy the kept tokens of ids[a0:a1] into out; the RNG depends only on (seed, sentence)."""
-    state, _ = _splitmix(np.uint64(seed) * np.uint64(0xD1B54A32D192ED03) + np.uint64(sentence))
+    state = _stream(seed, sentence)
     n = 0
     for p in range(a0, a1):
         t = ids[p]

@@ -7,14 +7,14 @@ of the vector, bias, bias accumulator], so an update touches two contiguous span
 import numpy as np
 from numba import njit, prange
 
+from fastemb.kernels.rng import stream as _stream
 from fastemb.kernels.rng import xorshift as _next
 
 
 @njit(cache=True, nogil=True)
-def shuffle_records(records, seed):
-    """Fisher-Yates over the rows of `records`, in place, from one seeded stream."""
-    state = np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(0x632BE59BD9B4E019)
-    state |= np.uint64(1)
+def shuffle_records(records, seed, epoch):
+    """Fisher-Yates over the rows of `records`, in place, from the stream (seed, epoch)."""
+    state = _stream(seed, epoch)
     width = records.shape[1]
     for i in range(records.shape[0] - 1, 0, -1):
         state, r = _next(state)

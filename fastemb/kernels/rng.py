@@ -1,5 +1,7 @@
-"""Random number helpers shared by the kernels: splitmix64 to derive independent streams from
-(seed, counter), xorshift64* to draw from a stream. State is a uint64 owned by one chunk or block."""
+"""Random number helpers shared by the kernels: `stream(seed, counter)` is the one way a kernel seeds the RNG
+of a chunk, block or sentence (splitmix64 of seed·C + counter, so streams of neighbouring counters are
+independent); xorshift64* draws from a stream. State is a uint64 owned by one chunk or block. Python code
+seeds numpy with fastemb.seeding.generator."""
 import numpy as np
 from numba import njit
 
@@ -27,3 +29,10 @@ def xorshift(state):
 def uniform(r):
     """A float64 in [0, 1) from 64 random bits."""
     return np.float64(r >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def stream(seed, counter):
+    """The xorshift state (never 0) of stream `counter` of `seed`."""
+    state, _ = splitmix(np.uint64(seed) * np.uint64(0xD1B54A32D192ED03) + np.uint64(counter))
+    return state | np.uint64(1)

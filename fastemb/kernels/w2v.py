@@ -12,7 +12,7 @@ faster at dim 100 with 2 threads). Numba caches each copy like any module.
 import numpy as np
 from numba import njit, prange
 
-from fastemb.kernels.rng import splitmix as _splitmix
+from fastemb.kernels.rng import stream as _stream
 from fastemb.kernels.rng import uniform as _uniform
 from fastemb.kernels.rng import xorshift as _next
 
@@ -320,8 +320,7 @@ def train_chunks(ids, sent_ends, chunk_sents, syn0, syn1, keep_prob, alias_prob,
     n_chunks = chunk_sents.shape[0] - 1
     max_ctx = 2 * window
     for q in prange(n_chunks):
-        state, _ = _splitmix(np.uint64(seed) * np.uint64(0xD1B54A32D192ED03) + np.uint64(chunk_base + q))
-        state = state | np.uint64(1)
+        state = _stream(seed, chunk_base + q)
         s_lo = chunk_sents[q]
         s_hi = chunk_sents[q + 1]
         longest = 0

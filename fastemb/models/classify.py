@@ -29,10 +29,12 @@ from typing import Optional
 
 import numpy as np
 
-from fastemb.corpus import CorpusOptions
+from fastemb.corpus import CorpusOptions, tokenize
 from fastemb.errors import FastembError, FileError, OptionError, param
 from fastemb.options import DIM, EPOCHS, SEED, THREADS, Options, Spec, above_at_most, between
 from fastemb.progress import log
+from fastemb.ranking import top_k_rows
+from fastemb.seeding import generator
 
 CHUNK_TOKENS = 8192     # Hogwild unit: documents of about this many tokens share one RNG and scratch
 BLOCK_CHUNKS = 128      # chunks per kernel call (~1M tokens): progress and Ctrl-C are seen between calls
@@ -287,12 +289,9 @@ class Classifier:
         for n, text in enumerate(texts, 1):
             if not isinstance(text, str):
                 raise FastembError(f"text {n} is a {type(text).__name__}, not a string")
-            for t in text.split():
+            for t in tokenize(text):
                 if t.startswith(prefix):
                     continue
-                if len(t) > 250:  # the reader cuts tokens at MAX_TOKEN_BYTES, on a character boundary
-                    from fastemb.corpus import MAX_TOKEN_BYTES
-                    t = t.encode("utf-8", "surrogatepass")[:MAX_TOKEN_BYTES].decode("utf-8", "ignore")
                 tok.append(table.setdefault(t, len(table)))
             ends.append(len(tok))
         type_row, type_hash = self._type_table(list(table))
@@ -309,7 +308,7 @@ class Classifier:
         single = probs.ndim == 1
         probs = np.atleast_2d(probs)
         k = min(k, len(self.labels))
-        top = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+        top = top_k_rows(probs, k)[0]
         labels = [[self.labels[j] for j in row] for row in top]
         p = np.take_along_axis(probs, top, axis=1)
         return (labels[0], p[0]) if single else (labels, p)
@@ -352,7 +351,7 @@ class Classifier:
         type_row, type_hash = self._type_table(docs.types)
         probs = self._probs(docs.tok, docs.doc_ends, type_row, type_hash)
         kk = min(k, L)
-        top = np.argsort(-probs, axis=1, kind="stable")[:, :kk]
+        top = top_k_rows(probs, kk)[0]
         pred = top[:, 0]
         # (document, label) pairs, each once
         pairs = np.unique(doc_of_label * (L + len(unknown_names)) + lab)
@@ -385,8 +384,8 @@ class Classifier:
     def save(self, path):
         """Write the model to HDF5 atomically (store.atomic_h5): /embedding, /output, /vocab/words,
         /vocab/counts, /labels, /label_counts; the options and training figures as attributes."""
-        from fastemb.store import root_attrs, write_vocab, atomic_h5
         import h5py
+        from fastemb.store import root_attrs, write_vocab, atomic_h5
         o = self.options
         attrs = {**{k: v for k, v in self.attrs.items() if k not in _RESERVED},
                  **{k: v for k, v in o.to_dict().items() if k != "threads"},
@@ -525,7 +524,7 @@ def _fit(docs: _Docs, o: ClassifierOptions, init_emb, t_start) -> Classifier:
 
     d = o.dim
     rows = n_words + o.bucket_rows
-    rng = np.random.default_rng(o.seed)
+    rng = generator(o.seed)
     emb = ((rng.random((rows, d), dtype=np.float32) * np.float32(2.0) - np.float32(1.0))
            * np.float32(1.0 / d)).astype(np.float32)   # fastText: uniform in [-1/dim, 1/dim]
     out = np.zeros((len(labels), d), np.float32)
@@ -550,7 +549,7 @@ def _fit(docs: _Docs, o: ClassifierOptions, init_emb, t_start) -> Classifier:
     examples_done = 0
     with numba_threads(threads):
         for epoch in range(o.epochs):
-            perm = np.random.default_rng([o.seed, epoch]).permutation(n_docs).astype(np.int64)
+            perm = generator(o.seed, epoch).permutation(n_docs).astype(np.int64)
             before = np.concatenate(([0], np.cumsum(doc_len[perm])))[:-1]
             starts = np.flatnonzero(np.diff(before // CHUNK_TOKENS, prepend=-1))
             chunk_starts = np.concatenate((starts, [n_docs])).astype(np.int64)
@@ -588,30 +587,6 @@ def _fit(docs: _Docs, o: ClassifierOptions, init_emb, t_start) -> Classifier:
                       label_counts=lab_counts[order], attrs={k: v for k, v in attrs.items() if v is not None})
 
 
-# ------------------------------------------------------------------------------ the sample task (KJV)
-KJV_GROUPS = (
-    ("law", "Ge Exo Lev Num Deu"),
-    ("history", "Josh Jdgs Ruth 1Sm 2Sm 1Ki 2Ki 1Chr 2Chr Ezra Neh Est"),
-    ("wisdom", "Job Psa Prv Eccl SSol"),
-    ("major-prophets", "Isa Jer Lam Eze Dan"),
-    ("minor-prophets", "Hos Joel Amos Obad Jonah Mic Nahum Hab Zep Hag Zec Mal"),
-    ("gospels-acts", "Mat Mark Luke John Acts"),
-    ("pauline", "Rom 1Cor 2Cor Gal Eph Phi Col 1Th 2Th 1Tim 2Tim Titus Phmn"),
-    ("general-revelation", "Heb Jas 1Pet 2Pet 1Jn 2Jn 3Jn Jude Rev"),
-)
-KJV_BOOKS = [b for _, books in KJV_GROUPS for b in books.split()]   # the 66 books, in canonical order
-KJV_TASKS = ("group", "testament", "book")
-
-
-def kjv_label(book: str, task: str) -> str:
-    """A book's label: its group (8, KJV_GROUPS), its testament (old / new) or the book itself."""
-    if task == "book":
-        return book
-    if task == "testament":
-        return "old" if KJV_BOOKS.index(book) < 39 else "new"
-    return next(g for g, books in KJV_GROUPS if book in books.split())
-
-
 def text_lines(path):
     """Lines (str) of a text file through the corpus reader (compression, BOMs, invalid UTF-8 as elsewhere),
     as str.splitlines() would give them. The reader ends a file with one more newline, so the last empty line
@@ -633,44 +608,5 @@ def text_lines(path):
         yield carry.rstrip(b"\r").decode("utf-8")
 
 
-def kjv_task(task="group", prefix=None, *, corpora="corpora", test_every=10, seed=1, label_prefix="__label__",
-             force=True) -> dict:
-    """Write the sample classification task: each verse of corpora/kjv.txt.gz labelled by its book's group
-    (task "group": law, history, wisdom, major-prophets, minor-prophets, gospels-acts, pauline,
-    general-revelation), its testament ("testament") or its book ("book"), the book taken from the aligned
-    corpora/kjv-books.txt.gz. Every `test_every`-th verse (the 10th, 20th, ...) goes to PREFIX.test in
-    canonical order, the others to PREFIX.train, shuffled with `seed` (fastText reads a file in order, so an
-    unshuffled file would favour the last books). PREFIX defaults to kjv-TASK. Returns the paths and counts."""
-    from fastemb.store import atomic_output, check_output
-    if task not in KJV_TASKS:
-        raise OptionError("task", f"must be one of {', '.join(KJV_TASKS)} (got {task!r})")
-    if isinstance(test_every, bool) or not isinstance(test_every, int) or test_every < 2:
-        raise OptionError("test_every", f"must be an integer of at least 2 (got {test_every!r})")
-    prefix = prefix or f"kjv-{task}"
-    text_path = os.path.join(corpora, "kjv.txt.gz")
-    books_path = os.path.join(corpora, "kjv-books.txt.gz")
-    verses, books = list(text_lines(text_path)), list(text_lines(books_path))
-    if len(verses) != len(books):
-        raise FileError(f"{books_path}: {len(books):,} lines for the {len(verses):,} verses of {text_path}: rebuild "
-                        f"both with bin/make_sample_corpus.py")
-    unknown = sorted(set(books) - set(KJV_BOOKS))
-    if unknown:
-        raise FileError(f"{books_path}: unknown book name(s): {', '.join(unknown[:5])}")
-    lines = [f"{label_prefix}{kjv_label(b, task)} {v}" for b, v in zip(books, verses)]
-    test = [x for i, x in enumerate(lines) if i % test_every == test_every - 1]
-    train_lines = [x for i, x in enumerate(lines) if i % test_every != test_every - 1]
-    train_lines = [train_lines[i] for i in np.random.default_rng(seed).permutation(len(train_lines))]
-    out = {"train": f"{prefix}.train", "test": f"{prefix}.test"}
-    for which, chunk in (("train", train_lines), ("test", test)):
-        check_output(out[which], force)
-        with atomic_output(out[which]) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as f:
-            f.write("\n".join(chunk) + "\n")
-    labels = {}
-    for b in books:
-        name = kjv_label(b, task)
-        labels[name] = labels.get(name, 0) + 1
-    return {**out, "train_lines": len(train_lines), "test_lines": len(test), "labels": labels}
-
-
 __all__ = ["ClassifierOptions", "Classifier", "train", "load", "read_labelled", "word_hashes", "ngram_bucket",
-           "kjv_task", "kjv_label", "KJV_GROUPS", "KJV_BOOKS"]
+           "text_lines"]

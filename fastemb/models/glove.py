@@ -11,6 +11,7 @@ from fastemb.cooc import CoocOptions
 from fastemb.errors import FastembError, param
 from fastemb.options import ADD_CONTEXTS, DIM, EPOCHS, Options, Spec, above_at_most, nested, positive
 from fastemb.registry import Algorithm
+from fastemb.seeding import generator
 
 GRAD_CLIP = 100.0               # GloVe C's grad_clip_value
 RECORDS_PER_CALL = 1 << 22      # a kernel call returns to Python this often: progress, Ctrl-C, SIGTERM
@@ -82,7 +83,7 @@ class GloveTrainer:
         del coo, x, keep
         self.n_words = X.shape[0]
         if arrays is None:
-            rng = np.random.default_rng(seed)
+            rng = generator(seed)
             self.P = self._params(rng)
             self.Pc = self.P if options.tied else self._params(rng)
         else:
@@ -90,7 +91,7 @@ class GloveTrainer:
             self.Pc = self.P if options.tied else arrays["Pc"]
         # a resumed run replays the shuffles: the records' order is the product of every epoch's shuffle
         for epoch in range(state.epoch + (1 if state.block else 0)):
-            K.shuffle_records(self.pairs, self._shuffle_seed(epoch))
+            K.shuffle_records(self.pairs, self.seed, epoch)
         self.work_per_epoch = len(self.pairs)
 
     def _params(self, rng):
@@ -100,9 +101,6 @@ class GloveTrainer:
         p[:, :dim] = (rng.random((self.n_words, dim), dtype=np.float32) - 0.5) / dim
         p[:, 2 * dim] = (rng.random(self.n_words, dtype=np.float32) - 0.5) / dim
         return p
-
-    def _shuffle_seed(self, epoch):
-        return self.seed * 1_000_003 + epoch
 
     @staticmethod
     def array_specs(options, n_words) -> dict:
@@ -122,7 +120,7 @@ class GloveTrainer:
     def run_epoch(self, state):
         from fastemb.loop import Step
         if state.block == 0:
-            self.K.shuffle_records(self.pairs, self._shuffle_seed(state.epoch))
+            self.K.shuffle_records(self.pairs, self.seed, state.epoch)
         n_chunks = self.n_chunks
         for b, lo in enumerate(range(0, len(self.pairs), RECORDS_PER_CALL)):
             if b < state.block:

@@ -33,7 +33,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 from dataclasses import dataclass
 from typing import Optional
 
@@ -43,6 +42,8 @@ from fastemb.errors import FastembError, FileError, OptionError, UnknownWord, pa
 from fastemb.options import DIM, EPOCHS, Options, Spec, between
 from fastemb.registry import Algorithm
 from fastemb.models.word2vec import ALPHA, MIN_ALPHA, MIN_ALPHA_RATIO
+from fastemb.ranking import top_k
+from fastemb.seeding import generator
 
 BLOCK_TOKENS = 1 << 16   # tokens per kernel call: progress, Ctrl-C and SIGTERM are seen between calls
 CHUNK_EXAMPLES = 2048    # Hogwild unit: a chunk of a block's shuffled examples, its minibatches run in order
@@ -148,7 +149,7 @@ def init_params(options, counts, seed) -> dict:
     unigram model (see node_log_odds)."""
     V = len(counts)
     shapes = _param_shapes(options, V)
-    rng = np.random.default_rng(seed)
+    rng = generator(seed)
     nd = options.context * options.dim
     emb = (rng.random(shapes["emb"], dtype=np.float32) - np.float32(0.5))
     limit = math.sqrt(6.0 / (nd + options.hidden))
@@ -252,7 +253,7 @@ class NPLMTrainer:
         from all over the corpus (text read in its own order drifts the model towards the part just read)."""
         starts = self._pieces()
         n = len(starts) - 1
-        order = np.random.default_rng([self.seed, epoch, 0x6E706C6D]).permutation(n)
+        order = generator(self.seed, epoch, 0x6E706C6D).permutation(n)
         per_block = max(1, BLOCK_TOKENS // PIECE_TOKENS)
         ids_all, ends_all = self.corpus.ids, self.corpus.sentence_ends
         for b0 in range(0, n, per_block):
@@ -382,9 +383,8 @@ class LanguageModel:
         """Text split as the training corpus was (lower-cased, token pattern), or a list of tokens as given."""
         if not isinstance(text, str):
             return [str(t) for t in text]
-        if self.lowercase:
-            text = text.lower()
-        return re.findall(self.token_pattern, text) if self.token_pattern else text.split()
+        from fastemb.corpus import tokenize
+        return tokenize(text, self.lowercase, self.token_pattern)
 
     def _hidden(self, ctx):
         return self.K.hidden_layer(np.ascontiguousarray(ctx, np.int64), self.table, self.W, self.b,
@@ -422,8 +422,7 @@ class LanguageModel:
             raise OptionError("topn", f"must be an integer of at least 1 (got {k!r})")
         lp = self.log_probs(text, skip_unknown)
         k = min(k, len(lp))
-        top = np.argpartition(-lp, k - 1)[:k]
-        top = top[np.lexsort((top, -lp[top]))]
+        top = top_k(lp, k)
         return [(self.emb.words[i], float(np.exp(lp[i]))) for i in top]
 
     def sequence_log_probs(self, ids, ends, chunk=1024) -> np.ndarray:

@@ -13,6 +13,7 @@ from fastemb.options import ADD_CONTEXTS, DIM, Options, Spec, above_at_most, bet
 from fastemb.parallel import numba_threads
 from fastemb.progress import log
 from fastemb.registry import Algorithm
+from fastemb.seeding import generator
 
 SVD_METHODS = ("auto", "arpack", "randomized")
 # Past this many rows the randomized range finder is used by default: it measured several times faster
@@ -44,18 +45,21 @@ def _kernels():
     return _linalg_kernels
 
 
-def ppmi_matrix(X, cds=0.75, shift=1.0):
-    """max(0, log(X_wc · Σ_c f(c)^cds / (f(w) · f(c)^cds)) − log shift) as float32 CSR, zeros dropped.
-    f(w) are the row sums and f(c) the column sums of X."""
+def smoothed_columns(col_sum, cds):
+    """(f(c)^cds for every context c, log Σ_c f(c)^cds): the context-distribution smoothing of PMI."""
+    col_smooth = np.asarray(col_sum, np.float64) ** cds
+    return col_smooth, float(np.log(col_smooth.sum()))
+
+
+def ppmi_rows(X, col_smooth, log_total, shift=1.0):
+    """PPMI of the rows of X given the whole matrix's smoothed column sums (`smoothed_columns`): the same
+    formula for the whole matrix (ppmi_matrix) and for a row block on a Dask worker."""
     import scipy.sparse as sp
     if shift <= 0:
         raise FastembError(f"{param('shift')} must be positive (got {shift})")
     X = sp.csr_matrix(X, dtype=np.float64)
     X.eliminate_zeros()
     row_sum = np.asarray(X.sum(axis=1)).ravel()
-    col_sum = np.asarray(X.sum(axis=0)).ravel()
-    col_smooth = col_sum ** cds
-    log_total = np.log(col_smooth.sum())
     rows = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
     with np.errstate(divide="ignore"):
         pmi = (np.log(X.data) + log_total - np.log(row_sum[rows]) - np.log(col_smooth[X.indices])
@@ -68,11 +72,43 @@ def ppmi_matrix(X, cds=0.75, shift=1.0):
                          shape=X.shape)
 
 
-def _matmat(A, B, threads):
+def ppmi_matrix(X, cds=0.75, shift=1.0):
+    """max(0, log(X_wc · Σ_c f(c)^cds / (f(w) · f(c)^cds)) − log shift) as float32 CSR, zeros dropped.
+    f(w) are the row sums and f(c) the column sums of X."""
+    import scipy.sparse as sp
+    X = sp.csr_matrix(X, dtype=np.float64)
+    col_smooth, log_total = smoothed_columns(np.asarray(X.sum(axis=0)).ravel(), cds)
+    return ppmi_rows(X, col_smooth, log_total, shift)
+
+
+def check_ppmi(nnz):
+    if nnz == 0:
+        raise FastembError(f"no positive PMI entry: the corpus is too small (or {param('shift')} too large)")
+
+
+def check_rank(k, n):
+    if k >= n:
+        raise FastembError(f"{param('dim')} {k} must be smaller than the vocabulary ({n} words)")
+
+
+def matmat(A, B, threads):
+    """A (float32 CSR) @ B (dense) as float32 with the parallel Numba kernel on `threads` threads."""
     out = np.empty((A.shape[0], B.shape[1]), np.float32)
     with numba_threads(threads):
         _kernels().csr_matmat(A.indptr, A.indices, A.data, np.ascontiguousarray(B, dtype=np.float32), out)
     return out
+
+
+def gaussian_start(n_cols, width, seed):
+    """The range finder's random start: the same for the local and the blockwise (Dask) solver."""
+    return generator(seed).standard_normal((n_cols, width), dtype=np.float32)
+
+
+def fix_signs(U, vt):
+    """A deterministic sign for each singular pair: the largest-magnitude entry of each left vector positive."""
+    signs = np.sign(U[np.abs(U).argmax(axis=0), np.arange(U.shape[1])])
+    signs[signs == 0] = 1
+    return U * signs, vt * signs[:, None]
 
 
 def randomized_svd(M, k, *, n_iter=4, oversample=10, seed=1, threads=1):
@@ -80,13 +116,12 @@ def randomized_svd(M, k, *, n_iter=4, oversample=10, seed=1, threads=1):
     import scipy.sparse as sp
     M = sp.csr_matrix(M, dtype=np.float32)
     Mt = M.T.tocsr()
-    rng = np.random.default_rng(seed)
     width = min(k + oversample, min(M.shape))
-    Q = np.linalg.qr(_matmat(M, rng.standard_normal((M.shape[1], width), dtype=np.float32), threads))[0]
+    Q = np.linalg.qr(matmat(M, gaussian_start(M.shape[1], width, seed), threads))[0]
     for _ in range(n_iter):
-        Z = np.linalg.qr(_matmat(Mt, Q, threads))[0]
-        Q = np.linalg.qr(_matmat(M, Z, threads))[0]
-    Bt = _matmat(Mt, Q, threads)  # (Qᵀ M)ᵀ
+        Z = np.linalg.qr(matmat(Mt, Q, threads))[0]
+        Q = np.linalg.qr(matmat(M, Z, threads))[0]
+    Bt = matmat(Mt, Q, threads)  # (Qᵀ M)ᵀ
     u_b, s, vt = np.linalg.svd(Bt.T.astype(np.float64), full_matrices=False)
     U = (Q.astype(np.float64) @ u_b)[:, :k]
     return U.astype(np.float32), s[:k].astype(np.float32), vt[:k].astype(np.float32)
@@ -94,7 +129,7 @@ def randomized_svd(M, k, *, n_iter=4, oversample=10, seed=1, threads=1):
 
 def arpack_svd(M, k, seed=1):
     from scipy.sparse.linalg import svds
-    rng = np.random.default_rng(seed)
+    rng = generator(seed)
     v0 = rng.standard_normal(min(M.shape))
     U, s, vt = svds(M.astype(np.float64), k=k, v0=v0)
     order = np.argsort(-s)
@@ -104,15 +139,12 @@ def arpack_svd(M, k, seed=1):
 def truncated_svd(M, k, method="auto", seed=1, threads=1):
     if method not in SVD_METHODS:
         raise FastembError(f"{param('svd')} must be one of {', '.join(SVD_METHODS)} (got {method!r})")
-    if k >= min(M.shape):
-        raise FastembError(f"{param('dim')} {k} must be smaller than the vocabulary ({min(M.shape)} words)")
+    check_rank(k, min(M.shape))
     if method == "auto":
         method = "randomized" if min(M.shape) > RANDOMIZED_ABOVE else "arpack"
     U, s, vt = arpack_svd(M, k, seed) if method == "arpack" else randomized_svd(M, k, seed=seed, threads=threads)
-    # a deterministic sign: the largest-magnitude entry of each left singular vector is positive
-    signs = np.sign(U[np.abs(U).argmax(axis=0), np.arange(U.shape[1])])
-    signs[signs == 0] = 1
-    return U * signs, s, vt * signs[:, None], method
+    U, vt = fix_signs(U, vt)
+    return U, s, vt, method
 
 
 def weighted_vectors(U, s, vt, eig=0.5):
@@ -124,7 +156,7 @@ def weighted_vectors(U, s, vt, eig=0.5):
 class PPMITrainer:
     """One shot: PPMI matrix, truncated SVD, weighted factors (no epochs, nothing to checkpoint)."""
 
-    factors_on_cluster = True  # given a Dask client, the matrix stays on the cluster and is factored there
+    factors_on_cluster = True  # given a Dask client, the matrix stays on the cluster: data.factorize factors it
 
     @staticmethod
     def check_cluster(options):
@@ -134,21 +166,19 @@ class PPMITrainer:
 
     def __init__(self, options: PPMIOptions, data, *, seed, threads, state=None, arrays=None):
         self.o, self.X, self.seed, self.threads = options, data.matrix, seed, threads
-        self.blocks, self.client = getattr(data, "blocks", None), getattr(data, "client", None)
+        self.factorize = getattr(data, "factorize", None)  # (dim, cds, shift, seed) -> (U, s, vt) elsewhere
 
     def fit(self):
         o = self.o
         t0 = time.perf_counter()
-        if self.blocks is not None:  # the matrix is on a Dask cluster: factor it there, block by block
-            from fastemb.dask.distributed import ppmi_svd
-            U, s, vt = ppmi_svd(self.blocks, self.client, dim=o.dim, cds=o.cds, shift=o.shift, seed=self.seed)
+        if self.factorize is not None:  # the matrix is on a Dask cluster: factored there, block by block
+            U, s, vt = self.factorize(dim=o.dim, cds=o.cds, shift=o.shift, seed=self.seed)
             method, nnz = "randomized (dask)", None
         else:
             M = ppmi_matrix(self.X, cds=o.cds, shift=o.shift)
             t1 = time.perf_counter()
             log.info(f"ppmi: {M.nnz:,} positive entries of {self.X.nnz:,} ({t1 - t0:.1f}s)")
-            if M.nnz == 0:
-                raise FastembError(f"no positive PMI entry: the corpus is too small (or {param('shift')} too large)")
+            check_ppmi(M.nnz)
             U, s, vt, method = truncated_svd(M, o.dim, o.svd, self.seed, self.threads)
             nnz = int(M.nnz)
         t2 = time.perf_counter()

@@ -10,6 +10,7 @@ import numpy as np
 
 from fastemb.options import ADD_CONTEXTS, DIM, EPOCHS, SAMPLE, WINDOW, Options, Spec, above_at_most, between, non_negative
 from fastemb.registry import Algorithm
+from fastemb.seeding import generator
 
 CHUNK_TOKENS = 8192      # Hogwild unit: sentences of about this many tokens share one RNG and scratch
 BLOCK_TOKENS = 1 << 20   # per kernel call: progress, Ctrl-C and SIGTERM are seen between calls (< 1 s)
@@ -101,7 +102,7 @@ def output_bytes(options, n_words) -> int:
 
 def init_vectors(n_words, dim, seed, init_width):
     """Input vectors uniform in [-init_width/d, init_width/d], output vectors zero."""
-    rng = np.random.default_rng(seed)
+    rng = generator(seed)
     syn0 = ((rng.random((n_words, dim), dtype=np.float32) - np.float32(0.5))
             * np.float32(2.0 * init_width / dim)).astype(np.float32)
     return syn0, np.zeros((n_words, dim), np.float32)
@@ -159,8 +160,8 @@ class Word2VecTrainer:
 
     def __init__(self, options: Word2VecOptions, corpus, *, seed, threads, state, arrays=None):
         from fastemb.kernels import w2v as K
-        from fastemb.cooc import keep_probabilities
         from fastemb.models.w2v_dims import kernels
+        from fastemb.sampling import keep_probabilities
         self.K, self.o, self.corpus, self.seed = K, options, corpus, seed
         self.kernels = kernels(options.dim)
         self.cbow = isinstance(options, CBOWOptions)
