@@ -214,8 +214,8 @@ class PhraseTable:
             f.write(MAGIC + "\n")
             f.write(f"# delimiter\t{self.delimiter}\n")
             f.write("# connector_words" + "".join(f"\t{w}" for w in self.connector_words) + "\n")
-            for k, v in self.settings.items():
-                f.write(f"# {k}\t{v}\n")
+            for k, v in self.settings.items():  # a record: a tab or line break in a value (a path) becomes a space
+                f.write(f"# {k}\t{' '.join(str(v).split())}\n")
             for n, p in enumerate(self.passes, 1):
                 f.write(f"# pass\t{n}\n")
                 f.write(f"# pass_stats\tphrases={len(p)} words={p.words} vocab={p.vocab} pruned={p.pruned}\n")
@@ -265,7 +265,7 @@ class PhraseTable:
             phrase, s, c = parts
             if not phrase or phrase.split() != [phrase] or "\x00" in phrase:
                 raise FileError(f"{path}:{n}: the phrase {phrase[:40]!r} is empty or holds whitespace")
-            if delimiter not in phrase.strip(delimiter) or len(phrase.encode("utf-8")) > 2 * MAX_TOKEN_BYTES * 4:
+            if delimiter not in phrase.strip(delimiter):
                 raise FileError(f"{path}:{n}: {phrase[:40]!r} is not two or more words joined by {delimiter!r}")
             try:
                 score = float(s)

@@ -203,6 +203,21 @@ def test_bad_table_refused_naming_file_and_line(tmp_path, case):
     assert f"{path}:{line}:" in str(e.value) and message in str(e.value)
 
 
+def test_settings_with_tabs_and_newlines_keep_the_table_readable(tmp_path):
+    from fastemb.phrasing import PhrasePass
+    path = str(tmp_path / "t.tsv")
+    PhraseTable([PhrasePass(["a_b"], np.array([3.0]), np.array([4]))], "_", ("of",),
+                {"corpus": "odd\tname\nnew_york\t1\t1"}).save(path)
+    t = PhraseTable.load(path)
+    assert t.passes[0].phrases == ["a_b"] and t.connector_words == ("of",)
+
+
+def test_dask_refuses_phrases():
+    from fastemb.dask.vocab import corpus_options_of
+    with pytest.raises(OptionError, match="phrases"):
+        corpus_options_of(None, {"phrases": "t.tsv"})
+
+
 def test_incomplete_table_refused(tmp_path):
     path = tmp_path / "t.tsv"
     path.write_text("# fastemb phrases table\n# delimiter\t_\n", encoding="utf-8")
