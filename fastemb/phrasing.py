@@ -438,7 +438,7 @@ def _corpus_options(options, corpus_options):
 
 
 def _learn_pass(chunks, reader, *, min_count, scoring, threshold, delimiter, connectors, max_sentence_length,
-                max_entries, label):
+                max_entries, label, first_pass=True):
     """Count one pass's unigrams and candidates over `chunks` and score them: a PhrasePass."""
     from fastemb.vocab import StringTable
     K, P = _tk(), _pk()
@@ -519,8 +519,10 @@ def _learn_pass(chunks, reader, *, min_count, scoring, threshold, delimiter, con
         raise AssertionError("tokenizer left an unfinished token")
     progress.done()
     total_words = int(uni.state[K.S_TOKENS])
-    if total_words == 0:
-        raise FastembError("corpus is empty: no tokens")
+    if first_pass:
+        from fastemb.vocab import check_counted, warn_reading
+        warn_reading(reader.invalid_bytes, reader.invalid_sources, int(uni.state[K.S_TRUNCATED]))
+        check_counted(total_words, 1, uni.n, 1, reader.sources)
     n_uni, n_pairs = uni.n, pairs.n
     remap = np.full(int(uni.state[K.S_NEXT_PID]), -1, np.int64)
     remap[uni.e_pid[:n_uni]] = np.arange(n_uni)
@@ -594,7 +596,7 @@ def learn(corpus, options: PhrasesOptions | None = None, corpus_options: CorpusO
         table.passes.append(_learn_pass(chunks, reader, min_count=co.min_count, scoring=po.scoring,
                                         threshold=po.threshold, delimiter=po.delimiter, connectors=connectors,
                                         max_sentence_length=co.max_sentence_length, max_entries=max_entries,
-                                        label=f"phrases pass {n + 1}"))
+                                        label=f"phrases pass {n + 1}", first_pass=n == 0))
     names = [s if isinstance(s, str) else "<python iterable>" for s in sources]
     table.settings = {"min_count": co.min_count, "threshold": po.threshold, "scoring": po.scoring,
                       "passes": po.passes, "lowercase": co.lowercase, "token_pattern": co.token_pattern or "",

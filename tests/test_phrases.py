@@ -258,12 +258,14 @@ def test_cli_learns_applies_and_trains_with_a_table(kjv_small, tmp_path):
     (["phrases", "{corpus}", "-o", "{tmp}/o.txt", "--apply", "{tmp}/bad.tsv"], "bad.tsv:1:"),
     (["phrases", "{corpus}", "-o", "{tmp}/o.txt", "--apply", "{tmp}/bad.tsv", "--threshold", "3"], "threshold"),
     (["phrases", "-", "-o", "{tmp}/o.txt"], "standard input"),
+    (["phrases", "{tmp}/empty.txt", "-o", "{tmp}/o.txt"], "corpus is empty"),
     (["phrases", "{corpus}", "-o", "{tmp}/o.txt", "--delimiter", "a b"], "delimiter"),
     (["vocab", "{corpus}", "-o", "{tmp}/v.tsv", "--phrases", "{tmp}/bad.tsv"], "bad.tsv:1:"),
     (["train", "{corpus}", "-o", "{tmp}/m.h5", "--phrases", "{tmp}/missing.tsv"], "missing.tsv"),
 ])
 def test_cli_one_line_errors(tmp_path, args, contains):
     (tmp_path / "bad.tsv").write_text("hello\n", encoding="utf-8")
+    (tmp_path / "empty.txt").write_text(" \n\n", encoding="utf-8")
     corpus = tmp_path / "c.txt"
     corpus.write_text("a b c\n", encoding="utf-8")
     argv = [a.format(tmp=tmp_path, corpus=corpus) for a in args]
