@@ -26,6 +26,9 @@ _LAZY = {
     "PPMIOptions": ("models.ppmi", "PPMIOptions"),
     "NPLMOptions": ("models.nplm", "NPLMOptions"),
     "LanguageModel": ("models.nplm", "LanguageModel"),
+    "phrases": ("phrasing", "phrases"),
+    "PhraseTable": ("phrasing", "PhraseTable"),
+    "PhrasesOptions": ("phrasing", "PhrasesOptions"),
 }
 _SUBMODULES = {name: name for name in ("eval", "align", "registry", "callbacks", "options", "plot", "formats", "store",
                                         "cooc", "vocab", "corpus", "training", "checkpoint", "embeddings", "kernels", "datasets",

@@ -41,6 +41,9 @@ class CorpusOptions(Options):
                                     check=between(2, 1 << 24))(10_000)
     memory: str = Spec("size", "Memory budget for counting (vocabulary pruning, co-occurrence spilling).",
                        on_resume="free", metavar="SIZE")("2GB")
+    phrases: Optional[str] = Spec(str, "Join the phrases of this table (from `fastemb phrases`) while reading "
+                                       "the corpus.", check=lambda v: None if v else "must be a file name",
+                                  optional=True, metavar="TABLE", none_means="no phrases")(None)
 
     @property
     def memory_bytes(self) -> int:
@@ -144,8 +147,15 @@ class CorpusReader:
     on the files as stored (compressed bytes for compressed files)."""
 
     def __init__(self, paths, lowercase: bool = False, token_pattern: str | None = None,
-                 chunk_bytes: int = CHUNK_BYTES):
+                 chunk_bytes: int = CHUNK_BYTES, phrases=None, max_sentence_length: int = 10_000):
         self.sources = resolve_sources(paths)
+        # A phrase table (a path, read and checked now, before any work; or a phrases.PhraseTable) joins
+        # its phrases in every chunk this reader yields.
+        self.phrases = None
+        if phrases is not None:
+            from fastemb.phrasing import PhraseTable, load_table
+            self.phrases = phrases if isinstance(phrases, PhraseTable) else load_table(phrases)
+        self.max_sentence_length = max_sentence_length
         self.lowercase = lowercase
         try:
             self.pattern = re.compile(token_pattern) if token_pattern else None
@@ -177,6 +187,11 @@ class CorpusReader:
         return raw, (opener(raw) if opener else raw)
 
     def __iter__(self):
+        if self.phrases is not None:
+            return iter(self.phrases.stream(self._chunks(), self.max_sentence_length))
+        return self._chunks()
+
+    def _chunks(self):
         for source in self.sources:
             if isinstance(source, Sentences):
                 yield from self._sentence_chunks(source)

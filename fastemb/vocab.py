@@ -312,7 +312,8 @@ def build_vocab(paths, options: CorpusOptions | None = None, *, encode=False, wo
         o = o.replace(**corpus_options)
     min_count, max_vocab, max_sentence_length = o.min_count, o.max_vocab, o.max_sentence_length
     memory = o.memory_bytes if memory_bytes is None else int(memory_bytes)
-    reader = CorpusReader(paths, lowercase=o.lowercase, token_pattern=o.token_pattern,
+    reader = CorpusReader(paths, lowercase=o.lowercase, token_pattern=o.token_pattern, phrases=o.phrases,
+                          max_sentence_length=max_sentence_length,
                           **({"chunk_bytes": chunk_bytes} if chunk_bytes else {}))
     progress = Progress("vocab" if not encode else "read", reader.total_bytes, unit="tokens")
     max_entries = max(1 << 10, memory // BYTES_PER_ENTRY)

@@ -16,8 +16,9 @@ import click
 from fastemb import registry
 from fastemb.cooc import CoocOptions
 from fastemb.corpus import CorpusOptions
-from fastemb.errors import FastembError, Interrupted, param
+from fastemb.errors import FastembError, Interrupted, OptionError, param
 from fastemb.options import RunOptions
+from fastemb.phrasing import PhrasesOptions
 from fastemb.cli.classify import classify as classify_group
 from fastemb.cli.common import (algorithm_options, claim_output, dask_option, echo_json, given, json_option, load_vectors, options_of, output_option, print_table, quiet_option, require, restrict_option, run_options, summary, tmp_dir_option, topn_option)
 
@@ -148,6 +149,40 @@ def train(corpus, output, force, algo, cooc, seed, threads, checkpoint_every, re
     summary(as_json, {"output": output, "words": len(emb), **{k: a[k] for k in keys if k in a}},
              f"train: {a['algo']}, {len(emb):,} words x {emb.dim} dims, {a['train_seconds']:.1f}s training"
              f"{speed}{loss} -> {output}", quiet)
+
+
+@cli.command()
+@click.argument("corpus", nargs=-1, required=True)
+@output_option
+@click.option("--table", "table_path", type=click.Path(dir_okay=False), default=None,
+              help="Save the learned phrase table here. [default: OUTPUT.phrases.tsv]")
+@click.option("--apply", "apply_path", type=click.Path(dir_okay=False), default=None,
+              help="Apply this phrase table (from an earlier run) instead of learning one.")
+@options_of(PhrasesOptions, CorpusOptions)
+@json_option
+@quiet_option
+def phrases(corpus, output, force, table_path, apply_path, as_json, quiet, **params):
+    """Join phrases of CORPUS ("new york" -> "new_york"; gensim's Phrases, word2vec's word2phrase) into OUTPUT.
+
+    Learns a phrase table (saved with --table) and writes the corpus phrased, one sentence per line; with
+    --apply TABLE, applies a saved table instead. `fastemb train --phrases TABLE` joins them while reading."""
+    from fastemb.phrasing import phrases as phrases_fn
+    p = given(params)
+    for name in ("phrases", "max_vocab"):
+        require(name not in p, name, "does not apply to `fastemb phrases` (to apply a table, use --apply)")
+    claim_output(output, force)
+    if apply_path is None:
+        table_path = table_path or output + ".phrases.tsv"
+        claim_output(table_path, force)
+    elif table_path is not None:
+        raise OptionError("table", "is for learning a table: with --apply no table is written")
+    t = phrases_fn(list(corpus), output, table=table_path, apply=apply_path, force=True, **p)
+    counts = [len(x) for x in t.passes]
+    summary(as_json, {"output": output, "table": table_path or apply_path, "phrases": counts,
+                      "words": [x.words for x in t.passes]},
+            (f"phrases: applied {apply_path} ({sum(counts):,} phrases) -> {output}" if apply_path else
+             f"phrases: {' + '.join(f'{c:,}' for c in counts)} phrases in {t.passes[0].words:,} tokens -> "
+             f"{output} (table: {table_path})"), quiet)
 
 
 @cli.command()

@@ -106,6 +106,10 @@ def corpus_options_of(corpus_options, corpus_params):
     o = corpus_options if corpus_options is not None else CorpusOptions(**corpus_params)
     if corpus_options is not None and corpus_params:
         o = o.replace(**corpus_params)
+    if o.phrases is not None:
+        from fastemb.errors import OptionError
+        raise OptionError("phrases", "is not supported with --dask yet (phrase the corpus first with "
+                                     "`fastemb phrases --apply`)")
     return o
 
 

@@ -34,7 +34,7 @@ for _b in (0, 9, 10, 11, 12, 13, 28, 29, 30, 31, 32):
 
 
 @njit(cache=True, nogil=True)
-def _find(buf, start, length, h, slots, e_hash, e_off, e_len, arena):
+def find_entry(buf, start, length, h, slots, e_hash, e_off, e_len, arena):
     """(entry, slot): the entry of the token, or -1 and the empty slot where it belongs."""
     mask = slots.shape[0] - 1
     i = np.int64(h & np.uint64(mask))
@@ -112,7 +112,7 @@ def scan(buf, pos, final, max_sentence, max_token, write_ids, max_entries, slots
         if write_ids and (n_out >= ids_cap or n_sents >= sents_cap):
             code = OUT_FULL
             break
-        e, slot = _find(buf, i, length, h, slots, e_hash, e_off, e_len, arena)
+        e, slot = find_entry(buf, i, length, h, slots, e_hash, e_off, e_len, arena)
         if e < 0:
             if n_entries >= e_hash.shape[0] or n_entries >= max_entries or used + length > arena.shape[0] \
                     or 2 * (n_entries + 1) > slots.shape[0]:
