@@ -122,7 +122,7 @@ def train(corpus=None, algo=None, *, cooc=None, options=None, corpus_options=Non
 def _plan(req: _Request, callbacks, output, force, checkpoint, checkpoint_every, resume, tmp_dir) -> _Plan:
     """Every check that needs no corpus: options, inputs, outputs, checkpoint policy. Nothing is read
     but a checkpoint to resume."""
-    from fastemb.checkpoint import Checkpoint, claim_checkpoint_path, parse_every
+    from fastemb.checkpoint import Checkpoint, claim_checkpoint_path, parse_every, recorded_here
     from fastemb.files import check_work_dir
     from fastemb.store import check_output
     callbacks = as_callbacks(callbacks)
@@ -146,7 +146,12 @@ def _plan(req: _Request, callbacks, output, force, checkpoint, checkpoint_every,
         if not plan.algorithm.iterative:
             raise OptionError("checkpoint_every" if every is not None else "checkpoint",
                               f"does not apply to {plan.algorithm.name}: it has no epochs")
-        path = checkpoint or (resume if resume is not None else (None if output is None else f"{output}.ckpt"))
+        own = resume is not None and recorded_here(plan.resumed, output)
+        path = checkpoint or (resume if own else (None if output is None else f"{output}.ckpt"))
+        if path is None and checkpoint_every is None and resume is not None:
+            log.info(f"checkpoint: {resume} is not where its run recorded it; this run writes no checkpoints "
+                     f"(give {param('output')} or {param('checkpoint')})")
+            return plan
         if path is None:
             raise OptionError("checkpoint_every", f"needs a file: give {param('checkpoint')} or {param('output')}")
         if plan.sources is not None and not _files_only(plan.sources) or plan.matrix is not None or \
@@ -156,7 +161,7 @@ def _plan(req: _Request, callbacks, output, force, checkpoint, checkpoint_every,
                                                   "files, not stdin or Python objects")
         plan.checkpoint, plan.checkpoint_every = os.fspath(path), every or "1"
         if resume is None or os.path.abspath(plan.checkpoint) != os.path.abspath(resume):
-            claim_checkpoint_path(plan.checkpoint, force)
+            claim_checkpoint_path(plan.checkpoint, force, run_id=plan.run_id if resume is not None else None)
     elif output is not None and resume is None and os.path.exists(f"{output}.ckpt"):
         log.warning(f"warning: {output}.ckpt holds an unfinished run; it is left alone (continue it with "
                     f"{param('resume')})")
@@ -414,6 +419,8 @@ def _record(plan, fingerprint) -> dict:
             "inputs": {"corpus": None if plan.sources is None else [str(s) for s in plan.sources],
                        "cooc": plan.cooc_file},
             "fingerprint": fingerprint, "checkpoint_every": plan.checkpoint_every,
+            "output": None if plan.output is None else os.path.abspath(plan.output),
+            "checkpoint": None if plan.checkpoint is None else os.path.abspath(plan.checkpoint),
             "init": None if plan.init is None else {"path": plan.init_path, "sha256": _embeddings_digest(plan.init)
                                                     if plan.init_path else None},
             "update_vocab": plan.update_vocab}
@@ -457,9 +464,12 @@ def _execute(plan: _Plan):
     emb.attrs["total_seconds"] = time.perf_counter() - t0
     if plan.output is not None:
         emb.save(plan.output)  # durable (fsync, rename, fsync of the directory) ...
+        from fastemb.checkpoint import made_for
         for done in {plan.checkpoint, plan.resumed.path if plan.resumed else None} - {None}:
-            if os.path.exists(done):
-                os.remove(done)  # ... before the checkpoints it supersedes go
+            if made_for(done, plan.run_id, plan.output):
+                os.remove(done)  # ... before the checkpoints it supersedes go (only this run's, for this output)
+            elif os.path.exists(done):
+                log.info(f"checkpoint kept: {done} (not this run's checkpoint for {plan.output})")
     elif plan.checkpoint and os.path.exists(plan.checkpoint):
         log.info(f"checkpoint kept: {plan.checkpoint} (the model was not saved to a file)")
     return emb

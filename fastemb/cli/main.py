@@ -351,11 +351,11 @@ def export(vectors, output, force, fmt, with_vocab, as_json, quiet):
     from fastemb.formats import write_vectors, write_vocab_counts
     claim_output(output, force)
     emb = load_vectors(vectors)
+    sidecar = f"{output}.vocab" if with_vocab and emb.counts.any() else None
+    if sidecar is not None:
+        claim_output(sidecar, force)  # every file written beside the output obeys --force like the output
     write_vectors(output, emb.words, emb.vectors, fmt)
-    sidecar = None
-    if with_vocab and emb.counts.any():
-        sidecar = f"{output}.vocab"
-        claim_output(sidecar, True)
+    if sidecar is not None:
         write_vocab_counts(sidecar, emb.words, emb.counts)
     summary(as_json, {"output": output, "format": fmt, "words": len(emb), "dim": emb.dim, "vocab": sidecar},
              f"export: {len(emb):,} words x {emb.dim} -> {output}" + (f" (counts: {sidecar})" if sidecar else ""),

@@ -71,7 +71,8 @@ def connect(address):
             raise FastembError(f"{param('dask')} {address!r}: expected local:N with N >= 1 worker processes, or "
                                f"a scheduler address such as tcp://host:8786")
         n = int(m.group(1)) if m.group(1) else (os.cpu_count() or 1)
-        client = distributed.Client(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0")
+        check_local_workers(n, address)
+        client = _local_cluster(distributed, n)
         _announce(client)
         return client, True
     try:
@@ -80,6 +81,46 @@ def connect(address):
         raise FastembError(f"cannot connect to the Dask scheduler at {a}: {e}") from None
     _announce(client)
     return client, True
+
+
+WORKER_BYTES = 200 << 20   # what one local worker process takes at least (interpreter, dask, numpy, numba)
+
+
+def max_local_workers() -> int:
+    """The most worker processes `local:N` starts: 8 per core."""
+    return 8 * (os.cpu_count() or 1)
+
+
+def check_local_workers(n, address):
+    """local:N is bounded by the cores and by the memory N worker processes need, checked before any starts."""
+    from fastemb.files import available_memory
+    from fastemb.progress import human
+    most = max_local_workers()
+    if n > most:
+        raise FastembError(f"{param('dask')} {address}: at most {most} local worker processes on this machine "
+                           f"({os.cpu_count() or 1} cores; each runs one thread)")
+    have = available_memory()
+    if have is not None and n * WORKER_BYTES > have:
+        raise FastembError(f"{param('dask')} {address}: {n} worker processes need about {human(n * WORKER_BYTES)}B "
+                           f"but only {human(have)}B of memory is available: start fewer")
+
+
+def _local_cluster(distributed, n):
+    """A LocalCluster of n one-thread worker processes whose scratch space (dask-scratch-space/) lies in a
+    fastemb work directory: removed when the client is collected or the process exits, and by `fastemb
+    clean` when the run died; nothing is left in the current or the temporary directory."""
+    import shutil
+    import weakref
+    from fastemb.files import work_dir
+    scratch = work_dir(kind="dask")
+    try:
+        client = distributed.Client(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
+                                    local_directory=scratch)
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    weakref.finalize(client, shutil.rmtree, scratch, True)
+    return client
 
 
 def _identity(x):

@@ -42,6 +42,7 @@ import numpy as np
 from fastemb.errors import FastembError, FileError, OptionError, UnknownWord, param
 from fastemb.options import DIM, EPOCHS, Options, Spec, between
 from fastemb.registry import Algorithm
+from fastemb.loop import call_ranges, check_unit_work, units_per_call
 from fastemb.models.word2vec import ALPHA, MIN_ALPHA, MIN_ALPHA_RATIO
 
 BLOCK_TOKENS = 1 << 16   # tokens per kernel call: progress, Ctrl-C and SIGTERM are seen between calls
@@ -169,6 +170,14 @@ def unigram_entropy(counts) -> float:
     return float(-(p * np.log(p)).sum())
 
 
+def batch_work(options, n_words, softmax, n_cols) -> int:
+    """Multiply-adds of one minibatch (forward, backward, the momentum steps; the dense hidden layer is stepped
+    whole every minibatch): the unit the trainer sizes its kernel calls by (fastemb.loop)."""
+    B, H, nd = options.batch, options.hidden, options.context * options.dim
+    cols = n_words if softmax == "full" else n_cols
+    return 3 * B * H * (nd + cols) + 3 * H * (nd + 1) + 3 * min(B * cols, n_words) * (H + 1) + 3 * B * nd
+
+
 class NPLMTrainer:
     """Minibatch SGD with momentum over shuffled blocks of the encoded corpus; one block per kernel call."""
 
@@ -183,13 +192,11 @@ class NPLMTrainer:
         if V < 2:
             raise FastembError(f"nplm needs at least 2 words in the vocabulary (got {V}): lower {param('min_count')}")
         self.V = V
+        self.threads = threads
         self.softmax = resolve_softmax(options.softmax, V)
-        if arrays is None:
-            p = init_params(options, counts, seed)
-            arrays = dict(p)
-            for name, a in p.items():
-                arrays["v_" + name] = np.zeros_like(a)
-        self.p = {k: np.ascontiguousarray(arrays[k], np.float32) for k in self.array_specs(options, V)}
+        if self.softmax in ("sampled", "nce") and options.samples > V:
+            raise OptionError("samples", f"is {options.samples:,}, more than the {V:,} words of the vocabulary it "
+                                         f"draws from: give at most {V:,} (or {param('softmax')} full)")
         if self.softmax == "hs":
             self.codes, self.points, self.lengths = _tree_arrays(tree_of(counts))
             n_cols = self.codes.shape[1]
@@ -198,6 +205,16 @@ class NPLMTrainer:
             self.lengths = np.zeros(1, np.int64)
             n_cols = V if self.softmax == "full" else options.samples + 1
         self.n_cols = n_cols
+        self.batch_work = batch_work(options, V, self.softmax, n_cols)
+        check_unit_work(self.batch_work, "minibatch",
+                        ["batch", "hidden", "dim", "context"] + (["samples"] if self.n_cols > 1 and
+                                                                 self.softmax in ("sampled", "nce") else []))
+        if arrays is None:
+            p = init_params(options, counts, seed)
+            arrays = dict(p)
+            for name, a in p.items():
+                arrays["v_" + name] = np.zeros_like(a)
+        self.p = {k: np.ascontiguousarray(arrays[k], np.float32) for k in self.array_specs(options, V)}
         self.n_samples = options.samples if self.softmax in ("sampled", "nce") else 0
         q = counts.astype(np.float64) / counts.sum()
         self.cdf = np.cumsum(q)
@@ -276,14 +293,22 @@ class NPLMTrainer:
             if b < state.block:
                 continue  # finished before the checkpoint
             before = epoch * self.work_per_epoch + state.pos
-            chunk_batches = max(1, CHUNK_EXAMPLES // o.batch)
+            # work-sized calls (fastemb.loop): chunks of at most CHUNK_EXAMPLES examples and about one call's
+            # work each, as many per call as the threads take; one thread trains the block bit for bit alike
+            chunk_batches = units_per_call(self.batch_work, 1, max(1, CHUNK_EXAMPLES // o.batch))
             chunk = chunk_batches * o.batch
-            loss = np.zeros((len(ids) + chunk - 1) // chunk, np.float64)
-            self.K.train_block(
-                ids, ends, o.context, o.batch, chunk_batches, self.seed, epoch, b, float(before),
-                max(self.total_work, 1.0), alpha, min_alpha, o.momentum, o.weight_decay, self.n_samples, self.cdf,
-                self.logq, p["emb"], p["W"], p["b"], p["out"], p["out_b"], p["v_emb"], p["v_W"], p["v_b"], p["v_out"],
-                p["v_out_b"], self.codes, self.points, self.lengths, code, activation, self.n_cols, loss)
+            n_chunks = (len(ids) + chunk - 1) // chunk
+            chunk_work = chunk_batches * self.batch_work + 2 * (self.V + p["out"].shape[0])
+            loss = np.zeros(n_chunks, np.float64)
+            ctx_all = self.K.sentence_contexts(ids, ends, o.context, self.V)
+            order = self.K.block_order(len(ids), self.seed, epoch, b)
+            for q_lo, q_hi in call_ranges(n_chunks, units_per_call(chunk_work, self.threads)):
+                self.K.train_range(
+                    ids, ctx_all, order, q_lo, q_hi, o.batch, chunk_batches, self.seed, epoch, b, float(before),
+                    max(self.total_work, 1.0), alpha, min_alpha, o.momentum, o.weight_decay, self.n_samples,
+                    self.cdf, self.logq, p["emb"], p["W"], p["b"], p["out"], p["out_b"], p["v_emb"], p["v_W"],
+                    p["v_b"], p["v_out"], p["v_out_b"], self.codes, self.points, self.lengths, code, activation,
+                    self.n_cols, loss)
             done = before + len(ids)
             current = max(min_alpha, alpha - (alpha - min_alpha) * done / max(self.total_work, 1.0))
             yield Step(work=len(ids), loss=float(loss.sum()), count=len(ids), extra=f"alpha {current:.5f}")
