@@ -63,25 +63,54 @@ def check_readable(path, what="file") -> str:
 
 
 def read_text_lines(path, what="file"):
-    """Yields (line number, line without its newline) of a UTF-8 text file (a BOM is dropped); a byte that
-    is not UTF-8 stops with a FileError naming the file and the line."""
+    """Yields (line number, line without its newline) of a UTF-8 text file (a BOM is dropped), or of UTF-16/32
+    text with a byte-order mark (as corpora are read); a byte that is not UTF-8 stops with a FileError naming
+    the file (once) and the line."""
+    from fastemb.corpus import sniff_encoding
     path = check_readable(path, what)
     try:
         with open(path, "rb") as f:
+            codec, skip = sniff_encoding(f.read(4096), path)  # UTF-16/32 with a byte-order mark, as corpora
+            f.seek(skip)
+            if codec != "utf-8":
+                text = io.TextIOWrapper(f, encoding=codec, errors="strict", newline=None)
+                n = 0
+                try:
+                    for n, line in enumerate(text, 1):
+                        yield n, line.rstrip("\r\n")
+                except UnicodeDecodeError:
+                    raise FileError(f"{path}:{n + 1}: not {codec.upper()} text, as its byte-order mark says: "
+                                    f"convert the file to UTF-8") from None
+                return
             for n, raw in enumerate(f, 1):
-                if n == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                    raw = raw[3:]
                 try:
                     line = raw.decode("utf-8")
                 except UnicodeDecodeError as e:
                     raise FileError(f"{path}:{n}: not UTF-8 text (byte 0x{raw[e.start]:02x} at column "
                                     f"{e.start + 1}): convert the file to UTF-8") from None
                 yield n, line.rstrip("\r\n")
+    except FileError:
+        raise  # a FileError is an OSError too: it names the file already
     except OSError as e:
         raise FileError(f"{path}: {describe_os_error(e)}") from None
 
 
 # ------------------------------------------------------------------------------------------ writing
+def file_sha256(path) -> str:
+    """SHA-256 of a file's bytes (read in 4 MB pieces; nothing is parsed)."""
+    import hashlib
+    h = hashlib.sha256()
+    try:
+        with open(check_readable(path), "rb") as f:
+            for piece in iter(lambda: f.read(4 << 20), b""):
+                h.update(piece)
+    except FileError:
+        raise
+    except OSError as e:
+        raise FileError(f"{path}: {describe_os_error(e)}") from None
+    return h.hexdigest()
+
+
 def part_name(path) -> str:
     """A fresh temporary name beside `path`: .BASE.PID.RANDOM.part, with BASE shortened so that the name
     fits the directory's limit whatever the length of the output's own name."""

@@ -18,10 +18,10 @@ from fastemb.progress import Progress, log, seconds
 
 # Work-sized kernel calls. Python sees SIGINT and SIGTERM only between two kernel calls, so no call may take
 # long at any accepted setting: every loop cuts its work into calls of about WORK_PER_CALL multiply-adds per
-# thread (a tenth of a second or so on one core), estimated from the options, not from a count of tokens; an
+# thread (0.2 s to 1 s on one core, as vectorised or not), estimated from the options, not from a count of tokens; an
 # indivisible unit (one minibatch, one document, one iteration) costing more than MAX_UNIT_WORK is refused
 # before anything is allocated, with the options that make it so named.
-WORK_PER_CALL = 1 << 27
+WORK_PER_CALL = 1 << 29
 MAX_UNIT_WORK = 1 << 30
 
 

@@ -23,6 +23,7 @@ entry point fails with one line (`pip install 'fastemb[dask]'`).
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -76,11 +77,55 @@ def connect(address):
         _announce(client)
         return client, True
     try:
-        client = distributed.Client(a, timeout="30s")
+        import dask
+        client = distributed.Client(a, timeout=dask.config.get("distributed.comm.timeouts.connect", "30s"))
     except (OSError, ValueError, TypeError) as e:
         raise FastembError(f"cannot connect to the Dask scheduler at {a}: {e}") from None
     _announce(client)
     return client, True
+
+
+CLUSTER_TIMEOUT_S = 60   # every connection and every reply of the cluster: a peer that never answers fails
+
+
+def _cluster_name(address) -> str:
+    if isinstance(address, str):
+        return address.strip()
+    return str(getattr(getattr(address, "scheduler", None), "address", None) or "(the client given)")
+
+
+def _cause(e) -> str:
+    text = " ".join(str(e).split())
+    return f"{type(e).__name__}" + (f": {text[:200]}" if text else "")
+
+
+@contextlib.contextmanager
+def cluster_guard(address, timeout_s=CLUSTER_TIMEOUT_S):
+    """Run distributed work so that a cluster failure is one line: a timeout on every connection and reply
+    (dask's comm timeouts), dask's own log lines about the failure silenced while it is turned into one
+    FastembError naming the cluster and the cause (a dead scheduler, a peer that never answers, a garbled
+    reply). fastemb's own errors and interruptions pass through unchanged."""
+    import logging
+    try:
+        import dask
+    except ImportError:
+        raise FastembError(DASK_MISSING) from None
+    quiet = [logging.getLogger(n) for n in ("distributed", "tornado", "asyncio")]
+    levels = [lg.level for lg in quiet]
+    name = _cluster_name(address)
+    with dask.config.set({"distributed.comm.timeouts.connect": f"{timeout_s}s",
+                          "distributed.comm.timeouts.tcp": f"{timeout_s}s"}):
+        try:
+            for lg in quiet:
+                lg.setLevel(logging.CRITICAL)
+            yield
+        except (FastembError, MemoryError):
+            raise
+        except Exception as e:
+            raise FastembError(f"the Dask cluster {name} failed: {_cause(e)}") from None
+        finally:
+            for lg, level in zip(quiet, levels):
+                lg.setLevel(level)
 
 
 WORKER_BYTES = 200 << 20   # what one local worker process takes at least (interpreter, dask, numpy, numba)

@@ -437,6 +437,9 @@ class Classifier:
             if options.eos and EOS not in words:
                 raise FileError(f"{path}: damaged classifier file (eos is on and /vocab/words has no {EOS})")
             labels = read_words(path, f, n_labels, name="labels")
+            bad = next((i for i, x in enumerate(labels) if not x or any(c.isspace() for c in x)), None)
+            if bad is not None:  # a label is a token of the training text: never empty, never with whitespace
+                raise FileError(f"{path}: damaged classifier file (label {bad + 1} is empty or holds whitespace)")
             counts = read_counts(path, f, n_words, required=False)
             label_counts = read_counts(path, f, n_labels, name="label_counts", required=False)
         return cls(words, labels, embedding, output, options, word_counts=counts, label_counts=label_counts,

@@ -127,6 +127,34 @@ def tree_of(counts):
     return build(np.asarray(counts, np.int64))
 
 
+def model_shapes(path, attrs, n_words, dim, group) -> dict:
+    """The shapes a language model's /model arrays must have, from its attributes and the vocabulary, the
+    hidden size taken from /model/hidden_weight's declared shape: compared before any array is read."""
+    softmax, context = attrs.get("softmax"), attrs.get("context")
+    if softmax not in CODES or isinstance(context, bool) or not isinstance(context, int) or not 1 <= context <= 64:
+        raise FileError(f"{path}: damaged language model (softmax {softmax!r}, context {context!r})")
+    declared = getattr(group.get("hidden_weight"), "shape", None)
+    if declared is None or len(declared) != 2 or not 1 <= declared[0] <= 100_000:
+        raise FileError(f"{path}: damaged language model (/model/hidden_weight is {declared})")
+    hidden = int(declared[0])
+    rows = n_words - 1 if softmax == "hs" else n_words
+    shapes = {"boundary": (dim,), "hidden_weight": (hidden, context * dim), "hidden_bias": (hidden,),
+              "output_weight": (rows, hidden), "output_bias": (rows,)}
+    labels = {"hidden_weight": f"hidden×{context * dim} (context {context} × dim {dim})"}
+    return {name: (shape, labels.get(name, "×".join(map(str, shape)))) for name, shape in shapes.items()}
+
+
+def tree_digest(codes, points, lengths) -> str:
+    """SHA-256 of a Huffman tree's arrays (stored with an hs model, compared with the tree rebuilt at load)."""
+    import hashlib
+    h = hashlib.sha256()
+    for x in (np.ascontiguousarray(codes, np.uint8), np.ascontiguousarray(points, np.int64),
+              np.ascontiguousarray(lengths, np.int64)):
+        h.update(str(x.shape).encode())
+        h.update(x.tobytes())
+    return h.hexdigest()
+
+
 def _tree_arrays(tree):
     return (np.ascontiguousarray(tree.codes, np.uint8), np.ascontiguousarray(tree.points, np.int64),
             np.ascontiguousarray(tree.lengths, np.int64))
@@ -317,8 +345,10 @@ class NPLMTrainer:
         p, V = self.p, self.V
         model = {"boundary": p["emb"][V].copy(), "hidden_weight": p["W"].copy(), "hidden_bias": p["b"].copy(),
                  "output_weight": p["out"].copy(), "output_bias": p["out_b"].copy()}
-        return {"vectors": p["emb"][:V].copy(), "model": model,
-                "attrs": {"softmax": self.softmax, "language_model": "nplm"}}
+        attrs = {"softmax": self.softmax, "language_model": "nplm"}
+        if self.softmax == "hs":
+            attrs["hs_tree_sha256"] = tree_digest(self.codes, self.points, self.lengths)
+        return {"vectors": p["emb"][:V].copy(), "model": model, "attrs": attrs}
 
 
 # ------------------------------------------------------------------------------------------ using a model
@@ -376,11 +406,20 @@ class LanguageModel:
             if arrays[name].shape != shape:
                 raise bad(f"/model/{name} is {'×'.join(map(str, arrays[name].shape))}, expected "
                           f"{'×'.join(map(str, shape))}")
-        if softmax == "hs":
-            tree = tree_of(emb.counts)
+        if softmax == "hs":  # the tree is rebuilt from the counts: it must be the one the model was trained on
+            saved = a.get("hs_tree_sha256")
+            if not isinstance(saved, str):
+                raise bad("no digest of its Huffman tree (hs_tree_sha256): the tree it was trained with cannot be "
+                          "checked")
+            counts = np.asarray(emb.counts)
+            if counts.shape != (V,) or (counts < 1).any():
+                raise bad("its word counts, which its Huffman tree is built from, are missing or not positive")
+            tree = tree_of(counts)
             codes, points, lengths = _tree_arrays(tree)
             if lengths.min() < 1 or points.min() < 0 or points.max() >= rows or codes.max() > 1:
                 raise bad("its Huffman tree")  # cannot happen for counts read through store.py
+            if tree_digest(codes, points, lengths) != saved:
+                raise bad("its word counts give another Huffman tree than the one it was trained with")
             self.codes, self.points, self.lengths = codes, points, lengths
         self.emb, self.where, self.V, self.dim, self.hidden = emb, where, V, dim, hidden
         self.softmax, self.activation, self.context = softmax, activation, context
@@ -391,7 +430,14 @@ class LanguageModel:
         corpus = record.get("corpus_options") if isinstance(record.get("corpus_options"), dict) else {}
         self.lowercase = bool(corpus.get("lowercase", a.get("lowercase", False)))
         pattern = corpus.get("token_pattern", a.get("token_pattern"))
-        self.token_pattern = pattern if isinstance(pattern, str) else None
+        if pattern is not None:  # the same check as the CLI's --token-pattern (no catastrophic backtracking)
+            from fastemb.corpus import CorpusOptions
+            try:
+                CorpusOptions(token_pattern=pattern)
+            except (OptionError, TypeError):
+                raise bad("its recorded token pattern is not one --token-pattern accepts") from None
+        self.token_pattern = pattern
+        self._out64 = None
 
     @classmethod
     def load(cls, path) -> "LanguageModel":
@@ -435,11 +481,17 @@ class LanguageModel:
     def log_probs(self, text, skip_unknown=False) -> np.ndarray:
         """log P(w | the text's last words) for every word w (float64 [V]), exactly normalised."""
         h = self._hidden(self.context_ids(text, skip_unknown)[None])[0]
-        logits = self.out.astype(np.float64) @ h.astype(np.float64) + self.out_b
-        if self.softmax == "hs":
-            return self.K.tree_all_log_probs(logits, self.codes, self.points, self.lengths)
-        m = logits.max()
-        return logits - (m + math.log(np.exp(logits - m).sum()))
+        with np.errstate(all="ignore"):
+            logits = self.out.astype(np.float64) @ h.astype(np.float64) + self.out_b
+            if self.softmax == "hs":
+                lp = self.K.tree_all_log_probs(logits, self.codes, self.points, self.lengths)
+            else:
+                m = logits.max()
+                lp = logits - (m + math.log(np.exp(logits - m).sum())) if np.isfinite(m) else logits + np.nan
+        if not np.isfinite(lp).all():
+            raise FastembError(f"{self.where}: the model gives non-finite probabilities (its weights overflow: a "
+                               f"diverged or damaged model)")
+        return lp
 
     def predict(self, text, k=10, skip_unknown=False) -> list:
         """The k most probable next words after `text`, with their probabilities: [(word, p), ...]."""
@@ -467,11 +519,14 @@ class LanguageModel:
             if self.softmax == "hs":
                 out[a:a + chunk] = self.K.tree_log_probs(H, y, self.out, self.out_b, self.codes, self.points,
                                                          self.lengths)
-            else:
-                z = H @ self.out.T + self.out_b
-                m = z.max(axis=1, keepdims=True)
-                lse = m[:, 0].astype(np.float64) + np.log(np.exp(z - m).sum(axis=1, dtype=np.float64))
-                out[a:a + chunk] = z[np.arange(len(y)), y].astype(np.float64) - lse
+            else:  # in float64, as log_probs (predict) computes them
+                if self._out64 is None:
+                    self._out64 = (np.ascontiguousarray(self.out.T, np.float64), self.out_b.astype(np.float64))
+                with np.errstate(all="ignore"):  # overflow shows as a non-finite perplexity (score: an error)
+                    z = H.astype(np.float64) @ self._out64[0] + self._out64[1]
+                    m = z.max(axis=1, keepdims=True)
+                    lse = m[:, 0] + np.log(np.exp(z - m).sum(axis=1))
+                    out[a:a + chunk] = z[np.arange(len(y)), y] - lse
         return out
 
     def score(self, text_or_path, memory=None) -> dict:
@@ -507,7 +562,11 @@ class LanguageModel:
                 lp = self.sequence_log_probs(ids, ends)
                 total -= float(lp.sum())
                 n += len(lp)
-        return {"perplexity": math.exp(total / n), "cross_entropy_bits": total / n / math.log(2), "tokens": n,
+        mean = total / n
+        if not math.isfinite(mean) or mean > 700:
+            raise FastembError(f"{self.where}: the model gives a non-finite perplexity on this text (its weights "
+                               f"overflow: a diverged or damaged model)")
+        return {"perplexity": math.exp(mean), "cross_entropy_bits": mean / math.log(2), "tokens": n,
                 "text_tokens": raw, "coverage": n / raw, "softmax": self.softmax}
 
     def perplexity(self, text_or_path) -> float:
