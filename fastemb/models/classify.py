@@ -268,11 +268,17 @@ class Classifier:
         probs = np.zeros((n, len(self.labels)), np.float32)
         if n == 0:
             return probs
+        from fastemb.loop import call_ranges, units_per_call
         longest = int(np.max(np.diff(doc_ends, prepend=0)))
-        with numba_threads(resolve_threads(self.options.threads)):
-            _kernels().predict_docs(tok, doc_ends, type_row, type_hash, len(self.words), self.options.buckets,
-                                    self.options.ngrams, self.eos_row, _eos_hash(), self.embedding, self.output,
-                                    (longest + 1) * self.options.ngrams, probs)
+        threads = resolve_threads(self.options.threads)
+        doc_work = 2 * len(self.labels) * self.dim + 2 * (int(doc_ends[-1]) // n + 1) * self.options.ngrams * self.dim
+        with numba_threads(threads):
+            for d0, d1 in call_ranges(n, units_per_call(doc_work, threads)):  # work-sized calls (loop.py)
+                off = int(doc_ends[d0 - 1]) if d0 > 0 else 0
+                _kernels().predict_docs(tok[off:int(doc_ends[d1 - 1])], doc_ends[d0:d1] - off, type_row, type_hash,
+                                        len(self.words), self.options.buckets, self.options.ngrams, self.eos_row,
+                                        _eos_hash(), self.embedding, self.output, (longest + 1) * self.options.ngrams,
+                                        probs[d0:d1])
         return probs
 
     def predict_proba(self, texts) -> np.ndarray:

@@ -503,8 +503,14 @@ class LanguageModel:
         top = top[np.lexsort((top, -lp[top]))]
         return [(self.emb.words[i], float(np.exp(lp[i]))) for i in top]
 
-    def sequence_log_probs(self, ids, ends, chunk=1024) -> np.ndarray:
-        """log P of every token of sentences given as ids (int, < V) with their end offsets (float64)."""
+    def sequence_log_probs(self, ids, ends, chunk=None) -> np.ndarray:
+        """log P of every token of sentences given as ids (int, < V) with their end offsets (float64), in
+        work-sized pieces (fastemb.loop) of at most 1024 tokens."""
+        if chunk is None:
+            from fastemb.loop import units_per_call
+            from fastemb.parallel import max_threads
+            chunk = units_per_call(self.hidden * (self.context * self.dim + self.out.shape[0] + 1), max_threads(),
+                                   1024)
         ids = np.ascontiguousarray(ids, np.int64)
         ends = np.ascontiguousarray(ends, np.int64)
         if len(ids) and (ids.min() < 0 or ids.max() >= self.V):
