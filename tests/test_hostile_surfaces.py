@@ -473,3 +473,22 @@ def test_plot_top_is_bounded(tmp_path):
     fastemb.Embeddings([f"w{i}" for i in range(10)], np.ones((10, 2), np.float32)).save(model)
     rc, _, err = run_cli("plot", model, "-o", tmp_path / "m.png", "--top", "1000000")
     assert_one_line_error(rc, err, contains="--top")
+
+
+@pytest.mark.slow
+def test_local_cluster_leaves_no_scratch_space(tmp_path):
+    """--dask local:1 keeps dask-scratch-space/ inside a fastemb work directory, removed at exit: nothing is
+    left in the current directory nor in the temporary directory."""
+    pytest.importorskip("distributed")
+    corpus = tmp_path / "c.txt"
+    planted_corpus(corpus, sentences=200)
+    run_in = tmp_path / "cwd"
+    tmp = tmp_path / "tmp"
+    run_in.mkdir()
+    tmp.mkdir()
+    p = subprocess.run([sys.executable, "-m", "fastemb", "vocab", str(corpus), "-o", str(tmp_path / "v.tsv"),
+                        "--dask", "local:1", "--quiet"], cwd=run_in, capture_output=True, text=True, timeout=600,
+                       env={**os.environ, "PYTHONPATH": ROOT, "TMPDIR": str(tmp)})
+    assert p.returncode == 0, p.stderr
+    assert (tmp_path / "v.tsv").exists()
+    assert os.listdir(run_in) == [] and [n for n in os.listdir(tmp) if "dask" in n or "fastemb" in n] == []

@@ -157,10 +157,12 @@ def _local_cluster(distributed, n):
     import shutil
     import weakref
     from fastemb.files import work_dir
+    import dask
     scratch = work_dir(kind="dask")
     try:
-        client = distributed.Client(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
-                                    local_directory=scratch)
+        with dask.config.set({"temporary-directory": scratch}):  # the scheduler's and nannies' scratch too
+            client = distributed.Client(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
+                                        local_directory=scratch)
     except BaseException:
         shutil.rmtree(scratch, ignore_errors=True)
         raise
