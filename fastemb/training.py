@@ -411,7 +411,8 @@ def _check_input_digests(record, paths, path) -> dict:
                         f"fastemb, or damaged): start the run again")
     for p in paths:
         if file_sha256(p) != saved[p]:
-            raise FastembError(f"{p}: changed since the checkpoint {path} was written (its SHA-256 differs)")
+            raise FastembError(f"{path}: the input changed since the checkpoint: {p} (its SHA-256 differs; it "
+                               f"was not read)")
     return saved
 
 
