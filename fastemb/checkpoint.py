@@ -130,13 +130,45 @@ def checkpoint_owner(path):
         return None, str(e)
 
 
-def claim_checkpoint_path(path, force):
+def made_for(path, run_id, output) -> bool:
+    """Is the checkpoint at `path` provably this run's own, written for this output? Its run id is `run_id`,
+    and its sealed record names `path` as the run's checkpoint and `output` as the run's output. Only such a
+    file is removed when the finished model is saved: a copy kept elsewhere, or a checkpoint of a run that
+    wrote another output, is left alone."""
+    from fastemb.store import open_h5
+    if output is None or not os.path.isfile(path) or os.path.islink(path):
+        return False
+    try:
+        with open_h5(path, "checkpoint") as f:
+            record_json, state_json = str(f.attrs["record"]), str(f.attrs["state"])
+            if str(f.attrs.get("header_sha256", "")) != _header_digest(record_json, state_json):
+                return False
+            owner = str(f.attrs.get("run_id", ""))
+        record = json.loads(record_json)
+    except (FastembError, KeyError, ValueError, TypeError, OSError):
+        return False
+    return (bool(run_id) and owner == run_id and isinstance(record, dict)
+            and record.get("checkpoint") == os.path.abspath(path)
+            and record.get("output") == os.path.abspath(os.fspath(output)))
+
+
+def recorded_here(resumable, output) -> bool:
+    """Is a resumed checkpoint at the place its run recorded (not a copy moved or kept elsewhere), resumed for
+    the output it was written for? Then the resumed run goes on writing it; otherwise it is left as it is."""
+    return (resumable.record.get("checkpoint") == os.path.abspath(resumable.path)
+            and resumable.record.get("output") == (None if output is None else os.path.abspath(os.fspath(output))))
+
+
+def claim_checkpoint_path(path, force, run_id=None):
     """Policy for a new run that will checkpoint to `path`: a checkpoint there belongs to another run and
-    is never overwritten, unless `force` (then it is removed now)."""
+    is never overwritten, unless `force` (then it is removed now). A resumed run (`run_id`) may continue
+    over a checkpoint of its own run."""
     if not os.path.lexists(path):
         return
     if os.path.isdir(path):
         raise FileError(f"{path}: the checkpoint path is a directory")
+    if run_id is not None and os.path.isfile(path) and checkpoint_owner(path)[0] == run_id:
+        return
     if not force:
         _, summary = checkpoint_owner(path)
         raise FileError(f"{path}: a checkpoint of another run is there ({summary}): continue it with "

@@ -27,7 +27,8 @@ from fastemb.errors import FileError
 
 TMP_PREFIX = "fastemb-"
 _PART = re.compile(r"^\.(?P<base>.*)\.(?P<pid>\d+)\.[0-9a-f]{8}\.part$")
-_WORK = re.compile(r"^fastemb-(?:cooc-)?(?P<pid>\d+)-")
+_WORK = re.compile(r"^fastemb-(?:[a-z]+-)?(?P<pid>\d+)-[a-z0-9_]{8}$")
+WORK_MARKER = ".fastemb-work"   # written inside every work directory when it is made; checked before removal
 
 
 def describe_os_error(e: OSError) -> str:
@@ -62,25 +63,54 @@ def check_readable(path, what="file") -> str:
 
 
 def read_text_lines(path, what="file"):
-    """Yields (line number, line without its newline) of a UTF-8 text file (a BOM is dropped); a byte that
-    is not UTF-8 stops with a FileError naming the file and the line."""
+    """Yields (line number, line without its newline) of a UTF-8 text file (a BOM is dropped), or of UTF-16/32
+    text with a byte-order mark (as corpora are read); a byte that is not UTF-8 stops with a FileError naming
+    the file (once) and the line."""
+    from fastemb.corpus import sniff_encoding
     path = check_readable(path, what)
     try:
         with open(path, "rb") as f:
+            codec, skip = sniff_encoding(f.read(4096), path)  # UTF-16/32 with a byte-order mark, as corpora
+            f.seek(skip)
+            if codec != "utf-8":
+                text = io.TextIOWrapper(f, encoding=codec, errors="strict", newline=None)
+                n = 0
+                try:
+                    for n, line in enumerate(text, 1):
+                        yield n, line.rstrip("\r\n")
+                except UnicodeDecodeError:
+                    raise FileError(f"{path}:{n + 1}: not {codec.upper()} text, as its byte-order mark says: "
+                                    f"convert the file to UTF-8") from None
+                return
             for n, raw in enumerate(f, 1):
-                if n == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                    raw = raw[3:]
                 try:
                     line = raw.decode("utf-8")
                 except UnicodeDecodeError as e:
                     raise FileError(f"{path}:{n}: not UTF-8 text (byte 0x{raw[e.start]:02x} at column "
                                     f"{e.start + 1}): convert the file to UTF-8") from None
                 yield n, line.rstrip("\r\n")
+    except FileError:
+        raise  # a FileError is an OSError too: it names the file already
     except OSError as e:
         raise FileError(f"{path}: {describe_os_error(e)}") from None
 
 
 # ------------------------------------------------------------------------------------------ writing
+def file_sha256(path) -> str:
+    """SHA-256 of a file's bytes (read in 4 MB pieces; nothing is parsed)."""
+    import hashlib
+    h = hashlib.sha256()
+    try:
+        with open(check_readable(path), "rb") as f:
+            for piece in iter(lambda: f.read(4 << 20), b""):
+                h.update(piece)
+    except FileError:
+        raise
+    except OSError as e:
+        raise FileError(f"{path}: {describe_os_error(e)}") from None
+    return h.hexdigest()
+
+
 def part_name(path) -> str:
     """A fresh temporary name beside `path`: .BASE.PID.RANDOM.part, with BASE shortened so that the name
     fits the directory's limit whatever the length of the output's own name."""
@@ -256,9 +286,34 @@ def work_dir(parent=None, kind="") -> str:
     clean_stale(parent)
     prefix = f"{TMP_PREFIX}{kind + '-' if kind else ''}{os.getpid()}-"
     try:
-        return tempfile.mkdtemp(prefix=prefix, dir=parent)
+        path = tempfile.mkdtemp(prefix=prefix, dir=parent)
+        with open(os.path.join(path, WORK_MARKER), "x") as f:
+            f.write(_marker_text(path))
+        return path
     except OSError as e:
         raise FileError(f"{parent}: cannot create a work directory: {describe_os_error(e)}") from None
+
+
+def _marker_text(path) -> str:
+    return f"fastemb work directory {os.path.basename(path)}\n"
+
+
+def is_work_dir(path) -> bool:
+    """Did fastemb make this directory (`work_dir`)? Its name is fastemb-[KIND-]PID-XXXXXXXX, it is a real
+    directory (not a link) and it holds the marker file written when it was made, naming it. A user's
+    folder that merely looks like one (fastemb-2024-results/) is never taken for one."""
+    name = os.path.basename(os.path.normpath(path))
+    marker = os.path.join(path, WORK_MARKER)
+    if not _WORK.match(name) or os.path.islink(path) or not os.path.isdir(path):
+        return False
+    try:
+        st = os.lstat(marker)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > 4096:
+            return False
+        with open(marker, encoding="utf-8", errors="replace") as f:
+            return f.read(4096) == _marker_text(path)
+    except OSError:
+        return False
 
 
 def stale_entries(directory) -> list:
@@ -269,12 +324,22 @@ def stale_entries(directory) -> list:
     except OSError:
         return out
     for name in names:
-        m = _WORK.match(name) or _PART.match(name)
-        if m and not _alive(int(m.group("pid"))):
-            out.append(os.path.join(directory, name))
-        elif name.startswith(".") and name.endswith(LOCK_SUFFIX) and _lock_is_free(os.path.join(directory, name)):
-            out.append(os.path.join(directory, name))
+        path = os.path.join(directory, name)
+        work, part = _WORK.match(name), _PART.match(name)
+        if work and is_work_dir(path) and not _alive(int(work.group("pid"))):
+            out.append(path)
+        elif part and _regular_file(path) and not _alive(int(part.group("pid"))):
+            out.append(path)
+        elif name.startswith(".") and name.endswith(LOCK_SUFFIX) and _regular_file(path) and _lock_is_free(path):
+            out.append(path)
     return out
+
+
+def _regular_file(path) -> bool:
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
 
 
 def clean_stale(directory) -> list:
@@ -283,6 +348,8 @@ def clean_stale(directory) -> list:
     for path in stale_entries(directory):
         try:
             if os.path.isdir(path) and not os.path.islink(path):
+                if not is_work_dir(path):  # checked again just before removal
+                    continue
                 shutil.rmtree(path)
             else:
                 os.remove(path)

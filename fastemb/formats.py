@@ -34,11 +34,12 @@ def write_vectors(path, words, vectors, fmt):
 
 
 MAX_WORD_BYTES = 4096
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def _header(line):
     parts = line.split()
-    if len(parts) == 2 and all(p.isdigit() for p in parts):
+    if len(parts) == 2 and all(p.isascii() and p.isdigit() for p in parts):
         return int(parts[0]), int(parts[1])
     return None
 
@@ -132,13 +133,18 @@ def _read_text(f, path, n, dim, first_line=None):
         if n is not None and len(rows) == n:
             raise FileError(f"{path}:{line_no}: more vectors than the {n} its header announces")
         words.add(_check_word(path, f"line {line_no}", items[0].encode("utf-8")), f"line {line_no}")
-        try:
-            row = np.array(items[1:], dtype=np.float32)
+        values = text[len(items[0]) + 1:]
+        try:  # numbers as C writes them: ASCII, no digit separators ('1_0') nor other scripts' digits
+            if not values.isascii() or "_" in values:
+                raise ValueError
+            row = np.array(items[1:], dtype=np.float64)
         except ValueError:
             raise FileError(f"{path}:{line_no}: not a number in the vector of {items[0]!r}") from None
         if not np.isfinite(row).all():
             raise FileError(f"{path}:{line_no}: non-finite value in the vector of {items[0]!r}")
-        rows.append(row)
+        if (np.abs(row) > FLOAT32_MAX).any():
+            raise FileError(f"{path}:{line_no}: a value in the vector of {items[0]!r} is out of the float32 range")
+        rows.append(row.astype(np.float32))
     if not rows:
         raise FileError(f"{path}: no vectors")
     if n is not None and len(rows) != n:

@@ -3,7 +3,8 @@
 A trainer's `run_epoch(state)` runs one kernel call per block and yields a `Step`; this loop does the rest,
 identically for every algorithm: the position and loss bookkeeping in `TrainState`, progress, the
 divergence guard, and the callbacks (checkpointing is one of them). Python owns everything between two
-kernel calls, so Ctrl-C and SIGTERM act within about a second.
+kernel calls, so Ctrl-C and SIGTERM act within about a second: trainers size their calls by work with
+`units_per_call` / `call_ranges` and refuse an indivisible unit that is too big (`check_unit_work`).
 """
 from __future__ import annotations
 
@@ -14,6 +15,38 @@ from dataclasses import dataclass
 from fastemb.callbacks import call
 from fastemb.errors import FastembError, param
 from fastemb.progress import Progress, log, seconds
+
+# Work-sized kernel calls. Python sees SIGINT and SIGTERM only between two kernel calls, so no call may take
+# long at any accepted setting: every loop cuts its work into calls of about WORK_PER_CALL multiply-adds per
+# thread (0.2 s to 1 s on one core, as vectorised or not), estimated from the options, not from a count of tokens; an
+# indivisible unit (one minibatch, one document, one iteration) costing more than MAX_UNIT_WORK is refused
+# before anything is allocated, with the options that make it so named.
+WORK_PER_CALL = 1 << 29
+MAX_UNIT_WORK = 1 << 30
+
+
+def units_per_call(unit_work, threads=1, most=None) -> int:
+    """How many units of `unit_work` one kernel call takes on `threads` threads (at least 1, at most `most`)."""
+    n = max(1, (WORK_PER_CALL * max(int(threads), 1)) // max(int(unit_work), 1))
+    return n if most is None else max(1, min(n, int(most)))
+
+
+def call_ranges(n_units, per_call):
+    """[lo, hi) ranges of n_units in calls of per_call units."""
+    per_call = max(1, int(per_call))
+    return [(lo, min(n_units, lo + per_call)) for lo in range(0, int(n_units), per_call)]
+
+
+def check_unit_work(unit_work, what, names):
+    """Refuse settings where one indivisible unit of work would run past about a second without a signal being
+    seen (names: the options that set its size, the first one blamed)."""
+    from fastemb.errors import OptionError
+    if unit_work > MAX_UNIT_WORK:
+        others = ", ".join(param(n) for n in names[1:])
+        raise OptionError(names[0], f"makes one {what} about {unit_work:.3g} multiply-adds, more than one kernel call "
+                                    f"may take ({MAX_UNIT_WORK:.3g}; it could not be interrupted): lower it"
+                                    + (f" or {others}" if others else ""))
+
 
 # A loss this many times the untrained model's means the run has diverged (the word2vec loss cannot
 # legitimately exceed about 8.7x, a learning GloVe stays far below 1x).

@@ -136,7 +136,58 @@ def regex(v):
                 "grouping")
     if compiled.match(""):
         return "matches the empty string"
+    if _nested_repeat(v):
+        return ("repeats a part that is itself repeated (like (?:a+)+), which can take exponential time on a "
+                "short line: write it without the nested quantifier")
     return None
+
+
+def _nested_repeat(pattern) -> bool:
+    """Does the regular expression repeat (more than once) a part that begins with another repeat or with
+    alternatives, like (?:a+)+ or (?:a|ab)*? Such patterns backtrack catastrophically: exponential time in the
+    length of a line that fails to match. A repeated part that begins with a required character, like the
+    -\\w+ of \\w+(?:-\\w+)*, is safe: each pass is anchored by it."""
+    try:
+        import re._parser as sre
+    except ImportError:  # Python < 3.11
+        import sre_parse as sre
+    repeats = {sre.MAX_REPEAT, sre.MIN_REPEAT} | ({sre.POSSESSIVE_REPEAT} if hasattr(sre, "POSSESSIVE_REPEAT")
+                                                    else set())
+
+    def starts_ambiguous(items):
+        items = list(items)
+        if not items:
+            return False
+        op, av = items[0]
+        if op in repeats:
+            return av[1] > 1 or av[0] == 0
+        if op is sre.BRANCH:
+            return len(av[1]) > 1
+        if op is sre.SUBPATTERN:
+            return starts_ambiguous(av[-1])
+        return False
+
+    def walk(items):
+        for op, av in items:
+            if op in repeats:
+                if av[1] > 1 and starts_ambiguous(av[2]):
+                    return True
+                if walk(av[2]):
+                    return True
+            elif op is sre.BRANCH:
+                if any(walk(b) for b in av[1]):
+                    return True
+            elif op is sre.SUBPATTERN:
+                if walk(av[-1]):
+                    return True
+            elif op in (sre.ASSERT, sre.ASSERT_NOT):
+                if walk(av[1]):
+                    return True
+        return False
+    try:
+        return walk(sre.parse(pattern))
+    except Exception:
+        return True
 
 
 # ----------------------------------------------------------------------------- the shared meanings

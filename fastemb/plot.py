@@ -8,6 +8,8 @@ from fastemb.errors import FastembError, param
 from fastemb.seeding import generator
 
 TSNE_MAX_POINTS = 5000
+MAX_MAP_WORDS = 5000    # labels on one map (PCA too): more are unreadable, and placing them is O(n²)
+ADJUST_MAX_LABELS = 1000  # labels moved apart by adjustText (its passes are O(n²) in Python); more are drawn as placed
 
 
 def pca_2d(X, return_variance=False):
@@ -35,7 +37,11 @@ def tsne_2d(X, perplexity=30.0, iterations=1000, seed=1, learning_rate=None, exa
     sq = (X * X).sum(1)
     D = np.maximum(sq[:, None] + sq[None, :] - 2 * X @ X.T, 0)
     D /= D.max() if D.max() > 0 else 1.0
-    P = K.conditional_p(D, perplexity, 1e-5, 200)
+    P = np.zeros((n, n))
+    from fastemb.loop import call_ranges, units_per_call
+    from fastemb.parallel import max_threads
+    for r0, r1 in call_ranges(n, units_per_call(2 * n * 200, max_threads())):  # work-sized calls (loop.py)
+        K.conditional_p_rows(D, perplexity, 1e-5, 200, r0, r1, P)
     P = (P + P.T) / (2.0 * n)
     P = np.maximum(P, 1e-12)
     Y = pca_2d(X)
@@ -78,6 +84,9 @@ def word_map(emb, words, path, *, method="tsne", perplexity=30.0, iterations=100
     """A labelled 2-D map of `words` (PCA with the variance each axis explains, or exact t-SNE) as a PNG."""
     if len(words) < 3:
         raise FastembError("fewer than 3 words to plot")
+    if len(words) > MAX_MAP_WORDS:
+        raise FastembError(f"a map of {len(words):,} words: at most {MAX_MAP_WORDS:,} labels fit on one (lower "
+                           f"{param('top')} or list fewer {param('words_file')})")
     X = emb.get_normed_vectors()[[emb.get_index(w) for w in words]]
     name = title or "embeddings"
     if method == "pca":
@@ -106,7 +115,8 @@ def draw_map(points, labels, path, title="", xlabel="", ylabel=""):
     texts = [ax.text(x, y, label, fontsize=fontsize) for (x, y), label in zip(points, labels)]
     try:
         from adjustText import adjust_text
-        adjust_text(texts, ax=ax, expand=(1.05, 1.2), arrowprops=dict(arrowstyle="-", color="0.6", lw=0.5))
+        if n <= ADJUST_MAX_LABELS:
+            adjust_text(texts, ax=ax, expand=(1.05, 1.2), arrowprops=dict(arrowstyle="-", color="0.6", lw=0.5))
     except ImportError:
         from fastemb.progress import log
         log.warning("warning: labels may overlap: pip install adjustText (or 'fastemb[plot]') to move them apart")

@@ -469,10 +469,12 @@ def _model_arrays(model) -> dict:
     return out
 
 
-def read_model(path, f) -> dict | None:
+def read_model(path, f, expected=None, expected_what="model") -> dict | None:
     """The named arrays under /model/ (None when there is none): each a 1-D or 2-D dataset of numbers, floats
     finite and read as float32, integers as int64; nothing else may be in the group. What the arrays must be
-    for a given model is checked by its owner (e.g. nplm.LanguageModel) before any kernel sees them."""
+    for a given model is checked by its owner (e.g. nplm.LanguageModel) before any kernel sees them; `expected`
+    (name -> (shape, how to say it)), when the owner can tell from the attributes, is compared with every
+    array's declared shape before its data is read (a crafted file declaring a huge array is refused unread)."""
     if "model" not in f:
         return None
     g = f["model"]
@@ -489,6 +491,13 @@ def read_model(path, f) -> dict | None:
             raise FileError(f"{path}: /model/{name} has {ndim} dimensions, expected 1 or 2")
         if g[name].dtype.kind not in "fiu":
             raise FileError(f"{path}: /model/{name} holds {g[name].dtype}, expected numbers")
+        if expected is not None:  # the owner's shapes, compared before any data is read
+            if name not in expected:
+                raise FileError(f"{path}: damaged {expected_what} (/model/{name} is not one of its arrays)")
+            shape, label = expected[name]
+            if tuple(g[name].shape) != tuple(shape):
+                raise FileError(f"{path}: damaged {expected_what} (/model/{name} is "
+                                f"{'×'.join(map(str, g[name].shape))}, expected {label})")
         a = read_array(path, f, f"model/{name}", kinds="fiu")
         if a.dtype.kind == "f" and a.size and np.abs(a).max() > np.finfo(np.float32).max:
             raise FileError(f"{path}: /model/{name} holds values beyond float32's range")
@@ -524,7 +533,11 @@ def load_embeddings(path) -> dict:
             u = read_array(path, f, "svd/u", ndim=2, shape=(n, k), dtype=np.float32)
             vt = read_array(path, f, "svd/vt", ndim=2, shape=(k, None), dtype=np.float32)
             out["svd"] = {"u": u, "s": s, "vt": vt}
-        out["model"] = read_model(path, f)
+        expected = None
+        if "model" in f and isinstance(f["model"], _h5py().Group) and out["attrs"].get("algo") == "nplm":
+            from fastemb.models.nplm import model_shapes
+            expected = model_shapes(path, out["attrs"], n, d, f["model"])
+        out["model"] = read_model(path, f, expected, "language model")
         return out
 
 

@@ -54,6 +54,8 @@ class _Plan:
     init_path: str | None = None        # ... and the file they came from
     update_vocab: bool = False          # ... with the new corpus's words appended
     client: object = None               # count the co-occurrences on this Dask cluster (Client or address)
+    input_sha256: dict | None = None    # a checkpointed run's input files -> SHA-256 (checked before a resume reads)
+    init_file_sha256: str | None = None  # ... and its init model file's
 
 
 @dataclass
@@ -108,20 +110,21 @@ def train(corpus=None, algo=None, *, cooc=None, options=None, corpus_options=Non
         plan = _plan(req, callbacks, output, force, checkpoint, checkpoint_every, resume, tmp_dir)
         if plan.client is None:
             return _execute(plan)
-        from fastemb.dask import connect
-        plan.client, owned = connect(plan.client)
-        try:
-            return _execute(plan)
-        finally:
-            if owned:
-                plan.client.close()
+        from fastemb.dask import cluster_guard, connect
+        with cluster_guard(plan.client):
+            plan.client, owned = connect(plan.client)
+            try:
+                return _execute(plan)
+            finally:
+                if owned:
+                    plan.client.close()
 
 
 # ------------------------------------------------------------------------------------------ planning
 def _plan(req: _Request, callbacks, output, force, checkpoint, checkpoint_every, resume, tmp_dir) -> _Plan:
     """Every check that needs no corpus: options, inputs, outputs, checkpoint policy. Nothing is read
     but a checkpoint to resume."""
-    from fastemb.checkpoint import Checkpoint, claim_checkpoint_path, parse_every
+    from fastemb.checkpoint import Checkpoint, claim_checkpoint_path, parse_every, recorded_here
     from fastemb.files import check_work_dir
     from fastemb.store import check_output
     callbacks = as_callbacks(callbacks)
@@ -147,7 +150,12 @@ def _plan(req: _Request, callbacks, output, force, checkpoint, checkpoint_every,
         if not plan.algorithm.iterative:
             raise OptionError("checkpoint_every" if every is not None else "checkpoint",
                               f"does not apply to {plan.algorithm.name}: it has no epochs")
-        path = checkpoint or (resume if resume is not None else (None if output is None else f"{output}.ckpt"))
+        own = resume is not None and recorded_here(plan.resumed, output)
+        path = checkpoint or (resume if own else (None if output is None else f"{output}.ckpt"))
+        if path is None and checkpoint_every is None and resume is not None:
+            log.info(f"checkpoint: {resume} is a copy or was written for another output; it is left as it is "
+                     f"and this run writes no checkpoints (give {param('output')} or {param('checkpoint')})")
+            return plan
         if path is None:
             raise OptionError("checkpoint_every", f"needs a file: give {param('checkpoint')} or {param('output')}")
         if plan.sources is not None and not _files_only(plan.sources) or plan.matrix is not None or \
@@ -156,8 +164,13 @@ def _plan(req: _Request, callbacks, output, force, checkpoint, checkpoint_every,
                                                   "corpus (or the co-occurrence matrix, or the init model) as "
                                                   "files, not stdin or Python objects")
         plan.checkpoint, plan.checkpoint_every = os.fspath(path), every or "1"
+        if plan.input_sha256 is None:  # what a resumed run must find again, checked before it parses anything
+            from fastemb.files import file_sha256
+            plan.input_sha256 = {p: file_sha256(p) for p in (plan.sources or [plan.cooc_file])}
+            if plan.init_path is not None:
+                plan.init_file_sha256 = file_sha256(plan.init_path)
         if resume is None or os.path.abspath(plan.checkpoint) != os.path.abspath(resume):
-            claim_checkpoint_path(plan.checkpoint, force)
+            claim_checkpoint_path(plan.checkpoint, force, run_id=plan.run_id if resume is not None else None)
     elif output is not None and resume is None and os.path.exists(f"{output}.ckpt"):
         log.warning(f"warning: {output}.ckpt holds an unfinished run; it is left alone (continue it with "
                     f"{param('resume')})")
@@ -301,6 +314,14 @@ def _init_model(algorithm, init, given):
     if not isinstance(init, Embeddings):
         path = os.path.abspath(os.fspath(init))
         init = load(path)
+    trained_by = init.attrs.get("algo")
+    known = {a.name: a for a in registry.all_algorithms()}
+    if init.attrs.get("language_model") or (isinstance(trained_by, str) and trained_by in known
+                                            and known[trained_by].init_arrays is None):
+        able = [a.name for a in registry.all_algorithms() if a.init_arrays is not None]
+        raise OptionError("init", f"is a {trained_by or 'language'} model: continued training takes a model of "
+                                  f"{', '.join(able)} (or vectors from a text file), whose vectors and context "
+                                  f"vectors mean what {algorithm.name}'s do")
     base_model, base_corpus = algorithm.options(dim=init.dim), CorpusOptions()
     try:
         record = json.loads(init.attrs.get("options") or "null")
@@ -374,11 +395,29 @@ def _plan_resume(path, req: _Request) -> _Plan:
     for p in sources or [cooc_file]:
         if p != "-" and not os.path.exists(p):
             raise FileError(f"{p}: the input of the run in {path} is gone")
-    init, init_path = _resume_init(record, path, req)
+    digests = _check_input_digests(record, sources or [cooc_file], path)
+    init, init_path, init_sha = _resume_init(record, path, req)
     plan = _Plan(algorithm, model, copts, run, sources, cooc_file, None, None, [], None,
                  record.get("checkpoint_every"), ck.run_id or uuid.uuid4().hex, resumed=ck, init=init,
-                 init_path=init_path, update_vocab=bool(record.get("update_vocab")))
+                 init_path=init_path, update_vocab=bool(record.get("update_vocab")), input_sha256=digests,
+                 init_file_sha256=init_sha)
     return plan
+
+
+def _check_input_digests(record, paths, path) -> dict:
+    """The SHA-256 of every input file the checkpoint's record names, compared before any of them is parsed
+    (a file changed since, or a record pointing elsewhere, is refused without reading its content)."""
+    from fastemb.files import file_sha256
+    saved = (record.get("inputs") or {}).get("sha256")
+    if not isinstance(saved, dict) or sorted(saved) != sorted(paths) or \
+            not all(isinstance(v, str) for v in saved.values()):
+        raise FileError(f"{path}: its record holds no checksums of its input files (a checkpoint of an older "
+                        f"fastemb, or damaged): start the run again")
+    for p in paths:
+        if file_sha256(p) != saved[p]:
+            raise FastembError(f"{path}: the input changed since the checkpoint: {p} (its SHA-256 differs; it "
+                               f"was not read)")
+    return saved
 
 
 def _resume_init(record, path, req):
@@ -390,13 +429,19 @@ def _resume_init(record, path, req):
     if req.update_vocab and not record.get("update_vocab"):
         raise OptionError("update_vocab", f"is True, but the run in {path} was started without it")
     if saved is None:
-        return None, None
-    if not isinstance(saved, dict) or not isinstance(saved.get("path"), str):
+        return None, None, None
+    if not isinstance(saved, dict) or not isinstance(saved.get("path"), str) or \
+            not isinstance(saved.get("file_sha256"), str):
         raise FileError(f"{path}: damaged checkpoint record (init)")
+    from fastemb.files import file_sha256
+    if not os.path.exists(saved["path"]):
+        raise FileError(f"{saved['path']}: the init model of the run in {path} is gone")
+    if file_sha256(saved["path"]) != saved["file_sha256"]:  # compared before the file is parsed
+        raise FastembError(f"{path}: its init model {saved['path']} changed since the checkpoint")
     init = load(saved["path"])
     if _embeddings_digest(init) != saved.get("sha256"):
         raise FastembError(f"{path}: its init model {saved['path']} changed since the checkpoint")
-    return init, saved["path"]
+    return init, saved["path"], saved["file_sha256"]
 
 
 def _embeddings_digest(emb) -> str:
@@ -416,10 +461,13 @@ def _record(plan, fingerprint) -> dict:
             "corpus_options": None if plan.corpus_options is None else plan.corpus_options.to_dict(),
             "run": {"seed": plan.run.seed, "threads": plan.run.threads},
             "inputs": {"corpus": None if plan.sources is None else [str(s) for s in plan.sources],
-                       "cooc": plan.cooc_file},
+                       "cooc": plan.cooc_file, "sha256": plan.input_sha256},
             "fingerprint": fingerprint, "checkpoint_every": plan.checkpoint_every,
+            "output": None if plan.output is None else os.path.abspath(plan.output),
+            "checkpoint": None if plan.checkpoint is None else os.path.abspath(plan.checkpoint),
             "init": None if plan.init is None else {"path": plan.init_path, "sha256": _embeddings_digest(plan.init)
-                                                    if plan.init_path else None},
+                                                    if plan.init_path else None,
+                                                    "file_sha256": plan.init_file_sha256},
             "update_vocab": plan.update_vocab}
 
 
@@ -461,9 +509,12 @@ def _execute(plan: _Plan):
     emb.attrs["total_seconds"] = time.perf_counter() - t0
     if plan.output is not None:
         emb.save(plan.output)  # durable (fsync, rename, fsync of the directory) ...
+        from fastemb.checkpoint import made_for
         for done in {plan.checkpoint, plan.resumed.path if plan.resumed else None} - {None}:
-            if os.path.exists(done):
-                os.remove(done)  # ... before the checkpoints it supersedes go
+            if made_for(done, plan.run_id, plan.output):
+                os.remove(done)  # ... before the checkpoints it supersedes go (only this run's, for this output)
+            elif os.path.exists(done):
+                log.info(f"checkpoint kept: {done} (not this run's checkpoint for {plan.output})")
     elif plan.checkpoint and os.path.exists(plan.checkpoint):
         log.info(f"checkpoint kept: {plan.checkpoint} (the model was not saved to a file)")
     return emb

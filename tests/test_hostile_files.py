@@ -349,16 +349,53 @@ def test_leftovers_of_killed_runs_are_removed(tmp_path, corpus_3m):
     assert os.listdir(work) == [] and sorted(os.listdir(out_dir)) == ["fresh.h5"]
 
 
+def _work_dir(path):
+    """A directory as fastemb's work_dir makes it: the name and the marker file inside."""
+    from fastemb.files import WORK_MARKER
+    path.mkdir()
+    (path / WORK_MARKER).write_text(f"fastemb work directory {path.name}\n")
+    return path
+
+
 def test_clean_leaves_live_runs_alone(tmp_path):
-    live = tmp_path / f"fastemb-{os.getpid()}-abcd"
-    dead = tmp_path / "fastemb-999999999-abcd"
+    live = _work_dir(tmp_path / f"fastemb-{os.getpid()}-abcd1234")
+    dead = _work_dir(tmp_path / "fastemb-999999999-abcd1234")
     part = tmp_path / ".x.h5.999999999.0123abcd.part"
-    live.mkdir()
-    dead.mkdir()
     part.write_text("x")
     rc, _, err = run_cli("clean", tmp_path)
     assert rc == 0, err
     assert live.exists() and not dead.exists() and not part.exists()
+
+
+def test_clean_removes_only_what_fastemb_made(tmp_path):
+    """A user's folder that merely looks like a work directory is never removed: only a directory with the
+    marker file fastemb writes into each work directory it makes, naming it."""
+    from fastemb.files import WORK_MARKER, work_dir
+    kept = []
+    for name in ("fastemb-2024-results", "fastemb-999999999-abcd1234", "fastemb-cooc-999999999-x",
+                 "fastemb-999999999-abcd12345"):
+        d = tmp_path / name
+        d.mkdir()
+        (d / "results.csv").write_text("precious\n")
+        kept.append(d)
+    wrong = tmp_path / "fastemb-999999999-zzzz1234"   # a marker naming another directory (copied)
+    wrong.mkdir()
+    (wrong / WORK_MARKER).write_text("fastemb work directory fastemb-1-abcd1234\n")
+    kept.append(wrong)
+    linked = tmp_path / "fastemb-999999999-link1234"  # a link to a marked directory
+    target = _work_dir(tmp_path / "elsewhere")
+    (target / WORK_MARKER).write_text("fastemb work directory fastemb-999999999-link1234\n")
+    linked.symlink_to(target)
+    kept += [linked, target]
+    a_dir_part = tmp_path / ".x.h5.999999999.0123abcd.part"   # only files are partial outputs
+    a_dir_part.mkdir()
+    kept.append(a_dir_part)
+    dead = _work_dir(tmp_path / "fastemb-dask-999999999-abcd1234")
+    mine = work_dir(str(tmp_path), "cooc")                    # made by this (live) process
+    rc, _, err = run_cli("clean", tmp_path)
+    assert rc == 0, err
+    assert all(os.path.lexists(p) for p in kept) and not dead.exists() and os.path.isdir(mine)
+    assert (kept[0] / "results.csv").read_text() == "precious\n"
 
 
 HANGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "hdf5-hangs-reading-an-attribute.h5")

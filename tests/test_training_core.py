@@ -297,7 +297,8 @@ def test_resume_refuses_contradicting_options_and_allows_safe_ones(checkpointed,
     rc, _, err = run_cli("train", d / "p.txt", "--resume", own, "-o", tmp_path / "v.h5", "--epochs", "4",
                          "--dim", "16", "--threads", "2", "--memory", "1GB", "--quiet")
     assert rc == 0, err
-    assert not own.exists() and fastemb.load(tmp_path / "v.h5").attrs["epochs_trained"] == 4
+    assert fastemb.load(tmp_path / "v.h5").attrs["epochs_trained"] == 4
+    assert own.read_bytes() == ck.read_bytes()  # a copy, not this run's checkpoint for v.h5: never removed
 
 
 def test_resume_api_equals_cli_policy(checkpointed, tmp_path):

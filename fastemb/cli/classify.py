@@ -8,7 +8,8 @@ import math
 import click
 
 from fastemb.models.classify import ClassifierOptions
-from fastemb.cli.common import (claim_output, echo_json, given, json_option, output_option, print_table, quiet_option,
+from fastemb.cli.common import (claim_output, echo_json, given, json_option, output_option, print_table, printable,
+                                 quiet_option,
                                  require, summary, tmp_dir_option, topn_option, options_of)
 
 CONFUSION_MAX_LABELS = 20  # wider matrices are left to --json
@@ -77,7 +78,7 @@ def predict_cmd(model, texts, topn, as_json, quiet):
                     for t, ls, ps in zip(lines, labels, probs)])
         return
     for ls, ps in zip(labels, probs):
-        click.echo(" ".join(f"{x} {p:.4f}" for x, p in zip(ls, ps)))
+        click.echo(" ".join(f"{printable(x)} {p:.4f}" for x, p in zip(ls, ps)))
 
 
 def _fmt(x):
@@ -107,18 +108,18 @@ def test_cmd(model, data, topn, tmp_dir, as_json, quiet):
     if topn > 1:
         click.echo(f"P@{topn}\t{r['precision_at_k']:.4f}")
         click.echo(f"R@{topn}\t{r['recall_at_k']:.4f}")
-    rows = [(name, _fmt(s["precision"]), _fmt(s["recall"]), _fmt(s["f1"]), s["support"], s["predicted"])
+    rows = [(printable(name), _fmt(s["precision"]), _fmt(s["recall"]), _fmt(s["f1"]), s["support"], s["predicted"])
             for name, s in r["per_label"].items()]
     click.echo("")
     print_table(rows, ["label", "precision", "recall", "F1", "support", "predicted"])
     if r["unknown_labels"]:
         click.echo("labels the model has never seen (lines): "
-                   + ", ".join(f"{x} ({n})" for x, n in r["unknown_labels"].items()))
+                   + ", ".join(f"{printable(x)} ({n})" for x, n in r["unknown_labels"].items()))
     click.echo("")
     if len(clf.labels) > CONFUSION_MAX_LABELS:
         click.echo(f"confusion matrix: {len(r['labels'])} x {len(clf.labels)} (with --json)")
         return
     click.echo("confusion matrix (rows: true label, columns: predicted)")
     cols = [str(i + 1) for i in range(len(clf.labels))]
-    print_table([(f"{i + 1} {name}" if i < len(clf.labels) else f"- {name}", *map(str, row))
+    print_table([(f"{i + 1} {printable(name)}" if i < len(clf.labels) else f"- {printable(name)}", *map(str, row))
                   for i, (name, row) in enumerate(zip(r["labels"], r["confusion"].tolist()))], ["true", *cols])

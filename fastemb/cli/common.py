@@ -140,6 +140,16 @@ def load_vectors(path, fmt=None, vocab=None):
     return load(path, fmt, vocab)
 
 
+def printable(text) -> str:
+    """A string from a file, safe to print on one line: control characters, line breaks and other
+    unprintable characters as Python escapes (a crafted label cannot break the one-line-per-text output or
+    send escape sequences to the terminal)."""
+    text = str(text)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 def print_table(rows, headers):
     widths = [max(len(str(h)), *(len(str(r[i])) for r in rows)) if rows else len(str(h))
               for i, h in enumerate(headers)]

@@ -48,8 +48,9 @@ def vocab(corpus, output, force, fmt, dask_address, as_json, quiet, **params):
     options = CorpusOptions(**given(params))
     claim_output(output, force)
     if dask_address is not None:
-        from fastemb.dask import vocabulary
-        v = vocabulary(list(corpus), options, client=dask_address)
+        from fastemb.dask import cluster_guard, vocabulary
+        with cluster_guard(dask_address):
+            v = vocabulary(list(corpus), options, client=dask_address)
     else:
         v = build_vocab(corpus, options)
     v.save(output, fmt)
@@ -82,9 +83,10 @@ def cooc(corpus, output, force, seed, threads, tmp_dir, dask_address, as_json, q
     check_work_dir(tmp_dir)
     claim_output(output, force)
     if dask_address is not None:
-        from fastemb.dask import cooccurrences
-        stats = cooccurrences(list(corpus), copts, options, client=dask_address, seed=run.seed, output=output,
-                              force=True)
+        from fastemb.dask import cluster_guard, cooccurrences
+        with cluster_guard(dask_address):
+            stats = cooccurrences(list(corpus), copts, options, client=dask_address, seed=run.seed, output=output,
+                                  force=True)
         summary(as_json, stats,
                  f"cooc: {stats['words']:,} x {stats['words']:,} matrix, {stats['nnz']:,} nonzeros from "
                  f"{stats['shards']} shards on {stats['workers']} workers -> {output}", quiet)
@@ -385,11 +387,11 @@ def export(vectors, output, force, fmt, with_vocab, as_json, quiet):
     from fastemb.formats import write_vectors, write_vocab_counts
     claim_output(output, force)
     emb = load_vectors(vectors)
+    sidecar = f"{output}.vocab" if with_vocab and emb.counts.any() else None
+    if sidecar is not None:
+        claim_output(sidecar, force)  # every file written beside the output obeys --force like the output
     write_vectors(output, emb.words, emb.vectors, fmt)
-    sidecar = None
-    if with_vocab and emb.counts.any():
-        sidecar = f"{output}.vocab"
-        claim_output(sidecar, True)
+    if sidecar is not None:
         write_vocab_counts(sidecar, emb.words, emb.counts)
     summary(as_json, {"output": output, "format": fmt, "words": len(emb), "dim": emb.dim, "vocab": sidecar},
              f"export: {len(emb):,} words x {emb.dim} -> {output}" + (f" (counts: {sidecar})" if sidecar else ""),
@@ -545,7 +547,8 @@ def plot(vectors, output, force, words_file, top, skip, method, perplexity, iter
     require(perplexity > 0, "perplexity", f"must be positive (got {perplexity})")
     require(iterations >= 1, "iterations", f"must be at least 1 (got {iterations})")
     require(skip >= 0, "skip", f"must be 0 or more (got {skip})")
-    require(top >= 2, "top", f"must be at least 2 (got {top})")
+    require(2 <= top <= P.MAX_MAP_WORDS, "top", f"must be 2 to {P.MAX_MAP_WORDS:,} (got {top:,}): more labels do "
+                                                 f"not fit on one map")
     claim_output(output, force)
     P.pyplot()
     emb = load_vectors(vectors)

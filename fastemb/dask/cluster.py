@@ -3,6 +3,7 @@ recomputable task results, ordered tree reductions and progress over futures. da
 imported inside the functions: without them every entry point fails with one line."""
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 
@@ -42,15 +43,102 @@ def connect(address):
             raise FastembError(f"{param('dask')} {address!r}: expected local:N with N >= 1 worker processes, or "
                                f"a scheduler address such as tcp://host:8786")
         n = int(m.group(1)) if m.group(1) else (os.cpu_count() or 1)
-        client = distributed.Client(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0")
+        check_local_workers(n, address)
+        client = _local_cluster(distributed, n)
         announce(client)
         return client, True
     try:
-        client = distributed.Client(a, timeout="30s")
+        import dask
+        client = distributed.Client(a, timeout=dask.config.get("distributed.comm.timeouts.connect", "30s"))
     except (OSError, ValueError, TypeError) as e:
         raise FastembError(f"cannot connect to the Dask scheduler at {a}: {e}") from None
     announce(client)
     return client, True
+
+
+CLUSTER_TIMEOUT_S = 60   # every connection and every reply of the cluster: a peer that never answers fails
+
+
+def _cluster_name(address) -> str:
+    if isinstance(address, str):
+        return address.strip()
+    return str(getattr(getattr(address, "scheduler", None), "address", None) or "(the client given)")
+
+
+def _cause(e) -> str:
+    text = " ".join(str(e).split())
+    return f"{type(e).__name__}" + (f": {text[:200]}" if text else "")
+
+
+@contextlib.contextmanager
+def cluster_guard(address, timeout_s=CLUSTER_TIMEOUT_S):
+    """Run distributed work so that a cluster failure is one line: a timeout on every connection and reply
+    (dask's comm timeouts), dask's own log lines about the failure silenced while it is turned into one
+    FastembError naming the cluster and the cause (a dead scheduler, a peer that never answers, a garbled
+    reply). fastemb's own errors and interruptions pass through unchanged."""
+    import logging
+    try:
+        import dask
+    except ImportError:
+        raise FastembError(DASK_MISSING) from None
+    quiet = [logging.getLogger(n) for n in ("distributed", "tornado", "asyncio")]
+    levels = [lg.level for lg in quiet]
+    name = _cluster_name(address)
+    with dask.config.set({"distributed.comm.timeouts.connect": f"{timeout_s}s",
+                          "distributed.comm.timeouts.tcp": f"{timeout_s}s"}):
+        try:
+            for lg in quiet:
+                lg.setLevel(logging.CRITICAL)
+            yield
+        except (FastembError, MemoryError):
+            raise
+        except Exception as e:
+            raise FastembError(f"the Dask cluster {name} failed: {_cause(e)}") from None
+        finally:
+            for lg, level in zip(quiet, levels):
+                lg.setLevel(level)
+
+
+WORKER_BYTES = 200 << 20   # what one local worker process takes at least (interpreter, dask, numpy, numba)
+
+
+def max_local_workers() -> int:
+    """The most worker processes `local:N` starts: 8 per core."""
+    return 8 * (os.cpu_count() or 1)
+
+
+def check_local_workers(n, address):
+    """local:N is bounded by the cores and by the memory N worker processes need, checked before any starts."""
+    from fastemb.files import available_memory
+    from fastemb.progress import human
+    most = max_local_workers()
+    if n > most:
+        raise FastembError(f"{param('dask')} {address}: at most {most} local worker processes on this machine "
+                           f"({os.cpu_count() or 1} cores; each runs one thread)")
+    have = available_memory()
+    if have is not None and n * WORKER_BYTES > have:
+        raise FastembError(f"{param('dask')} {address}: {n} worker processes need about {human(n * WORKER_BYTES)}B "
+                           f"but only {human(have)}B of memory is available: start fewer")
+
+
+def _local_cluster(distributed, n):
+    """A LocalCluster of n one-thread worker processes whose scratch space (dask-scratch-space/) lies in a
+    fastemb work directory: removed when the client is collected or the process exits, and by `fastemb
+    clean` when the run died; nothing is left in the current or the temporary directory."""
+    import shutil
+    import weakref
+    from fastemb.files import work_dir
+    import dask
+    scratch = work_dir(kind="dask")
+    try:
+        with dask.config.set({"temporary-directory": scratch}):  # the scheduler's and nannies' scratch too
+            client = distributed.Client(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
+                                        local_directory=scratch)
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    weakref.finalize(client, shutil.rmtree, scratch, True)
+    return client
 
 
 def identity(x):

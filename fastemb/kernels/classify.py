@@ -8,6 +8,9 @@ n-gram buckets are computed from, so they do not depend on the vocabulary), `doc
 each document. Only arrays and scalars cross this module's boundary; every index a kernel reads was
 checked by the caller (classify.py) against the matrices' shapes.
 
+Floating-point kernels use numpy's error model: a diverging run gives inf/nan (which the caller detects after
+every call: "training diverged"), never an exception inside a parallel region.
+
 Hogwild over chunks of documents with `prange`: each chunk owns its RNG, seeded from (seed, epoch, chunk),
 and computes its learning rate from the tokens trained before it, so a 1-thread run is reproducible bit for
 bit and an n-thread run differs only by Hogwild races.
@@ -89,7 +92,7 @@ def doc_rows(tok, a0, a1, type_row, type_hash, n_words, buckets, ngrams, eos_row
     return n
 
 
-@njit(cache=True, nogil=True, fastmath=True, inline="always")
+@njit(cache=True, nogil=True, fastmath=True, inline="always", error_model="numpy")
 def _forward(emb, out, rows, n, hidden, scores):
     """hidden = mean of emb[rows[:n]] (zero when n == 0); scores = exp(out·hidden - max); returns
     (sum of scores, the max subtracted)."""
@@ -120,7 +123,7 @@ def _forward(emb, out, rows, n, hidden, scores):
     return z, top
 
 
-@njit(cache=True, nogil=True, fastmath=True)
+@njit(cache=True, nogil=True, fastmath=True, error_model="numpy")
 def sgd_step(emb, out, rows, n, label, lr, hidden, grad, scores):
     """One SGD step on one document (rows[:n], n >= 1) of class `label`: softmax cross-entropy, its gradient
     taken with the values before the step. out[l] += lr·(1[l = label] − p_l)·hidden; every input row
@@ -149,7 +152,7 @@ def sgd_step(emb, out, rows, n, label, lr, hidden, grad, scores):
     return loss
 
 
-@njit(parallel=True, fastmath=True, cache=True, nogil=True)
+@njit(parallel=True, fastmath=True, cache=True, nogil=True, error_model="numpy")
 def train_chunks(tok, doc_ends, lab, lab_ends, type_row, type_hash, n_words, buckets, ngrams, eos_row, eos_hash, order,
                  chunk_starts, tokens_before, emb, out, lr0, total_tokens, seed, epoch, chunk_base, max_rows,
                  loss_out, count_out):
@@ -192,7 +195,7 @@ def train_chunks(tok, doc_ends, lab, lab_ends, type_row, type_hash, n_words, buc
         count_out[q] = count
 
 
-@njit(parallel=True, fastmath=True, cache=True, nogil=True)
+@njit(parallel=True, fastmath=True, cache=True, nogil=True, error_model="numpy")
 def predict_docs(tok, doc_ends, type_row, type_hash, n_words, buckets, ngrams, eos_row, eos_hash, emb, out, max_rows,
                  probs):
     """probs[i] = the softmax over labels of document i; a document with no input row gets the uniform

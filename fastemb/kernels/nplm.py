@@ -459,30 +459,48 @@ def sentence_contexts(ids, ends, n, boundary):
     return ctx
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def train_block(ids, ends, n, batch, chunk_batches, seed, epoch, block, work_before, total_work, alpha0, min_alpha,
-                mu, decay, n_samples, cdf, logq, emb, W, b, out, out_b, v_emb, v_W, v_b, v_out, v_outb, codes,
-                points, lengths, softmax, activation, n_cols, loss_out):
-    """Train on one block of whole sentences (float32 model): its positions shuffled, cut into chunks of
-    `chunk_batches` minibatches of `batch` examples; chunks run Hogwild in parallel, each its minibatches in
-    order. loss_out [chunks] gets each chunk's summed loss (float64)."""
-    N = ids.shape[0]
-    boundary = emb.shape[0] - 1
-    ctx_all = sentence_contexts(ids, ends, n, boundary)
+@njit(cache=True, nogil=True)
+def block_order(N, seed, epoch, block):
+    """The order a block's N examples are trained in: a Fisher-Yates shuffle of (seed, epoch, block)."""
     state = _stream(seed, epoch, block, 0)
     order = np.arange(N)
-    for i in range(N - 1, 0, -1):  # Fisher-Yates
+    for i in range(N - 1, 0, -1):
         state, r = _next(state)
         j = np.int64(r % np.uint64(i + 1))
         t = order[i]
         order[i] = order[j]
         order[j] = t
+    return order
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def train_block(ids, ends, n, batch, chunk_batches, seed, epoch, block, work_before, total_work, alpha0, min_alpha,
+                mu, decay, n_samples, cdf, logq, emb, W, b, out, out_b, v_emb, v_W, v_b, v_out, v_outb, codes,
+                points, lengths, softmax, activation, n_cols, loss_out):
+    """Train on one block of whole sentences (float32 model) in one call: `train_range` over all its chunks."""
+    ctx_all = sentence_contexts(ids, ends, n, emb.shape[0] - 1)
+    order = block_order(ids.shape[0], seed, epoch, block)
+    train_range(ids, ctx_all, order, 0, loss_out.shape[0], batch, chunk_batches, seed, epoch, block, work_before,
+                total_work, alpha0, min_alpha, mu, decay, n_samples, cdf, logq, emb, W, b, out, out_b, v_emb, v_W,
+                v_b, v_out, v_outb, codes, points, lengths, softmax, activation, n_cols, loss_out)
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def train_range(ids, ctx_all, order, q_lo, q_hi, batch, chunk_batches, seed, epoch, block, work_before, total_work,
+                alpha0, min_alpha, mu, decay, n_samples, cdf, logq, emb, W, b, out, out_b, v_emb, v_W, v_b, v_out,
+                v_outb, codes, points, lengths, softmax, activation, n_cols, loss_out):
+    """Chunks q_lo..q_hi-1 of one block (its contexts ctx_all and training order from `sentence_contexts` and
+    `block_order`): the block's examples in that order cut into chunks of `chunk_batches` minibatches of
+    `batch` examples; chunks run Hogwild in parallel, each its minibatches in order. A block trained in
+    consecutive ranges by one thread is the block trained in one call, bit for bit, so the caller sizes each
+    call by its work (fastemb.loop.calls). loss_out [chunks of the block] gets each chunk's summed loss."""
+    N = ids.shape[0]
+    n = ctx_all.shape[1]
     nd = n * emb.shape[1]
     hidden = W.shape[0]
     V = cdf.shape[0]
     chunk = batch * chunk_batches
-    n_chunks = (N + chunk - 1) // chunk
-    for q in prange(n_chunks):
+    for q in prange(q_lo, q_hi):
         X = np.empty((batch, nd), np.float32)
         H = np.empty((batch, hidden), np.float32)
         D = np.empty((batch, hidden), np.float32)

@@ -4,14 +4,22 @@ import numpy as np
 from numba import njit, prange
 
 
-@njit(parallel=True, cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def conditional_p(D, perplexity, tol, max_iter):
     """Row-wise P(j|i) from squared distances D, each row's Gaussian bandwidth found by bisection so that
     its entropy is log(perplexity)."""
     n = D.shape[0]
     P = np.zeros((n, n))
+    conditional_p_rows(D, perplexity, tol, max_iter, 0, n, P)
+    return P
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def conditional_p_rows(D, perplexity, tol, max_iter, r0, r1, P):
+    """Rows r0..r1-1 of `conditional_p` into P (zeros there before): the caller sizes the calls by work."""
+    n = D.shape[0]
     target = np.log(perplexity)
-    for i in prange(n):
+    for i in prange(r0, r1):
         beta, lo, hi = 1.0, 0.0, np.inf
         for _ in range(max_iter):
             total = 0.0
@@ -35,7 +43,6 @@ def conditional_p(D, perplexity, tol, max_iter):
                 beta = (beta + lo) / 2.0
         for j in range(n):
             P[i, j] /= total
-    return P
 
 
 @njit(parallel=True, cache=True, nogil=True, fastmath=True)

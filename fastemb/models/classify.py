@@ -270,11 +270,17 @@ class Classifier:
         probs = np.zeros((n, len(self.labels)), np.float32)
         if n == 0:
             return probs
+        from fastemb.loop import call_ranges, units_per_call
         longest = int(np.max(np.diff(doc_ends, prepend=0)))
-        with numba_threads(resolve_threads(self.options.threads)):
-            _kernels().predict_docs(tok, doc_ends, type_row, type_hash, len(self.words), self.options.buckets,
-                                    self.options.ngrams, self.eos_row, _eos_hash(), self.embedding, self.output,
-                                    (longest + 1) * self.options.ngrams, probs)
+        threads = resolve_threads(self.options.threads)
+        doc_work = 2 * len(self.labels) * self.dim + 2 * (int(doc_ends[-1]) // n + 1) * self.options.ngrams * self.dim
+        with numba_threads(threads):
+            for d0, d1 in call_ranges(n, units_per_call(doc_work, threads)):  # work-sized calls (loop.py)
+                off = int(doc_ends[d0 - 1]) if d0 > 0 else 0
+                _kernels().predict_docs(tok[off:int(doc_ends[d1 - 1])], doc_ends[d0:d1] - off, type_row, type_hash,
+                                        len(self.words), self.options.buckets, self.options.ngrams, self.eos_row,
+                                        _eos_hash(), self.embedding, self.output, (longest + 1) * self.options.ngrams,
+                                        probs[d0:d1])
         return probs
 
     def predict_proba(self, texts) -> np.ndarray:
@@ -436,6 +442,9 @@ class Classifier:
             if options.eos and EOS not in words:
                 raise FileError(f"{path}: damaged classifier file (eos is on and /vocab/words has no {EOS})")
             labels = read_words(path, f, n_labels, name="labels")
+            bad = next((i for i, x in enumerate(labels) if not x or any(c.isspace() for c in x)), None)
+            if bad is not None:  # a label is a token of the training text: never empty, never with whitespace
+                raise FileError(f"{path}: damaged classifier file (label {bad + 1} is empty or holds whitespace)")
             counts = read_counts(path, f, n_words, required=False)
             label_counts = read_counts(path, f, n_labels, name="label_counts", required=False)
         return cls(words, labels, embedding, output, options, word_counts=counts, label_counts=label_counts,
@@ -495,13 +504,34 @@ def train(data, *, options: ClassifierOptions | None = None, init=None, output=N
         return clf
 
 
+def _diverged(o):
+    return FastembError(f"training diverged (the loss or the weights are not finite): lower {param('lr')} "
+                        f"(now {o.lr:g})")
+
+
+def check_fits_classifier(rows, n_labels, dim, max_rows, threads):
+    """The model (input rows and output layer, float32) and the training scratch must fit in the memory
+    available: checked before anything is allocated, naming classify's own options."""
+    from fastemb.files import available_memory
+    from fastemb.progress import human
+    need = 4 * (rows + n_labels) * dim + threads * (8 * max_rows + 4 * n_labels + 8 * dim)
+    have = available_memory()
+    if have is not None and need > have:
+        raise FastembError(f"the classifier needs about {human(need)}B for its model ({rows:,} input rows, "
+                           f"{n_labels:,} labels, dim {dim}) but only {human(have)}B of memory is available: "
+                           f"lower {param('buckets')} or {param('dim')}, or raise {param('min_count')}")
+
+
 def _fit(docs: _Docs, o: ClassifierOptions, init_emb, t_start) -> Classifier:
+    from fastemb.loop import call_ranges, check_unit_work, units_per_call
     from fastemb.parallel import numba_threads, resolve_threads
     from fastemb.progress import Progress
     K = _kernels()
     n_text = int(np.searchsorted(-docs.type_counts, -o.min_count, side="right"))  # counts descend
-    if n_text == 0 and o.ngrams == 1 and not o.eos:
-        raise FastembError(f"{docs.name}: no word occurs at least {o.min_count} times: lower {param('min_count')}")
+    if not any(w != EOS for w in docs.types[:n_text]):  # the end-of-line word alone is no vocabulary
+        most = int(docs.type_counts[0]) if len(docs.type_counts) else 0
+        raise FastembError(f"{docs.name}: no word occurs at least {o.min_count:,} times (the most frequent: "
+                           f"{most:,}): lower {param('min_count')}")
     words, word_counts = docs.types[:n_text], docs.type_counts[:n_text]
     type_row = np.where(np.arange(len(docs.types)) < n_text, np.arange(len(docs.types)), -1).astype(np.int64)
     eos_row = -1
@@ -524,6 +554,12 @@ def _fit(docs: _Docs, o: ClassifierOptions, init_emb, t_start) -> Classifier:
 
     d = o.dim
     rows = n_words + o.bucket_rows
+    n_docs, n_tok = docs.n_docs, int(docs.doc_ends[-1])
+    doc_len = np.diff(docs.doc_ends, prepend=0)
+    max_rows = (int(doc_len.max()) + 1) * o.ngrams
+    check_fits_classifier(rows, len(labels), d, max_rows, resolve_threads(o.threads))
+    doc_work = 3 * len(labels) * d + 4 * max_rows * d
+    check_unit_work(doc_work, "document", ["dim", "ngrams"])
     rng = generator(o.seed)
     emb = ((rng.random((rows, d), dtype=np.float32) * np.float32(2.0) - np.float32(1.0))
            * np.float32(1.0 / d)).astype(np.float32)   # fastText: uniform in [-1/dim, 1/dim]
@@ -538,11 +574,14 @@ def _fit(docs: _Docs, o: ClassifierOptions, init_emb, t_start) -> Classifier:
         initialised = len(have)
         log.info(f"init: {initialised:,} of {n_words:,} words start from the given vectors")
 
-    n_docs, n_tok = docs.n_docs, int(docs.doc_ends[-1])
-    doc_len = np.diff(docs.doc_ends, prepend=0)
-    max_rows = (int(doc_len.max()) + 1) * o.ngrams
     total_tokens = float(o.epochs) * n_tok
     threads = resolve_threads(o.threads)
+    # work-sized calls (fastemb.loop): a document costs its rows' reads and writes and three passes over the
+    # output layer; chunks hold about one call's work (at most CHUNK_TOKENS tokens), calls as many chunks as
+    # the threads take
+    token_work = max(1, (3 * len(labels) * d * n_docs) // max(n_tok, 1) + 4 * o.ngrams * d)
+    chunk_tokens = units_per_call(token_work, 1, CHUNK_TOKENS)
+    per_call = units_per_call(chunk_tokens * token_work, threads, BLOCK_CHUNKS)
     progress = Progress("train", total_tokens, unit="examples")
     losses, trained_per_epoch = [], []
     t_train = time.perf_counter()
@@ -551,18 +590,19 @@ def _fit(docs: _Docs, o: ClassifierOptions, init_emb, t_start) -> Classifier:
         for epoch in range(o.epochs):
             perm = generator(o.seed, epoch).permutation(n_docs).astype(np.int64)
             before = np.concatenate(([0], np.cumsum(doc_len[perm])))[:-1]
-            starts = np.flatnonzero(np.diff(before // CHUNK_TOKENS, prepend=-1))
+            starts = np.flatnonzero(np.diff(before // chunk_tokens, prepend=-1))
             chunk_starts = np.concatenate((starts, [n_docs])).astype(np.int64)
             tokens_before = (epoch * float(n_tok) + before[starts]).astype(np.float64)
             n_chunks = len(starts)
             loss = np.zeros(n_chunks, np.float64)
             count = np.zeros(n_chunks, np.int64)
-            for b0 in range(0, n_chunks, BLOCK_CHUNKS):
-                b1 = min(n_chunks, b0 + BLOCK_CHUNKS)
+            for b0, b1 in call_ranges(n_chunks, per_call):
                 K.train_chunks(docs.tok, docs.doc_ends, lab, docs.lab_ends, type_row, type_hash, n_words, o.buckets,
                                o.ngrams, eos_row, _eos_hash(), perm, chunk_starts[b0:b1 + 1], tokens_before[b0:b1],
                                emb, out, float(o.lr), total_tokens, o.seed, epoch, b0, max_rows, loss[b0:b1],
                                count[b0:b1])
+                if not np.isfinite(loss[b0:b1]).all():
+                    raise _diverged(o)
                 examples_done += int(count[b0:b1].sum())
                 done = epoch * n_tok + (before[chunk_starts[b1]] if b1 < n_chunks else n_tok)
                 progress.update(done, examples_done, extra=f"loss {loss[:b1].sum() / max(count[:b1].sum(), 1):.4f}")
@@ -571,8 +611,7 @@ def _fit(docs: _Docs, o: ClassifierOptions, init_emb, t_start) -> Classifier:
                 raise FastembError(f"{docs.name}: no line has a word in the vocabulary: lower {param('min_count')} "
                                    f"or use {param('ngrams')} 2")
             if not np.isfinite(loss.sum()) or not (np.isfinite(out).all() and np.isfinite(emb).all()):
-                raise FastembError(f"training diverged (the loss is not finite): lower {param('lr')} "
-                                   f"(now {o.lr})")
+                raise _diverged(o)
             losses.append(float(loss.sum() / trained))
             trained_per_epoch.append(trained)
             log.info(f"epoch {epoch + 1}/{o.epochs}: loss {losses[-1]:.4f}, {trained:,} examples")

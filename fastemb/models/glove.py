@@ -65,7 +65,10 @@ class GloveTrainer:
         from fastemb.kernels import glove as K
         import scipy.sparse as sp
         self.K, self.o, self.seed = K, options, seed
+        from fastemb.loop import units_per_call
         self.n_chunks = max(threads * 16, 1)  # Hogwild units of an epoch
+        # work-sized calls (fastemb.loop): a record costs two rows' dot product, gradients and AdaGrad steps
+        self.records_per_call = units_per_call(12 * (2 * options.dim + 2), threads, RECORDS_PER_CALL)
         X = data.matrix
         coo = sp.coo_matrix(X)
         keep = coo.data > 0
@@ -118,7 +121,7 @@ class GloveTrainer:
         return float(np.mean(self.values[:, 3].astype(np.float64) * self.values[:, 2].astype(np.float64) ** 2))
 
     def run_epoch(self, state):
-        from fastemb.loop import Step
+        from fastemb.loop import Step, call_ranges
         if state.block == 0:
             self.K.shuffle_records(self.pairs, self.seed, state.epoch)
         n_chunks = self.n_chunks
@@ -126,10 +129,14 @@ class GloveTrainer:
             if b < state.block:
                 continue
             part = slice(lo, min(lo + RECORDS_PER_CALL, len(self.pairs)))
-            loss = np.zeros(n_chunks, np.float64)
-            self.K.glove_epoch(self.pairs[part], self.values[part], self.P, self.Pc, np.float32(self.o.eta),
-                               np.float32(GRAD_CLIP), n_chunks, loss)
-            yield Step(work=part.stop - part.start, loss=float(loss.sum()), count=part.stop - part.start)
+            total = 0.0
+            for r0, r1 in call_ranges(part.stop - part.start, self.records_per_call):  # work-sized calls
+                sub = slice(part.start + r0, part.start + r1)
+                loss = np.zeros(n_chunks, np.float64)
+                self.K.glove_epoch(self.pairs[sub], self.values[sub], self.P, self.Pc, np.float32(self.o.eta),
+                                   np.float32(GRAD_CLIP), n_chunks, loss)
+                total += float(loss.sum())
+            yield Step(work=part.stop - part.start, loss=total, count=part.stop - part.start)
 
     def result(self) -> dict:
         dim = self.o.dim

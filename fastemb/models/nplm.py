@@ -41,6 +41,7 @@ import numpy as np
 from fastemb.errors import FastembError, FileError, OptionError, UnknownWord, param
 from fastemb.options import DIM, EPOCHS, Options, Spec, between
 from fastemb.registry import Algorithm
+from fastemb.loop import call_ranges, check_unit_work, units_per_call
 from fastemb.models.word2vec import ALPHA, MIN_ALPHA, MIN_ALPHA_RATIO
 from fastemb.ranking import top_k
 from fastemb.seeding import generator
@@ -127,6 +128,34 @@ def tree_of(counts):
     return build(np.asarray(counts, np.int64))
 
 
+def model_shapes(path, attrs, n_words, dim, group) -> dict:
+    """The shapes a language model's /model arrays must have, from its attributes and the vocabulary, the
+    hidden size taken from /model/hidden_weight's declared shape: compared before any array is read."""
+    softmax, context = attrs.get("softmax"), attrs.get("context")
+    if softmax not in CODES or isinstance(context, bool) or not isinstance(context, int) or not 1 <= context <= 64:
+        raise FileError(f"{path}: damaged language model (softmax {softmax!r}, context {context!r})")
+    declared = getattr(group.get("hidden_weight"), "shape", None)
+    if declared is None or len(declared) != 2 or not 1 <= declared[0] <= 100_000:
+        raise FileError(f"{path}: damaged language model (/model/hidden_weight is {declared})")
+    hidden = int(declared[0])
+    rows = n_words - 1 if softmax == "hs" else n_words
+    shapes = {"boundary": (dim,), "hidden_weight": (hidden, context * dim), "hidden_bias": (hidden,),
+              "output_weight": (rows, hidden), "output_bias": (rows,)}
+    labels = {"hidden_weight": f"hidden×{context * dim} (context {context} × dim {dim})"}
+    return {name: (shape, labels.get(name, "×".join(map(str, shape)))) for name, shape in shapes.items()}
+
+
+def tree_digest(codes, points, lengths) -> str:
+    """SHA-256 of a Huffman tree's arrays (stored with an hs model, compared with the tree rebuilt at load)."""
+    import hashlib
+    h = hashlib.sha256()
+    for x in (np.ascontiguousarray(codes, np.uint8), np.ascontiguousarray(points, np.int64),
+              np.ascontiguousarray(lengths, np.int64)):
+        h.update(str(x.shape).encode())
+        h.update(x.tobytes())
+    return h.hexdigest()
+
+
 def _tree_arrays(tree):
     return (np.ascontiguousarray(tree.codes, np.uint8), np.ascontiguousarray(tree.points, np.int64),
             np.ascontiguousarray(tree.lengths, np.int64))
@@ -170,6 +199,14 @@ def unigram_entropy(counts) -> float:
     return float(-(p * np.log(p)).sum())
 
 
+def batch_work(options, n_words, softmax, n_cols) -> int:
+    """Multiply-adds of one minibatch (forward, backward, the momentum steps; the dense hidden layer is stepped
+    whole every minibatch): the unit the trainer sizes its kernel calls by (fastemb.loop)."""
+    B, H, nd = options.batch, options.hidden, options.context * options.dim
+    cols = n_words if softmax == "full" else n_cols
+    return 3 * B * H * (nd + cols) + 3 * H * (nd + 1) + 3 * min(B * cols, n_words) * (H + 1) + 3 * B * nd
+
+
 class NPLMTrainer:
     """Minibatch SGD with momentum over shuffled blocks of the encoded corpus; one block per kernel call."""
 
@@ -184,13 +221,11 @@ class NPLMTrainer:
         if V < 2:
             raise FastembError(f"nplm needs at least 2 words in the vocabulary (got {V}): lower {param('min_count')}")
         self.V = V
+        self.threads = threads
         self.softmax = resolve_softmax(options.softmax, V)
-        if arrays is None:
-            p = init_params(options, counts, seed)
-            arrays = dict(p)
-            for name, a in p.items():
-                arrays["v_" + name] = np.zeros_like(a)
-        self.p = {k: np.ascontiguousarray(arrays[k], np.float32) for k in self.array_specs(options, V)}
+        if self.softmax in ("sampled", "nce") and options.samples > V:
+            raise OptionError("samples", f"is {options.samples:,}, more than the {V:,} words of the vocabulary it "
+                                         f"draws from: give at most {V:,} (or {param('softmax')} full)")
         if self.softmax == "hs":
             self.codes, self.points, self.lengths = _tree_arrays(tree_of(counts))
             n_cols = self.codes.shape[1]
@@ -199,6 +234,16 @@ class NPLMTrainer:
             self.lengths = np.zeros(1, np.int64)
             n_cols = V if self.softmax == "full" else options.samples + 1
         self.n_cols = n_cols
+        self.batch_work = batch_work(options, V, self.softmax, n_cols)
+        check_unit_work(self.batch_work, "minibatch",
+                        ["batch", "hidden", "dim", "context"] + (["samples"] if self.n_cols > 1 and
+                                                                 self.softmax in ("sampled", "nce") else []))
+        if arrays is None:
+            p = init_params(options, counts, seed)
+            arrays = dict(p)
+            for name, a in p.items():
+                arrays["v_" + name] = np.zeros_like(a)
+        self.p = {k: np.ascontiguousarray(arrays[k], np.float32) for k in self.array_specs(options, V)}
         self.n_samples = options.samples if self.softmax in ("sampled", "nce") else 0
         q = counts.astype(np.float64) / counts.sum()
         self.cdf = np.cumsum(q)
@@ -277,14 +322,22 @@ class NPLMTrainer:
             if b < state.block:
                 continue  # finished before the checkpoint
             before = epoch * self.work_per_epoch + state.pos
-            chunk_batches = max(1, CHUNK_EXAMPLES // o.batch)
+            # work-sized calls (fastemb.loop): chunks of at most CHUNK_EXAMPLES examples and about one call's
+            # work each, as many per call as the threads take; one thread trains the block bit for bit alike
+            chunk_batches = units_per_call(self.batch_work, 1, max(1, CHUNK_EXAMPLES // o.batch))
             chunk = chunk_batches * o.batch
-            loss = np.zeros((len(ids) + chunk - 1) // chunk, np.float64)
-            self.K.train_block(
-                ids, ends, o.context, o.batch, chunk_batches, self.seed, epoch, b, float(before),
-                max(self.total_work, 1.0), alpha, min_alpha, o.momentum, o.weight_decay, self.n_samples, self.cdf,
-                self.logq, p["emb"], p["W"], p["b"], p["out"], p["out_b"], p["v_emb"], p["v_W"], p["v_b"], p["v_out"],
-                p["v_out_b"], self.codes, self.points, self.lengths, code, activation, self.n_cols, loss)
+            n_chunks = (len(ids) + chunk - 1) // chunk
+            chunk_work = chunk_batches * self.batch_work + 2 * (self.V + p["out"].shape[0])
+            loss = np.zeros(n_chunks, np.float64)
+            ctx_all = self.K.sentence_contexts(ids, ends, o.context, self.V)
+            order = self.K.block_order(len(ids), self.seed, epoch, b)
+            for q_lo, q_hi in call_ranges(n_chunks, units_per_call(chunk_work, self.threads)):
+                self.K.train_range(
+                    ids, ctx_all, order, q_lo, q_hi, o.batch, chunk_batches, self.seed, epoch, b, float(before),
+                    max(self.total_work, 1.0), alpha, min_alpha, o.momentum, o.weight_decay, self.n_samples,
+                    self.cdf, self.logq, p["emb"], p["W"], p["b"], p["out"], p["out_b"], p["v_emb"], p["v_W"],
+                    p["v_b"], p["v_out"], p["v_out_b"], self.codes, self.points, self.lengths, code, activation,
+                    self.n_cols, loss)
             done = before + len(ids)
             current = max(min_alpha, alpha - (alpha - min_alpha) * done / max(self.total_work, 1.0))
             yield Step(work=len(ids), loss=float(loss.sum()), count=len(ids), extra=f"alpha {current:.5f}")
@@ -293,8 +346,10 @@ class NPLMTrainer:
         p, V = self.p, self.V
         model = {"boundary": p["emb"][V].copy(), "hidden_weight": p["W"].copy(), "hidden_bias": p["b"].copy(),
                  "output_weight": p["out"].copy(), "output_bias": p["out_b"].copy()}
-        return {"vectors": p["emb"][:V].copy(), "model": model,
-                "attrs": {"softmax": self.softmax, "language_model": "nplm"}}
+        attrs = {"softmax": self.softmax, "language_model": "nplm"}
+        if self.softmax == "hs":
+            attrs["hs_tree_sha256"] = tree_digest(self.codes, self.points, self.lengths)
+        return {"vectors": p["emb"][:V].copy(), "model": model, "attrs": attrs}
 
 
 # ------------------------------------------------------------------------------------------ using a model
@@ -352,11 +407,20 @@ class LanguageModel:
             if arrays[name].shape != shape:
                 raise bad(f"/model/{name} is {'×'.join(map(str, arrays[name].shape))}, expected "
                           f"{'×'.join(map(str, shape))}")
-        if softmax == "hs":
-            tree = tree_of(emb.counts)
+        if softmax == "hs":  # the tree is rebuilt from the counts: it must be the one the model was trained on
+            saved = a.get("hs_tree_sha256")
+            if not isinstance(saved, str):
+                raise bad("no digest of its Huffman tree (hs_tree_sha256): the tree it was trained with cannot be "
+                          "checked")
+            counts = np.asarray(emb.counts)
+            if counts.shape != (V,) or (counts < 1).any():
+                raise bad("its word counts, which its Huffman tree is built from, are missing or not positive")
+            tree = tree_of(counts)
             codes, points, lengths = _tree_arrays(tree)
             if lengths.min() < 1 or points.min() < 0 or points.max() >= rows or codes.max() > 1:
                 raise bad("its Huffman tree")  # cannot happen for counts read through store.py
+            if tree_digest(codes, points, lengths) != saved:
+                raise bad("its word counts give another Huffman tree than the one it was trained with")
             self.codes, self.points, self.lengths = codes, points, lengths
         self.emb, self.where, self.V, self.dim, self.hidden = emb, where, V, dim, hidden
         self.softmax, self.activation, self.context = softmax, activation, context
@@ -367,7 +431,14 @@ class LanguageModel:
         corpus = record.get("corpus_options") if isinstance(record.get("corpus_options"), dict) else {}
         self.lowercase = bool(corpus.get("lowercase", a.get("lowercase", False)))
         pattern = corpus.get("token_pattern", a.get("token_pattern"))
-        self.token_pattern = pattern if isinstance(pattern, str) else None
+        if pattern is not None:  # the same check as the CLI's --token-pattern (no catastrophic backtracking)
+            from fastemb.corpus import CorpusOptions
+            try:
+                CorpusOptions(token_pattern=pattern)
+            except (OptionError, TypeError):
+                raise bad("its recorded token pattern is not one --token-pattern accepts") from None
+        self.token_pattern = pattern
+        self._out64 = None
 
     @classmethod
     def load(cls, path) -> "LanguageModel":
@@ -410,11 +481,17 @@ class LanguageModel:
     def log_probs(self, text, skip_unknown=False) -> np.ndarray:
         """log P(w | the text's last words) for every word w (float64 [V]), exactly normalised."""
         h = self._hidden(self.context_ids(text, skip_unknown)[None])[0]
-        logits = self.out.astype(np.float64) @ h.astype(np.float64) + self.out_b
-        if self.softmax == "hs":
-            return self.K.tree_all_log_probs(logits, self.codes, self.points, self.lengths)
-        m = logits.max()
-        return logits - (m + math.log(np.exp(logits - m).sum()))
+        with np.errstate(all="ignore"):
+            logits = self.out.astype(np.float64) @ h.astype(np.float64) + self.out_b
+            if self.softmax == "hs":
+                lp = self.K.tree_all_log_probs(logits, self.codes, self.points, self.lengths)
+            else:
+                m = logits.max()
+                lp = logits - (m + math.log(np.exp(logits - m).sum())) if np.isfinite(m) else logits + np.nan
+        if not np.isfinite(lp).all():
+            raise FastembError(f"{self.where}: the model gives non-finite probabilities (its weights overflow: a "
+                               f"diverged or damaged model)")
+        return lp
 
     def predict(self, text, k=10, skip_unknown=False) -> list:
         """The k most probable next words after `text`, with their probabilities: [(word, p), ...]."""
@@ -425,8 +502,14 @@ class LanguageModel:
         top = top_k(lp, k)
         return [(self.emb.words[i], float(np.exp(lp[i]))) for i in top]
 
-    def sequence_log_probs(self, ids, ends, chunk=1024) -> np.ndarray:
-        """log P of every token of sentences given as ids (int, < V) with their end offsets (float64)."""
+    def sequence_log_probs(self, ids, ends, chunk=None) -> np.ndarray:
+        """log P of every token of sentences given as ids (int, < V) with their end offsets (float64), in
+        work-sized pieces (fastemb.loop) of at most 1024 tokens."""
+        if chunk is None:
+            from fastemb.loop import units_per_call
+            from fastemb.parallel import max_threads
+            chunk = units_per_call(self.hidden * (self.context * self.dim + self.out.shape[0] + 1), max_threads(),
+                                   1024)
         ids = np.ascontiguousarray(ids, np.int64)
         ends = np.ascontiguousarray(ends, np.int64)
         if len(ids) and (ids.min() < 0 or ids.max() >= self.V):
@@ -441,11 +524,14 @@ class LanguageModel:
             if self.softmax == "hs":
                 out[a:a + chunk] = self.K.tree_log_probs(H, y, self.out, self.out_b, self.codes, self.points,
                                                          self.lengths)
-            else:
-                z = H @ self.out.T + self.out_b
-                m = z.max(axis=1, keepdims=True)
-                lse = m[:, 0].astype(np.float64) + np.log(np.exp(z - m).sum(axis=1, dtype=np.float64))
-                out[a:a + chunk] = z[np.arange(len(y)), y].astype(np.float64) - lse
+            else:  # in float64, as log_probs (predict) computes them
+                if self._out64 is None:
+                    self._out64 = (np.ascontiguousarray(self.out.T, np.float64), self.out_b.astype(np.float64))
+                with np.errstate(all="ignore"):  # overflow shows as a non-finite perplexity (score: an error)
+                    z = H.astype(np.float64) @ self._out64[0] + self._out64[1]
+                    m = z.max(axis=1, keepdims=True)
+                    lse = m[:, 0] + np.log(np.exp(z - m).sum(axis=1))
+                    out[a:a + chunk] = z[np.arange(len(y)), y] - lse
         return out
 
     def score(self, text_or_path, memory=None) -> dict:
@@ -481,7 +567,11 @@ class LanguageModel:
                 lp = self.sequence_log_probs(ids, ends)
                 total -= float(lp.sum())
                 n += len(lp)
-        return {"perplexity": math.exp(total / n), "cross_entropy_bits": total / n / math.log(2), "tokens": n,
+        mean = total / n
+        if not math.isfinite(mean) or mean > 700:
+            raise FastembError(f"{self.where}: the model gives a non-finite perplexity on this text (its weights "
+                               f"overflow: a diverged or damaged model)")
+        return {"perplexity": math.exp(mean), "cross_entropy_bits": mean / math.log(2), "tokens": n,
                 "text_tokens": raw, "coverage": n / raw, "softmax": self.softmax}
 
     def perplexity(self, text_or_path) -> float:

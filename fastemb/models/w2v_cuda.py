@@ -19,6 +19,7 @@ import numpy as np
 
 from fastemb.errors import FastembError, param
 from fastemb.progress import log
+from fastemb.seeding import generator
 
 WARPS = 4                    # threads per block: 32 · WARPS
 BLOCKS_PER_SM = 4            # default concurrency: thread blocks per multiprocessor
@@ -155,7 +156,7 @@ class CudaWord2Vec:
         """Train one block of sentences; returns (loss sum, pair count)."""
         cuda, CK = self.cuda, self.CK
         t0 = time.perf_counter()
-        rng = np.random.default_rng([seed, epoch, block])
+        rng = generator(seed, epoch, block)
         sub, sub_ends = subsample(ids, ends, self.t.keep, rng)
         lo, hi, s_lo, s_hi, sent = make_spans(sub_ends, self.span)
         orig_starts = np.concatenate(([0], np.asarray(ends, np.int64)[:-1]))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+
+from fastemb.loop import MAX_UNIT_WORK, call_ranges, check_unit_work, units_per_call
 from typing import Optional
 
 import numpy as np
@@ -204,6 +206,15 @@ class Word2VecTrainer:
         self.work_per_epoch = corpus.n_tokens
         self.total_work = float(options.epochs) * corpus.n_tokens
         state.extra.setdefault("chunk_counter", 0)
+        # work-sized calls (fastemb.loop): a word's windows cost about (window + 1) contexts times its output
+        # rows (negatives and tree path) times dim, three passes; chunks keep CHUNK_TOKENS unless that is more
+        # than one call may take, calls take as many chunks as the threads get through in one call's work
+        path = int(self.tree.codes.shape[1]) if self.tree is not None else 0
+        self.token_work = 3 * (options.window + 1) * (options.negative + 1 + path) * options.dim
+        check_unit_work(self.token_work, "word's windows", ["dim", "window", "negative"])
+        self.chunk_tokens = CHUNK_TOKENS if CHUNK_TOKENS * self.token_work <= MAX_UNIT_WORK else \
+            max(1, MAX_UNIT_WORK // self.token_work)
+        self.chunks_per_call = units_per_call(self.chunk_tokens * self.token_work, threads)
         self.gpu = None
         if options.device == "cuda":
             from fastemb.models.w2v_cuda import CudaWord2Vec
@@ -274,16 +285,17 @@ class Word2VecTrainer:
                 current = max(min_alpha, alpha - (alpha - min_alpha) * done / self.total_work)
                 yield Step(work=len(ids), loss=loss, count=pairs, extra=f"alpha {current:.5f}")
                 continue
-            chunk_sents = _chunks(ends, CHUNK_TOKENS)
+            chunk_sents = _chunks(ends, self.chunk_tokens)
             n_chunks = len(chunk_sents) - 1
             loss = np.zeros(n_chunks, np.float64)
             pairs = np.zeros(n_chunks, np.int64)
-            self.kernels.train_chunks(ids, ends, chunk_sents, self.syn0, self.syn1, self.keep, self.alias_prob,
-                                      self.alias_idx, self.sig, self.nls, self.cbow, shared, cbow_mean, o.window,
-                                      o.negative, np.float32(alpha), np.float32(min_alpha),
-                                      float(epoch * self.work_per_epoch + state.pos), self.total_work,
-                                      self.seed + epoch * 1_000_003, state.extra["chunk_counter"], loss, pairs,
-                                      *self.hs_arrays)
+            for q_lo, q_hi in call_ranges(n_chunks, self.chunks_per_call):  # the same block, call by call
+                self.kernels.train_chunks(ids, ends, chunk_sents[q_lo:q_hi + 1], self.syn0, self.syn1, self.keep,
+                                          self.alias_prob, self.alias_idx, self.sig, self.nls, self.cbow, shared,
+                                          cbow_mean, o.window, o.negative, np.float32(alpha), np.float32(min_alpha),
+                                          float(epoch * self.work_per_epoch + state.pos), self.total_work,
+                                          self.seed + epoch * 1_000_003, state.extra["chunk_counter"] + q_lo,
+                                          loss[q_lo:q_hi], pairs[q_lo:q_hi], *self.hs_arrays)
             state.extra["chunk_counter"] += n_chunks
             done = epoch * self.work_per_epoch + state.pos + len(ids)
             current = max(min_alpha, alpha - (alpha - min_alpha) * done / self.total_work)
