@@ -199,6 +199,8 @@ def _scan_corpus(reader, *, max_entries, max_sentence_length, ids_file=None, sen
     carry = b""
     pruned = 0
     min_reduce = 1
+    from fastemb.compiling import notice
+    first = notice([K.scan]).begin()
     for chunk in reader:
         data = carry + chunk if carry else chunk
         buf = np.frombuffer(data, dtype=np.uint8)
@@ -207,6 +209,11 @@ def _scan_corpus(reader, *, max_entries, max_sentence_length, ids_file=None, sen
             code, pos = K.scan(buf, pos, False, max_sentence_length, MAX_TOKEN_BYTES, write_ids, max_entries,
                                table.slots, table.e_hash, table.e_off, table.e_len, table.e_count,
                                table.e_pid, table.arena, table.state, ids_buf, sents_buf)
+            if first is not None:
+                if first.compiling:
+                    first.end()
+                    progress.rebase(reader.bytes_done, int(table.state[K.S_TOKENS]))
+                first = None
             if code == K.DONE:
                 break
             if code == K.OUT_FULL:
@@ -276,7 +283,7 @@ def build_vocab(paths, options: CorpusOptions | None = None, *, encode=False, wo
         o = o.replace(**corpus_options)
     min_count, max_vocab, max_sentence_length = o.min_count, o.max_vocab, o.max_sentence_length
     memory = o.memory_bytes if memory_bytes is None else int(memory_bytes)
-    reader = CorpusReader(paths, lowercase=o.lowercase, token_pattern=o.token_pattern,
+    reader = CorpusReader(paths, lowercase=o.lowercase, token_pattern=o.token_pattern, glob=o.glob,
                           **({"chunk_bytes": chunk_bytes} if chunk_bytes else {}))
     progress = Progress("vocab" if not encode else "read", reader.total_bytes, unit="tokens")
     max_entries = max(1 << 10, memory // BYTES_PER_ENTRY)

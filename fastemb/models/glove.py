@@ -64,6 +64,7 @@ class GloveTrainer:
         from fastemb.kernels import glove as K
         import scipy.sparse as sp
         self.K, self.o, self.seed = K, options, seed
+        self.entry_kernels = [K.glove_epoch, K.shuffle_records]  # what compiling.notice checks
         self.n_chunks = max(threads * 16, 1)  # Hogwild units of an epoch
         X = data.matrix
         coo = sp.coo_matrix(X)
