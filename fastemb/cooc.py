@@ -96,12 +96,13 @@ def counting_mismatch(attrs, algo: str) -> str:
     return ", ".join(diffs)
 
 
-def cooccurrences(corpus, *, algo=DEFAULT_FOR, seed=1, threads=None, tmp_dir=None, **params):
+def cooccurrences(corpus, *, algo=DEFAULT_FOR, seed=1, threads=None, tmp_dir=None, client=None, **params):
     """Count a corpus (files, or Python sentences as for fastemb.train) into (words, counts, CSR matrix);
     algo: count as this algorithm does ("glove": window 10, "ppmi-svd": window 5; both weigh word2vec's
     dynamic window and subsample with 1e-4, see `counting_defaults`); params: CoocOptions (which replace
     those defaults) and CorpusOptions by name (window=10, weighting="dynamic", min_count=5, ...).
-    The result feeds fastemb.train(cooc=(words, counts, matrix), algo="glove")."""
+    The result feeds fastemb.train(cooc=(words, counts, matrix), algo="glove"). client: count on a Dask
+    cluster (a dask.distributed Client, an address or "local:N"; files or URLs), bit-identical."""
     from fastemb.corpus import CorpusOptions
     from fastemb.errors import OptionError
     from fastemb.files import check_work_dir
@@ -114,6 +115,13 @@ def cooccurrences(corpus, *, algo=DEFAULT_FOR, seed=1, threads=None, tmp_dir=Non
         raise OptionError("algo", f"must be one of {', '.join(counting_algorithms())} (got {algo!r})")
     options, copts = counting_options(algo, **cooc_params), CorpusOptions(**corpus_params)
     run = RunOptions(seed=seed, threads=threads)
+    if client is not None:
+        from fastemb.corpus import is_sentences
+        if is_sentences(corpus):
+            raise OptionError("client", "reads the corpus on the workers: give files, directories or URLs, not "
+                                        "Python sentences")
+        from fastemb.dask.distributed import cooccurrences as on_cluster
+        return on_cluster(corpus, copts, options, client, seed=run.seed)
     check_work_dir(tmp_dir)
     with build_vocab(corpus, copts, encode=True, work_dir=tmp_dir) as enc:
         sink = CsrCollector(len(enc.vocab))

@@ -247,3 +247,31 @@ def test_glob_selects_files_in_every_corpus_command(mixed_dir, tmp_path):
         (mixed_dir / "sub" / "b.txt").read_text().split())
     rc, _, err = run_cli("vocab", mixed_dir, "-o", tmp_path / "w.tsv", "--glob", "*.csv")
     assert_one_line_error(rc, err, contains="no text files matching --glob '*.csv'")
+
+
+# ------------------------------------------------------------------ 8: Dask from Python
+@pytest.mark.slow
+def test_dask_counting_from_python(kjv_small, capfd):
+    pytest.importorskip("distributed")
+    from fastemb.dask.distributed import connect
+    from fastemb.progress import verbosity
+    with verbosity(True):
+        client, _ = connect("local:1")
+        try:
+            v = fastemb.build_vocab(kjv_small, client=client, min_count=3)
+            local = fastemb.build_vocab(kjv_small, min_count=3)
+            assert v.words == local.words and list(v.counts) == list(local.counts)
+            words, counts, X = fastemb.cooccurrences(kjv_small, client=client, min_count=3, window=3)
+            lw, lc, LX = fastemb.cooccurrences(kjv_small, min_count=3, window=3)
+            assert words == lw and (X != LX).nnz == 0
+            with pytest.raises(OptionError, match="client"):
+                fastemb.build_vocab([["a", "b"]], client=client)
+        finally:
+            client.close()
+    err = capfd.readouterr().err
+    assert err.count("dask: dashboard at") == 1, err
+
+
+def test_build_vocab_refuses_unknown_parameters_in_one_line():
+    with pytest.raises(OptionError, match="clinet is not a parameter of fastemb.build_vocab"):
+        fastemb.build_vocab([["a", "b"]], clinet="local:1")
