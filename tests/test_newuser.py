@@ -275,3 +275,55 @@ def test_dask_counting_from_python(kjv_small, capfd):
 def test_build_vocab_refuses_unknown_parameters_in_one_line():
     with pytest.raises(OptionError, match="clinet is not a parameter of fastemb.build_vocab"):
         fastemb.build_vocab([["a", "b"]], clinet="local:1")
+
+
+# ------------------------------------------------------------------ 7: the classifier's labels and blind texts
+def _skewed_lines():
+    lines = []
+    for i in range(120):  # pos is 3 times as frequent as neg
+        lines.append("__label__neg bad awful sad" if i % 4 == 0 else "__label__pos good great happy")
+    return lines
+
+
+def test_texts_without_a_known_word_get_the_prior_with_a_warning(caplog):
+    import logging
+    import fastemb.models.classify as C
+    clf = C.train(_skewed_lines(), dim=6, epochs=10, threads=1)
+    np.testing.assert_allclose(clf.prior()[[clf.labels.index("pos"), clf.labels.index("neg")]], [0.75, 0.25])
+    with caplog.at_level(logging.WARNING, logger="fastemb"):
+        p = clf.predict_proba(["good great", "", "zzz qqq", "bad awful"])
+    np.testing.assert_allclose(p[1], clf.prior(), rtol=1e-6)
+    np.testing.assert_allclose(p[2], clf.prior(), rtol=1e-6)
+    assert p[0][clf.labels.index("pos")] > 0.9 and p[3][clf.labels.index("neg")] > 0.9
+    warn = [r.getMessage() for r in caplog.records if "no word the model knows" in r.getMessage()]
+    assert len(warn) == 1 and "2 of 4 text(s) (text 2, 3)" in warn[0] and "prior" in warn[0]
+
+
+def test_cli_predict_prints_labels_as_written(tmp_path):
+    import json
+    data = tmp_path / "train.txt"
+    data.write_text("\n".join(_skewed_lines()) + "\n")
+    model = tmp_path / "m.h5"
+    assert run_cli("classify", "train", data, "-o", model, "--dim", "6", "--epochs", "10", "--quiet")[0] == 0
+    rc, out, err = run_cli("classify", "predict", model, "good great", "-k", "2")
+    assert rc == 0 and out.startswith("__label__pos ") and " __label__neg " in out, out
+    rc, out, err = run_cli("classify", "predict", model, "bad awful", "", "--json")
+    r = json.loads(out)
+    assert r[0]["labels"][0] == "__label__neg" and r[1]["labels"] == ["__label__pos"]
+    assert abs(r[1]["probabilities"][0] - 0.75) < 1e-5 and "prior" in err
+
+
+@pytest.mark.slow
+def test_readme_classifier_example_is_predicted_right(tmp_path):
+    """README's `classify predict` example names texts the README's model labels right."""
+    import re
+    import shlex
+    import fastemb.models.classify as C
+    from conftest import ROOT
+    readme = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    line = next(ln for ln in readme.splitlines() if ln.startswith("fastemb classify predict kjv-group.h5"))
+    texts = [t for t in shlex.split(line)[4:] if not t.startswith("-") and not re.fullmatch(r"\d+", t)]
+    files = C.kjv_task("group", str(tmp_path / "kjv-group"), corpora=os.path.join(ROOT, "corpora"))
+    clf = C.train(files["train"], ngrams=2, epochs=25, seed=1)
+    labels, probs = clf.predict(texts)
+    assert [ls[0] for ls in labels] == ["gospels-acts", "minor-prophets"], (texts, labels, probs)
