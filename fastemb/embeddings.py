@@ -361,13 +361,18 @@ class Embeddings:
         """Write the embeddings to `path`: HDF5 (.h5, .hdf5: everything, context vectors and settings too),
         word2vec text (.vec, .txt), word2vec binary (.bin), or format= "hdf5", "word2vec",
         "word2vec-binary", "glove" (GloVe text) under any name. An existing file is refused unless
-        overwrite=True. vocab: also write the counts there ('word count' lines, word2vec.c's -save-vocab)."""
-        import os
+        overwrite=True. Text formats: the counts go to `vocab` ('word count' lines, word2vec.c's
+        -save-vocab), by default PATH.vocab (what `fastemb export` writes and load() reads back) when the
+        counts are known; vocab=False writes none."""
         from fastemb.errors import FileError
         from fastemb.store import check_output, save_embeddings
         fmt = save_format(path, format)
-        if vocab is not None and fmt == "hdf5":
+        if vocab not in (None, False) and fmt == "hdf5":
             raise OptionError("vocab", "writes the counts beside a text file; an HDF5 file holds them already")
+        if vocab is None:
+            vocab = f"{os.fspath(path)}.vocab" if fmt != "hdf5" and self.counts.any() else None
+        elif vocab is False:
+            vocab = None
         for p in [path] + ([] if vocab is None else [vocab]):
             if os.path.lexists(os.fspath(p)) and not overwrite:
                 raise FileError(f"{os.fspath(p)}: exists (give overwrite=True to replace it)")
@@ -384,7 +389,8 @@ class Embeddings:
 
     def save_word2vec_format(self, fname, fvocab=None, binary=False, *, overwrite=False):
         """gensim's name: word2vec text (binary=False) or binary, the counts to `fvocab` when given."""
-        self.save(fname, "word2vec-binary" if binary else "word2vec", overwrite=overwrite, vocab=fvocab)
+        self.save(fname, "word2vec-binary" if binary else "word2vec", overwrite=overwrite,
+                  vocab=False if fvocab is None else fvocab)
 
     @classmethod
     def load_word2vec_format(cls, fname, fvocab=None, binary=False, limit=None) -> "Embeddings":

@@ -327,3 +327,73 @@ def test_readme_classifier_example_is_predicted_right(tmp_path):
     clf = C.train(files["train"], ngrams=2, epochs=25, seed=1)
     labels, probs = clf.predict(texts)
     assert [ls[0] for ls in labels] == ["gospels-acts", "minor-prophets"], (texts, labels, probs)
+
+
+# ------------------------------------------------------------------ 10: large pretrained files
+@pytest.fixture(scope="module")
+def big_files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("big")
+    rng = np.random.default_rng(1)
+    words = [f"w{i}" for i in range(3000)]
+    emb = fastemb.Embeddings(words, rng.standard_normal((3000, 16)).astype(np.float32), np.arange(3000, 0, -1))
+    paths = {"vec": d / "v.vec", "bin": d / "v.bin", "h5": d / "v.h5"}
+    for p in paths.values():
+        emb.save(p)
+    return emb, paths
+
+
+@pytest.mark.parametrize("kind", ["vec", "bin", "h5"])
+def test_limit_reads_the_first_words_as_gensim(big_files, kind):
+    from gensim.models import KeyedVectors
+    emb, paths = big_files
+    part = fastemb.load(paths[kind], limit=250)
+    assert part.words == emb.words[:250] and list(part.counts) == list(emb.counts[:250])
+    np.testing.assert_array_equal(part.vectors, emb.vectors[:250])
+    if kind != "h5":
+        kv = KeyedVectors.load_word2vec_format(str(paths[kind]), binary=kind == "bin", limit=250)
+        np.testing.assert_array_equal(kv.vectors, part.vectors)
+    assert len(fastemb.load(paths[kind], limit=10 ** 6)) == 3000
+    with pytest.raises(OptionError, match="limit"):
+        fastemb.load(paths[kind], limit=0)
+
+
+@pytest.mark.parametrize("kind", ["vec", "bin", "h5"])
+def test_float16_storage_answers_as_float32(big_files, kind):
+    emb, paths = big_files
+    half = fastemb.load(paths[kind], dtype=np.float16)
+    assert half.vectors.dtype == np.float16 and half.vectors.nbytes == emb.vectors.nbytes // 2
+    full = [w for w, _ in emb.most_similar("w5", topn=5)]
+    got = half.most_similar("w5", topn=5)
+    assert [w for w, _ in got][:3] == full[:3]
+    assert abs(half.similarity("w1", "w2") - emb.similarity("w1", "w2")) < 2e-3
+    with pytest.raises(OptionError, match="dtype"):
+        fastemb.load(paths[kind], dtype=np.int8)
+
+
+def test_mmap_maps_the_embedding_and_queries_agree(big_files, tmp_path):
+    emb, paths = big_files
+    mapped = fastemb.load(paths["h5"], mmap=True)
+    assert isinstance(mapped.vectors, np.memmap) and not mapped.vectors.flags.writeable
+    got, want = mapped.most_similar("w5", topn=5), emb.most_similar("w5", topn=5)
+    assert [w for w, _ in got] == [w for w, _ in want]
+    np.testing.assert_allclose([c for _, c in got], [c for _, c in want], rtol=1e-5)
+    assert mapped.words == emb.words and len(fastemb.load(paths["h5"], mmap=True, limit=7)) == 7
+    with pytest.raises(OptionError, match="mmap"):
+        fastemb.load(paths["vec"], mmap=True)
+    chunked = tmp_path / "chunked.h5"
+    import shutil
+    shutil.copy(paths["h5"], chunked)
+    with h5py.File(chunked, "a") as f:
+        data = f["embedding"][()]
+        del f["embedding"]
+        f.create_dataset("embedding", data=data, chunks=(100, 16), compression="gzip")
+    with pytest.raises(FileError, match="cannot be memory-mapped"):
+        fastemb.load(chunked, mmap=True)
+    assert fastemb.load(chunked).words == emb.words
+    nan = tmp_path / "nan.h5"
+    shutil.copy(paths["h5"], nan)
+    with h5py.File(nan, "a") as f:
+        f["embedding"][3, 2] = np.nan
+    lazy = fastemb.load(nan, mmap=True)
+    with pytest.raises(fastemb.FastembError, match="non-finite"):
+        lazy.most_similar("w1")
