@@ -397,3 +397,20 @@ def test_mmap_maps_the_embedding_and_queries_agree(big_files, tmp_path):
     lazy = fastemb.load(nan, mmap=True)
     with pytest.raises(fastemb.FastembError, match="non-finite"):
         lazy.most_similar("w1")
+
+
+# ------------------------------------------------------------------ 4: anndata users
+def test_docs_anndata_block_reads_a_cooc_file(kjv_small, tmp_path):
+    """docs/new-users.md's h5py/scipy (and, where installed, anndata) code reads a co-occurrence file."""
+    import re
+    from conftest import ROOT
+    text = open(os.path.join(ROOT, "docs", "new-users.md"), encoding="utf-8").read()
+    block = [code for code in re.findall(r"```python\n(.*?)```", text, re.S) if "anndata" in code][-1]
+    out = tmp_path / "c.h5"
+    assert run_cli("cooc", kjv_small, "-o", out, "--quiet")[0] == 0
+    from fastemb.store import load_cooc
+    words, _, m, _ = load_cooc(out)
+    seen = {}
+    exec(block.replace("/tmp/kjv-cooc-ppmi.h5", str(out)).replace("print(X.shape", "seen.update(X=X, w=words); print(X.shape"),
+         {"seen": seen})
+    assert (seen["X"] != m).nnz == 0 and list(seen["w"]) == words
