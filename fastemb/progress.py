@@ -177,8 +177,11 @@ class Progress:
         base = getattr(self, "_base", None)
         elapsed = max(now - self.start, 1e-9)
         rate_items, rate_time, eta_done = self.items, elapsed, done
-        if base is not None:
-            rate_time, rate_items, eta_done = max(now - base[0], 1e-9), self.items - base[2], done - base[1]
+        if base is not None:  # rate and ETA from the work done since the rebase (none yet: no ETA)
+            if done > base[1]:
+                rate_time, rate_items, eta_done = max(now - base[0], 1e-9), self.items - base[2], done - base[1]
+            else:
+                eta_done = 0
         if self.bar is not None:
             if self.total:
                 step = min(done, self.total) - self._shown
