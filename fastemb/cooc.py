@@ -40,12 +40,15 @@ SYMMETRIC = Spec(bool, "Count the contexts on both sides of a word (--one-sided:
 
 @dataclass(frozen=True)
 class CoocOptions(Options):
-    """Which pairs a co-occurrence count sees and how it weighs them (`fastemb cooc`; GloVe and PPMI-SVD
-    embed one with their own defaults)."""
+    """Which pairs a co-occurrence count sees and how it weighs them. The defaults are GloVe's counting
+    (`fastemb cooc`'s default, --for glove); PPMI-SVD counts with window 5 (`counting_defaults`)."""
     window: int = WINDOW(10)
-    weighting: str = WEIGHTING("harmonic")
+    weighting: str = WEIGHTING("dynamic")
     symmetric: bool = SYMMETRIC(True)
-    sample: float = SAMPLE(0.0)
+    sample: float = SAMPLE(1e-4)
+
+
+DEFAULT_FOR = "glove"   # `fastemb cooc` counts for this algorithm unless told --for another
 
 
 def _kernels():
@@ -53,10 +56,54 @@ def _kernels():
     return _cooc_kernels
 
 
-def cooccurrences(corpus, *, seed=1, threads=None, tmp_dir=None, **params):
+def counting_algorithms() -> tuple:
+    """The algorithms that train on a co-occurrence matrix (what `fastemb cooc --for` takes)."""
+    from fastemb import registry
+    return tuple(a.name for a in registry.all_algorithms() if a.input == "cooc")
+
+
+def counting_defaults(algo: str = DEFAULT_FOR) -> CoocOptions:
+    """How `algo` counts a corpus when it trains on one: the counting settings `fastemb cooc --for algo`
+    starts from, and the ones `train --cooc` checks a file against."""
+    from fastemb import registry
+    from fastemb.errors import OptionError
+    if algo not in counting_algorithms():
+        raise OptionError("algo", f"must be one of {', '.join(counting_algorithms())} (got {algo!r})")
+    return registry.get(algo).options().cooc
+
+
+def counting_options(algo: str | None, **given) -> CoocOptions:
+    """`algo`'s counting defaults with the given CoocOptions values replacing them."""
+    return counting_defaults(DEFAULT_FOR if algo is None else algo).replace(**given)
+
+
+def counting_mismatch(attrs, algo: str) -> str:
+    """'' when a matrix counted with these recorded settings (a cooc file's attributes) is what `algo`
+    counts by default, else 'window 5 (glove: 10), ...' naming each setting that differs."""
+    expected = counting_defaults(algo).flat()
+    diffs = []
+    for name, want in expected.items():
+        if name not in attrs:
+            continue
+        got = attrs[name]
+        if hasattr(got, "item"):
+            got = got.item()
+        if isinstance(got, bytes):
+            got = got.decode()
+        same = (abs(float(got) - float(want)) <= 1e-12 * max(1.0, abs(float(want)))
+                if isinstance(want, float) and not isinstance(want, bool) else got == want)
+        if not same:
+            diffs.append(f"{name} {got} ({algo}: {want})")
+    return ", ".join(diffs)
+
+
+def cooccurrences(corpus, *, algo=DEFAULT_FOR, seed=1, threads=None, tmp_dir=None, client=None, **params):
     """Count a corpus (files, or Python sentences as for fastemb.train) into (words, counts, CSR matrix);
-    params: the CoocOptions and CorpusOptions by name (window=10, weighting="harmonic", min_count=5, ...).
-    The result feeds fastemb.train(cooc=(words, matrix), algo="glove")."""
+    algo: count as this algorithm does ("glove": window 10, "ppmi-svd": window 5; both weigh word2vec's
+    dynamic window and subsample with 1e-4, see `counting_defaults`); params: CoocOptions (which replace
+    those defaults) and CorpusOptions by name (window=10, weighting="dynamic", min_count=5, ...).
+    The result feeds fastemb.train(cooc=(words, counts, matrix), algo="glove"). client: count on a Dask
+    cluster (a dask.distributed Client, an address or "local:N"; files or URLs), bit-identical."""
     from fastemb.corpus import CorpusOptions
     from fastemb.errors import OptionError
     from fastemb.files import check_work_dir
@@ -65,8 +112,17 @@ def cooccurrences(corpus, *, seed=1, threads=None, tmp_dir=None, **params):
     (cooc_params, corpus_params), rest = split_known(params, CoocOptions, CorpusOptions)
     if rest:
         raise OptionError(next(iter(rest)), "is not an option of fastemb.cooccurrences")
-    options, copts = CoocOptions(**cooc_params), CorpusOptions(**corpus_params)
+    if algo not in counting_algorithms():
+        raise OptionError("algo", f"must be one of {', '.join(counting_algorithms())} (got {algo!r})")
+    options, copts = counting_options(algo, **cooc_params), CorpusOptions(**corpus_params)
     run = RunOptions(seed=seed, threads=threads)
+    if client is not None:
+        from fastemb.corpus import is_sentences
+        if is_sentences(corpus):
+            raise OptionError("client", "reads the corpus on the workers: give files, directories or URLs, not "
+                                        "Python sentences")
+        from fastemb.dask import cooccurrences as on_cluster
+        return on_cluster(corpus, copts, options, client, seed=run.seed)
     check_work_dir(tmp_dir)
     with build_vocab(corpus, copts, encode=True, work_dir=tmp_dir) as enc:
         sink = CsrCollector(len(enc.vocab))
@@ -302,6 +358,9 @@ def cooccurrence(corpus: EncodedCorpus, sink, options: CoocOptions | None = None
                     stats["spilled_runs"] += 1
 
     tables = PairTables(n_rows, o, keep, seed, memory, threads, on_runs=keep_runs, pool=pool)
+    from fastemb.compiling import notice
+    K = _kernels()
+    first_call = notice([K.count_pairs, K.extract, K.radix_sort, K.sum_duplicates]).begin()
     try:
         tables.ensure_room(corpus.longest_sentence())  # a budget too small for the corpus fails before counting
         stats["table_capacity"] = tables.cap
@@ -310,6 +369,12 @@ def cooccurrence(corpus: EncodedCorpus, sink, options: CoocOptions | None = None
             for ids, ends, first in iter_blocks(corpus, block_tokens):
                 tables.count(ids, ends, first)
                 done += len(ids)
+                if first_call is not None:
+                    if first_call.compiling:
+                        first_call.missing = [k for k in first_call.missing if k is K.count_pairs]
+                        first_call.end()
+                        progress.rebase(done, done)
+                    first_call = None
                 progress.update(done, done, extra=f"{int(tables.used.sum()):,} pairs in tables")
             tables.close()  # the tables are free before the merge
             stats["nnz"] = _merge(runs, n_rows, tables.col_bits, tables.key_bits, sink, memory)

@@ -44,6 +44,10 @@ class CorpusOptions(Options):
     phrases: Optional[str] = Spec(str, "Join the phrases of this table (from `fastemb phrases`) while reading "
                                        "the corpus.", check=lambda v: None if v else "must be a file name",
                                   optional=True, metavar="TABLE", none_means="no phrases")(None)
+    glob: Optional[str] = Spec(str, "In a directory, read only the files whose name (or path below the directory) "
+                                    "matches PATTERN ('*.txt'); hidden files and known non-text files (HDF5, "
+                                    "NumPy, images, PDF, pickles) are always skipped, with a notice.",
+                               optional=True, metavar="PATTERN", none_means="every file")(None)
 
     @property
     def memory_bytes(self) -> int:
@@ -98,9 +102,64 @@ def is_sentences(corpus) -> bool:
     return hasattr(corpus, "__iter__")
 
 
-def resolve_sources(paths) -> list:
-    """Expand directories (recursively, sorted, hidden entries skipped) and check every file exists
-    and can be read, before any work starts. A corpus of Python sentences becomes one `Sentences` source."""
+# Files a directory may hold that are not text: skipped with a notice (by their first bytes, or their name).
+_BINARY_MAGIC = ((b"\x89HDF\r\n\x1a\n", "HDF5"), (b"\x93NUMPY", "NumPy"), (b"PK\x03\x04", "zip/npz"),
+                 (b"\x89PNG", "image"), (b"\xff\xd8\xff", "image"), (b"GIF8", "image"), (b"%PDF", "PDF"),
+                 (b"\x80\x02", "pickle"), (b"\x80\x03", "pickle"), (b"\x80\x04", "pickle"),
+                 (b"\x80\x05", "pickle"), (b"\x7fELF", "executable"))
+_BINARY_SUFFIXES = {".h5": "HDF5", ".hdf5": "HDF5", ".npy": "NumPy", ".npz": "zip/npz", ".png": "image",
+                    ".jpg": "image", ".jpeg": "image", ".gif": "image", ".webp": "image", ".pdf": "PDF",
+                    ".pkl": "pickle", ".pickle": "pickle", ".so": "executable", ".nbi": "Numba cache",
+                    ".nbc": "Numba cache", ".pyc": "Python bytecode", ".ckpt": "checkpoint"}
+
+
+def non_text_kind(path) -> str | None:
+    """What a file is when it is known not to be text ('HDF5', 'image', ...), else None."""
+    kind = _BINARY_SUFFIXES.get(os.path.splitext(path)[1].lower())
+    if kind:
+        return kind
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError:
+        return None  # reported when the file is checked
+    return next((k for magic, k in _BINARY_MAGIC if head.startswith(magic)), None)
+
+
+def _directory_files(directory, pattern):
+    """The text files below `directory`, sorted, hidden entries, non-text files and (with a glob `pattern`)
+    names that do not match left out; one notice for what was skipped."""
+    import fnmatch
+    from fastemb.progress import log
+    found, skipped = [], []
+    for root, dirs, files in os.walk(directory):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            path = os.path.join(root, name)
+            rel = os.path.relpath(path, directory)
+            if name.startswith("."):
+                continue
+            if pattern is not None and not (fnmatch.fnmatch(name, pattern) or fnmatch.fnmatch(rel, pattern)):
+                continue
+            kind = non_text_kind(path)
+            if kind is not None:
+                skipped.append(f"{rel} ({kind})")
+                continue
+            found.append(path)
+    if skipped:
+        shown = ", ".join(skipped[:5]) + (f" and {len(skipped) - 5} more" if len(skipped) > 5 else "")
+        log.warning(f"{directory}: skipped {len(skipped)} file{'s' if len(skipped) > 1 else ''} that "
+                    f"{'are' if len(skipped) > 1 else 'is'} not text: {shown}")
+    if not found:
+        what = "no text files" if pattern is None else f"no text files matching {param('glob')} {pattern!r}"
+        raise FileError(f"{directory}: directory contains {what}")
+    return found
+
+
+def resolve_sources(paths, glob=None) -> list:
+    """Expand directories (recursively, sorted; hidden entries and known non-text files skipped, with a
+    notice; only names matching `glob` when given) and check every file exists and can be read, before
+    any work starts. A corpus of Python sentences becomes one `Sentences` source."""
     if is_sentences(paths):
         return [paths if isinstance(paths, Sentences) else Sentences(paths)]
     if isinstance(paths, (str, os.PathLike)):
@@ -116,13 +175,7 @@ def resolve_sources(paths) -> list:
         if p == "-":
             sources.append(p)
         elif os.path.isdir(p):
-            found = []
-            for root, dirs, files in os.walk(p):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                found.extend(os.path.join(root, f) for f in sorted(files) if not f.startswith("."))
-            if not found:
-                raise FileError(f"{p}: directory contains no text files")
-            sources.extend(found)
+            sources.extend(_directory_files(p, glob))
         elif os.path.exists(p):
             sources.append(p)
         elif any(c.isspace() for c in p):
@@ -142,13 +195,29 @@ def resolve_sources(paths) -> list:
     return sources
 
 
+def log_sources(sources, show=20):
+    """One INFO line per file read, with its size (the first `show` files, then how many more)."""
+    from fastemb.progress import human_bytes, log
+    files = [s for s in sources if isinstance(s, str) and s != "-"]
+    if not files:
+        return
+    sizes = [os.path.getsize(s) for s in files]
+    log.info(f"reading {len(files)} file{'s' if len(files) > 1 else ''} ({human_bytes(sum(sizes))})")
+    for s, n in list(zip(files, sizes))[:show]:
+        log.info(f"  {s} ({human_bytes(n)})")
+    if len(files) > show:
+        log.info(f"  ... and {len(files) - show} more")
+
+
 class CorpusReader:
     """Iterates over normalised byte chunks of all sources; `bytes_done`/`total_bytes` measure progress
     on the files as stored (compressed bytes for compressed files)."""
 
     def __init__(self, paths, lowercase: bool = False, token_pattern: str | None = None,
-                 chunk_bytes: int = CHUNK_BYTES, phrases=None, max_sentence_length: int = 10_000):
-        self.sources = resolve_sources(paths)
+                 chunk_bytes: int = CHUNK_BYTES, phrases=None, max_sentence_length: int = 10_000,
+                 glob: str | None = None):
+        self.sources = resolve_sources(paths, glob)
+        log_sources(self.sources)
         # A phrase table (a path, read and checked now, before any work; or a phrases.PhraseTable) joins
         # its phrases in every chunk this reader yields.
         self.phrases = None

@@ -11,6 +11,7 @@ go through `most_similar_batch` (one matrix product and a Numba top-k per batch)
 """
 from __future__ import annotations
 
+import os
 from numbers import Integral
 
 import numpy as np
@@ -22,7 +23,7 @@ from fastemb.ranking import top_k, top_k_rows
 def _as_list(x):
     if x is None:
         return []
-    if isinstance(x, (str, np.ndarray)) or (isinstance(x, tuple) and len(x) == 2 and isinstance(x[1], float)):
+    if isinstance(x, (str, np.ndarray, Integral)) or (isinstance(x, tuple) and len(x) == 2 and isinstance(x[1], float)):
         return [x]
     return list(x)
 
@@ -31,7 +32,10 @@ class Embeddings:
     def __init__(self, words, vectors, counts=None, *, context_vectors=None, bias=None, context_bias=None,
                  svd=None, attrs=None, model=None):
         self.words = list(words)
-        self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if isinstance(vectors, np.memmap) or getattr(vectors, "dtype", None) == np.float16:
+            self.vectors = vectors  # float16 storage, or a read-only map of a file (load(..., mmap=True))
+        else:
+            self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if self.vectors.ndim != 2 or self.vectors.shape[0] != len(self.words):
             raise FastembError(f"{self.vectors.shape} vectors for {len(self.words)} words")
         self.counts = np.zeros(len(self.words), np.int64) if counts is None else np.asarray(counts, np.int64)
@@ -46,6 +50,7 @@ class Embeddings:
         if len(self.index) != len(self.words):
             raise FastembError("the vocabulary holds a word twice")
         self._unit = None
+        self._norms = None
 
     # ------------------------------------------------------------ gensim's KeyedVectors names
     @property
@@ -100,7 +105,10 @@ class Embeddings:
         return self.get_index(key, -1) >= 0
 
     def get_vector(self, key, norm=False):
-        return (self.get_normed_vectors() if norm else self.vectors)[self.get_index(key)]
+        i = self.get_index(key)
+        if norm and self._lean():
+            return np.asarray(self.vectors[i], np.float32) / self.norms()[i]
+        return (self.get_normed_vectors() if norm else self.vectors)[i]
 
     def get_vecattr(self, key, attr):
         if attr != "count":
@@ -108,11 +116,50 @@ class Embeddings:
         return int(self.counts[self.get_index(key)])
 
     def get_normed_vectors(self) -> np.ndarray:
-        """Unit-length rows (zero rows stay zero), computed once and cached."""
+        """Unit-length rows (zero rows stay zero), computed once and cached (in the vectors' own type: float16
+        vectors give float16 unit vectors; a memory-mapped matrix is read into memory for them)."""
         if self._unit is None:
-            norms = np.linalg.norm(self.vectors, axis=1, keepdims=True)
-            self._unit = self.vectors / np.maximum(norms, np.float32(1e-12))
+            norms = self.norms()[:, None]
+            if self.vectors.dtype == np.float32 and not isinstance(self.vectors, np.memmap):
+                self._unit = self.vectors / norms
+            else:
+                self._unit = np.empty(self.vectors.shape, np.float32 if self.vectors.dtype == np.float32
+                                      else self.vectors.dtype)
+                for r0, block in self._blocks():
+                    self._unit[r0:r0 + len(block)] = block / norms[r0:r0 + len(block)]
         return self._unit
+
+    def _blocks(self, n=None, rows=1 << 16):
+        """(first row, float32 block) over the first n rows: float16 or mapped vectors, a block at a time."""
+        n = len(self) if n is None else n
+        for r0 in range(0, n, rows):
+            yield r0, np.asarray(self.vectors[r0:min(n, r0 + rows)], dtype=np.float32)
+
+    def norms(self) -> np.ndarray:
+        """The rows' lengths (float32; at least 1e-12), computed once, a block at a time."""
+        if self._norms is None:
+            norms = np.empty(len(self), np.float32)
+            for r0, block in self._blocks():
+                norms[r0:r0 + len(block)] = np.linalg.norm(block, axis=1)
+            if not np.isfinite(norms).all():
+                raise FastembError("the vectors hold non-finite values (NaN or infinity)")
+            self._norms = np.maximum(norms, np.float32(1e-12))
+        return self._norms
+
+    def _lean(self) -> bool:
+        """float16 or memory-mapped vectors: queries go block by block instead of through unit vectors."""
+        return self._unit is None and (self.vectors.dtype != np.float32 or isinstance(self.vectors, np.memmap))
+
+    def cosines(self, vector, n=None) -> np.ndarray:
+        """Cosine of the first n words (all by default) with a unit `vector` (float32)."""
+        n = len(self) if n is None else n
+        if not self._lean():
+            return self.get_normed_vectors()[:n] @ vector
+        out = np.empty(n, np.float32)
+        norms = self.norms()
+        for r0, block in self._blocks(n):
+            out[r0:r0 + len(block)] = (block @ vector) / norms[r0:r0 + len(block)]
+        return out
 
     normalized = get_normed_vectors
 
@@ -171,7 +218,7 @@ class Embeddings:
                     weights.append(sign)
         mean = self.get_mean_vector(keys, weights, pre_normalize=True, post_normalize=True)
         n = self._candidates(restrict_vocab)
-        sims = self.get_normed_vectors()[:n] @ mean
+        sims = self.cosines(mean, n)
         if topn is None:
             return sims
         skip = {self.get_index(k) for k in keys if not isinstance(k, np.ndarray)}
@@ -213,8 +260,8 @@ class Embeddings:
         return results
 
     def similarity(self, w1, w2) -> float:
-        u = self.get_normed_vectors()
-        return float(u[self.get_index(w1)] @ u[self.get_index(w2)])
+        return float(np.asarray(self.get_vector(w1, norm=True), np.float32) @
+                     np.asarray(self.get_vector(w2, norm=True), np.float32))
 
     def n_similarity(self, ws1, ws2) -> float:
         """Cosine between the means of two sets of words (as gensim: means of the raw vectors)."""
@@ -304,12 +351,114 @@ class Embeddings:
         return cls([str(w) for w in kv.index_to_key], np.asarray(kv.vectors, np.float32), counts,
                    attrs={"source": "gensim"})
 
+    @property
+    def wv(self) -> "Embeddings":
+        """gensim's `model.wv`: the result of fastemb.train is the word vectors themselves."""
+        return self
+
     # ------------------------------------------------------------ files
-    def save(self, path):
-        from fastemb.store import save_embeddings
-        save_embeddings(path, self.words, self.counts, self.vectors, context=self.context_vectors,
-                        bias=self.bias, context_bias=self.context_bias, svd=self.svd, attrs=self.attrs,
-                        model=self.model)
+    def save(self, path, format=None, *, overwrite=False, vocab=None):
+        """Write the embeddings to `path`: HDF5 (.h5, .hdf5: everything, context vectors and settings too),
+        word2vec text (.vec, .txt), word2vec binary (.bin), or format= "hdf5", "word2vec",
+        "word2vec-binary", "glove" (GloVe text) under any name. An existing file is refused unless
+        overwrite=True. Text formats: the counts go to `vocab` ('word count' lines, word2vec.c's
+        -save-vocab), by default PATH.vocab (what `fastemb export` writes and load() reads back) when the
+        counts are known; vocab=False writes none."""
+        from fastemb.errors import FileError
+        from fastemb.store import check_output, save_embeddings
+        fmt = save_format(path, format)
+        if vocab not in (None, False) and fmt == "hdf5":
+            raise OptionError("vocab", "writes the counts beside a text file; an HDF5 file holds them already")
+        if vocab is None:
+            vocab = f"{os.fspath(path)}.vocab" if fmt != "hdf5" and self.counts.any() else None
+        elif vocab is False:
+            vocab = None
+        for p in [path] + ([] if vocab is None else [vocab]):
+            if os.path.lexists(os.fspath(p)) and not overwrite:
+                raise FileError(f"{os.fspath(p)}: exists (give overwrite=True to replace it)")
+            check_output(p, True)
+        if fmt == "hdf5":
+            save_embeddings(path, self.words, self.counts, self.vectors, context=self.context_vectors,
+                            bias=self.bias, context_bias=self.context_bias, svd=self.svd, attrs=self.attrs,
+                            model=self.model)
+            return
+        from fastemb.formats import write_vectors, write_vocab_counts
+        write_vectors(path, self.words, self.vectors, fmt)
+        if vocab is not None:
+            write_vocab_counts(vocab, self.words, self.counts)
+
+    def save_word2vec_format(self, fname, fvocab=None, binary=False, *, overwrite=False):
+        """gensim's name: word2vec text (binary=False) or binary, the counts to `fvocab` when given."""
+        self.save(fname, "word2vec-binary" if binary else "word2vec", overwrite=overwrite,
+                  vocab=False if fvocab is None else fvocab)
+
+    @classmethod
+    def load_word2vec_format(cls, fname, fvocab=None, binary=False, limit=None) -> "Embeddings":
+        """gensim's name: word2vec text or binary (binary=True), counts from `fvocab`, the first `limit`
+        words only when given."""
+        return load(fname, "word2vec-binary" if binary else "word2vec", fvocab, limit=limit)
+
+    # ------------------------------------------------------------ gensim's evaluation names
+    def _eval_vocab(self, restrict_vocab, case_insensitive):
+        """gensim's lookup for its evaluations: the first restrict_vocab words, upper-cased when
+        case_insensitive (the more frequent of two spellings wins)."""
+        n = self._candidates(restrict_vocab)
+        if not case_insensitive:
+            return n, {w: i for i, w in enumerate(self.words[:n])}
+        return n, {w.upper(): i for i, w in reversed(list(enumerate(self.words[:n])))}
+
+    def evaluate_word_pairs(self, pairs, restrict_vocab=300_000, case_insensitive=True):
+        """gensim's name and result: ((pearson, p-value), (spearman, p-value), oov_ratio in percent) on a
+        similarity file (a path or a shipped set: 'wordsim353', 'simlex999'); pairs with a word outside the
+        first restrict_vocab words are skipped."""
+        from scipy.stats import pearsonr, spearmanr
+        from fastemb.eval import read_pairs
+        n, vocab = self._eval_vocab(restrict_vocab, case_insensitive)
+        model, human = [], []
+        all_pairs = read_pairs(pairs)
+        for a, b, score in all_pairs:
+            if case_insensitive:
+                a, b = a.upper(), b.upper()
+            ia, ib = vocab.get(a), vocab.get(b)
+            if ia is None or ib is None:
+                continue
+            model.append(float(np.asarray(self.get_vector(ia, norm=True), np.float32) @
+                               np.asarray(self.get_vector(ib, norm=True), np.float32)))
+            human.append(score)
+        if len(model) < 3:
+            raise FastembError(f"evaluate_word_pairs: only {len(model)} pairs have both words known")
+        oov = 100.0 * (len(all_pairs) - len(model)) / max(len(all_pairs), 1)
+        p, s = pearsonr(model, human), spearmanr(model, human)
+        return (float(p[0]), float(p[1])), (float(s[0]), float(s[1])), oov
+
+    def evaluate_word_analogies(self, analogies, restrict_vocab=300_000, case_insensitive=True):
+        """gensim's name and result: (3CosAdd accuracy, [{'section', 'correct', 'incorrect'} per section, then
+        'Total accuracy']) on a questions-words file (a path or 'questions-words'), questions with a word
+        outside the first restrict_vocab words skipped, as gensim; here the lists hold the questions'
+        counts (gensim lists the questions themselves). Words are matched in upper case, as gensim's
+        default case_insensitive=True does (fastemb's reader lower-cases the questions, so that is the only
+        matching offered)."""
+        from fastemb.eval import analogy_scores, read_analogies
+        if case_insensitive is not True:
+            raise OptionError("case_insensitive", "must be True here (the questions are read lower-cased)")
+        n, vocab = self._eval_vocab(restrict_vocab, True)
+        unit = self.get_normed_vectors()[:n]
+        sections, right_all, seen_all = [], 0, 0
+        for name, questions in read_analogies(analogies):
+            ids = [[vocab.get(w.upper()) for w in q] for q in questions]
+            ok = np.array([q for q in ids if None not in q], dtype=np.int64).reshape(-1, 4)
+            right = 0
+            for b0 in range(0, len(ok), 512):
+                q = ok[b0:b0 + 512]
+                scores = analogy_scores(unit, unit[q[:, :3]], "3cosadd")
+                rows = np.arange(len(q))
+                for j in range(3):
+                    scores[rows, q[:, j]] = -np.inf
+                right += int(np.sum(np.argmax(scores, axis=1) == q[:, 3]))
+            sections.append({"section": name, "correct": right, "incorrect": len(ok) - right})
+            right_all, seen_all = right_all + right, seen_all + len(ok)
+        sections.append({"section": "Total accuracy", "correct": right_all, "incorrect": seen_all - right_all})
+        return (right_all / seen_all if seen_all else 0.0), sections
 
     @classmethod
     def load(cls, path) -> "Embeddings":
@@ -320,18 +469,50 @@ class Embeddings:
                    model=d.get("model"))
 
 
-def load(path, format=None, vocab=None) -> Embeddings:
+SAVE_FORMATS = ("hdf5", "word2vec", "word2vec-binary", "glove")
+_EXTENSIONS = {".h5": "hdf5", ".hdf5": "hdf5", ".vec": "word2vec", ".txt": "word2vec", ".bin": "word2vec-binary"}
+
+
+def save_format(path, format=None) -> str:
+    """The format Embeddings.save writes to `path`: `format`, else the one its extension names."""
+    import os
+    if format is not None:
+        if format not in SAVE_FORMATS:
+            raise OptionError("format", f"must be one of {', '.join(SAVE_FORMATS)} (got {format!r})")
+        return format
+    ext = os.path.splitext(os.fspath(path))[1].lower()
+    if ext not in _EXTENSIONS:
+        raise OptionError("format", f"cannot be told from the name {os.fspath(path)!r}: use a name ending in "
+                                    f"{', '.join(_EXTENSIONS)}, or give format= (one of {', '.join(SAVE_FORMATS)})")
+    return _EXTENSIONS[ext]
+
+
+def load(path, format=None, vocab=None, *, limit=None, dtype=np.float32, mmap=False) -> Embeddings:
     """Embeddings from an HDF5 file (fastemb's, or any with /embedding and /vocab/words), or from word2vec
     text/binary or GloVe text (format=None guesses from the content). For the text formats, word counts come
-    from `vocab` (word2vec.c's -save-vocab format: 'word count' lines) or from the FILE.vocab beside it."""
+    from `vocab` (word2vec.c's -save-vocab format: 'word count' lines) or from the FILE.vocab beside it.
+    Large files: limit= keeps the first `limit` words (the most frequent, in files sorted by count, as
+    gensim's limit=); dtype=np.float16 stores the vectors in half the memory (queries compute in float32, a
+    block at a time); mmap=True (HDF5 only) maps the file's /embedding read-only, so that loading reads
+    only the vocabulary and the operating system pages vectors in as queries touch them."""
     from fastemb.files import check_readable
+    from fastemb.formats import check_dtype, check_limit
+    limit, dtype = check_limit(limit), check_dtype(dtype)
+    if not isinstance(mmap, bool):
+        raise OptionError("mmap", f"must be True or False (got {mmap!r})")
     if format in (None, "hdf5"):
         path = check_readable(path)
         with open(path, "rb") as f:
             is_hdf5 = f.read(8) == b"\x89HDF\r\n\x1a\n"
         if is_hdf5 or format == "hdf5":
-            return Embeddings.load(path)
+            if limit is None and dtype is np.float32 and not mmap:
+                return Embeddings.load(path)
+            from fastemb.store import load_embeddings
+            d = load_embeddings(path, limit=limit, dtype=dtype, mmap=mmap)
+            return Embeddings(d["words"], d["vectors"], d["counts"], attrs=d["attrs"])
+    if mmap:
+        raise OptionError("mmap", f"maps HDF5 files; {os.fspath(path)} is text (convert it once: fastemb import)")
     from fastemb.formats import read_vectors, read_vocab_counts
-    words, vectors = read_vectors(path, None if format in (None, "hdf5") else format)
+    words, vectors = read_vectors(path, None if format in (None, "hdf5") else format, limit=limit, dtype=dtype)
     counts = read_vocab_counts(path, words, vocab)
     return Embeddings(words, vectors, counts, attrs={"source_file": str(path)})

@@ -31,10 +31,14 @@ def default_sets():
     return [dataset("wordsim353"), dataset("simlex999")], [dataset("questions-words")]
 
 
-def _lookup(emb, word):
+def word_lookup(emb, word):
+    """The row of `word`, or of its lower-case form, or None."""
     if word in emb.index:
         return emb.index[word]
     return emb.index.get(word.lower())
+
+
+_lookup = word_lookup
 
 
 def read_pairs(path):

@@ -69,13 +69,15 @@ class _Words:
         self.words.append(word)
 
 
-def _read_binary(f, path, n, dim):
-    """word2vec.c's binary format: 'word ' then dim float32, an optional newline after each vector."""
+def _read_binary(f, path, n, dim, limit=None, dtype=np.float32):
+    """word2vec.c's binary format: 'word ' then dim float32, an optional newline after each vector.
+    limit: read the first `limit` vectors only (the rest of the file is not read)."""
     row_bytes = 4 * dim
-    vectors = np.empty((n, dim), np.float32)
+    take = n if limit is None else min(n, limit)
+    vectors = np.empty((take, dim), dtype)
     words = _Words(path)
     buf, pos = b"", 0
-    for i in range(n):
+    for i in range(take):
         where = f"vector {i + 1} of {n}"
         while True:
             while pos < len(buf) and buf[pos:pos + 1] == b"\n":  # word2vec.c ends vectors with a newline
@@ -100,22 +102,26 @@ def _read_binary(f, path, n, dim):
         vectors[i] = np.frombuffer(buf, dtype=np.float32, count=dim, offset=pos)
         pos += row_bytes
     rest = buf[pos:] + f.read(1 << 16)
-    if rest.strip(b"\n"):
+    if take == n and rest.strip(b"\n"):
         raise FileError(f"{path}: data after the {n} vectors its header announces: the header's count or "
                         f"dimension is wrong")
     if not np.isfinite(vectors).all():
         row = int(np.flatnonzero(~np.isfinite(vectors).all(axis=1))[0])
-        raise FileError(f"{path}: vector {row + 1} ({words.words[row]!r}) holds non-finite values")
+        raise FileError(f"{path}: vector {row + 1} ({words.words[row]!r}) holds non-finite values"
+                        + (" (or values beyond float16's range)" if vectors.dtype == np.float16 else ""))
     return words.words, vectors
 
 
-def _read_text(f, path, n, dim, first_line=None):
-    """word2vec text (n, dim from its header) or GloVe text (no header: dim from the first line)."""
+def _read_text(f, path, n, dim, first_line=None, limit=None, dtype=np.float32):
+    """word2vec text (n, dim from its header) or GloVe text (no header: dim from the first line); the first
+    `limit` vectors only when given."""
     words = _Words(path)
     rows = []
     line_no = 1 if first_line is None else 0
     lines = f if first_line is None else _chain([first_line], f)
     for raw in lines:
+        if limit is not None and len(rows) == limit:
+            break
         line_no += 1
         try:
             text = raw.decode("utf-8")
@@ -144,10 +150,13 @@ def _read_text(f, path, n, dim, first_line=None):
             raise FileError(f"{path}:{line_no}: non-finite value in the vector of {items[0]!r}")
         if (np.abs(row) > FLOAT32_MAX).any():
             raise FileError(f"{path}:{line_no}: a value in the vector of {items[0]!r} is out of the float32 range")
-        rows.append(row.astype(np.float32))
+        row = row.astype(dtype)
+        if not np.isfinite(row).all():
+            raise FileError(f"{path}:{line_no}: a value in the vector of {items[0]!r} is beyond float16's range")
+        rows.append(row)
     if not rows:
         raise FileError(f"{path}: no vectors")
-    if n is not None and len(rows) != n:
+    if n is not None and len(rows) != (n if limit is None else min(n, limit)):
         raise FileError(f"{path}: truncated: {len(rows)} of the {n} vectors its header announces")
     return words.words, np.vstack(rows)
 
@@ -157,12 +166,14 @@ def _chain(first, rest):
     yield from rest
 
 
-def read_vectors(path, fmt=None):
-    """(words, float32 vectors) from a word2vec (text or binary) or GloVe file; fmt=None guesses. The file
+def read_vectors(path, fmt=None, limit=None, dtype=np.float32):
+    """(words, vectors) from a word2vec (text or binary) or GloVe file; fmt=None guesses. The file
     is checked against its header (count, dimension), for ragged, truncated and non-finite lines, and for
-    repeated words; errors name the file and the line or vector."""
+    repeated words; errors name the file and the line or vector. limit: the first `limit` vectors only
+    (as gensim's load_word2vec_format(limit=)); dtype: float32 or float16 (half the memory)."""
     from fastemb.files import check_readable
     from fastemb.files import available_memory
+    limit, dtype = check_limit(limit), check_dtype(dtype)
     path = check_readable(path)
     try:
         with open(path, "rb") as f:
@@ -192,17 +203,42 @@ def read_vectors(path, fmt=None):
                 if n < 1 or dim < 1:
                     raise FileError(f"{path}: header announces {n} vectors of dimension {dim}")
                 have = available_memory()
-                if have is not None and 4 * n * dim > have // 2:
-                    raise FileError(f"{path}: header announces {n:,} × {dim:,} values, more than memory holds")
+                take = n if limit is None else min(n, limit)
+                if have is not None and np.dtype(dtype).itemsize * take * dim > have // 2:
+                    raise FileError(f"{path}: header announces {n:,} × {dim:,} values, more than memory holds"
+                                    + ("" if limit is not None else " (limit= reads the first words only)"))
                 if fmt == "word2vec-binary":
-                    return _read_binary(f, path, n, dim)
-                return _read_text(f, path, n, dim)
-            return _read_text(f, path, None, None, first_line=first)
+                    return _read_binary(f, path, n, dim, limit, dtype)
+                return _read_text(f, path, n, dim, limit=limit, dtype=dtype)
+            return _read_text(f, path, None, None, first_line=first, limit=limit, dtype=dtype)
     except OSError as e:
         if isinstance(e, FastembError):
             raise
         from fastemb.files import describe_os_error
         raise FileError(f"{path}: {describe_os_error(e)}") from None
+
+
+def check_limit(limit):
+    """None, or a positive number of words (an OptionError otherwise)."""
+    import numbers
+    from fastemb.errors import OptionError
+    if limit is None:
+        return None
+    if isinstance(limit, bool) or not isinstance(limit, numbers.Integral) or limit < 1:
+        raise OptionError("limit", f"must be a positive number of words, or None (got {limit!r})")
+    return int(limit)
+
+
+def check_dtype(dtype):
+    """np.float32 or np.float16: the storage types of loaded vectors."""
+    from fastemb.errors import OptionError
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt not in (np.dtype(np.float32), np.dtype(np.float16)):
+        raise OptionError("dtype", f"must be float32 or float16 (got {dtype!r})")
+    return dt.type
 
 
 def _is_text(sample: bytes) -> bool:

@@ -130,6 +130,8 @@ def run_epochs(run: TrainingRun, callbacks) -> bool:
     resumed_work = state.epoch * trainer.work_per_epoch + state.pos
     progress = Progress(run.algo, total, unit=trainer.unit)
     stop = call(callbacks, "on_train_begin", run)
+    from fastemb.compiling import notice
+    first = notice(getattr(trainer, "entry_kernels", ())).begin()
     try:
         while not stop and state.epoch < run.epochs:
             if call(callbacks, "on_epoch_begin", run):
@@ -137,6 +139,13 @@ def run_epochs(run: TrainingRun, callbacks) -> bool:
                 break
             epoch_start, epoch_work = time.perf_counter(), 0
             for step in trainer.run_epoch(state):
+                if first is not None:
+                    if first.compiling:  # rate and ETA from after the compilation
+                        first.end()
+                        progress.rebase(state.epoch * trainer.work_per_epoch + state.pos + step.work,
+                                        state.epoch * trainer.work_per_epoch + state.pos + step.work - resumed_work)
+                        epoch_start, epoch_work = time.perf_counter(), -step.work
+                    first = None
                 state.block += 1
                 state.pos += step.work
                 state.epoch_loss += step.loss

@@ -58,6 +58,8 @@ class Spec:
         if kind is bool:
             if isinstance(value, bool) or type(value).__name__ == "bool_":
                 return bool(value)
+            if isinstance(value, numbers.Integral) and value in (0, 1):  # gensim's habit: hs=0, hs=1
+                return bool(value)
             raise OptionError(name, f"must be True or False (got {value!r})")
         if kind is int:
             if isinstance(value, bool) or not isinstance(value, numbers.Integral):

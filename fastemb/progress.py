@@ -44,6 +44,14 @@ def human(n: float) -> str:
     return f"{n:.0f}"
 
 
+def human_bytes(n: float) -> str:
+    """1.2 MB, 340 kB, 12 B."""
+    for unit, div in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= div:
+            return f"{n / div:.1f} {unit}"
+    return f"{n:.0f} B"
+
+
 def seconds(s: float) -> str:
     s = int(round(s))
     if s >= 3600:
@@ -157,18 +165,30 @@ class Progress:
                             if total else "{desc} {elapsed} {postfix}")
             self._shown = 0.0
 
+    def rebase(self, done: float, items: float | None = None):
+        """Measure rate and ETA from here on (after a first step that compiled kernels): the time before
+        does not predict the time after."""
+        self._base = (time.perf_counter(), done, self.items if items is None else items)
+
     def update(self, done: float, items: float | None = None, extra: str = "", force=False):
         if items is not None:
             self.items = items
         now = time.perf_counter()
+        base = getattr(self, "_base", None)
         elapsed = max(now - self.start, 1e-9)
+        rate_items, rate_time, eta_done = self.items, elapsed, done
+        if base is not None:  # rate and ETA from the work done since the rebase (none yet: no ETA)
+            if done > base[1]:
+                rate_time, rate_items, eta_done = max(now - base[0], 1e-9), self.items - base[2], done - base[1]
+            else:
+                eta_done = 0
         if self.bar is not None:
             if self.total:
                 step = min(done, self.total) - self._shown
                 if step > 0:
                     self.bar.update(step)
                     self._shown += step
-            self.bar.set_postfix_str(f"{human(self.items / elapsed)} {self.unit}/s  {extra}".strip(), refresh=False)
+            self.bar.set_postfix_str(f"{human(rate_items / rate_time)} {self.unit}/s  {extra}".strip(), refresh=False)
             if force:
                 self.bar.refresh()
             return
@@ -179,11 +199,11 @@ class Progress:
         if self.total:
             parts.append(f"{100 * min(done / self.total, 1.0):5.1f}%")
         parts.append(f"{human(self.items)} {self.unit}")
-        parts.append(f"{human(self.items / elapsed)} {self.unit}/s")
+        parts.append(f"{human(rate_items / rate_time)} {self.unit}/s")
         if extra:
             parts.append(extra)
-        if self.total and 0 < done < self.total:
-            parts.append(f"ETA {seconds(elapsed * (self.total - done) / done)}")
+        if self.total and 0 < done < self.total and eta_done > 0:
+            parts.append(f"ETA {seconds(rate_time * (self.total - done) / eta_done)}")
         log.info("  ".join(parts))
 
     def close(self):

@@ -505,9 +505,27 @@ def read_model(path, f, expected=None, expected_what="model") -> dict | None:
     return out
 
 
-def load_embeddings(path) -> dict:
+def mapped_array(path, f, name):
+    """A read-only np.memmap of dataset `name` when HDF5 stores it as one contiguous block of little-endian
+    float32 or float16 (as fastemb writes /embedding), else None. Nothing is read but the metadata."""
+    ds = f[name]
+    if ds.chunks is not None or ds.compression is not None or ds.dtype not in (np.dtype("<f4"), np.dtype("<f2")):
+        return None
+    offset = ds.id.get_offset()
+    if offset is None:
+        return None
+    size = int(np.prod(ds.shape, dtype=np.int64)) * ds.dtype.itemsize
+    if offset + size > os.path.getsize(path):
+        raise FileError(f"{path}: /{name} lies beyond the end of the file")
+    return np.memmap(path, dtype=ds.dtype, mode="r", offset=offset, shape=ds.shape)
+
+
+def load_embeddings(path, *, limit=None, dtype=np.float32, mmap=False) -> dict:
     """Any HDF5 file with an `embedding` matrix [V, d] and `vocab/words` [V] (fastemb's own files, or another
-    tool's in the documented layout: then a warning); every optional part checked against V and d."""
+    tool's in the documented layout: then a warning); every optional part checked against V and d.
+    limit: the first `limit` words only (their rows are all that is read); dtype: float32 or float16
+    storage; mmap: map /embedding read-only instead of reading it (its values are checked when the first
+    query computes the norms; the other parts are not loaded)."""
     path = os.fspath(path)
     with open_h5(path, "embeddings", foreign_ok=True) as f:
         ours = text_attr(f.attrs.get("encoding-type")) == ENCODING_TYPE
@@ -516,7 +534,9 @@ def load_embeddings(path) -> dict:
                 raise FileError(f"{path}: not a fastemb file, nor embeddings in the documented layout (an "
                                 f"/embedding matrix and its /vocab/words)")
             log.warning(f"warning: {path} was not written by fastemb; reading its /embedding and /vocab/words")
-        vectors = read_array(path, f, "embedding", ndim=2, dtype=np.float32)
+        if limit is not None or mmap:
+            return _load_part(path, f, ours, limit, dtype, mmap)
+        vectors = read_array(path, f, "embedding", ndim=2, dtype=dtype)
         n, d = vectors.shape
         if n == 0 or d == 0:
             raise FileError(f"{path}: /embedding is empty ({n}×{d})")
@@ -539,6 +559,46 @@ def load_embeddings(path) -> dict:
             expected = model_shapes(path, out["attrs"], n, d, f["model"])
         out["model"] = read_model(path, f, expected, "language model")
         return out
+
+
+def _load_part(path, f, ours, limit, dtype, mmap) -> dict:
+    """The first `limit` rows of /embedding (read, or mapped), their words and counts; no other part."""
+    if "embedding" not in f or not hasattr(f["embedding"], "shape") or len(f["embedding"].shape) != 2:
+        raise FileError(f"{path}: no 2-d dataset /embedding")
+    ds = f["embedding"]
+    if ds.dtype.kind != "f":
+        raise FileError(f"{path}: /embedding holds {ds.dtype}, expected floats")
+    n, d = ds.shape
+    if n == 0 or d == 0:
+        raise FileError(f"{path}: /embedding is empty ({n}×{d})")
+    words = read_words(path, f, n)
+    take = n if limit is None else min(n, limit)
+    counts = read_counts(path, f, n, required=False)[:take]
+    if mmap:
+        vectors = mapped_array(path, f, "embedding")
+        if vectors is None:
+            raise FileError(f"{path}: /embedding is chunked, compressed or not float32/float16: it cannot be "
+                            f"memory-mapped (load it without mmap, or save it again with fastemb)")
+        vectors = vectors[:take]
+        if vectors.dtype != np.dtype(dtype):
+            raise FileError(f"{path}: /embedding holds {vectors.dtype}: a memory map keeps the file's type (give "
+                            f"dtype={vectors.dtype.name})")
+    else:
+        have = available_memory()
+        if have is not None and take * d * np.dtype(dtype).itemsize > have // 2:
+            raise FileError(f"{path}: {take:,} × {d:,} values are more than half the memory available")
+        vectors = np.empty((take, d), dtype)
+        step = max(1, (64 << 20) // (4 * d))
+        for r0 in range(0, take, step):
+            block = np.asarray(ds[r0:min(take, r0 + step)])
+            if not np.isfinite(block).all():
+                raise FileError(f"{path}: /embedding holds non-finite values (NaN or infinity)")
+            vectors[r0:r0 + len(block)] = block
+        if not np.isfinite(vectors).all():
+            raise FileError(f"{path}: /embedding holds values beyond {np.dtype(dtype).name}'s range")
+    attrs = attrs_dict(f) if ours else {"source_file": path}
+    return {"words": words[:take], "counts": counts, "vectors": vectors, "attrs": attrs, "context_embedding": None,
+            "bias": None, "context_bias": None, "svd": None, "model": None}
 
 
 # --------------------------------------------------------------------------------------- co-occurrence

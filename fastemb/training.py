@@ -201,6 +201,22 @@ def _files_only(sources) -> bool:
     return all(isinstance(s, str) and s != "-" for s in sources)
 
 
+# Parameter names gensim (Word2Vec, FastText), fastText and glove-python users type by habit, and what
+# fastemb calls them. Names fastemb shares (window, negative, sample, alpha, min_alpha, min_count, epochs,
+# hs, cbow_mean, ns_exponent, seed) are accepted as they are.
+OTHER_TOOLS_NAMES = {
+    "vector_size": ("gensim", "dim"), "size": ("gensim", "dim"), "workers": ("gensim", "threads"),
+    "sg": ("gensim", "algo='sgns' (sg=1) or algo='cbow' (sg=0)"), "iter": ("gensim", "epochs"),
+    "max_vocab_size": ("gensim", "max_vocab"), "max_final_vocab": ("gensim", "max_vocab"),
+    "sentences": ("gensim", "corpus (a list of token lists, an iterable of them, or files)"),
+    "corpus_file": ("gensim", "corpus (a path or a list of paths)"),
+    "compute_loss": ("gensim", "callbacks=[fastemb.LossHistory()]"),
+    "epoch": ("fastText", "epochs"), "lr": ("fastText", "alpha"), "ws": ("fastText", "window"),
+    "minCount": ("fastText", "min_count"), "neg": ("fastText", "negative"), "thread": ("fastText", "threads"),
+    "t": ("fastText", "sample"), "no_components": ("glove-python", "dim"), "learning_rate": ("glove-python", "eta"),
+}
+
+
 def _split(algorithm, params):
     """(algorithm params, corpus params) or an OptionError naming the first one that does not apply."""
     mine, corpus = {}, {}
@@ -216,11 +232,14 @@ def _split(algorithm, params):
             if owners:
                 raise OptionError(name, f"is an option of {', '.join(owners)}; it does not apply to "
                                         f"{param('algo')} {algorithm.name}")
+            if name in OTHER_TOOLS_NAMES:
+                tool, hint = OTHER_TOOLS_NAMES[name]
+                raise OptionError(name, f"is {tool}'s name: use {hint}")
             raise OptionError(name, "is not a parameter of fastemb.train")
     return mine, corpus
 
 
-def _inputs(algorithm, corpus, cooc, remote=False):
+def _inputs(algorithm, corpus, cooc, remote=False, glob=None):
     """(corpus sources, co-occurrence file, in-memory CoocData): one of them. remote: the corpus is read on
     a Dask cluster, so URLs (s3://...) are kept as they are for its workers to open."""
     if (corpus is None) == (cooc is None):
@@ -238,8 +257,9 @@ def _inputs(algorithm, corpus, cooc, remote=False):
         return remote and isinstance(s, str) and "://" in s
     items = [corpus] if isinstance(corpus, (str, os.PathLike)) else corpus
     if isinstance(items, (list, tuple)) and any(url(s) for s in items):  # the workers open the URLs
-        return [s for item in items for s in ([item] if url(item) else _local(resolve_sources([item])))], None, None
-    return _local(resolve_sources(corpus)), None, None
+        return [s for item in items for s in ([item] if url(item) else _local(resolve_sources([item], glob)))], \
+            None, None
+    return _local(resolve_sources(corpus, glob)), None, None
 
 
 def _local(sources):
@@ -291,7 +311,8 @@ def _plan_new(req: _Request) -> _Plan:
     model = (options or base_model).replace(**mine)
     copts = (req.corpus_options or base_corpus).replace(**corpus_params)
     run = RunOptions(**({} if req.seed is None else {"seed": req.seed}), threads=req.threads)
-    sources, cooc_file, matrix = _inputs(algorithm, req.corpus, req.cooc, remote=req.client is not None)
+    sources, cooc_file, matrix = _inputs(algorithm, req.corpus, req.cooc, remote=req.client is not None,
+                                         glob=copts.glob)
     if sources is None:
         counted = [n for n in mine if n in model.cooc.specs()] + list(corpus_params)
         if counted or req.corpus_options is not None:
@@ -387,7 +408,7 @@ def _plan_resume(path, req: _Request) -> _Plan:
                                     f"run keeps its settings (only {', '.join(sorted(free))} and "
                                     f"checkpoint_every can change)")
     if corpus is not None or cooc is not None:
-        new_sources, new_cooc, _ = _inputs(algorithm, corpus, cooc)
+        new_sources, new_cooc, _ = _inputs(algorithm, corpus, cooc, glob=copts.glob if copts is not None else None)
         if (new_sources, new_cooc) != (sources, cooc_file):
             raise OptionError("corpus" if corpus is not None else "cooc",
                               f"differs from the input of the run in {path} "
@@ -508,7 +529,7 @@ def _execute(plan: _Plan):
         emb = _fit(plan, data, data.words, data.counts, data.attrs, fingerprint, threads)
     emb.attrs["total_seconds"] = time.perf_counter() - t0
     if plan.output is not None:
-        emb.save(plan.output)  # durable (fsync, rename, fsync of the directory) ...
+        emb.save(plan.output, "hdf5", overwrite=True)  # durable (fsync, rename, fsync of the directory) ...
         from fastemb.checkpoint import made_for
         for done in {plan.checkpoint, plan.resumed.path if plan.resumed else None} - {None}:
             if made_for(done, plan.run_id, plan.output):
@@ -546,7 +567,12 @@ def _cooc_data(plan, threads) -> CoocData:
         return plan.matrix
     if plan.cooc_file is not None:
         from fastemb.store import load_cooc
+        from fastemb.cooc import counting_mismatch
         words, counts, X, a = load_cooc(plan.cooc_file)
+        differs = counting_mismatch(a, plan.algorithm.name)
+        if differs:
+            log.warning(f"warning: {plan.cooc_file} was counted with {differs}; {plan.algorithm.name} trains "
+                        f"best on its own counting (fastemb cooc --for {plan.algorithm.name})")
         attrs = {"cooc_file": plan.cooc_file, **{k: a[k] for k in ("window", "weighting", "symmetric", "sample",
                                                                   "corpus_tokens", "corpus") if k in a}}
         return CoocData(words, counts, X, attrs)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fastemb import files
-from fastemb.corpus import MAX_TOKEN_BYTES, CorpusOptions, CorpusReader
+from fastemb.corpus import MAX_TOKEN_BYTES, CorpusOptions, CorpusReader, is_sentences
 from fastemb.files import write_array
 from fastemb.errors import FastembError, FileError, param
 from fastemb.progress import Progress, log
@@ -213,6 +213,8 @@ def scan_corpus(reader, *, max_entries, max_sentence_length, ids_file=None, sent
     carry = b""
     pruned = 0
     min_reduce = 1
+    from fastemb.compiling import notice
+    first = notice([K.scan]).begin()
     for chunk in reader:
         data = carry + chunk if carry else chunk
         buf = np.frombuffer(data, dtype=np.uint8)
@@ -221,6 +223,11 @@ def scan_corpus(reader, *, max_entries, max_sentence_length, ids_file=None, sent
             code, pos = K.scan(buf, pos, False, max_sentence_length, MAX_TOKEN_BYTES, write_ids, max_entries,
                                table.slots, table.e_hash, table.e_off, table.e_len, table.e_count,
                                table.e_pid, table.arena, table.state, ids_buf, sents_buf)
+            if first is not None:
+                if first.compiling:
+                    first.end()
+                    progress.rebase(reader.bytes_done, int(table.state[K.S_TOKENS]))
+                first = None
             if code == K.DONE:
                 break
             if code == K.OUT_FULL:
@@ -300,20 +307,34 @@ def _extend(table, base, update, min_count, max_vocab):
 
 
 def build_vocab(paths, options: CorpusOptions | None = None, *, encode=False, work_dir=None, chunk_bytes=None,
-                memory_bytes=None, base=None, update=False, **corpus_options):
+                memory_bytes=None, base=None, update=False, client=None, **corpus_options):
     """Count the corpus (and encode it when `encode`): returns Vocab, or EncodedCorpus (a context manager
     that removes its work directory). `options` or flat keyword arguments (min_count=5, ...) are the
     CorpusOptions; `memory_bytes` overrides its memory budget (tests force pruning with tiny ones).
     `base` (a Vocab, or anything with words and counts) continues an earlier vocabulary: its words keep
-    their order and ids, counts add up, other words are out of vocabulary unless `update` appends them."""
-    K = _kernels()
+    their order and ids, counts add up, other words are out of vocabulary unless `update` appends them.
+    client: count on a Dask cluster (a dask.distributed Client, a scheduler address or "local:N"; files,
+    directories or URLs only): the same Vocab as counting here (`fastemb.dask.vocabulary`)."""
+    from fastemb.errors import OptionError
+    unknown = sorted(set(corpus_options) - set(CorpusOptions.specs()))
+    if unknown:
+        raise OptionError(unknown[0], "is not a parameter of fastemb.build_vocab")
     o = options if options is not None else CorpusOptions(**corpus_options)
     if options is not None and corpus_options:
         o = o.replace(**corpus_options)
+    if client is not None:
+        if encode or base is not None:
+            raise OptionError("client", "counts a vocabulary on a cluster; encoding or continuing one runs here")
+        if is_sentences(paths):
+            raise OptionError("client", "reads the corpus on the workers: give files, directories or URLs, not "
+                                        "Python sentences")
+        from fastemb.dask import vocabulary
+        return vocabulary(paths, o, client=client)
+    K = _kernels()
     min_count, max_vocab, max_sentence_length = o.min_count, o.max_vocab, o.max_sentence_length
     memory = o.memory_bytes if memory_bytes is None else int(memory_bytes)
     reader = CorpusReader(paths, lowercase=o.lowercase, token_pattern=o.token_pattern, phrases=o.phrases,
-                          max_sentence_length=max_sentence_length,
+                          max_sentence_length=max_sentence_length, glob=o.glob,
                           **({"chunk_bytes": chunk_bytes} if chunk_bytes else {}))
     progress = Progress("vocab" if not encode else "read", reader.total_bytes, unit="tokens")
     max_entries = max(1 << 10, memory // BYTES_PER_ENTRY)

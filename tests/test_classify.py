@@ -331,7 +331,7 @@ def test_cli_train_predict_test(tmp_path):
     rc, out, err = run_cli("classify", "predict", model, "good great", "-", "-k", "2", stdin=b"awful sad\n")
     assert rc == 0, err
     lines = out.splitlines()
-    assert len(lines) == 2 and lines[0].startswith("pos ") and lines[1].startswith("neg ")
+    assert len(lines) == 2 and lines[0].startswith("__label__pos ") and lines[1].startswith("__label__neg ")
     rc, out, err = run_cli("classify", "test", model, data, "--json", "--quiet")
     assert rc == 0, err
     r = json.loads(out)

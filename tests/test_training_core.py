@@ -19,7 +19,7 @@ from test_word2vec import planted_corpus
 def bad_values(spec):
     """Values each declared option must refuse, derived from its declaration."""
     if spec.kind is bool:
-        return ["yes", 1]
+        return ["yes", 2]  # 0 and 1 are gensim's habit (hs=0, cbow_mean=1): taken as False and True
     if spec.kind == "size":
         return ["lots", "1KB"]
     if spec.choices:

@@ -65,7 +65,8 @@ def _stdin_lines():
 @quiet_option
 def predict_cmd(model, texts, topn, as_json, quiet):
     """The most probable labels of each TEXT ('-': every line of stdin) by MODEL, with their probabilities:
-    one line per text, 'label probability' pairs."""
+    one line per text, 'label probability' pairs, the labels as written in the data (__label__NAME), as
+    fastText prints them. A text without a known word gets the labels' prior, with a warning."""
     from fastemb.models.classify import Classifier
     require(topn >= 1, "topn", f"must be at least 1 (got {topn})")
     clf = Classifier.load(model)
@@ -73,12 +74,13 @@ def predict_cmd(model, texts, topn, as_json, quiet):
     for t in texts:
         lines.extend(_stdin_lines() if t == "-" else [t])
     labels, probs = clf.predict(lines, k=topn)
+    prefix = clf.options.label_prefix  # labels as written in the data, as fastText prints them
     if as_json:
-        echo_json([{"text": t, "labels": ls, "probabilities": [round(float(p), 6) for p in ps]}
+        echo_json([{"text": t, "labels": [prefix + x for x in ls], "probabilities": [round(float(p), 6) for p in ps]}
                     for t, ls, ps in zip(lines, labels, probs)])
         return
     for ls, ps in zip(labels, probs):
-        click.echo(" ".join(f"{printable(x)} {p:.4f}" for x, p in zip(ls, ps)))
+        click.echo(" ".join(f"{printable(prefix + x)} {p:.4f}" for x, p in zip(ls, ps)))
 
 
 def _fmt(x):

@@ -39,6 +39,19 @@ def options_of(*classes):
     return decorate
 
 
+def counting_options_of(f):
+    """Decorator: the CoocOptions, each with its default per algorithm that counts (`fastemb cooc --for`)."""
+    from fastemb.cooc import CoocOptions
+    algos = [a for a in registry.all_algorithms() if a.input == "cooc"]
+    for name, (_, spec, _) in reversed(list(CoocOptions.specs().items())):
+        groups = {}
+        for a in algos:
+            groups.setdefault(describe_default(spec, a.options().cooc.get(name)), []).append(a.name)
+        note = "default: " + "; ".join(f"{', '.join(names)}: {d}" for d, names in groups.items())
+        f = spec_option(name, spec, note)(f)
+    return f
+
+
 def algorithm_options(f):
     """Decorator: the union of every registered algorithm's options, with each algorithm's default."""
     seen = {}

@@ -14,22 +14,24 @@ import sys
 import click
 
 from fastemb import registry
-from fastemb.cooc import CoocOptions
+from fastemb.cooc import DEFAULT_FOR, CoocOptions
 from fastemb.corpus import CorpusOptions
 from fastemb.errors import FastembError, Interrupted, OptionError, param
 from fastemb.options import RunOptions
 from fastemb.phrasing import PhrasesOptions
 from fastemb.cli.classify import classify as classify_group
-from fastemb.cli.common import (algorithm_options, claim_output, dask_option, echo_json, given, json_option, load_vectors, options_of, output_option, print_table, quiet_option, require, restrict_option, run_options, summary, tmp_dir_option, topn_option)
+from fastemb.cli.common import (algorithm_options, claim_output, counting_options_of, dask_option, echo_json, given, json_option, load_vectors, options_of, output_option, print_table, quiet_option, require, restrict_option, run_options, summary, tmp_dir_option, topn_option)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(package_name="fastemb")
 def cli():
-    """fastemb: fast, streaming word embeddings (SGNS, CBOW, GloVe, PPMI-SVD)."""
+    """fastemb: fast, streaming word embeddings (SGNS, CBOW, GloVe, PPMI-SVD), a neural language model (NPLM)
+    and a fastText-style text classifier (`fastemb classify`)."""
 
 
 cli.add_command(classify_group)
+COUNTING_ALGOS = tuple(a.name for a in registry.all_algorithms() if a.input == "cooc")
 
 
 @cli.command()
@@ -63,22 +65,27 @@ def vocab(corpus, output, force, fmt, dask_address, as_json, quiet, **params):
 @cli.command()
 @click.argument("corpus", nargs=-1, required=True)
 @output_option
-@options_of(CoocOptions, CorpusOptions)
+@click.option("--for", "for_algo", type=click.Choice(list(COUNTING_ALGOS)), default=DEFAULT_FOR, show_default=True,
+              help="Count as this algorithm does when it trains on a corpus (its window, weighting and "
+                   "subsampling below); `train --cooc` warns when the file was counted otherwise.")
+@counting_options_of
+@options_of(CorpusOptions)
 @run_options
 @tmp_dir_option
 @dask_option("Count")
 @json_option
 @quiet_option
-def cooc(corpus, output, force, seed, threads, tmp_dir, dask_address, as_json, quiet, **params):
-    """Count windowed co-occurrences of CORPUS into a CSR matrix in HDF5."""
-    from fastemb.cooc import cooccurrence
+def cooc(corpus, output, force, for_algo, seed, threads, tmp_dir, dask_address, as_json, quiet, **params):
+    """Count windowed co-occurrences of CORPUS into a CSR matrix in HDF5, with the counting settings of the
+    algorithm it is --for (recorded in the file)."""
+    from fastemb.cooc import cooccurrence, counting_options
     from fastemb.files import check_work_dir
     from fastemb.options import split_known
     from fastemb.parallel import resolve_threads
     from fastemb.store import CoocWriter, corpus_attr
     from fastemb.vocab import build_vocab
     (cooc_params, corpus_params), _ = split_known(given(params), CoocOptions, CorpusOptions)
-    options, copts = CoocOptions(**cooc_params), CorpusOptions(**corpus_params)
+    options, copts = counting_options(for_algo, **cooc_params), CorpusOptions(**corpus_params)
     run = RunOptions(**given({"seed": seed, "threads": threads}))
     check_work_dir(tmp_dir)
     claim_output(output, force)
@@ -86,7 +93,7 @@ def cooc(corpus, output, force, seed, threads, tmp_dir, dask_address, as_json, q
         from fastemb.dask import cluster_guard, cooccurrences
         with cluster_guard(dask_address):
             stats = cooccurrences(list(corpus), copts, options, client=dask_address, seed=run.seed, output=output,
-                                  force=True)
+                                  force=True, attrs={"counted_for": for_algo})
         summary(as_json, stats,
                  f"cooc: {stats['words']:,} x {stats['words']:,} matrix, {stats['nnz']:,} nonzeros from "
                  f"{stats['shards']} shards on {stats['workers']} workers -> {output}", quiet)
@@ -94,7 +101,7 @@ def cooc(corpus, output, force, seed, threads, tmp_dir, dask_address, as_json, q
     threads = resolve_threads(run.threads)
     with build_vocab(corpus, copts, encode=True, work_dir=tmp_dir) as enc:
         v = enc.vocab
-        attrs = {**options.flat(), **copts.flat(), "seed": run.seed, "corpus_tokens": v.raw_tokens,
+        attrs = {**options.flat(), **copts.flat(), "counted_for": for_algo, "seed": run.seed, "corpus_tokens": v.raw_tokens,
                  "vocab_tokens": enc.n_tokens,
                  "corpus": corpus_attr(corpus)}
         writer = CoocWriter(output, v.words, v.counts, attrs)
@@ -110,7 +117,34 @@ def cooc(corpus, output, force, seed, threads, tmp_dir, dask_address, as_json, q
              f"cooc: {len(v):,} x {len(v):,} matrix, {stats['nnz']:,} nonzeros -> {output}", quiet)
 
 
-@cli.command()
+class AlgoHelpCommand(click.Command):
+    """`fastemb train --algo X --help` lists X's options only (and the options every algorithm shares)."""
+
+    def parse_args(self, ctx, args):
+        for i, a in enumerate(args):
+            if a == "--algo" and i + 1 < len(args):
+                ctx.meta["help_algo"] = args[i + 1]
+            elif a.startswith("--algo="):
+                ctx.meta["help_algo"] = a.split("=", 1)[1]
+        return super().parse_args(ctx, args)
+
+    def get_params(self, ctx):
+        params = super().get_params(ctx)
+        algo = ctx.meta.get("help_algo")
+        if algo not in registry.names() or not ctx.meta.get("showing_help"):
+            return params
+        own = set(registry.get(algo).options.specs())
+        others = {n for a in registry.all_algorithms() for n in a.options.specs()} - own
+        return [p for p in params if p.name not in others]
+
+    def get_help(self, ctx):
+        ctx.meta["showing_help"] = True
+        return super().get_help(ctx)
+
+
+@cli.command(cls=AlgoHelpCommand,
+             epilog="Give --algo with --help to list that algorithm's options only (fastemb train --algo glove "
+                    "--help).")
 @click.argument("corpus", nargs=-1)
 @output_option
 @click.option("--algo", type=click.Choice(list(registry.names())), default=None,
@@ -411,7 +445,7 @@ def import_cmd(vectors, output, force, fmt, vocab_file, as_json, quiet):
     """Convert word2vec (text/binary) or GloVe vectors to a fastemb HDF5 file, with their counts."""
     claim_output(output, force)
     emb = load_vectors(vectors, fmt, vocab_file)
-    emb.save(output)
+    emb.save(output, "hdf5", overwrite=True)
     summary(as_json, {"output": output, "words": len(emb), "dim": emb.dim, "counts": bool(emb.counts.any())},
              f"import: {len(emb):,} words x {emb.dim} -> {output}", quiet)
 

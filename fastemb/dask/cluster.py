@@ -152,9 +152,14 @@ def shared(client, obj):
     return client.submit(identity, obj, pure=False)
 
 
+_ANNOUNCED_LINKS: set = set()
+
+
 def announce(client):
+    """The dashboard's address, once per cluster and process."""
     link = getattr(client, "dashboard_link", None)
-    if link:
+    if link and link not in _ANNOUNCED_LINKS:
+        _ANNOUNCED_LINKS.add(link)
         log.info(f"dask: dashboard at {link}")
 
 

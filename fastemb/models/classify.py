@@ -285,8 +285,8 @@ class Classifier:
 
     def predict_proba(self, texts) -> np.ndarray:
         """[len(texts), labels] probabilities (a 1-D row for one string). Texts are tokenized as the training
-        file was (whitespace); tokens with the label prefix are ignored. A text without any known word (or
-        n-gram) gets the uniform distribution."""
+        file was (whitespace); tokens with the label prefix are ignored. A text without any known word gets
+        the labels' prior (`prior()`), with a warning."""
         single = isinstance(texts, str)
         if single:
             texts = [texts]
@@ -302,7 +302,29 @@ class Classifier:
             ends.append(len(tok))
         type_row, type_hash = self._type_table(list(table))
         probs = self._probs(np.asarray(tok, np.int32), np.asarray(ends, np.int64), type_row, type_hash)
+        self._prior_for_unknown(probs, np.asarray(tok, np.int64), np.asarray(ends, np.int64), type_row)
         return probs[0] if single else probs
+
+    def prior(self) -> np.ndarray:
+        """The labels' frequencies in the training data (uniform when the model does not record them)."""
+        total = int(self.label_counts.sum())
+        if total <= 0:
+            return np.full(len(self.labels), 1.0 / len(self.labels), np.float32)
+        return (self.label_counts / total).astype(np.float32)
+
+    def _prior_for_unknown(self, probs, tok, ends, type_row):
+        """A text without a word the model knows has nothing to go on but the end-of-line word: it gets the
+        prior instead, with a warning (fastText answers such texts with a confident label silently)."""
+        known = np.zeros(len(ends), bool)
+        if len(tok):
+            doc = np.searchsorted(ends, np.arange(len(tok)), side="right")
+            np.logical_or.at(known, doc, type_row[tok] >= 0)
+        blind = np.flatnonzero(~known)
+        if len(blind):
+            probs[blind] = self.prior()
+            shown = ", ".join(str(i + 1) for i in blind[:5]) + (" ..." if len(blind) > 5 else "")
+            log.warning(f"warning: {len(blind)} of {len(ends)} text(s) (text {shown}) hold no word the model "
+                        f"knows: their probabilities are the labels' prior (training frequencies)")
 
     def predict(self, texts, k=1):
         """The k most probable labels and their probabilities: for one string, (labels, probabilities[k]);

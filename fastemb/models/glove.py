@@ -66,6 +66,7 @@ class GloveTrainer:
         import scipy.sparse as sp
         self.K, self.o, self.seed = K, options, seed
         from fastemb.loop import units_per_call
+        self.entry_kernels = [K.glove_epoch, K.shuffle_records]  # what compiling.notice checks
         self.n_chunks = max(threads * 16, 1)  # Hogwild units of an epoch
         # work-sized calls (fastemb.loop): a record costs two rows' dot product, gradients and AdaGrad steps
         self.records_per_call = units_per_call(12 * (2 * options.dim + 2), threads, RECORDS_PER_CALL)

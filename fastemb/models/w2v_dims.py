@@ -37,7 +37,7 @@ def kernels(dim: int):
     return _LOADED[dim]
 
 
-def _kernel_dir() -> str:
+def kernel_dir() -> str:
     for d in (os.environ.get("FASTEMB_KERNEL_DIR"),
               os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "fastemb", "kernels"),
               os.path.join(tempfile.gettempdir(), f"fastemb-kernels-{os.getuid() if hasattr(os, 'getuid') else 0}")):
@@ -61,7 +61,7 @@ def _load(dim, generic):
     source = source.replace(marker, f"\nDIM = {dim}  #", 1)
     digest = hashlib.sha256(source.encode()).hexdigest()[:12]
     name = f"_w2v_kernels_d{dim}"
-    path = os.path.join(_kernel_dir(), f"{name}_{digest}.py")  # a new source (a new fastemb) gets a new file
+    path = os.path.join(kernel_dir(), f"{name}_{digest}.py")  # a new source (a new fastemb) gets a new file
     if not os.path.exists(path):
         tmp = f"{path}.{os.getpid()}.tmp"
         with open(tmp, "w", encoding="utf-8") as f:

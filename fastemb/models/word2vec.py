@@ -180,6 +180,7 @@ class Word2VecTrainer:
         from fastemb.sampling import keep_probabilities
         self.K, self.o, self.corpus, self.seed = K, options, corpus, seed
         self.kernels = kernels(options.dim)
+        self.entry_kernels = [self.kernels.train_chunks]  # what compiling.notice checks before the first call
         self.cbow = isinstance(options, CBOWOptions)
         vocab = corpus.vocab
         if arrays is None:
