@@ -37,7 +37,7 @@ def test_readme_has_the_two_commands_and_blocks():
 
 
 # docs/ pages in reading order; pages not listed here run afterwards, alphabetically
-DOC_ORDER = ["training", "algorithms", "files", "python", "alignment", "language-model", "classifier", "dask",
+DOC_ORDER = ["new-users", "training", "algorithms", "files", "python", "alignment", "language-model", "classifier", "dask",
              "errors", "benchmarks"]
 
 
