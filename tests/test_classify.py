@@ -168,6 +168,26 @@ def test_one_thread_is_reproducible_and_options_are_checked():
     assert len(one_labels) == 3 and one_probs.sum() == pytest.approx(1, abs=1e-5)
 
 
+def test_training_goes_through_the_epoch_loop_callbacks_and_early_stop():
+    """The classifier's epochs run in fastemb.loop: callbacks see each epoch's loss and the word vectors,
+    StopTraining ends training early, and the loss falls on separable toy data."""
+    lines = toy_lines()
+    seen = []
+
+    def record(run):
+        seen.append((run.epoch, run.loss, run.vectors.shape))
+    clf = C.train(lines, threads=1, epochs=4, dim=8, callbacks=[record])
+    assert [e for e, _, _ in seen] == [1, 2, 3, 4] and seen[0][2] == (len(clf.words), 8)
+    assert clf.attrs["loss"] == [loss for _, loss, _ in seen] and seen[-1][1] < seen[0][1]
+
+    class StopAfterTwo(fastemb.Callback):
+        def on_epoch_end(self, run):
+            if run.epoch == 2:
+                raise fastemb.StopTraining
+    short = C.train(lines, threads=1, epochs=10, dim=8, callbacks=[StopAfterTwo()])
+    assert short.attrs["epochs_trained"] == 2 and len(short.attrs["loss"]) == 2
+
+
 def test_multilabel_lines_and_test_metrics(tmp_path):
     clf = C.train(toy_lines(90), epochs=20, dim=8, threads=1)
     test = tmp_path / "t.txt"

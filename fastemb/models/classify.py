@@ -501,18 +501,22 @@ def _resolve_options(options, params, init):
 
 
 def train(data, *, options: ClassifierOptions | None = None, init=None, output=None, force=False, verbose=False,
-          tmp_dir=None, **params) -> Classifier:
+          tmp_dir=None, callbacks=None, **params) -> Classifier:
     """Train a classifier on labelled text and return it (and save it to `output` when given).
 
     data: a path ('-' for stdin; .gz/.bz2/.xz), or an iterable of lines (strings, or token lists) in fastText's
     format. **params: the ClassifierOptions by name (dim=100, epochs=5, lr=0.1, min_count=1, ngrams=1,
     buckets=200000, label_prefix="__label__", seed=1, threads=None), or a whole object as `options=`.
     init: word vectors (fastemb.Embeddings or any file fastemb.load reads) to start the words it knows from;
-    their dimension is used (a different `dim` given is an error). Threads=1 is reproducible bit for bit."""
+    their dimension is used (a different `dim` given is an error). Threads=1 is reproducible bit for bit.
+    callbacks: fastemb.Callback objects or functions of the run, as for fastemb.train (the one epoch loop:
+    `run.epoch`, `run.loss`, `run.vectors` (the word rows), StopTraining ends training early)."""
     import contextlib
     from fastemb.files import output_lock
     from fastemb.progress import verbosity
+    from fastemb.callbacks import as_callbacks
     o, init_emb = _resolve_options(options, params, init)
+    cbs = as_callbacks(callbacks)  # bad callbacks fail before any work
     with verbosity(verbose), (output_lock(output) if output is not None else contextlib.nullcontext()):
         if output is not None:
             from fastemb.store import check_output
@@ -520,7 +524,7 @@ def train(data, *, options: ClassifierOptions | None = None, init=None, output=N
         t_start = time.perf_counter()
         docs = read_labelled(data, o.label_prefix, tmp_dir=tmp_dir)
         _report_skipped(docs, o.label_prefix)
-        clf = _fit(docs, o, init_emb, t_start)
+        clf = _fit(docs, o, init_emb, t_start, cbs)
         if output is not None:
             clf.save(output)
         return clf
@@ -544,11 +548,83 @@ def check_fits_classifier(rows, n_labels, dim, max_rows, threads):
                            f"lower {param('buckets')} or {param('dim')}, or raise {param('min_count')}")
 
 
-def _fit(docs: _Docs, o: ClassifierOptions, init_emb, t_start) -> Classifier:
-    from fastemb.loop import call_ranges, check_unit_work, units_per_call
+class ClassifierTrainer:
+    """The classifier's epochs for the one epoch loop (fastemb.loop.run_epochs): callbacks, progress, the
+    divergence guard and interruption as for every algorithm. An epoch visits the documents in a seeded
+    permutation; chunks of about CHUNK_TOKENS tokens run Hogwild, and each kernel call takes as many chunks
+    as one call's work allows (fastemb.loop.units_per_call), so Ctrl-C and SIGTERM act within about a second."""
+
+    unit = "tokens"
+    advice = "lr"
+
+    def __init__(self, o, docs, lab, type_row, type_hash, n_words, eos_row, emb, out, max_rows, threads):
+        from fastemb.loop import units_per_call
+        self.o, self.docs, self.lab, self.type_row, self.type_hash = o, docs, lab, type_row, type_hash
+        self.n_words, self.eos_row, self.emb, self.out, self.max_rows = n_words, eos_row, emb, out, max_rows
+        self.n_docs, self.n_tok = docs.n_docs, int(docs.doc_ends[-1])
+        self.doc_len = np.diff(docs.doc_ends, prepend=0)
+        self.work_per_epoch = self.n_tok
+        self.total_tokens = float(o.epochs) * self.n_tok
+        # work-sized calls (fastemb.loop): a document costs its rows' reads and writes and three passes over
+        # the output layer; chunks hold about one call's work (at most CHUNK_TOKENS tokens), calls as many
+        # chunks as the threads take
+        d, n_labels = o.dim, out.shape[0]
+        token_work = max(1, (3 * n_labels * d * self.n_docs) // max(self.n_tok, 1) + 4 * o.ngrams * d)
+        self.chunk_tokens = units_per_call(token_work, 1, CHUNK_TOKENS)
+        self.per_call = units_per_call(self.chunk_tokens * token_work, threads, BLOCK_CHUNKS)
+        self.trained_per_epoch = []
+
+    def reference_loss(self) -> float:
+        """The untrained model's loss: the output layer starts at zero, every label has probability 1/L."""
+        return math.log(max(self.out.shape[0], 2))
+
+    def vectors(self):
+        return self.emb[:self.n_words]
+
+    def arrays(self) -> dict:
+        return {"embedding": self.emb, "output": self.out}
+
+    def embeddings(self, words, counts, copy=False):
+        from fastemb.embeddings import Embeddings
+        v = self.vectors()
+        return Embeddings(list(words), v.copy() if copy else v, counts=np.asarray(counts, np.int64))
+
+    def run_epoch(self, state):
+        from fastemb.loop import Step, call_ranges
+        K = _kernels()
+        o, docs, epoch = self.o, self.docs, state.epoch
+        perm = generator(o.seed, epoch).permutation(self.n_docs).astype(np.int64)
+        before = np.concatenate(([0], np.cumsum(self.doc_len[perm])))[:-1]
+        starts = np.flatnonzero(np.diff(before // self.chunk_tokens, prepend=-1))
+        chunk_starts = np.concatenate((starts, [self.n_docs])).astype(np.int64)
+        tokens_before = (epoch * float(self.n_tok) + before[starts]).astype(np.float64)
+        n_chunks = len(starts)
+        loss = np.zeros(n_chunks, np.float64)
+        count = np.zeros(n_chunks, np.int64)
+        done_before = 0
+        for b0, b1 in call_ranges(n_chunks, self.per_call):
+            K.train_chunks(docs.tok, docs.doc_ends, self.lab, docs.lab_ends, self.type_row, self.type_hash,
+                           self.n_words, o.buckets, o.ngrams, self.eos_row, _eos_hash(), perm,
+                           chunk_starts[b0:b1 + 1], tokens_before[b0:b1], self.emb, self.out, float(o.lr),
+                           self.total_tokens, o.seed, epoch, b0, self.max_rows, loss[b0:b1], count[b0:b1])
+            if not np.isfinite(loss[b0:b1]).all():
+                raise _diverged(o)
+            done = int(before[chunk_starts[b1]]) if b1 < n_chunks else self.n_tok
+            yield Step(work=done - done_before, loss=float(loss[b0:b1].sum()), count=int(count[b0:b1].sum()))
+            done_before = done
+        trained = int(count.sum())
+        if trained == 0:
+            raise FastembError(f"{docs.name}: no line has a word in the vocabulary: lower {param('min_count')} "
+                               f"or use {param('ngrams')} 2")
+        if not (np.isfinite(self.out).all() and np.isfinite(self.emb).all()):
+            raise _diverged(o)
+        self.trained_per_epoch.append(trained)
+
+
+def _fit(docs: _Docs, o: ClassifierOptions, init_emb, t_start, callbacks=()) -> Classifier:
+    from fastemb.checkpoint import TrainState
+    from fastemb.loop import TrainingRun, check_unit_work, run_epochs
     from fastemb.parallel import numba_threads, resolve_threads
-    from fastemb.progress import Progress
-    K = _kernels()
     n_text = int(np.searchsorted(-docs.type_counts, -o.min_count, side="right"))  # counts descend
     if not any(w != EOS for w in docs.types[:n_text]):  # the end-of-line word alone is no vocabulary
         most = int(docs.type_counts[0]) if len(docs.type_counts) else 0
@@ -596,54 +672,24 @@ def _fit(docs: _Docs, o: ClassifierOptions, init_emb, t_start) -> Classifier:
         initialised = len(have)
         log.info(f"init: {initialised:,} of {n_words:,} words start from the given vectors")
 
-    total_tokens = float(o.epochs) * n_tok
     threads = resolve_threads(o.threads)
-    # work-sized calls (fastemb.loop): a document costs its rows' reads and writes and three passes over the
-    # output layer; chunks hold about one call's work (at most CHUNK_TOKENS tokens), calls as many chunks as
-    # the threads take
-    token_work = max(1, (3 * len(labels) * d * n_docs) // max(n_tok, 1) + 4 * o.ngrams * d)
-    chunk_tokens = units_per_call(token_work, 1, CHUNK_TOKENS)
-    per_call = units_per_call(chunk_tokens * token_work, threads, BLOCK_CHUNKS)
-    progress = Progress("train", total_tokens, unit="examples")
-    losses, trained_per_epoch = [], []
+    trainer = ClassifierTrainer(o, docs, lab, type_row, type_hash, n_words, eos_row, emb, out, max_rows, threads)
+    run = TrainingRun(algo="classify", options=o, trainer=trainer, state=TrainState(), words=words,
+                      counts=word_counts, epochs=o.epochs, record=None, run_id=None,
+                      make_embeddings=lambda copy=False: trainer.embeddings(words, word_counts, copy))
     t_train = time.perf_counter()
-    examples_done = 0
     with numba_threads(threads):
-        for epoch in range(o.epochs):
-            perm = generator(o.seed, epoch).permutation(n_docs).astype(np.int64)
-            before = np.concatenate(([0], np.cumsum(doc_len[perm])))[:-1]
-            starts = np.flatnonzero(np.diff(before // chunk_tokens, prepend=-1))
-            chunk_starts = np.concatenate((starts, [n_docs])).astype(np.int64)
-            tokens_before = (epoch * float(n_tok) + before[starts]).astype(np.float64)
-            n_chunks = len(starts)
-            loss = np.zeros(n_chunks, np.float64)
-            count = np.zeros(n_chunks, np.int64)
-            for b0, b1 in call_ranges(n_chunks, per_call):
-                K.train_chunks(docs.tok, docs.doc_ends, lab, docs.lab_ends, type_row, type_hash, n_words, o.buckets,
-                               o.ngrams, eos_row, _eos_hash(), perm, chunk_starts[b0:b1 + 1], tokens_before[b0:b1],
-                               emb, out, float(o.lr), total_tokens, o.seed, epoch, b0, max_rows, loss[b0:b1],
-                               count[b0:b1])
-                if not np.isfinite(loss[b0:b1]).all():
-                    raise _diverged(o)
-                examples_done += int(count[b0:b1].sum())
-                done = epoch * n_tok + (before[chunk_starts[b1]] if b1 < n_chunks else n_tok)
-                progress.update(done, examples_done, extra=f"loss {loss[:b1].sum() / max(count[:b1].sum(), 1):.4f}")
-            trained = int(count.sum())
-            if trained == 0:
-                raise FastembError(f"{docs.name}: no line has a word in the vocabulary: lower {param('min_count')} "
-                                   f"or use {param('ngrams')} 2")
-            if not np.isfinite(loss.sum()) or not (np.isfinite(out).all() and np.isfinite(emb).all()):
-                raise _diverged(o)
-            losses.append(float(loss.sum() / trained))
-            trained_per_epoch.append(trained)
-            log.info(f"epoch {epoch + 1}/{o.epochs}: loss {losses[-1]:.4f}, {trained:,} examples")
+        finished = run_epochs(run, callbacks)
     train_seconds = time.perf_counter() - t_train
-    progress.done(f"loss {losses[-1]:.4f}")
+    trained_per_epoch = trainer.trained_per_epoch or [0]
+    if not finished:
+        log.info(f"training stopped by a callback after {run.state.epoch} epoch(s)")
     attrs = {"examples": trained_per_epoch[-1], "lines": docs.lines, "documents": n_docs, "tokens": n_tok,
              "skipped_no_text": docs.no_text, "skipped_no_label": docs.no_label, "threads": threads,
              "skipped_no_word": n_docs - trained_per_epoch[-1], "init_words": initialised if init_emb is not None
              else None, "train_seconds": train_seconds, "total_seconds": time.perf_counter() - t_start,
-             "examples_per_second": sum(trained_per_epoch) / max(train_seconds, 1e-9), "loss": losses}
+             "examples_per_second": sum(trained_per_epoch) / max(train_seconds, 1e-9),
+             "loss": list(run.state.loss), "epochs_trained": run.state.epoch}
     return Classifier(words, labels, emb, out, o, word_counts=word_counts,
                       label_counts=lab_counts[order], attrs={k: v for k, v in attrs.items() if v is not None})
 
