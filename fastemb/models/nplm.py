@@ -734,9 +734,91 @@ class LanguageModel:
         return {"perplexity": math.exp(total / n), "cross_entropy_bits": total / n / math.log(2), "tokens": n,
                 "text_tokens": raw, "coverage": n / raw, "softmax": self.softmax}
 
+    def sentences_of(self, text_or_path) -> list:
+        """The sentences of a text (a path, a string of lines, or a list of sentences) as token lists, split as
+        the training corpus was."""
+        if isinstance(text_or_path, os.PathLike) or isinstance(text_or_path, str) and \
+                not any(c.isspace() for c in text_or_path):
+            return [self.tokens(line) for line in _read_lines(os.fspath(text_or_path))]
+        if isinstance(text_or_path, str):
+            return [self.tokens(line) for line in text_or_path.splitlines()]
+        return [self.tokens(s) for s in text_or_path]
+
+    def score_events(self, text_or_path, eos=False, unk=None) -> dict:
+        """Per-token log-probabilities of a text with explicit events: each sentence's words, then the
+        end-of-sentence word EOS_WORD when `eos` (the model must have been trained with it at the end of each
+        line); a word outside the vocabulary is scored as the word `unk` (e.g. the <unk> of a corpus whose rare
+        words were replaced) or, without it, dropped as training dropped it. Returns perplexity, tokens
+        (events scored), words (text words), unknown (text words outside the vocabulary), unknown_rate,
+        dropped, eos, log_probs (natural log, float64 per event) and sentence (each event's sentence)."""
+        index = self.emb.index
+        if eos and EOS_WORD not in index:
+            raise FastembError(f"{self.where} has no end-of-sentence word {EOS_WORD}: train it on lines that end "
+                               f"with ' {EOS_WORD}' to score the end of sentences")
+        if unk is not None and unk not in index:
+            raise OptionError("unk", f"{unk!r} is not in the model's vocabulary")
+        unk_id = index[unk] if unk is not None else None
+        ids, ends, words, unknown, dropped, sent = [], [], 0, 0, 0, []
+        for si, tokens in enumerate(self.sentences_of(text_or_path)):
+            row = []
+            for t in tokens:
+                i = index.get(t)
+                if i is None:
+                    unknown += 1
+                    if unk_id is None:
+                        dropped += 1
+                        continue
+                    i = unk_id
+                row.append(i)
+            words += len(tokens)
+            if eos:
+                row.append(index[EOS_WORD])
+            if row:
+                ids += row
+                ends.append(len(ids))
+                sent += [si] * len(row)
+        if not ids:
+            raise FastembError("none of the text's tokens is in the model's vocabulary")
+        lp = self.sequence_log_probs(np.asarray(ids, np.int64), np.asarray(ends, np.int64))
+        return {"perplexity": math.exp(-float(lp.mean())), "tokens": len(lp), "words": words, "unknown": unknown,
+                "unknown_rate": unknown / max(words, 1), "dropped": dropped, "eos": bool(eos), "unk": unk,
+                "log_probs": lp, "ids": np.asarray(ids, np.int64), "sentence": np.asarray(sent, np.int64)}
+
+    def write_per_token(self, result, path):
+        """One line per scored event of score_events: sentence number, word, log10 P (tab-separated)."""
+        from fastemb.files import describe_os_error
+        words = self.emb.words
+        try:
+            with open(path, "w", encoding="utf-8", newline="\n") as f:
+                for s, i, lp in zip(result["sentence"], result["ids"], result["log_probs"]):
+                    f.write(f"{s + 1}\t{words[i]}\t{lp / math.log(10):.6f}\n")
+        except OSError as e:
+            raise FileError(f"{path}: {describe_os_error(e)}") from None
+
     def perplexity(self, text_or_path) -> float:
         """exp(mean −log P(token | its context)) over the text's in-vocabulary tokens (see `score`)."""
         return self.score(text_or_path)["perplexity"]
+
+
+EOS_WORD = "</s>"
+
+
+def _read_lines(path):
+    """Lines of a UTF-8 text file (.gz, .bz2, .xz read through their decompressors)."""
+    import bz2
+    import gzip
+    import lzma
+    from fastemb.files import check_readable, describe_os_error, read_text_lines
+    path = check_readable(path, "text file")
+    opener = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}.get(os.path.splitext(path)[1])
+    if opener is None:
+        return [line for _, line in read_text_lines(path, "text file")]
+    try:
+        with opener(path, "rt", encoding="utf-8") as f:
+            return f.read().splitlines()
+    except (OSError, EOFError, UnicodeDecodeError, lzma.LZMAError) as e:
+        what = describe_os_error(e) if isinstance(e, OSError) else str(e).split("\n")[0]
+        raise FileError(f"{path}: {what}") from None
 
 
 class _quiet_vocab:
