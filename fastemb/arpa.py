@@ -157,7 +157,7 @@ class ArpaModel:
         """log10 P(w | history) by back-off (history: a tuple of ids, the last order-1 used)."""
         if w < 0:
             raise FastembError(f"{self.where} has no {UNK}: it cannot score a word outside its vocabulary")
-        h = tuple(history[len(history) - self.order + 1:]) if self.order > 1 else ()
+        h = tuple(history[max(0, len(history) - self.order + 1):]) if self.order > 1 else ()
         penalty = 0.0
         for k in range(len(h), -1, -1):
             ctx = h[len(h) - k:]

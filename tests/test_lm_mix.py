@@ -59,6 +59,16 @@ def test_arpa_back_off_by_hand(hand):
     assert r["perplexity"] == pytest.approx(10 ** ((0.4 + 0.3 + 1.0 + 0.5) / 4))
 
 
+def test_arpa_trigram_at_a_sentence_start(tmp_path):
+    """A history shorter than order − 1 (the sentence start) is used whole: "<s> a b" is a trigram here."""
+    text = HAND.replace("ngram 2=3\n", "ngram 2=3\nngram 3=1\n").replace("\\end\\", "\\3-grams:\n-0.05\t<s> a b\n\n\\end\\")
+    path = tmp_path / "tri.arpa"
+    path.write_text(text, encoding="utf-8")
+    m = ArpaModel.load(path)
+    assert m.order == 3
+    np.testing.assert_allclose(m.sentence_log10_probs(["a", "b", "c"]), [-0.4, -0.05, -1.2, -0.5])
+
+
 CRAFTED = [
     ("no header", lambda t: t.replace("\\data\\", "data"), "starts with \\data\\"),
     ("count", lambda t: t.replace("ngram 2=3", "ngram 2=4"), "3 of 4"),

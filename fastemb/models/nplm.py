@@ -4,16 +4,23 @@ prediction and perplexity of a saved model).
 
 The model: the `context` previous words' vectors (dim each) concatenated, a hidden layer act(W·x + b) of
 `hidden` units, and an output layer over the vocabulary: a full softmax, a sampled softmax (Jean et al. 2015),
-NCE (Mnih & Teh 2012) or a hierarchical softmax over fastemb.models.huffman's tree. Bengio et al.'s direct
-input-to-output connections are left out.
+NCE (Mnih & Teh 2012) or a hierarchical softmax over fastemb.models.huffman's tree; with the full softmax,
+optionally Bengio et al.'s direct connections from the context vectors to the output layer (`direct`) and
+dropout on the hidden layer (`dropout`).
 
 - Sentence starts: the words before a sentence's first word are a reserved boundary token (one more
   trained vector, saved as /model/boundary), so every token of the corpus is predicted once per epoch, the
-  first word of a sentence from the boundary alone. Nothing predicts the end of a sentence. Words outside the
+  first word of a sentence from the boundary alone. Nothing predicts the end of a sentence unless the text
+  has an end word: train on lines ending with " </s>" and score with `score_events(eos=True)` (eval --eos). Words outside the
   vocabulary are dropped from the token stream before contexts are formed (as for every fastemb algorithm);
   perplexity is measured on held-out text the same way (coverage says how many tokens were kept).
 - Training: minibatch SGD with momentum on the mean loss of a minibatch, the learning rate decayed linearly
-  from alpha to min_alpha (optional L2 weight decay on weights and word vectors). Momentum is TensorFlow's
+  from alpha to min_alpha (optional L2 weight decay on weights and word vectors) or, with `valid`, kept
+  until the held-out perplexity stops falling, then multiplied by lr_decay; `patience` epochs without gain
+  stop training and the best epoch's parameters are the result.
+- The full softmax trains on minibatches as matrix products through numpy's BLAS (`dense_gradients`; the
+  softmax and the momentum step are fused Numba kernels), all parameters dense (every row steps every
+  minibatch). The other output layers run the Hogwild kernels below. Momentum is TensorFlow's
   for sparse gradients: the rows of the word vectors and of the output layer that a minibatch touches take
   v = μ·v + g, p -= lr·v; the others keep their velocity and stay put ("lazy" momentum). W and b are dense.
 - Order: an epoch visits the corpus in pieces of ~PIECE_TOKENS tokens (whole sentences) in the order of a
@@ -48,11 +55,13 @@ BLOCK_TOKENS = 1 << 16   # tokens per kernel call: progress, Ctrl-C and SIGTERM 
 CHUNK_EXAMPLES = 2048    # Hogwild unit: a chunk of a block's shuffled examples, its minibatches run in order
 PIECE_TOKENS = 512       # an epoch visits the corpus in pieces of whole sentences of about this many tokens,
                          # in the order of a random permutation (blocks are made of pieces from all over it)
-FULL_MAX_WORDS = 20000   # softmax "auto": the full softmax (BLAS minibatches) up to this many words, sampled above
+FULL_MAX_WORDS = 10000   # softmax "auto": the full softmax (BLAS minibatches) up to this many words, sampled above
 SOFTMAXES = ("auto", "full", "sampled", "nce", "hs")
 ACTIVATIONS = ("tanh", "logistic")
 CODES = {"full": 0, "sampled": 1, "nce": 2, "hs": 3}
 MODEL_ARRAYS = ("boundary", "hidden_weight", "hidden_bias", "output_weight", "output_bias")
+BLAS_THREADS = 1          # OpenBLAS threads of the full softmax's products: on the shared 2-core machine 2 threads
+                          # were 70x slower per minibatch (V 500) and 2.5x (V 6,000) than 1 (threads spinning)
 PARAMS = ("emb", "W", "b", "out", "out_b", "direct")   # trained arrays (direct only with --direct)
 SCHEDULE_HEAD = 4        # schedule array: learning rate, best held-out perplexity, epochs without gain, best epoch
 
@@ -413,7 +422,7 @@ class NPLMTrainer:
             before = epoch * self.work_per_epoch + state.pos
             if self.dense:
                 from fastemb.parallel import blas_threads
-                with blas_threads(self.threads):
+                with blas_threads(BLAS_THREADS):
                     total = self._dense_block(ids, ends, epoch, b, before)
             else:
                 chunk_batches = max(1, CHUNK_EXAMPLES // o.batch)
@@ -432,7 +441,7 @@ class NPLMTrainer:
             yield Step(work=len(ids), loss=total, count=len(ids), extra=f"alpha {current:.5f}")
         if o.valid:
             from fastemb.parallel import blas_threads
-            with blas_threads(self.threads):
+            with blas_threads(BLAS_THREADS):
                 self._validate(epoch)
 
     def _dense_block(self, ids, ends, epoch, block, before) -> float:
