@@ -368,10 +368,11 @@ def eval_cmd(vectors, similarity_files, analogy_files, restrict_vocab, text_file
         return
     if lm is not None:
         print_table([(os.path.basename(r["file"]), f"{r['perplexity']:.2f}", f"{r['tokens']:,}",
-                      "yes" if r["eos"] else "no", f"{100 * r['unknown_rate']:.2f}%",
+                      f"{100 * r['coverage']:.1f}%", "yes" if r["eos"] else "no", f"{100 * r['unknown_rate']:.2f}%",
                       "as " + r["unk"] if r.get("unk") else "dropped")
                      for r in out["perplexity"]],
-                    ["text", "perplexity", "tokens", "end of sentence scored", "unknown words", "unknown scored"])
+                    ["text", "perplexity", "tokens", "coverage", "end of sentence scored", "unknown words",
+                     "unknown scored"])
         for r in out["perplexity"]:
             if "mix" in r:
                 m = r["mix"]

@@ -790,7 +790,8 @@ class LanguageModel:
             raise FastembError("none of the text's tokens is in the model's vocabulary")
         lp = self.sequence_log_probs(np.asarray(ids, np.int64), np.asarray(ends, np.int64))
         return {"perplexity": math.exp(-float(lp.mean())), "tokens": len(lp), "words": words, "unknown": unknown,
-                "unknown_rate": unknown / max(words, 1), "dropped": dropped, "eos": bool(eos), "unk": unk,
+                "unknown_rate": unknown / max(words, 1), "dropped": dropped, "coverage": 1 - dropped / max(words, 1),
+                "eos": bool(eos), "unk": unk,
                 "log_probs": lp, "ids": np.asarray(ids, np.int64), "sentence": np.asarray(sent, np.int64)}
 
     def write_per_token(self, result, path):
