@@ -9,7 +9,8 @@ line, scored with `eval --eos`). KenLM (`lmplz -o 3` / `-o 5`, built from source
 holding lmplz, default $KENLM_BIN or /tmp/kenlm-build/build/bin) is timed and its ARPA output is scored by
 fastemb.arpa; without lmplz the benchmark falls back to bench/ngram.py's interpolated modified Kneser-Ney
 trigram and says so. The NPLM trains with its defaults plus the given options; its held-out perplexity is
-measured after every epoch (not timed). The mixture NPLM + KN 5-gram: the weight is chosen by 2-fold
+measured after every epoch (not timed): with valid=F that is the model kept so far (the best epoch's), and
+the validation figure beside it the epoch's own. The mixture NPLM + KN 5-gram: the weight is chosen by 2-fold
 cross-validation on the held-out text (chosen on the odd lines and applied to the even ones, and the
 reverse), so no line is scored with a weight fitted on it.
 

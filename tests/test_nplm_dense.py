@@ -151,3 +151,25 @@ def test_new_options_are_checked():
         fastemb.NPLMOptions(softmax="sampled", dropout=0.5)
     with pytest.raises(OptionError, match="valid must be between"):
         fastemb.NPLMOptions(valid=0.9)
+
+
+def test_resume_with_a_held_out_split_gives_the_uninterrupted_model(kjv_small, tmp_path, monkeypatch):
+    """The schedule (learning rate, best perplexity, epochs without gain) and the best epoch's arrays travel in
+    the checkpoint: a run stopped mid-epoch and resumed ends with the uninterrupted run's model."""
+    monkeypatch.setattr(nplm, "BLOCK_TOKENS", 4096)
+    common = {"softmax": "full", "max_vocab": 150, "dim": 8, "hidden": 16, "context": 2, "epochs": 3, "valid": 0.1,
+              "plateau": 0.2, "threads": 1, "seed": 4}
+    straight = fastemb.train(kjv_small, "nplm", **common)
+    ck = tmp_path / "run.ckpt"
+
+    class Stop(fastemb.Callback):
+        def on_step(self, run):
+            if run.epoch == 1 and run.state.block == 3:
+                raise fastemb.StopTraining()
+    stopped = fastemb.train(kjv_small, "nplm", checkpoint=str(ck), checkpoint_every="0.001s", callbacks=[Stop()],
+                            **common)
+    assert not stopped.attrs["completed"]
+    resumed = fastemb.train(resume=str(ck))
+    assert resumed.attrs["valid_perplexity"] == pytest.approx(straight.attrs["valid_perplexity"], rel=1e-5)
+    assert resumed.attrs["best_epoch"] == straight.attrs["best_epoch"]
+    np.testing.assert_allclose(resumed.vectors, straight.vectors, rtol=1e-5, atol=1e-6)
