@@ -1,20 +1,35 @@
-"""The NPLM on the shipped KJV sample: training speed (words/s) per output layer and held-out perplexity after
-every epoch, against an interpolated modified Kneser-Ney trigram (bench/ngram.py) on the same token ids.
+"""The NPLM against KenLM's modified Kneser-Ney 3-gram and 5-gram (issue 29's protocol), in one run:
 
-    python -m bench.nplm [--epochs 3] [--max-vocab N] [--softmax full,sampled,nce,hs] [--json OUT] [-- OPTION=VALUE ...]
+    python -m bench.nplm [--kenlm DIR] [--json OUT] [--epochs N] [OPTION=VALUE ...]
 
-Split: every 20th verse (0, 20, 40, ...) is held out, the others train. Words outside the vocabulary are
-dropped from both (as fastemb does), each sentence starts with boundary tokens, no end-of-sentence event.
-Words/s are per epoch (the perplexity measured after each epoch is not timed), medians over epochs.
+Protocol: every 20th line (verse) of the shipped sample (0, 20, 40, ...) is held out, the others train; words
+with a training count below 5 become the one word <oov> in both (KenLM reserves <unk> for itself); every
+line ends with an end-of-sentence event (KenLM's </s>; for the NPLM the word </s> appended to each training
+line, scored with `eval --eos`). KenLM (`lmplz -o 3` / `-o 5`, built from source: --kenlm names the directory
+holding lmplz, default $KENLM_BIN or /tmp/kenlm-build/build/bin) is timed and its ARPA output is scored by
+fastemb.arpa; without lmplz the benchmark falls back to bench/ngram.py's interpolated modified Kneser-Ney
+trigram and says so. The NPLM trains with its defaults plus the given options; its held-out perplexity is
+measured after every epoch (not timed): with valid=F that is the model kept so far (the best epoch's), and
+the validation figure beside it the epoch's own. The mixture NPLM + KN 5-gram: the weight is chosen by 2-fold
+cross-validation on the held-out text (chosen on the odd lines and applied to the even ones, and the
+reverse), so no line is scored with a weight fitted on it.
+
+Speed: the full softmax's floating-point work per token is 6·hidden·(V + context·dim) + 6·(context·dim)·hidden
+(+ 6·V·context·dim with direct connections): forward and two backward products per layer. It is stated as
+GFLOP/s over the training wall time and over the process's CPU time, against the machine's nominal peak
+(cores × clock × 32 single-precision FLOP per cycle for AVX2 with two FMA units) and against a plain sgemm of
+the output layer's shape measured in the same run (what BLAS reaches on this machine now).
 """
 from __future__ import annotations
 
 import argparse
+import collections
 import gzip
 import json
+import math
 import os
 import platform
-import statistics
+import subprocess
 import tempfile
 import time
 
@@ -22,16 +37,32 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE = os.path.join(ROOT, "corpora", "kjv.txt.gz")
+OOV, EOS = "<oov>", "</s>"
 
 
-def split(directory, held_every=20):
+def split(directory, held_every=20, min_count=5):
+    """train.txt / held.txt (KenLM's input: words only) and train.eos.txt (the NPLM's: each line + ' </s>')."""
     with gzip.open(SAMPLE, "rt", encoding="utf-8") as f:
-        lines = f.readlines()
-    train, held = os.path.join(directory, "train.txt"), os.path.join(directory, "held.txt")
-    with open(train, "w", encoding="utf-8") as t, open(held, "w", encoding="utf-8") as h:
-        for i, line in enumerate(lines):
-            (h if i % held_every == 0 else t).write(line)
-    return train, held
+        lines = [ln.split() for ln in f]
+    train = [s for i, s in enumerate(lines) if i % held_every and s]
+    held = [s for i, s in enumerate(lines) if i % held_every == 0 and s]
+    counts = collections.Counter(w for s in train for w in s)
+    keep = {w for w, c in counts.items() if c >= min_count}
+    paths = {}
+    for name, data in (("train", train), ("held", held)):
+        mapped = [[w if w in keep else OOV for w in s] for s in data]
+        paths[name] = os.path.join(directory, name + ".txt")
+        with open(paths[name], "w", encoding="utf-8") as f:
+            f.writelines(" ".join(s) + "\n" for s in mapped)
+        if name == "train":
+            paths["train_eos"] = os.path.join(directory, "train.eos.txt")
+            with open(paths["train_eos"], "w", encoding="utf-8") as f:
+                f.writelines(" ".join(s) + f" {EOS}\n" for s in mapped)
+        else:
+            paths["held_lines"] = mapped
+    paths["words"] = len(keep) + 2          # the kept words, <oov> and </s>
+    paths["train_tokens"] = sum(map(len, train))
+    return paths
 
 
 def sentences(path, emb):
@@ -44,70 +75,156 @@ def sentences(path, emb):
     return out
 
 
-def run(softmax, train, held, epochs, options, seed=1):
-    import fastemb
-    from fastemb.models.nplm import LanguageModel
-    per_epoch = []
+def kenlm(bin_dir, order, paths, directory):
+    from fastemb.arpa import ArpaModel
+    arpa = os.path.join(directory, f"kn{order}.arpa")
+    t = time.perf_counter()
+    with open(paths["train"], "rb") as src, open(arpa, "wb") as dst:
+        subprocess.run([os.path.join(bin_dir, "lmplz"), "-o", str(order), "-S", "1G", "-T", directory],
+                       stdin=src, stdout=dst, stderr=subprocess.DEVNULL, check=True)
+    seconds = time.perf_counter() - t
+    model = ArpaModel.load(arpa)
+    r = model.score_lines(paths["held_lines"])
+    return model, {"model": f"KenLM modified KN {order}-gram", "train_seconds": seconds,
+                   "perplexity": r["perplexity"], "tokens": r["tokens"], "log10_probs": r["log10_probs"]}
 
-    def measure(run_):
-        t = time.perf_counter()
-        score = LanguageModel(run_.embeddings()).score(held)
-        per_epoch.append({"epoch": run_.epoch, "words_per_second": run_.rate, "train_loss": run_.loss,
-                          "perplexity": score["perplexity"], "eval_seconds": time.perf_counter() - t})
-        print(f"  {softmax} epoch {run_.epoch}: {run_.rate:,.0f} words/s, held-out perplexity "
-              f"{score['perplexity']:.2f}", flush=True)
+
+def sgemm_gflops(m, k, n, seconds=2.0):
+    a = np.random.default_rng(0).random((m, k), dtype=np.float32)
+    b = np.random.default_rng(1).random((n, k), dtype=np.float32)
+    a @ b.T
+    reps, t = 0, time.perf_counter()
+    while time.perf_counter() - t < seconds:
+        a @ b.T
+        reps += 1
+    return 2.0 * m * k * n * reps / (time.perf_counter() - t) / 1e9
+
+
+def nominal_peak_gflops():
+    mhz = 0.0
+    try:
+        with open("/proc/cpuinfo") as f:
+            mhz = max(float(ln.split(":")[1]) for ln in f if ln.startswith("cpu MHz"))
+    except (OSError, ValueError):
+        pass
+    return (os.cpu_count() or 1) * (mhz or 2000.0) / 1000 * 32, mhz
+
+
+def flops_per_token(o, V):
+    nd = o.context * o.dim
+    return 6 * o.hidden * (V + nd) + (6 * V * nd if o.direct else 0)
+
+
+def run_nplm(paths, options):
+    import fastemb
+    from fastemb.models.nplm import LanguageModel, NPLMOptions
+    per_epoch = []
     t0 = time.perf_counter()
-    emb = fastemb.train(train, "nplm", softmax=softmax, epochs=epochs, seed=seed, callbacks=[measure], **options)
+
+    def measure(run):
+        t = time.perf_counter()
+        r = LanguageModel(run.embeddings()).score_events(paths["held_lines"], eos=True, unk=OOV)
+        valid = run.trainer.valid_perplexities
+        per_epoch.append({"epoch": run.epoch, "words_per_second": run.rate, "perplexity": r["perplexity"],
+                          "valid_perplexity": valid[-1] if valid else None, "eval_seconds": time.perf_counter() - t,
+                          "elapsed": time.perf_counter() - t0})
+        print(f"  nplm epoch {run.epoch}: {run.rate:,.0f} words/s, held-out perplexity {r['perplexity']:.2f}"
+              + (f" (validation {valid[-1]:.2f})" if valid else ""), flush=True)
+    cpu = time.process_time()
+    emb = fastemb.train(paths["train_eos"], "nplm", min_count=1, callbacks=[measure], **options)
+    cpu = time.process_time() - cpu
     wall = time.perf_counter() - t0
-    return emb, {"softmax": softmax, "words": len(emb), "epochs": per_epoch, "wall_seconds": wall,
-                 "train_seconds": emb.attrs["train_seconds"] - sum(e["eval_seconds"] for e in per_epoch),
-                 "words_per_second": statistics.median(e["words_per_second"] for e in per_epoch),
-                 "perplexity": per_epoch[-1]["perplexity"]}
+    lm = LanguageModel(emb)
+    final = lm.score_events(paths["held_lines"], eos=True, unk=OOV)
+    o = NPLMOptions(**{k: v for k, v in options.items() if k in NPLMOptions.specs()})
+    train_s = wall - sum(e["eval_seconds"] for e in per_epoch)
+    return lm, final, {"model": "fastemb nplm", "options": options, "epochs": per_epoch, "train_seconds": train_s,
+                       "cpu_seconds": cpu, "words": len(emb), "best_epoch": emb.attrs.get("best_epoch"),
+                       "perplexity": final["perplexity"], "tokens": final["tokens"],
+                       "flops_per_token": flops_per_token(o, len(emb)),
+                       "words_per_second": float(np.median([e["words_per_second"] for e in per_epoch]))}
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--epochs", type=int, default=None, help="default: the nplm default")
-    p.add_argument("--max-vocab", type=int, default=None)
-    p.add_argument("--softmax", default="full,sampled,nce,hs")
+    p.add_argument("--kenlm", default=os.environ.get("KENLM_BIN", "/tmp/kenlm-build/build/bin"))
     p.add_argument("--json", default=None)
-    p.add_argument("options", nargs="*", help="more nplm options as NAME=VALUE (context=4 alpha=0.15 ...)")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("options", nargs="*", help="nplm options as NAME=VALUE (context=4 hidden=100 ...)")
     a = p.parse_args(argv)
+    from fastemb.arpa import best_mixture_weight, mixture_log_probs
     from fastemb.models.nplm import NPLMOptions
-    from bench.ngram import KneserNeyTrigram
-    options = {"max_vocab": a.max_vocab} if a.max_vocab else {}
+    specs = NPLMOptions.specs()
+    options = {"threads": 2}
     for item in a.options:
         name, value = item.split("=", 1)
-        kind = NPLMOptions.specs()[name][1].kind
-        options[name] = kind(value)
-    epochs = a.epochs or NPLMOptions().epochs
-    results = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-               "date": time.strftime("%Y-%m-%d %H:%M"), "epochs": epochs, "options": options, "runs": []}
+        kind = specs[name][1].kind if name in specs else int
+        options[name] = (value.lower() in ("1", "true", "yes")) if kind is bool else kind(value)
+    if a.epochs:
+        options["epochs"] = a.epochs
+    peak, mhz = nominal_peak_gflops()
+    results = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {mhz:.0f} MHz",
+               "load_average": os.getloadavg(), "date": time.strftime("%Y-%m-%d %H:%M"), "models": []}
     with tempfile.TemporaryDirectory() as d:
-        train, held = split(d)
-        emb = None
-        for softmax in a.softmax.split(","):
-            print(f"nplm --softmax {softmax} ({epochs} epochs, {options}):", flush=True)
-            emb, r = run(softmax, train, held, epochs, options)
-            results["runs"].append(r)
-        t = time.perf_counter()
-        train_ids, held_ids = sentences(train, emb), sentences(held, emb)
-        kn = KneserNeyTrigram(len(emb)).fit(train_ids)
-        results["kneser_ney_trigram"] = {"perplexity": kn.perplexity(held_ids), "seconds": time.perf_counter() - t,
-                                         "train_tokens": int(sum(map(len, train_ids))),
-                                         "held_out_tokens": int(sum(map(len, held_ids)))}
-    results["words"] = len(emb)
-    print(f"\n{len(emb):,} words; {results['kneser_ney_trigram']['train_tokens']:,} training tokens, "
-          f"{results['kneser_ney_trigram']['held_out_tokens']:,} held-out tokens")
-    print("| model | words/s | held-out perplexity by epoch |")
-    print("|---|---|---|")
-    for r in results["runs"]:
-        curve = ", ".join(f"{e['perplexity']:.1f}" for e in r["epochs"])
-        print(f"| nplm {r['softmax']} | {r['words_per_second']:,.0f} | {curve} |")
-    print(f"| Kneser-Ney trigram | | {results['kneser_ney_trigram']['perplexity']:.1f} |")
+        paths = split(d)
+        print(f"{paths['words']:,} words (train count >= 5, <oov>, </s>), {paths['train_tokens']:,} training "
+              f"tokens, {len(paths['held_lines']):,} held-out lines", flush=True)
+        ngram = {}
+        lmplz = os.path.join(a.kenlm, "lmplz")
+        if os.access(lmplz, os.X_OK):
+            for order in (3, 5):
+                model, r = kenlm(a.kenlm, order, paths, d)
+                ngram[order] = r
+                print(f"  KenLM {order}-gram: {r['train_seconds']:.1f} s, held-out perplexity {r['perplexity']:.2f}",
+                      flush=True)
+        else:
+            print(f"  no lmplz in {a.kenlm}: the n-gram baseline is bench/ngram.py's modified Kneser-Ney trigram",
+                  flush=True)
+        lm, final, r = run_nplm(paths, options)
+        results["models"] = [{k: v for k, v in m.items() if k != "log10_probs"} for m in ngram.values()]
+        results["models"].append(r)
+        o = NPLMOptions(**{k: v for k, v in options.items() if k in specs})
+        V = r["words"]
+        gflop = r["flops_per_token"] * r["words_per_second"] / 1e9
+        ref = sgemm_gflops(o.batch, o.hidden, V)
+        results["speed"] = {"gflops_per_token": r["flops_per_token"] / 1e9, "gflops": gflop,
+                            "nominal_peak_gflops": peak, "fraction_of_peak": gflop / peak,
+                            "sgemm_gflops_now": ref, "fraction_of_sgemm": gflop / ref}
+        if 5 in ngram:
+            a_lp = final["log_probs"]
+            b_lp = ngram[5]["log10_probs"] * math.log(10)
+            halves = np.zeros(len(a_lp), bool)
+            sent = final["sentence"]
+            halves[sent % 2 == 1] = True
+            mix = np.empty(len(a_lp))
+            weights = []
+            for fit, apply in ((halves, ~halves), (~halves, halves)):
+                w = best_mixture_weight(a_lp[fit], b_lp[fit])
+                weights.append(w)
+                mix[apply] = mixture_log_probs(a_lp[apply], b_lp[apply], w)
+            results["mixture"] = {"weights": weights, "perplexity": math.exp(-mix.mean()),
+                                  "vs_5gram": math.exp(-mix.mean()) / ngram[5]["perplexity"] - 1}
+    print(f"\n{results['machine']}, load average {results['load_average'][0]:.1f}, {results['date']}")
+    print("| model | train s | words/s | held-out perplexity (with </s>) |")
+    print("|---|---|---|---|")
+    for m in results["models"]:
+        curve = ""
+        if "epochs" in m:
+            curve = " (by epoch: " + ", ".join(f"{e['perplexity']:.1f}" for e in m["epochs"]) + ")"
+        wps = f"{m['words_per_second']:,.0f}" if "words_per_second" in m else ""
+        print(f"| {m['model']} | {m['train_seconds']:.1f} | {wps} | {m['perplexity']:.2f}{curve} |")
+    if "mixture" in results:
+        mx = results["mixture"]
+        print(f"| mixture nplm + KN 5-gram (weights {mx['weights'][0]:.2f}, {mx['weights'][1]:.2f}, 2-fold) | | | "
+              f"{mx['perplexity']:.2f} ({100 * mx['vs_5gram']:+.1f}% vs the 5-gram) |")
+    s = results["speed"]
+    print(f"\nfull softmax: {s['gflops_per_token'] * 1e3:.2f} MFLOP/token, {s['gflops']:.2f} GFLOP/s = "
+          f"{100 * s['fraction_of_peak']:.1f}% of the nominal peak {s['nominal_peak_gflops']:.0f} GFLOP/s, "
+          f"{100 * s['fraction_of_sgemm']:.0f}% of a plain sgemm of the output layer's shape now "
+          f"({s['sgemm_gflops_now']:.1f} GFLOP/s)")
     if a.json:
         with open(a.json, "w", encoding="utf-8") as f:
-            json.dump(results, f, indent=1)
+            json.dump(results, f, indent=1, default=float)
     return results
 
 

@@ -175,6 +175,9 @@ def run_epochs(run: TrainingRun, callbacks) -> bool:
             log.info(f"epoch {state.epoch}/{run.epochs}: loss {epoch_loss:.4f}  ({seconds(run.seconds)} elapsed)")
             if call(callbacks, "on_epoch_end", run):
                 stop = True
+            elif getattr(trainer, "stop_training", False):
+                log.info(f"{run.algo}: stopped after epoch {state.epoch} (no gain on the held-out text)")
+                break  # the trainer's own early stop: training is complete
     finally:
         progress.close()
     progress.done(extra=f"final loss {state.loss[-1]:.4f}" if state.loss else "")

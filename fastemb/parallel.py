@@ -30,3 +30,52 @@ def numba_threads(threads: int):
         yield
     finally:
         numba.set_num_threads(before)
+
+
+_BLAS = []
+
+
+def _openblas_setters():
+    """numpy's OpenBLAS thread-count functions (set, get), found by name in the library numpy ships, or None
+    (another BLAS, or none found: then the thread count is left alone)."""
+    if _BLAS:
+        return _BLAS[0]
+    found = None
+    try:
+        import ctypes
+        import glob
+        import os
+        import numpy
+        libs = glob.glob(os.path.join(os.path.dirname(numpy.__file__) + ".libs", "*openblas*"))
+        for path in libs:
+            lib = ctypes.CDLL(path)
+            for suffix in ("scipy_openblas_%s_num_threads64_", "openblas_%s_num_threads64_",
+                           "openblas_%s_num_threads"):
+                try:
+                    found = (getattr(lib, suffix % "set"), getattr(lib, suffix % "get"))
+                    break
+                except AttributeError:
+                    continue
+            if found:
+                break
+    except OSError:
+        found = None
+    _BLAS.append(found)
+    return found
+
+
+@contextlib.contextmanager
+def blas_threads(threads: int):
+    """numpy's BLAS (OpenBLAS) runs `threads` threads inside the block: used by the NPLM's matrix products,
+    outside any Numba parallel region (two thread pools spinning at once oversubscribe the cores)."""
+    setters = _openblas_setters()
+    if setters is None:
+        yield
+        return
+    set_, get_ = setters
+    before = int(get_())
+    set_(int(threads))
+    try:
+        yield
+    finally:
+        set_(before)

@@ -359,12 +359,29 @@ def predict(model, words, topn, skip_unknown, as_json, quiet):
               help="Language models (--algo nplm): the perplexity of this held-out text (read as the training corpus "
                    "was; words outside the vocabulary are dropped and the coverage reported). Alone, it replaces "
                    "the default similarity and analogy sets.")
+@click.option("--eos", is_flag=True,
+              help="--text: score the end of each line as the word </s> (the model must have been trained on lines "
+                   "ending with ' </s>'); without it the end of a sentence is not an event.")
+@click.option("--unk", default=None, metavar="WORD",
+              help="--text: score words outside the vocabulary as WORD (the model's unknown word) instead of "
+                   "dropping them.")
+@click.option("--per-token", "per_token", type=click.Path(dir_okay=False), default=None,
+              help="--text (one file): write each scored event as 'sentence<TAB>word<TAB>log10 P' to this file.")
+@click.option("--mix", "mix_arpa", type=click.Path(dir_okay=False), default=None, metavar="ARPA",
+              help="--text: also score the text with this ARPA n-gram model (KenLM's lmplz, SRILM) and the "
+                   "interpolation of the two (implies --eos).")
+@click.option("--mix-valid", "mix_valid", type=click.Path(dir_okay=False), default=None,
+              help="--mix: choose the mixture weight on this validation text (maximum likelihood, EM).")
+@click.option("--mix-weight", "mix_weight", type=float, default=None,
+              help="--mix: the language model's weight λ in λ·P_nplm + (1 − λ)·P_ngram (instead of --mix-valid).")
 @json_option
 @quiet_option
-def eval_cmd(vectors, similarity_files, analogy_files, restrict_vocab, text_files, as_json, quiet):
+def eval_cmd(vectors, similarity_files, analogy_files, restrict_vocab, text_files, eos, unk, per_token, mix_arpa,
+             mix_valid, mix_weight, as_json, quiet):
     """Word similarity (Spearman) and analogy accuracy (3CosAdd, 3CosMul) of VECTORS; the held-out perplexity of
     a language model (--text)."""
     from fastemb import eval as E
+    from fastemb.files import check_readable
     require(restrict_vocab >= 1, "restrict_vocab", f"must be at least 1 (got {restrict_vocab})")
     if not similarity_files and not analogy_files and not text_files:
         similarity_files, analogy_files = E.default_sets()
@@ -381,15 +398,58 @@ def eval_cmd(vectors, similarity_files, analogy_files, restrict_vocab, text_file
         lm = LanguageModel(emb, vectors)
     out = {"similarity": [E.similarity(emb, f) for f in similarity_files],
            "analogy": [E.analogy(emb, f, restrict_vocab=restrict_vocab) for f in analogy_files]}
+    lm_options = eos or unk is not None or per_token or mix_arpa
+    if not text_files and (lm_options or mix_valid or mix_weight is not None):
+        raise FastembError(f"{param('eos')}, {param('unk')}, {param('per_token')} and {param('mix')} need "
+                           f"{param('text')}")
+    if per_token and len(text_files) != 1:
+        raise OptionError("per_token", f"writes the events of one --text file (got {len(text_files)})")
+    if (mix_valid or mix_weight is not None) and not mix_arpa:
+        raise OptionError("mix", f"{param('mix_valid')} and {param('mix_weight')} need {param('mix')} ARPA")
+    if mix_arpa and (mix_valid is None) == (mix_weight is None):
+        raise OptionError("mix", f"give one of {param('mix_valid')} TEXT or {param('mix_weight')} W")
+    if mix_weight is not None:
+        require(0 <= mix_weight <= 1, "mix_weight", f"must be between 0 and 1 (got {mix_weight})")
+    if mix_valid:
+        check_readable(mix_valid, "text")
+    arpa = None
+    if mix_arpa:
+        from fastemb.arpa import ArpaModel
+        arpa = ArpaModel.load(mix_arpa)
     if lm is not None:
-        out["perplexity"] = [{"file": f, **lm.score(f)} for f in text_files]
+        rows = []
+        for f in text_files:
+            if not lm_options:
+                r = lm.score(f)
+                rows.append({"file": f, **r, "eos": False, "unknown_rate": 1 - r["coverage"]})
+                continue
+            r = lm.score_events(f, eos=eos or bool(mix_arpa), unk=unk)
+            if per_token:
+                lm.write_per_token(r, per_token)
+            r = {k: v for k, v in r.items() if k not in ("log_probs", "ids", "sentence")}
+            if arpa is not None:
+                from fastemb.arpa import interpolate
+                m = interpolate(lm, arpa, f, valid=mix_valid, weight=mix_weight, unk=unk)
+                r["mix"] = {k: v for k, v in m.items() if k != "log_probs"}
+            rows.append({"file": f, **r})
+        out["perplexity"] = rows
     if as_json:
         echo_json(out, indent=1)
         return
     if lm is not None:
         print_table([(os.path.basename(r["file"]), f"{r['perplexity']:.2f}", f"{r['tokens']:,}",
-                       f"{100 * r['coverage']:.1f}%") for r in out["perplexity"]],
-                     ["text", "perplexity", "tokens", "coverage"])
+                      f"{100 * r['coverage']:.1f}%", "yes" if r["eos"] else "no", f"{100 * r['unknown_rate']:.2f}%",
+                      "as " + r["unk"] if r.get("unk") else "dropped")
+                     for r in out["perplexity"]],
+                    ["text", "perplexity", "tokens", "coverage", "end of sentence scored", "unknown words",
+                     "unknown scored"])
+        for r in out["perplexity"]:
+            if "mix" in r:
+                m = r["mix"]
+                click.echo("")
+                print_table([("nplm", f"{m['nplm']:.2f}"), (f"{m['order']}-gram (ARPA)", f"{m['ngram']:.2f}"),
+                             (f"mixture, weight {m['weight']:.3f}", f"{m['mixture']:.2f}")],
+                            [f"{os.path.basename(r['file'])} (with </s>)", "perplexity"])
     if out["similarity"]:
         print_table([(os.path.basename(r["file"]), f"{r['spearman']:.4f}", f"{r['covered']}/{r['pairs']}",
                        f"{100 * r['coverage']:.1f}%") for r in out["similarity"]],

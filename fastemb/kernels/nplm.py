@@ -582,3 +582,74 @@ def tree_all_log_probs(node_logits, codes, points, lengths):
             s -= _softplus(-sign * np.float64(node_logits[points[w, t]]))
         lp[w] = s
     return lp
+
+
+# ------------------------------------------------------------------------ the full softmax on BLAS minibatches
+# The full softmax trains through numpy's matrix products (fastemb.models.nplm.dense_gradients): these kernels
+# do the parts around them that numpy would do in several passes over a [B, V] array or with np.add.at.
+# They are serial: on the shared 2-core machine a parallel region between two BLAS calls cost more in
+# waiting threads than it saved (measured: the update step 140 ms with 2 threads, a few ms with 1).
+
+@njit(cache=True, nogil=True, fastmath=True)
+def softmax_gradient(Z, tgt, scale):
+    """In place: the logits Z [B, V] become ∂(scale · Σ_e −log softmax(Z[e])[tgt[e]])/∂Z, i.e.
+    scale · (softmax(Z[e]) − onehot(tgt[e])). Returns each row's −log P(tgt[e]) (float64 [B])."""
+    B, V = Z.shape
+    loss = np.empty(B, np.float64)
+    for e in range(B):
+        row = Z[e]
+        m = row[0]
+        for j in range(1, V):
+            if row[j] > m:
+                m = row[j]
+        s = 0.0
+        for j in range(V):
+            x = np.exp(row[j] - m)
+            row[j] = x
+            s += x
+        y = tgt[e]
+        loss[e] = -(np.log(row[y] / s))
+        f = scale / s
+        for j in range(V):
+            row[j] *= f
+        row[y] -= scale
+    return loss
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def log_softmax_at(Z, tgt):
+    """log softmax(Z[e])[tgt[e]] of every row (float64 [B]), Z left unchanged."""
+    B, V = Z.shape
+    out = np.empty(B, np.float64)
+    for e in range(B):
+        row = Z[e]
+        m = row[0]
+        for j in range(1, V):
+            if row[j] > m:
+                m = row[j]
+        s = 0.0
+        for j in range(V):
+            s += np.exp(np.float64(row[j] - m))
+        out[e] = np.float64(row[tgt[e]] - m) - np.log(s)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def scatter_rows(dst, ids, rows):
+    """dst[ids[i]] += rows[i] for every i (ids in range of dst's rows, checked by the caller)."""
+    d = dst.shape[1]
+    for i in range(ids.shape[0]):
+        r = ids[i]
+        for k in range(d):
+            dst[r, k] += rows[i, k]
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def momentum_step(p, v, g, lr, mu, decay):
+    """Dense momentum SGD with L2 penalty `decay`, in place over flat views: v = μ·v + g + decay·p;
+    p −= lr·v."""
+    n = p.shape[0]
+    for i in range(n):
+        x = mu * v[i] + g[i] + decay * p[i]
+        v[i] = x
+        p[i] -= lr * x

@@ -4,16 +4,23 @@ prediction and perplexity of a saved model).
 
 The model: the `context` previous words' vectors (dim each) concatenated, a hidden layer act(W·x + b) of
 `hidden` units, and an output layer over the vocabulary: a full softmax, a sampled softmax (Jean et al. 2015),
-NCE (Mnih & Teh 2012) or a hierarchical softmax over fastemb.models.huffman's tree. Bengio et al.'s direct
-input-to-output connections are left out.
+NCE (Mnih & Teh 2012) or a hierarchical softmax over fastemb.models.huffman's tree; with the full softmax,
+optionally Bengio et al.'s direct connections from the context vectors to the output layer (`direct`) and
+dropout on the hidden layer (`dropout`).
 
 - Sentence starts: the words before a sentence's first word are a reserved boundary token (one more
   trained vector, saved as /model/boundary), so every token of the corpus is predicted once per epoch, the
-  first word of a sentence from the boundary alone. Nothing predicts the end of a sentence. Words outside the
+  first word of a sentence from the boundary alone. Nothing predicts the end of a sentence unless the text
+  has an end word: train on lines ending with " </s>" and score with `score_events(eos=True)` (eval --eos). Words outside the
   vocabulary are dropped from the token stream before contexts are formed (as for every fastemb algorithm);
   perplexity is measured on held-out text the same way (coverage says how many tokens were kept).
 - Training: minibatch SGD with momentum on the mean loss of a minibatch, the learning rate decayed linearly
-  from alpha to min_alpha (optional L2 weight decay on weights and word vectors). Momentum is TensorFlow's
+  from alpha to min_alpha (optional L2 weight decay on weights and word vectors) or, with `valid`, kept
+  until the held-out perplexity stops falling, then multiplied by lr_decay; `patience` epochs without gain
+  stop training and the best epoch's parameters are the result.
+- The full softmax trains on minibatches as matrix products through numpy's BLAS (`dense_gradients`; the
+  softmax and the momentum step are fused Numba kernels), all parameters dense (every row steps every
+  minibatch). The other output layers run the Hogwild kernels below. Momentum is TensorFlow's
   for sparse gradients: the rows of the word vectors and of the output layer that a minibatch touches take
   v = μ·v + g, p -= lr·v; the others keep their velocity and stay put ("lazy" momentum). W and b are dense.
 - Order: an epoch visits the corpus in pieces of ~PIECE_TOKENS tokens (whole sentences) in the order of a
@@ -50,11 +57,15 @@ BLOCK_TOKENS = 1 << 16   # tokens per kernel call: progress, Ctrl-C and SIGTERM 
 CHUNK_EXAMPLES = 2048    # Hogwild unit: a chunk of a block's shuffled examples, its minibatches run in order
 PIECE_TOKENS = 512       # an epoch visits the corpus in pieces of whole sentences of about this many tokens,
                          # in the order of a random permutation (blocks are made of pieces from all over it)
-FULL_MAX_WORDS = 1000    # softmax "auto": the full softmax up to this many words, sampled softmax above
+FULL_MAX_WORDS = 10000   # softmax "auto": the full softmax (BLAS minibatches) up to this many words, sampled above
 SOFTMAXES = ("auto", "full", "sampled", "nce", "hs")
 ACTIVATIONS = ("tanh", "logistic")
 CODES = {"full": 0, "sampled": 1, "nce": 2, "hs": 3}
 MODEL_ARRAYS = ("boundary", "hidden_weight", "hidden_bias", "output_weight", "output_bias")
+BLAS_THREADS = 1          # OpenBLAS threads of the full softmax's products: on the shared 2-core machine 2 threads
+                          # were 70x slower per minibatch (V 500) and 2.5x (V 6,000) than 1 (threads spinning)
+PARAMS = ("emb", "W", "b", "out", "out_b", "direct")   # trained arrays (direct only with --direct)
+SCHEDULE_HEAD = 4        # schedule array: learning rate, best held-out perplexity, epochs without gain, best epoch
 
 
 @dataclass(frozen=True)
@@ -78,6 +89,22 @@ class NPLMOptions(Options):
                       check=between(1, 1 << 16))(64)
     weight_decay: float = Spec(float, "L2 penalty on the weights and word vectors (not the biases), added to their "
                                       "gradients when they take a step.", check=between(0, 1))(0.0)
+    dropout: float = Spec(float, "full softmax: fraction of hidden units dropped in training (inverted dropout; "
+                                 "none at prediction).", check=between(0, 0.9))(0.0)
+    direct: bool = Spec(bool, "full softmax: Bengio et al.'s direct connections from the context words' vectors "
+                              "to the output layer (a V×(context·dim) matrix more).")(False)
+    valid: float = Spec(float, "Fraction of the corpus (pieces of whole sentences, chosen by the seed) held out "
+                               "from training; its perplexity is logged after each epoch, the learning rate "
+                               "is multiplied by lr_decay when it stops falling, training stops after "
+                               "`patience` such epochs and the best epoch's model is kept (0: no held-out "
+                               "text, the learning rate falls linearly from alpha to min_alpha).",
+                        check=between(0, 0.5))(0.0)
+    lr_decay: float = Spec(float, "with valid: learning-rate factor when the held-out perplexity falls by less "
+                                  "than `plateau` in an epoch.", check=between(0.01, 1))(0.5)
+    plateau: float = Spec(float, "with valid: the relative fall of the held-out perplexity below which an epoch "
+                                 "counts as no gain.", check=between(0, 0.5))(0.003)
+    patience: int = Spec(int, "with valid: epochs without gain before training stops early.",
+                         check=between(1, 1000))(2)
     epochs: int = EPOCHS(3)
     alpha: float = ALPHA(0.15)
     min_alpha: Optional[float] = MIN_ALPHA(None)
@@ -85,6 +112,11 @@ class NPLMOptions(Options):
     def check(self):
         if self.min_alpha is not None and self.min_alpha > self.alpha:
             raise OptionError("min_alpha", f"must not exceed {param('alpha')} {self.alpha} (got {self.min_alpha})")
+        if self.softmax not in ("full", "auto"):
+            if self.direct:
+                raise OptionError("direct", f"needs {param('softmax')} full (got {self.softmax})")
+            if self.dropout:
+                raise OptionError("dropout", f"needs {param('softmax')} full (got {self.softmax})")
 
     @property
     def final_alpha(self) -> float:
@@ -105,8 +137,11 @@ def output_rows(softmax: str, n_words: int) -> int:
 def _param_shapes(options, n_words) -> dict:
     nd = options.context * options.dim
     rows = output_rows(options.softmax, n_words)
-    return {"emb": (n_words + 1, options.dim), "W": (options.hidden, nd), "b": (options.hidden,),
-            "out": (rows, options.hidden), "out_b": (rows,)}
+    shapes = {"emb": (n_words + 1, options.dim), "W": (options.hidden, nd), "b": (options.hidden,),
+              "out": (rows, options.hidden), "out_b": (rows,)}
+    if options.direct:
+        shapes["direct"] = (rows, nd)
+    return shapes
 
 
 def memory_bytes(options, n_words, nnz=0) -> int:
@@ -189,8 +224,76 @@ def init_params(options, counts, seed) -> dict:
     else:
         p = np.maximum(np.asarray(counts, np.float64), 1e-3)
         out_b = np.log(p / p.sum()).astype(np.float32)
-    return {"emb": emb, "W": W, "b": np.zeros(shapes["b"], np.float32), "out": np.zeros(shapes["out"], np.float32),
-            "out_b": out_b}
+    p = {"emb": emb, "W": W, "b": np.zeros(shapes["b"], np.float32), "out": np.zeros(shapes["out"], np.float32),
+         "out_b": out_b}
+    if "direct" in shapes:
+        p["direct"] = np.zeros(shapes["direct"], np.float32)
+    return p
+
+
+def _is_dense(options, n_words) -> bool:
+    """Whether training runs the BLAS minibatch path (full softmax: checked in NPLMOptions.check and here
+    for auto, which resolves by the vocabulary's size)."""
+    softmax = resolve_softmax(options.softmax, n_words)
+    if softmax != "full" and (options.direct or options.dropout):
+        raise OptionError("direct" if options.direct else "dropout",
+                          f"needs the full softmax ({param('softmax')} auto chose {softmax} for {n_words:,} words)")
+    return softmax == "full"
+
+
+def forward(p, ctx, activation, keep=None):
+    """The inputs X [B, n·dim], hidden activations H [B, hidden] (before dropout) and logits Z [B, V] of the
+    contexts ctx [B, n] (ids checked by the caller); `keep` [B, hidden] (0 or 1/(1−dropout)) masks H."""
+    emb, W = p["emb"], p["W"]
+    X = emb[ctx].reshape(len(ctx), -1)
+    A = X @ W.T
+    A += p["b"]
+    if activation == "tanh":
+        H = np.tanh(A, out=A)
+    else:
+        H = np.exp(-A, out=A)
+        H += 1
+        np.reciprocal(H, out=H)
+    Hd = H * keep if keep is not None else H
+    Z = Hd @ p["out"].T
+    Z += p["out_b"]
+    if p.get("direct") is not None:
+        Z += X @ p["direct"].T
+    return X, H, Hd, Z
+
+
+def dense_gradients(p, ctx, tgt, activation="tanh", keep=None):
+    """Summed loss Σ −log P(tgt | ctx) of a minibatch and the gradients of its MEAN over every array of p
+    (full softmax; `keep` the dropout mask or None). Matrix products through numpy (BLAS); works in the
+    arrays' float type (float32 in training, float64 in the gradient tests)."""
+    from fastemb.kernels import nplm as K
+    B = len(ctx)
+    X, H, Hd, G = forward(p, ctx, activation, keep)
+    loss = K.softmax_gradient(G, np.ascontiguousarray(tgt, np.int64), G.dtype.type(1.0 / B))
+    g = {"out": G.T @ Hd, "out_b": G.sum(axis=0)}
+    dA = G @ p["out"]
+    if keep is not None:
+        dA *= keep
+    dA *= (1 - H * H) if activation == "tanh" else H * (1 - H)
+    g["W"] = dA.T @ X
+    g["b"] = dA.sum(axis=0)
+    dX = dA @ p["W"]
+    if p.get("direct") is not None:
+        g["direct"] = G.T @ X
+        dX += G @ p["direct"]
+    g["emb"] = np.zeros_like(p["emb"])
+    K.scatter_rows(g["emb"], np.ascontiguousarray(ctx, np.int64).ravel(), dX.reshape(-1, p["emb"].shape[1]))
+    return float(loss.sum()), g
+
+
+def dense_log_probs(p, ctx, tgt, activation="tanh", chunk=512) -> np.ndarray:
+    """log P(tgt[e] | ctx[e]) under the full softmax (float64 [N]), in chunks of `chunk` examples."""
+    from fastemb.kernels import nplm as K
+    out = np.empty(len(tgt), np.float64)
+    for a in range(0, len(tgt), chunk):
+        Z = forward(p, ctx[a:a + chunk], activation)[3]
+        out[a:a + chunk] = K.log_softmax_at(Z, np.ascontiguousarray(tgt[a:a + chunk], np.int64))
+    return out
 
 
 def unigram_entropy(counts) -> float:
@@ -208,7 +311,8 @@ def batch_work(options, n_words, softmax, n_cols) -> int:
 
 
 class NPLMTrainer:
-    """Minibatch SGD with momentum over shuffled blocks of the encoded corpus; one block per kernel call."""
+    """Minibatch SGD with momentum over shuffled blocks of the encoded corpus; one block per kernel call (sampled,
+    nce, hs: Hogwild Numba kernels) or per run of BLAS minibatches (full softmax: `dense_gradients`)."""
 
     unit = "words"
     advice = "alpha"
@@ -226,6 +330,8 @@ class NPLMTrainer:
         if self.softmax in ("sampled", "nce") and options.samples > V:
             raise OptionError("samples", f"is {options.samples:,}, more than the {V:,} words of the vocabulary it "
                                          f"draws from: give at most {V:,} (or {param('softmax')} full)")
+        self.dense = _is_dense(options, V)
+        specs = self.array_specs(options, V)
         if self.softmax == "hs":
             self.codes, self.points, self.lengths = _tree_arrays(tree_of(counts))
             n_cols = self.codes.shape[1]
@@ -243,22 +349,32 @@ class NPLMTrainer:
             arrays = dict(p)
             for name, a in p.items():
                 arrays["v_" + name] = np.zeros_like(a)
-        self.p = {k: np.ascontiguousarray(arrays[k], np.float32) for k in self.array_specs(options, V)}
+            if options.valid:
+                arrays.update({"best_" + name: a.copy() for name, a in p.items()})
+                arrays["schedule"] = np.zeros(specs["schedule"][0], np.float32)
+                arrays["schedule"][0] = options.alpha
+        self.p = {k: np.ascontiguousarray(arrays[k], np.float32) for k in specs}
         self.n_samples = options.samples if self.softmax in ("sampled", "nce") else 0
         q = counts.astype(np.float64) / counts.sum()
         self.cdf = np.cumsum(q)
         self.cdf /= self.cdf[-1]
         self.logq = np.log(np.maximum(self.n_samples * q, 1e-300)) if self.n_samples else np.zeros(V)
-        self.work_per_epoch = corpus.n_tokens
-        self.total_work = float(options.epochs) * corpus.n_tokens
-        self._reference = self._reference_loss(counts)
         self._starts = None
+        self._split()
+        self.work_per_epoch = self.train_tokens
+        self.total_work = float(options.epochs) * self.work_per_epoch
+        self._reference = self._reference_loss(counts)
+        self.stop_training = False
+        self.threads = threads
 
     @staticmethod
     def array_specs(options, n_words) -> dict:
         shapes = _param_shapes(options, n_words)
         specs = {name: (shape, "float32") for name, shape in shapes.items()}
         specs.update({"v_" + name: (shape, "float32") for name, shape in shapes.items()})
+        if options.valid:
+            specs.update({"best_" + name: (shape, "float32") for name, shape in shapes.items()})
+            specs["schedule"] = ((SCHEDULE_HEAD + options.epochs,), "float32")
         return specs
 
     def arrays(self) -> dict:
@@ -292,29 +408,57 @@ class NPLMTrainer:
             self._starts = np.concatenate((starts, [int(ends[-1])])).astype(np.int64)
         return self._starts
 
-    def blocks(self, epoch):
-        """The epoch's blocks: (token ids, sentence ends relative to the block), each made of BLOCK_TOKENS /
-        PIECE_TOKENS pieces taken in the order of a permutation of (seed, epoch), so that a block mixes text
-        from all over the corpus (text read in its own order drifts the model towards the part just read)."""
+    def _split(self):
+        """Pieces held out for validation (a `valid` fraction of them, chosen by the seed) and those trained on."""
         starts = self._pieces()
         n = len(starts) - 1
-        order = generator(self.seed, epoch, 0x6E706C6D).permutation(n)
-        per_block = max(1, BLOCK_TOKENS // PIECE_TOKENS)
+        n_valid = int(round(self.o.valid * n)) if self.o.valid else 0
+        if self.o.valid and not 1 <= n_valid < n:
+            raise OptionError("valid", f"{self.o.valid} of the corpus's {n:,} pieces of ~{PIECE_TOKENS} tokens "
+                                       f"leaves {'no held-out' if n_valid < 1 else 'no training'} text")
+        order = generator(self.seed, 0x76616C6964).permutation(n)
+        self.valid_pieces = np.sort(order[:n_valid])
+        self.train_pieces = np.sort(order[n_valid:])
+        sizes = np.diff(starts)
+        self.train_tokens = int(sizes[self.train_pieces].sum())
+        self.valid_tokens = int(sizes[self.valid_pieces].sum())
+
+    def _gather(self, pieces):
+        starts = self._pieces()
         ids_all, ends_all = self.corpus.ids, self.corpus.sentence_ends
-        for b0 in range(0, n, per_block):
-            ids, ends, pos = [], [], 0
-            for c in order[b0:b0 + per_block]:
-                t0, t1 = int(starts[c]), int(starts[c + 1])
-                s0, s1 = np.searchsorted(ends_all, [t0, t1], side="right")
-                ids.append(np.asarray(ids_all[t0:t1]))
-                ends.append(np.asarray(ends_all[s0:s1], np.int64) - t0 + pos)
-                pos += t1 - t0
-            yield np.concatenate(ids), np.concatenate(ends)
+        ids, ends, pos = [], [], 0
+        for c in pieces:
+            t0, t1 = int(starts[c]), int(starts[c + 1])
+            s0, s1 = np.searchsorted(ends_all, [t0, t1], side="right")
+            ids.append(np.asarray(ids_all[t0:t1]))
+            ends.append(np.asarray(ends_all[s0:s1], np.int64) - t0 + pos)
+            pos += t1 - t0
+        return np.concatenate(ids).astype(np.int64), np.concatenate(ends)
+
+    def blocks(self, epoch):
+        """The epoch's blocks: (token ids, sentence ends relative to the block), each made of BLOCK_TOKENS /
+        PIECE_TOKENS training pieces taken in the order of a permutation of (seed, epoch), so that a block mixes
+        text from all over the corpus (text read in its own order drifts the model towards the part just read)."""
+        pieces = self.train_pieces
+        order = pieces[generator(self.seed, epoch, 0x6E706C6D).permutation(len(pieces))]
+        per_block = max(1, BLOCK_TOKENS // PIECE_TOKENS)
+        for b0 in range(0, len(order), per_block):
+            yield self._gather(order[b0:b0 + per_block])
+
+    def _schedule(self):
+        return self.p.get("schedule")
+
+    def learning_rate(self, done) -> float:
+        """The learning rate after `done` words of training: the schedule's (valid) or linear decay."""
+        sched = self._schedule()
+        if sched is not None:
+            return float(sched[0])
+        o = self.o
+        return max(o.final_alpha, o.alpha - (o.alpha - o.final_alpha) * done / max(self.total_work, 1.0))
 
     def run_epoch(self, state):
         from fastemb.loop import Step
         o, p = self.o, self.p
-        alpha, min_alpha = o.alpha, o.final_alpha
         epoch = state.epoch
         code = CODES[self.softmax]
         activation = ACTIVATIONS.index(o.activation)
@@ -322,33 +466,125 @@ class NPLMTrainer:
             if b < state.block:
                 continue  # finished before the checkpoint
             before = epoch * self.work_per_epoch + state.pos
-            # work-sized calls (fastemb.loop): chunks of at most CHUNK_EXAMPLES examples and about one call's
-            # work each, as many per call as the threads take; one thread trains the block bit for bit alike
-            chunk_batches = units_per_call(self.batch_work, 1, max(1, CHUNK_EXAMPLES // o.batch))
-            chunk = chunk_batches * o.batch
-            n_chunks = (len(ids) + chunk - 1) // chunk
-            chunk_work = chunk_batches * self.batch_work + 2 * (self.V + p["out"].shape[0])
-            loss = np.zeros(n_chunks, np.float64)
-            ctx_all = self.K.sentence_contexts(ids, ends, o.context, self.V)
-            order = self.K.block_order(len(ids), self.seed, epoch, b)
-            for q_lo, q_hi in call_ranges(n_chunks, units_per_call(chunk_work, self.threads)):
-                self.K.train_range(
-                    ids, ctx_all, order, q_lo, q_hi, o.batch, chunk_batches, self.seed, epoch, b, float(before),
-                    max(self.total_work, 1.0), alpha, min_alpha, o.momentum, o.weight_decay, self.n_samples,
-                    self.cdf, self.logq, p["emb"], p["W"], p["b"], p["out"], p["out_b"], p["v_emb"], p["v_W"],
-                    p["v_b"], p["v_out"], p["v_out_b"], self.codes, self.points, self.lengths, code, activation,
-                    self.n_cols, loss)
-            done = before + len(ids)
-            current = max(min_alpha, alpha - (alpha - min_alpha) * done / max(self.total_work, 1.0))
-            yield Step(work=len(ids), loss=float(loss.sum()), count=len(ids), extra=f"alpha {current:.5f}")
+            if self.dense:
+                from fastemb.parallel import blas_threads
+                with blas_threads(BLAS_THREADS):
+                    total = self._dense_block(ids, ends, epoch, b, before)
+            else:
+                sched = self._schedule()
+                alpha, min_alpha = (float(sched[0]),) * 2 if sched is not None else (o.alpha, o.final_alpha)
+                # work-sized calls (fastemb.loop): chunks of at most CHUNK_EXAMPLES examples and about one call's
+                # work each, as many per call as the threads take; one thread trains the block bit for bit alike
+                chunk_batches = units_per_call(self.batch_work, 1, max(1, CHUNK_EXAMPLES // o.batch))
+                chunk = chunk_batches * o.batch
+                n_chunks = (len(ids) + chunk - 1) // chunk
+                chunk_work = chunk_batches * self.batch_work + 2 * (self.V + p["out"].shape[0])
+                loss = np.zeros(n_chunks, np.float64)
+                ctx_all = self.K.sentence_contexts(ids, ends, o.context, self.V)
+                order = self.K.block_order(len(ids), self.seed, epoch, b)
+                for q_lo, q_hi in call_ranges(n_chunks, units_per_call(chunk_work, self.threads)):
+                    self.K.train_range(
+                        ids, ctx_all, order, q_lo, q_hi, o.batch, chunk_batches, self.seed, epoch, b, float(before),
+                        max(self.total_work, 1.0), alpha, min_alpha, o.momentum, o.weight_decay, self.n_samples,
+                        self.cdf, self.logq, p["emb"], p["W"], p["b"], p["out"], p["out_b"], p["v_emb"], p["v_W"],
+                        p["v_b"], p["v_out"], p["v_out_b"], self.codes, self.points, self.lengths, code, activation,
+                        self.n_cols, loss)
+                total = float(loss.sum())
+            current = self.learning_rate(before + len(ids))
+            yield Step(work=len(ids), loss=total, count=len(ids), extra=f"alpha {current:.5f}")
+        if o.valid:
+            from fastemb.parallel import blas_threads
+            with blas_threads(BLAS_THREADS):
+                self._validate(epoch)
+
+    def _dense_block(self, ids, ends, epoch, block, before) -> float:
+        """One block on the full softmax: its positions shuffled, minibatches of `batch` examples, each one
+        momentum step computed by dense_gradients (BLAS) and applied by a fused kernel."""
+        o, p, K = self.o, self.p, self.K
+        ctx_all = K.sentence_contexts(ids, ends, o.context, self.V)
+        rng = generator(self.seed, epoch, block, 0x64656E7365)
+        order = rng.permutation(len(ids))
+        names = [n for n in PARAMS if n in p]
+        params = {n: p[n] for n in names}
+        mu, total = np.float32(o.momentum), 0.0
+        keep_scale = np.float32(1.0 / (1.0 - o.dropout)) if o.dropout else None
+        for lo in range(0, len(ids), o.batch):
+            sel = order[lo:lo + o.batch]
+            keep = None
+            if keep_scale is not None:
+                keep = (rng.random((len(sel), o.hidden), dtype=np.float32) >= o.dropout) * keep_scale
+            loss, g = dense_gradients(params, ctx_all[sel], ids[sel], o.activation, keep)
+            total += loss
+            lr = np.float32(self.learning_rate(before + lo))
+            for n in names:
+                decay = np.float32(0.0 if n in ("b", "out_b") else o.weight_decay)
+                K.momentum_step(p[n].reshape(-1), p["v_" + n].reshape(-1), g[n].reshape(-1), lr, mu, decay)
+        return total
+
+    def log_probs(self, ids, ends, params=None) -> np.ndarray:
+        """log P of every token of sentences (ids < V, ends) under the current (or given) parameters, with
+        the output layer's exact normalisation (full softmax for full/sampled/nce, the tree for hs)."""
+        p = params or self.p
+        ctx = self.K.sentence_contexts(ids, ends, self.o.context, self.V)
+        if self.softmax != "hs":
+            return dense_log_probs(p, ctx, ids, self.o.activation)
+        out = np.empty(len(ids), np.float64)
+        for a in range(0, len(ids), 1024):
+            H = forward({k: p[k] for k in ("emb", "W", "b", "out", "out_b")}, ctx[a:a + 1024],
+                        self.o.activation)[1]
+            out[a:a + 1024] = self.K.tree_log_probs(H, ids[a:a + 1024], p["out"], p["out_b"], self.codes,
+                                                     self.points, self.lengths)
+        return out
+
+    def _validate(self, epoch):
+        """After an epoch: the held-out perplexity; keep the best parameters, decay the learning rate on a
+        plateau, and stop after `patience` epochs without gain."""
+        from fastemb.progress import log
+        o, p = self.o, self.p
+        ids, ends = self._gather(self.valid_pieces)
+        ppl = math.exp(-float(self.log_probs(ids, ends).mean()))
+        sched = p["schedule"]
+        best = float(sched[1])
+        if epoch < len(sched) - SCHEDULE_HEAD:
+            sched[SCHEDULE_HEAD + epoch] = ppl
+        gain = best == 0 or ppl < best * (1 - o.plateau)
+        if best == 0 or ppl < best:
+            sched[1], sched[3] = ppl, epoch + 1
+            for n in PARAMS:
+                if n in p:
+                    p["best_" + n][...] = p[n]
+        if gain:
+            sched[2] = 0
+        else:
+            sched[2] += 1
+            sched[0] *= o.lr_decay
+        self.stop_training = sched[2] >= o.patience
+        log.info(f"epoch {epoch + 1}: held-out perplexity {ppl:.2f} ({self.valid_tokens:,} tokens; best "
+                 f"{float(sched[1]):.2f} after epoch {int(sched[3])}), alpha now {float(sched[0]):.5f}"
+                 + ("; stopping" if self.stop_training else ""))
+
+    @property
+    def valid_perplexities(self) -> list:
+        sched = self._schedule()
+        if sched is None:
+            return []
+        return [float(x) for x in sched[SCHEDULE_HEAD:] if x > 0]
 
     def result(self) -> dict:
-        p, V = self.p, self.V
+        V = self.V
+        sched = self._schedule()
+        p = self.p
+        attrs = {"softmax": self.softmax, "language_model": "nplm"}
+        if sched is not None and sched[1] > 0:
+            p = {n: self.p["best_" + n] for n in PARAMS if n in self.p}
+            attrs.update(valid_perplexity=self.valid_perplexities, best_epoch=int(sched[3]),
+                         valid_tokens=self.valid_tokens)
         model = {"boundary": p["emb"][V].copy(), "hidden_weight": p["W"].copy(), "hidden_bias": p["b"].copy(),
                  "output_weight": p["out"].copy(), "output_bias": p["out_b"].copy()}
-        attrs = {"softmax": self.softmax, "language_model": "nplm"}
         if self.softmax == "hs":
             attrs["hs_tree_sha256"] = tree_digest(self.codes, self.points, self.lengths)
+        if "direct" in p:
+            model["direct_weight"] = p["direct"].copy()
         return {"vectors": p["emb"][:V].copy(), "model": model, "attrs": attrs}
 
 
@@ -403,6 +639,15 @@ class LanguageModel:
         rows = V - 1 if softmax == "hs" else V
         expected = {"boundary": (dim,), "hidden_bias": (hidden,), "output_weight": (rows, hidden),
                     "output_bias": (rows,)}
+        direct = model.get("direct_weight")
+        if direct is not None:
+            direct = np.asarray(direct)
+            if direct.dtype.kind != "f" or not np.isfinite(direct).all():
+                raise bad("/model/direct_weight must hold finite floats")
+            if softmax == "hs":
+                raise bad("direct connections with a tree output layer")
+            arrays["direct_weight"] = np.ascontiguousarray(direct, np.float32)
+            expected["direct_weight"] = (rows, context * dim)
         for name, shape in expected.items():
             if arrays[name].shape != shape:
                 raise bad(f"/model/{name} is {'×'.join(map(str, arrays[name].shape))}, expected "
@@ -427,6 +672,7 @@ class LanguageModel:
         self.table = np.ascontiguousarray(np.vstack([emb.vectors, arrays["boundary"][None]]), np.float32)
         self.W, self.b = W, arrays["hidden_bias"]
         self.out, self.out_b = arrays["output_weight"], arrays["output_bias"]
+        self.direct = arrays.get("direct_weight")
         record = _record(a)
         corpus = record.get("corpus_options") if isinstance(record.get("corpus_options"), dict) else {}
         self.lowercase = bool(corpus.get("lowercase", a.get("lowercase", False)))
@@ -439,6 +685,12 @@ class LanguageModel:
                 raise bad("its recorded token pattern is not one --token-pattern accepts") from None
         self.token_pattern = pattern
         self._out64 = None
+
+    @property
+    def params(self) -> dict:
+        """The model's arrays under the trainer's names (emb holds the boundary vector as row V)."""
+        return {"emb": self.table, "W": self.W, "b": self.b, "out": self.out, "out_b": self.out_b,
+                "direct": self.direct}
 
     @classmethod
     def load(cls, path) -> "LanguageModel":
@@ -480,9 +732,12 @@ class LanguageModel:
 
     def log_probs(self, text, skip_unknown=False) -> np.ndarray:
         """log P(w | the text's last words) for every word w (float64 [V]), exactly normalised."""
-        h = self._hidden(self.context_ids(text, skip_unknown)[None])[0]
+        ctx = self.context_ids(text, skip_unknown)[None]
+        h = self._hidden(ctx)[0]
         with np.errstate(all="ignore"):
             logits = self.out.astype(np.float64) @ h.astype(np.float64) + self.out_b
+            if self.direct is not None:
+                logits += self.direct.astype(np.float64) @ self.table[ctx[0]].reshape(-1).astype(np.float64)
             if self.softmax == "hs":
                 lp = self.K.tree_all_log_probs(logits, self.codes, self.points, self.lengths)
             else:
@@ -517,6 +772,8 @@ class LanguageModel:
         if len(ends) and (ends[-1] != len(ids) or (np.diff(ends, prepend=0) < 0).any()):
             raise FastembError("sentence ends must rise to the number of tokens")
         ctx = self.K.sentence_contexts(ids, ends, self.context, self.V)
+        if self.softmax != "hs":
+            return dense_log_probs(self.params, ctx, ids, self.activation, chunk)
         out = np.empty(len(ids), np.float64)
         for a in range(0, len(ids), chunk):
             H = self._hidden(ctx[a:a + chunk])
@@ -574,9 +831,92 @@ class LanguageModel:
         return {"perplexity": math.exp(mean), "cross_entropy_bits": mean / math.log(2), "tokens": n,
                 "text_tokens": raw, "coverage": n / raw, "softmax": self.softmax}
 
+    def sentences_of(self, text_or_path) -> list:
+        """The sentences of a text (a path, a string of lines, or a list of sentences) as token lists, split as
+        the training corpus was."""
+        if isinstance(text_or_path, os.PathLike) or isinstance(text_or_path, str) and \
+                not any(c.isspace() for c in text_or_path):
+            return [self.tokens(line) for line in _read_lines(os.fspath(text_or_path))]
+        if isinstance(text_or_path, str):
+            return [self.tokens(line) for line in text_or_path.splitlines()]
+        return [self.tokens(s) for s in text_or_path]
+
+    def score_events(self, text_or_path, eos=False, unk=None) -> dict:
+        """Per-token log-probabilities of a text with explicit events: each sentence's words, then the
+        end-of-sentence word EOS_WORD when `eos` (the model must have been trained with it at the end of each
+        line); a word outside the vocabulary is scored as the word `unk` (e.g. the <unk> of a corpus whose rare
+        words were replaced) or, without it, dropped as training dropped it. Returns perplexity, tokens
+        (events scored), words (text words), unknown (text words outside the vocabulary), unknown_rate,
+        dropped, eos, log_probs (natural log, float64 per event) and sentence (each event's sentence)."""
+        index = self.emb.index
+        if eos and EOS_WORD not in index:
+            raise FastembError(f"{self.where} has no end-of-sentence word {EOS_WORD}: train it on lines that end "
+                               f"with ' {EOS_WORD}' to score the end of sentences")
+        if unk is not None and unk not in index:
+            raise OptionError("unk", f"{unk!r} is not in the model's vocabulary")
+        unk_id = index[unk] if unk is not None else None
+        ids, ends, words, unknown, dropped, sent = [], [], 0, 0, 0, []
+        for si, tokens in enumerate(self.sentences_of(text_or_path)):
+            row = []
+            for t in tokens:
+                i = index.get(t)
+                if i is None:
+                    unknown += 1
+                    if unk_id is None:
+                        dropped += 1
+                        continue
+                    i = unk_id
+                row.append(i)
+            words += len(tokens)
+            if eos:
+                row.append(index[EOS_WORD])
+            if row:
+                ids += row
+                ends.append(len(ids))
+                sent += [si] * len(row)
+        if not ids:
+            raise FastembError("none of the text's tokens is in the model's vocabulary")
+        lp = self.sequence_log_probs(np.asarray(ids, np.int64), np.asarray(ends, np.int64))
+        return {"perplexity": math.exp(-float(lp.mean())), "tokens": len(lp), "words": words, "unknown": unknown,
+                "unknown_rate": unknown / max(words, 1), "dropped": dropped, "coverage": 1 - dropped / max(words, 1),
+                "eos": bool(eos), "unk": unk,
+                "log_probs": lp, "ids": np.asarray(ids, np.int64), "sentence": np.asarray(sent, np.int64)}
+
+    def write_per_token(self, result, path):
+        """One line per scored event of score_events: sentence number, word, log10 P (tab-separated)."""
+        from fastemb.files import describe_os_error
+        words = self.emb.words
+        try:
+            with open(path, "w", encoding="utf-8", newline="\n") as f:
+                for s, i, lp in zip(result["sentence"], result["ids"], result["log_probs"]):
+                    f.write(f"{s + 1}\t{words[i]}\t{lp / math.log(10):.6f}\n")
+        except OSError as e:
+            raise FileError(f"{path}: {describe_os_error(e)}") from None
+
     def perplexity(self, text_or_path) -> float:
         """exp(mean −log P(token | its context)) over the text's in-vocabulary tokens (see `score`)."""
         return self.score(text_or_path)["perplexity"]
+
+
+EOS_WORD = "</s>"
+
+
+def _read_lines(path):
+    """Lines of a UTF-8 text file (.gz, .bz2, .xz read through their decompressors)."""
+    import bz2
+    import gzip
+    import lzma
+    from fastemb.files import check_readable, describe_os_error, read_text_lines
+    path = check_readable(path, "text file")
+    opener = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}.get(os.path.splitext(path)[1])
+    if opener is None:
+        return [line for _, line in read_text_lines(path, "text file")]
+    try:
+        with opener(path, "rt", encoding="utf-8") as f:
+            return f.read().splitlines()
+    except (OSError, EOFError, UnicodeDecodeError, lzma.LZMAError) as e:
+        what = describe_os_error(e) if isinstance(e, OSError) else str(e).split("\n")[0]
+        raise FileError(f"{path}: {what}") from None
 
 
 class _quiet_vocab:

@@ -1,0 +1,175 @@
+"""The NPLM's full softmax on BLAS minibatches (fastemb.models.nplm.dense_gradients): gradients with direct
+connections, dropout and weight decay against finite differences, the held-out split with early stopping
+(the best epoch kept), and saved direct connections."""
+import math
+
+import numpy as np
+import pytest
+
+import fastemb
+from fastemb.errors import OptionError
+from fastemb.kernels import nplm as K
+from fastemb.models import nplm
+
+
+def _params(direct, V=9, dim=3, n=2, hidden=4, seed=0):
+    rng = np.random.default_rng(seed)
+    p = {"emb": rng.normal(0, 0.5, (V + 1, dim)), "W": rng.normal(0, 0.5, (hidden, n * dim)),
+         "b": rng.normal(0, 0.1, hidden), "out": rng.normal(0, 0.5, (V, hidden)), "out_b": rng.normal(0, 0.1, V)}
+    if direct:
+        p["direct"] = rng.normal(0, 0.5, (V, n * dim))
+    ctx = rng.integers(0, V + 1, (6, n))
+    tgt = rng.integers(0, V, 6)
+    return p, ctx, tgt
+
+
+def _mean_loss(p, ctx, tgt, activation, keep):
+    """The minibatch's mean −log P, written with plain numpy, independently of dense_gradients."""
+    total = 0.0
+    for e in range(len(tgt)):
+        x = np.concatenate([p["emb"][i] for i in ctx[e]])
+        a = p["W"] @ x + p["b"]
+        h = np.tanh(a) if activation == "tanh" else 1 / (1 + np.exp(-a))
+        if keep is not None:
+            h = h * keep[e]
+        z = p["out"] @ h + p["out_b"]
+        if "direct" in p:
+            z = z + p["direct"] @ x
+        total += -(z[tgt[e]] - z.max() - math.log(np.exp(z - z.max()).sum()))
+    return total / len(tgt)
+
+
+@pytest.mark.parametrize("direct,activation,dropout", [(False, "tanh", False), (True, "tanh", False),
+                                                       (True, "logistic", False), (True, "tanh", True)])
+def test_dense_gradients_match_finite_differences(direct, activation, dropout):
+    p, ctx, tgt = _params(direct)
+    keep = None
+    if dropout:  # a fixed mask: dropout's gradient flows through the kept units only, scaled by 1/(1-rate)
+        keep = (np.random.default_rng(4).random((len(tgt), p["W"].shape[0])) >= 0.5) * 2.0
+    loss, g = nplm.dense_gradients({k: v.copy() for k, v in p.items()}, ctx, tgt, activation, keep)
+    assert loss / len(tgt) == pytest.approx(_mean_loss(p, ctx, tgt, activation, keep), rel=1e-12)
+    assert set(g) == set(p)
+    eps = 1e-6
+    for name in p:
+        flat = p[name].reshape(-1)
+        for i in range(flat.size):
+            old = flat[i]
+            flat[i] = old + eps
+            up = _mean_loss(p, ctx, tgt, activation, keep)
+            flat[i] = old - eps
+            down = _mean_loss(p, ctx, tgt, activation, keep)
+            flat[i] = old
+            assert g[name].reshape(-1)[i] == pytest.approx((up - down) / (2 * eps), abs=1e-8), (name, i)
+
+
+def test_dropout_off_is_the_plain_model():
+    p, ctx, tgt = _params(True)
+    loss0, g0 = nplm.dense_gradients(p, ctx, tgt)
+    loss1, g1 = nplm.dense_gradients(p, ctx, tgt, keep=np.ones((len(tgt), p["W"].shape[0])))
+    assert loss0 == pytest.approx(loss1, rel=1e-14)
+    for name in p:
+        np.testing.assert_allclose(g0[name], g1[name], rtol=1e-13, atol=1e-15)
+
+
+def test_weight_decay_step_is_the_gradient_of_the_l2_penalty():
+    """momentum_step with decay λ steps along ∇(loss + λ/2·|p|²): checked against finite differences of
+    the penalised loss, with momentum carrying the previous velocity."""
+    p, ctx, tgt = _params(True)
+    lam, lr, mu = 0.03, 0.2, 0.9
+    _, g = nplm.dense_gradients(p, ctx, tgt)
+    rng = np.random.default_rng(7)
+    for name in ("W", "out", "direct", "emb"):
+        w = p[name].copy().reshape(-1)
+        v = rng.normal(0, 0.1, w.size)
+        v0 = v.copy()
+        K.momentum_step(w, v, g[name].reshape(-1).copy(), lr, mu, lam)
+
+        def penalised(flat_i, value, name=name):
+            q = {k: a.copy() for k, a in p.items()}
+            q[name].reshape(-1)[flat_i] = value
+            return _mean_loss(q, ctx, tgt, "tanh", None) + lam / 2 * (q[name] ** 2).sum()
+        for i in rng.choice(w.size, 5, replace=False):
+            x = p[name].reshape(-1)[i]
+            fd = (penalised(i, x + 1e-6) - penalised(i, x - 1e-6)) / 2e-6
+            assert v[i] == pytest.approx(mu * v0[i] + fd, abs=1e-7)
+            assert w[i] == pytest.approx(x - lr * v[i], rel=1e-12)
+
+
+def test_softmax_kernels_agree_with_numpy():
+    rng = np.random.default_rng(3)
+    Z = rng.normal(0, 3, (5, 40)).astype(np.float64)
+    tgt = rng.integers(0, 40, 5)
+    ref = Z - Z.max(1, keepdims=True)
+    ref = ref - np.log(np.exp(ref).sum(1, keepdims=True))
+    np.testing.assert_allclose(K.log_softmax_at(Z, tgt), ref[np.arange(5), tgt], rtol=1e-12)
+    G = Z.copy()
+    loss = K.softmax_gradient(G, tgt, 0.5)
+    np.testing.assert_allclose(loss, -ref[np.arange(5), tgt], rtol=1e-12)
+    want = np.exp(ref) * 0.5
+    want[np.arange(5), tgt] -= 0.5
+    np.testing.assert_allclose(G, want, rtol=1e-12, atol=1e-15)
+
+
+def test_held_out_split_early_stopping_keeps_the_best_epoch(kjv_small, tmp_path):
+    path = tmp_path / "lm.h5"
+    emb = fastemb.train(kjv_small, "nplm", softmax="full", max_vocab=200, dim=16, hidden=32, context=2, epochs=8,
+                        valid=0.1, patience=1, plateau=0.05, alpha=0.3, threads=1, seed=2, output=str(path))
+    ppl = emb.attrs["valid_perplexity"]
+    assert 1 <= len(ppl) == emb.attrs["epochs_trained"] <= 8
+    assert emb.attrs["best_epoch"] == int(np.argmin(ppl)) + 1
+    # the kept model is the best epoch's: its perplexity on the held-out pieces is the logged minimum
+    from fastemb.corpus import CorpusOptions
+    from fastemb.vocab import build_vocab
+    with build_vocab([kjv_small], CorpusOptions(max_vocab=200), encode=True) as enc:
+        opts = nplm.NPLMOptions(softmax="full", dim=16, hidden=32, context=2, epochs=8, valid=0.1)
+        tr = nplm.NPLMTrainer(opts, enc, seed=2, threads=1, state=None)
+        ids, ends = tr._gather(tr.valid_pieces)
+        n_tokens = enc.n_tokens
+    lm = fastemb.LanguageModel.load(path)
+    lp = lm.sequence_log_probs(ids, ends)
+    assert math.exp(-lp.mean()) == pytest.approx(min(ppl), rel=1e-4)
+    assert tr.valid_tokens == emb.attrs["valid_tokens"] and tr.train_tokens + tr.valid_tokens == n_tokens
+
+
+def test_direct_connections_round_trip(kjv_small, tmp_path):
+    path = tmp_path / "direct.h5"
+    emb = fastemb.train(kjv_small, "nplm", softmax="full", direct=True, dropout=0.2, max_vocab=150, dim=8, hidden=16,
+                        context=2, epochs=1, threads=1, seed=1, output=str(path))
+    assert emb.model["direct_weight"].shape == (150, 16) and np.abs(emb.model["direct_weight"]).max() > 0
+    lm = fastemb.LanguageModel.load(path)
+    lp = lm.log_probs("and the")
+    assert np.exp(lp).sum() == pytest.approx(1.0, abs=1e-6)
+    ids = np.array([lm.emb.index[w] for w in "and the lord said".split()])
+    seq = lm.sequence_log_probs(ids, np.array([4]))
+    assert seq[2] == pytest.approx(lp[ids[2]], abs=1e-5)
+
+
+def test_new_options_are_checked():
+    with pytest.raises(OptionError, match="direct"):
+        fastemb.NPLMOptions(softmax="hs", direct=True)
+    with pytest.raises(OptionError, match="dropout"):
+        fastemb.NPLMOptions(softmax="sampled", dropout=0.5)
+    with pytest.raises(OptionError, match="valid must be between"):
+        fastemb.NPLMOptions(valid=0.9)
+
+
+def test_resume_with_a_held_out_split_gives_the_uninterrupted_model(kjv_small, tmp_path, monkeypatch):
+    """The schedule (learning rate, best perplexity, epochs without gain) and the best epoch's arrays travel in
+    the checkpoint: a run stopped mid-epoch and resumed ends with the uninterrupted run's model."""
+    monkeypatch.setattr(nplm, "BLOCK_TOKENS", 4096)
+    common = {"softmax": "full", "max_vocab": 150, "dim": 8, "hidden": 16, "context": 2, "epochs": 3, "valid": 0.1,
+              "plateau": 0.2, "threads": 1, "seed": 4}
+    straight = fastemb.train(kjv_small, "nplm", **common)
+    ck = tmp_path / "run.ckpt"
+
+    class Stop(fastemb.Callback):
+        def on_step(self, run):
+            if run.epoch == 1 and run.state.block == 3:
+                raise fastemb.StopTraining()
+    stopped = fastemb.train(kjv_small, "nplm", checkpoint=str(ck), checkpoint_every="0.001s", callbacks=[Stop()],
+                            **common)
+    assert not stopped.attrs["completed"]
+    resumed = fastemb.train(resume=str(ck))
+    assert resumed.attrs["valid_perplexity"] == pytest.approx(straight.attrs["valid_perplexity"], rel=1e-5)
+    assert resumed.attrs["best_epoch"] == straight.attrs["best_epoch"]
+    np.testing.assert_allclose(resumed.vectors, straight.vectors, rtol=1e-5, atol=1e-6)
