@@ -79,7 +79,7 @@ def run_tool(tool, corpus, out_dir, seed):
                 f"m = fasttext.train_unsupervised(sys.argv[1], model='skipgram', dim={s['dim']}, ws={s['window']},"
                 f" neg={s['negative']}, t={s['sample']}, minCount={s['min_count']}, minn={s['minn']},"
                 f" maxn={s['maxn']}, bucket={s['buckets']}, epoch={s['epochs']}, thread={s['threads']},"
-                f" seed={seed}, verbose=0)\n"
+                f" verbose=0)\n"  # fasttext-numpy2's Python API takes no seed
                 "m.save_model(sys.argv[2])\n")
         cmd = [sys.executable, "-c", code, corpus, out]
     elif tool == "gensim":

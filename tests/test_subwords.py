@@ -92,8 +92,8 @@ def _softplus(x):
     return np.logaddexp(0.0, x)
 
 
-@pytest.mark.parametrize("shared", [True, False])
-def test_kernel_gradient_against_finite_differences(shared):
+@pytest.mark.parametrize("shared,negative", [(True, 1), (False, 1), (True, 5)])
+def test_kernel_gradient_against_finite_differences(shared, negative):
     """One epoch with a tiny learning rate moves every input row by -alpha * n * dL/drow (n = the word's row
     count: fastText gives each row the hidden layer's whole gradient) and every output row by
     -alpha * dL/drow, L the skip-gram loss with the mean of the word's rows as its input vector."""
@@ -118,7 +118,7 @@ def test_kernel_gradient_against_finite_differences(shared):
             for j in (p - 1, p + 1):
                 if 0 <= j < len(sent):
                     hc = h[sent[j]]
-                    total += _softplus(-hc @ s1[sent[p]]) + _softplus(hc @ s1[2])
+                    total += _softplus(-hc @ s1[sent[p]]) + negative * _softplus(hc @ s1[2])
         return total
 
     def numeric(which):
@@ -139,7 +139,7 @@ def test_kernel_gradient_against_finite_differences(shared):
     lo = np.zeros(1, np.float64)
     pairs = np.zeros(1, np.int64)
     K.train_chunks(sent, np.array([len(sent)], np.int64), np.array([0, 1], np.int64), s0, s1, indptr, indices,
-                   np.zeros(0, np.float32), alias_prob, alias_idx, sig, nls, False, shared, True, 1, 1,
+                   np.zeros(0, np.float32), alias_prob, alias_idx, sig, nls, False, shared, True, 1, negative,
                    np.float32(alpha), np.float32(alpha), 0.0, 1.0, 7, 0, lo, pairs)
     assert pairs[0] == 2 * (len(sent) - 1)
     assert abs(lo[0] - loss(syn0.astype(np.float64), syn1.astype(np.float64))) < 0.02 * lo[0]
