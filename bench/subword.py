@@ -3,7 +3,8 @@
     python -m bench.subword [--corpus PATH] [--seeds 1] [--tools fastemb,fasttext,gensim] [--out bench/results]
 
 Every tool trains on the same corpus with the same settings (dim 100, window 5, negative 5, sample 1e-4,
-min-count 5, minn 3, maxn 6, 2,000,000 buckets, 5 epochs, 2 threads; each its own default learning rate),
+min-count 5, minn 3, maxn 6, 2,000,000 buckets, 5 epochs, 2 threads, fastText's learning rate 0.05 for
+fastemb and fastText, gensim's default 0.025),
 each in its own process, timed from outside (whole-process seconds: start, reading, training, saving).
 Before training, 10% of WordSim-353's words (seeded) are held out: every corpus line that holds one is
 removed, so those words are outside every model's vocabulary and get their vectors from n-grams only.
@@ -29,7 +30,7 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SETTINGS = dict(dim=100, window=5, negative=5, sample=1e-4, min_count=5, minn=3, maxn=6, buckets=2_000_000,
-                epochs=5, threads=2)
+                epochs=5, threads=2, alpha=0.05)
 
 
 def corpus_path(given):
@@ -71,6 +72,7 @@ def run_tool(tool, corpus, out_dir, seed):
         cmd = [sys.executable, "-m", "fastemb", "train", corpus, "--algo", "sgns", "-o", out, "--force", "-q",
                "--dim", str(s["dim"]), "--window", str(s["window"]), "--negative", str(s["negative"]),
                "--sample", str(s["sample"]), "--min-count", str(s["min_count"]), "--minn", str(s["minn"]),
+               "--alpha", str(s["alpha"]),
                "--maxn", str(s["maxn"]), "--buckets", str(s["buckets"]), "--epochs", str(s["epochs"]),
                "--threads", str(s["threads"]), "--seed", str(seed)]
     elif tool == "fasttext":
@@ -79,7 +81,7 @@ def run_tool(tool, corpus, out_dir, seed):
                 f"m = fasttext.train_unsupervised(sys.argv[1], model='skipgram', dim={s['dim']}, ws={s['window']},"
                 f" neg={s['negative']}, t={s['sample']}, minCount={s['min_count']}, minn={s['minn']},"
                 f" maxn={s['maxn']}, bucket={s['buckets']}, epoch={s['epochs']}, thread={s['threads']},"
-                f" verbose=0)\n"  # fasttext-numpy2's Python API takes no seed
+                f" lr={s['alpha']}, verbose=0)\n"  # fasttext-numpy2's Python API takes no seed
                 "m.save_model(sys.argv[2])\n")
         cmd = [sys.executable, "-c", code, corpus, out]
     elif tool == "gensim":
