@@ -1,7 +1,6 @@
 """fastText's subword model: n-grams and hashing against fastText's own, the kernel's gradient against finite
 differences, vectors for unknown words, the HDF5 layout, and fastText .bin files (read, and refused when
 crafted or truncated)."""
-import os
 import struct
 import subprocess
 import sys
@@ -10,15 +9,16 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import ROOT, run_cli, sample_lines
+from conftest import run_cli, sample_lines
 
 fasttext = pytest.importorskip("fasttext")
 
 import fastemb  # noqa: E402
 from fastemb import subwords as S  # noqa: E402
-from fastemb.errors import FastembError, FileError, OptionError  # noqa: E402
+from fastemb.errors import FileError, OptionError  # noqa: E402
 
-# multi-byte UTF-8 (2, 3 and 4 bytes), bytes >= 0x80 (the signed-char case), short words, the end-of-line word
+# multi-byte UTF-8 (2, 3 and 4 bytes), bytes >= 0x80 (the signed-char case), short words, the end-of-line
+# word
 WORDS = ["ab", "a", "naïve", "café", "日本語", "straße", "ŝuĝo", "zz", "Ünïcødé\x80", "\u00ff\u00fe", "𝔘𝔫𝔦",
          "the", "</s>", "kingdoms", "x" * 12]
 EXTRA = "naïve café 日本語 straße ŝuĝo naïve café 𝔘𝔫𝔦 ÿþ\n"
@@ -194,6 +194,7 @@ def test_subword_model_file_and_oov_queries(sub_model):
     assert e[["waters", "watersz"]].shape == (2, 100)
 
 
+@pytest.mark.slow
 def test_subword_cli_neighbors_eval_export(sub_model, tmp_path):
     path, _ = sub_model
     rc, out, err = run_cli("neighbors", path, "watersz", "--json")
@@ -220,6 +221,7 @@ def test_subword_cli_neighbors_eval_export(sub_model, tmp_path):
     assert lines[0].split() == [str(len(e)), "100"] and len(lines) == len(e) + 1
 
 
+@pytest.mark.slow
 def test_subword_continue_and_resume(sub_model, tmp_path, kjv_small):
     path, d = sub_model
     out = tmp_path / "more.h5"
@@ -306,6 +308,7 @@ def test_fasttext_bin_vectors_equal_fasttext(ft_model):
     np.testing.assert_allclose(e.context_vectors, m.get_output_matrix(), atol=0)
 
 
+@pytest.mark.slow
 def test_fasttext_bin_import_cli(ft_model, tmp_path):
     out = tmp_path / "ft.h5"
     rc, _, err = run_cli("import", ft_model[0], "-o", out)
