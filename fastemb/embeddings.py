@@ -30,7 +30,7 @@ def _as_list(x):
 
 class Embeddings:
     def __init__(self, words, vectors, counts=None, *, context_vectors=None, bias=None, context_bias=None,
-                 svd=None, attrs=None, model=None):
+                 svd=None, attrs=None, model=None, subwords=None):
         self.words = list(words)
         if isinstance(vectors, np.memmap) or getattr(vectors, "dtype", None) == np.float16:
             self.vectors = vectors  # float16 storage, or a read-only map of a file (load(..., mmap=True))
@@ -49,6 +49,11 @@ class Embeddings:
         self.index = {w: i for i, w in enumerate(self.words)}
         if len(self.index) != len(self.words):
             raise FastembError("the vocabulary holds a word twice")
+        # a subword model's n-gram vectors (subwords.SubwordVectors): vectors for words outside the vocabulary
+        self.subwords = subwords
+        if subwords is not None and subwords.ngram_vectors.shape[1] != self.vectors.shape[1]:
+            raise FastembError(f"n-gram vectors of {subwords.ngram_vectors.shape[1]} dimensions for word vectors "
+                               f"of {self.vectors.shape[1]}")
         self._unit = None
         self._norms = None
 
@@ -80,10 +85,13 @@ class Embeddings:
         return self.vectors if dtype is None else self.vectors.astype(dtype)
 
     def __getitem__(self, key):
-        """The vector of a word (or of an index); a list of words gives a matrix."""
+        """The vector of a word (or of an index); a list of words gives a matrix. A subword model answers
+        words outside its vocabulary from their character n-grams."""
         if isinstance(key, (list, tuple, np.ndarray)) and not isinstance(key, str):
-            return self.vectors[[self.get_index(k) for k in key]]
-        return self.vectors[self.get_index(key)]
+            if self.subwords is None:
+                return self.vectors[[self.get_index(k) for k in key]]
+            return np.vstack([self.get_vector(k) for k in key]) if len(key) else np.zeros((0, self.dim), np.float32)
+        return self.get_vector(key)
 
     def __repr__(self):
         return f"Embeddings({len(self)} words x {self.dim} dims, algo={self.attrs.get('algo', '?')})"
@@ -105,10 +113,21 @@ class Embeddings:
         return self.get_index(key, -1) >= 0
 
     def get_vector(self, key, norm=False):
+        """A word's vector (unit length with norm); for a subword model also of a word outside the vocabulary
+        (the mean of its n-gram vectors, as fastText; UnknownWord when none of its n-grams is known)."""
+        if self.subwords is not None and isinstance(key, str) and key not in self.index:
+            v = self.subwords.get(key)
+            return v / max(float(np.linalg.norm(v)), 1e-12) if norm else v
         i = self.get_index(key)
         if norm and self._lean():
             return np.asarray(self.vectors[i], np.float32) / self.norms()[i]
         return (self.get_normed_vectors() if norm else self.vectors)[i]
+
+    def has_vector(self, word) -> bool:
+        """Whether get_vector answers `word` (in the vocabulary, or a subword model knows one of its n-grams)."""
+        if word in self.index:
+            return True
+        return self.subwords is not None and isinstance(word, str) and self.subwords.vector(word) is not None
 
     def get_vecattr(self, key, attr):
         if attr != "count":
@@ -221,7 +240,7 @@ class Embeddings:
         sims = self.cosines(mean, n)
         if topn is None:
             return sims
-        skip = {self.get_index(k) for k in keys if not isinstance(k, np.ndarray)}
+        skip = {self.get_index(k, -1) for k in keys if not isinstance(k, np.ndarray)} - {-1}
         order = top_k(sims, topn + len(skip))
         return [(self.words[i], float(sims[i])) for i in order.tolist() if i not in skip][:topn]
 
@@ -246,7 +265,7 @@ class Embeddings:
             q = np.vstack([self._vector(x) for x in part]) if part else np.zeros((0, self.dim), np.float32)
             q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), np.float32(1e-12))
             sims = np.ascontiguousarray(q @ unit.T, dtype=np.float32)
-            own = [(r, self.index[w]) for r, w in enumerate(part) if isinstance(w, str) and self.index[w] < n]
+            own = [(r, self.index[w]) for r, w in enumerate(part) if isinstance(w, str) and self.index.get(w, n) < n]
             if own:
                 rows, cols = zip(*own)
                 sims[list(rows), list(cols)] = -np.inf
@@ -380,7 +399,7 @@ class Embeddings:
         if fmt == "hdf5":
             save_embeddings(path, self.words, self.counts, self.vectors, context=self.context_vectors,
                             bias=self.bias, context_bias=self.context_bias, svd=self.svd, attrs=self.attrs,
-                            model=self.model)
+                            model=self.model, subwords=self.subwords)
             return
         from fastemb.formats import write_vectors, write_vocab_counts
         write_vectors(path, self.words, self.vectors, fmt)
@@ -464,9 +483,15 @@ class Embeddings:
     def load(cls, path) -> "Embeddings":
         from fastemb.store import load_embeddings
         d = load_embeddings(path)
+        subwords = None
+        if d.get("subwords") is not None:
+            from fastemb.subwords import SubwordVectors
+            s = d["subwords"]
+            subwords = SubwordVectors(d["words"], s["minn"], s["maxn"], s["buckets"], s["ngrams"],
+                                      word_vectors=s.get("words"))
         return cls(d["words"], d["vectors"], d["counts"], context_vectors=d["context_embedding"],
                    bias=d["bias"], context_bias=d["context_bias"], svd=d["svd"], attrs=d["attrs"],
-                   model=d.get("model"))
+                   model=d.get("model"), subwords=subwords)
 
 
 SAVE_FORMATS = ("hdf5", "word2vec", "word2vec-binary", "glove")
@@ -488,8 +513,9 @@ def save_format(path, format=None) -> str:
 
 
 def load(path, format=None, vocab=None, *, limit=None, dtype=np.float32, mmap=False) -> Embeddings:
-    """Embeddings from an HDF5 file (fastemb's, or any with /embedding and /vocab/words), or from word2vec
-    text/binary or GloVe text (format=None guesses from the content). For the text formats, word counts come
+    """Embeddings from an HDF5 file (fastemb's, or any with /embedding and /vocab/words), a fastText .bin model
+    (with its n-gram vectors: vectors for any word), or from word2vec text/binary or GloVe text (format=None
+    guesses from the content). For the text formats, word counts come
     from `vocab` (word2vec.c's -save-vocab format: 'word count' lines) or from the FILE.vocab beside it.
     Large files: limit= keeps the first `limit` words (the most frequent, in files sorted by count, as
     gensim's limit=); dtype=np.float16 stores the vectors in half the memory (queries compute in float32, a
@@ -512,6 +538,13 @@ def load(path, format=None, vocab=None, *, limit=None, dtype=np.float32, mmap=Fa
             return Embeddings(d["words"], d["vectors"], d["counts"], attrs=d["attrs"])
     if mmap:
         raise OptionError("mmap", f"maps HDF5 files; {os.fspath(path)} is text (convert it once: fastemb import)")
+    if format in (None, "fasttext"):
+        from fastemb.fasttext_bin import is_fasttext_bin, read_bin
+        if format == "fasttext" or is_fasttext_bin(path):
+            if limit is not None or dtype is not np.float32:
+                raise OptionError("limit" if limit is not None else "dtype",
+                                  "applies to word2vec, GloVe and HDF5 files, not to a fastText model")
+            return read_bin(path)
     from fastemb.formats import read_vectors, read_vocab_counts
     words, vectors = read_vectors(path, None if format in (None, "hdf5") else format, limit=limit, dtype=dtype)
     counts = read_vocab_counts(path, words, vocab)

@@ -65,20 +65,45 @@ def read_pairs(path):
 
 
 def similarity(emb, path) -> dict:
-    """Spearman rho between cosine similarity and human scores on the pairs both words of which are known."""
+    """Spearman rho between cosine similarity and human scores on the pairs both words of which have a vector
+    (a subword model gives words outside its vocabulary vectors from their n-grams: `oov_pairs` counts them)."""
     from scipy.stats import spearmanr
     pairs = read_pairs(path)
     unit = emb.normalized()
     model, human = [], []
+    from_subwords = 0
     for a, b, score in pairs:
         ia, ib = _lookup(emb, a), _lookup(emb, b)
-        if ia is None or ib is None:
+        if ia is not None and ib is not None:
+            model.append(float(unit[ia] @ unit[ib]))
+            human.append(score)
             continue
-        model.append(float(unit[ia] @ unit[ib]))
+        va, vb = _unit_vector(emb, unit, a, ia), _unit_vector(emb, unit, b, ib)
+        if va is None or vb is None:
+            continue
+        model.append(float(va @ vb))
         human.append(score)
+        from_subwords += 1
     rho = float(spearmanr(model, human).correlation) if len(model) > 2 else float("nan")
-    return {"file": str(path), "spearman": rho, "pairs": len(pairs), "covered": len(model),
-            "coverage": len(model) / max(len(pairs), 1)}
+    out = {"file": str(path), "spearman": rho, "pairs": len(pairs), "covered": len(model),
+           "coverage": len(model) / max(len(pairs), 1)}
+    if emb.subwords is not None:
+        out["oov_pairs"] = from_subwords  # pairs with a word outside the vocabulary, answered by its n-grams
+    return out
+
+
+def _unit_vector(emb, unit, word, i):
+    """A word's unit vector: its row, or (a subword model) the vector of its n-grams; None when it has none."""
+    if i is not None:
+        return unit[i]
+    if emb.subwords is None:
+        return None
+    v = emb.subwords.vector(word)
+    if v is None:
+        v = emb.subwords.vector(word.lower())
+    if v is None:
+        return None
+    return v / max(float(np.linalg.norm(v)), 1e-12)
 
 
 def read_analogies(path):

@@ -432,7 +432,7 @@ MODEL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
 
 
 def save_embeddings(path, words, counts, vectors, *, context=None, bias=None, context_bias=None,
-                    svd=None, attrs=None, model=None):
+                    svd=None, attrs=None, model=None, subwords=None):
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     model = _model_arrays(model)
     with atomic_h5(path) as f:
@@ -452,7 +452,45 @@ def save_embeddings(path, words, counts, vectors, *, context=None, bias=None, co
             g = f.create_group("model")
             for name, a in model.items():
                 g.create_dataset(name, data=a)
+        if subwords is not None:
+            write_subwords(f, subwords)
         write_vocab(f, words, counts)
+
+
+def write_subwords(f, sub):
+    """/subword: the n-gram rows [buckets, d] and (a model trained here) the words' own input rows [V, d];
+    attrs minn, maxn, buckets, hash (docs/subwords.md)."""
+    g = f.create_group("subword")
+    for k, v in sub.attrs().items():
+        g.attrs[k] = v
+    g.create_dataset("ngrams", data=np.ascontiguousarray(sub.ngram_vectors, np.float32))
+    if sub.word_vectors is not None:
+        g.create_dataset("words", data=np.ascontiguousarray(sub.word_vectors, np.float32))
+
+
+def read_subwords(path, f, n, d):
+    """The /subword group checked against its attrs and the vocabulary (n words, d dimensions): the n-gram
+    settings in range, the hash the one fastemb computes, /subword/ngrams [buckets, d] and /subword/words
+    [n, d] (optional) finite float32. None when the file has no /subword."""
+    if "subword" not in f:
+        return None
+    g = f["subword"]
+    if not isinstance(g, _h5py().Group):
+        raise FileError(f"{path}: /subword is not a group")
+    from fastemb.subwords import HASH_NAME, check_settings
+    a = {k: g.attrs.get(k) for k in ("minn", "maxn", "buckets", "hash")}
+    if text_attr(a["hash"]) != HASH_NAME:
+        raise FileError(f"{path}: /subword hashes n-grams with {text_attr(a['hash'])!r}; fastemb computes "
+                        f"{HASH_NAME!r}")
+    minn, maxn, buckets = (int(a[k]) if isinstance(a[k], np.integer) else a[k] for k in ("minn", "maxn", "buckets"))
+    check_settings(minn, maxn, buckets, f"{path}: /subword")
+    ngrams = read_array(path, f, "subword/ngrams", ndim=2, shape=(buckets, d), dtype=np.float32)
+    words = read_array(path, f, "subword/words", ndim=2, shape=(n, d), dtype=np.float32) if "subword/words" in f \
+        else None
+    for name, arr in (("ngrams", ngrams), ("words", words)):
+        if arr is not None and arr.size and np.abs(arr).max() > np.finfo(np.float32).max:
+            raise FileError(f"{path}: /subword/{name} holds values beyond float32's range")
+    return {"minn": minn, "maxn": maxn, "buckets": buckets, "ngrams": ngrams, "words": words}
 
 
 def _model_arrays(model) -> dict:
@@ -558,6 +596,7 @@ def load_embeddings(path, *, limit=None, dtype=np.float32, mmap=False) -> dict:
             from fastemb.models.nplm import model_shapes
             expected = model_shapes(path, out["attrs"], n, d, f["model"])
         out["model"] = read_model(path, f, expected, "language model")
+        out["subwords"] = read_subwords(path, f, n, d)
         return out
 
 

@@ -279,12 +279,13 @@ def clean(directories, dry_run, as_json, quiet):
 @json_option
 @quiet_option
 def neighbors(vectors, words, topn, restrict_vocab, as_json, quiet):
-    """Nearest neighbours (cosine) of each WORD in VECTORS (.h5, word2vec or GloVe file). Words not in the
-    vocabulary are reported after the others' answers (exit 1)."""
+    """Nearest neighbours (cosine) of each WORD in VECTORS (.h5, fastText .bin, word2vec or GloVe file). A
+    subword model (--maxn, or a fastText .bin) also answers words outside its vocabulary from their character
+    n-grams. Words without a vector are reported after the others' answers (exit 1)."""
     require(topn >= 1, "topn", f"must be at least 1 (got {topn})")
     emb = load_vectors(vectors)
-    known = [w for w in words if w in emb]
-    unknown = [w for w in words if w not in emb]
+    known = [w for w in words if emb.has_vector(w)]
+    unknown = [w for w in words if not emb.has_vector(w)]
     results = dict(zip(known, emb.most_similar_batch(known, topn=topn, restrict_vocab=restrict_vocab)))
     if as_json:
         echo_json({w: [[x, round(s, 6)] for x, s in results[w]] if w in results else None for w in words})
@@ -293,7 +294,8 @@ def neighbors(vectors, words, topn, restrict_vocab, as_json, quiet):
             click.echo(f"{w}:")
             print_table([(i + 1, x, f"{s:.4f}") for i, (x, s) in enumerate(results[w])], ["rank", "word", "cosine"])
     if unknown:
-        raise FastembError(f"not in vocabulary ({vectors}): {', '.join(unknown)}")
+        what = "no known character n-gram" if emb.subwords is not None else "not in vocabulary"
+        raise FastembError(f"{what} ({vectors}): {', '.join(unknown)}")
 
 
 @cli.command()
@@ -465,6 +467,7 @@ def eval_cmd(vectors, similarity_files, analogy_files, restrict_vocab, text_file
 
 
 VECTOR_FORMATS = ["word2vec", "word2vec-binary", "glove"]
+IMPORT_FORMATS = VECTOR_FORMATS + ["fasttext"]
 
 
 @cli.command()
@@ -495,14 +498,15 @@ def export(vectors, output, force, fmt, with_vocab, as_json, quiet):
 @cli.command(name="import")
 @click.argument("vectors", type=click.Path(dir_okay=False))
 @output_option
-@click.option("--format", "fmt", type=click.Choice(VECTOR_FORMATS), default=None,
-              help="Input format (default: guessed from the content).")
+@click.option("--format", "fmt", type=click.Choice(IMPORT_FORMATS), default=None,
+              help="Input format (default: guessed from the content); fasttext: a fastText .bin model.")
 @click.option("--vocab", "vocab_file", type=click.Path(dir_okay=False), default=None,
               help="Word counts ('word count' lines; default: VECTORS.vocab when it exists).")
 @json_option
 @quiet_option
 def import_cmd(vectors, output, force, fmt, vocab_file, as_json, quiet):
-    """Convert word2vec (text/binary) or GloVe vectors to a fastemb HDF5 file, with their counts."""
+    """Convert word2vec (text/binary) or GloVe vectors, or a fastText .bin model (with its n-gram vectors), to
+    a fastemb HDF5 file, with their counts."""
     claim_output(output, force)
     emb = load_vectors(vectors, fmt, vocab_file)
     emb.save(output, "hdf5", overwrite=True)

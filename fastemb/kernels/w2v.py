@@ -398,6 +398,12 @@ def train_chunks(ids, sent_ends, chunk_sents, syn0, syn1, keep_prob, alias_prob,
         pairs_out[q] = pairs
 
 
+# the helpers other kernel modules share (kernels/subword.py)
+draw_negatives = _draw_negatives
+sig_loss = _sig_loss
+subsample = _subsample
+
+
 @njit(cache=True, nogil=True)
 def alias_table(weights):
     """Vose's alias method: (prob float32, alias int64) for O(1) draws from `weights`."""

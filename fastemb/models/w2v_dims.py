@@ -22,19 +22,22 @@ SPECIALISED_DIMS = (50, 64, 100, 128, 200, 256, 300)
 _LOADED: dict = {}
 
 
-def kernels(dim: int):
-    """The kernel module for vectors of `dim` floats."""
-    from fastemb.kernels import w2v as generic
+def kernels(dim: int, generic=None):
+    """The kernel module for vectors of `dim` floats: a copy of `generic` (default fastemb.kernels.w2v; any
+    kernel module that defines `DIM = None` once, e.g. fastemb.kernels.subword)."""
+    if generic is None:
+        from fastemb.kernels import w2v as generic
     dim = int(dim)
     if dim not in SPECIALISED_DIMS:
         return generic
-    if dim not in _LOADED:
+    key = (generic.__name__, dim)
+    if key not in _LOADED:
         try:
-            _LOADED[dim] = _load(dim, generic)
+            _LOADED[key] = _load(dim, generic)
         except OSError as e:
             log.info(f"kernels for dim {dim}: cannot write a compiled copy ({e.strerror or e}); generic kernels")
-            _LOADED[dim] = generic
-    return _LOADED[dim]
+            _LOADED[key] = generic
+    return _LOADED[key]
 
 
 def kernel_dir() -> str:
@@ -57,10 +60,11 @@ def _load(dim, generic):
         source = f.read()
     marker = "\nDIM = None  #"
     if source.count(marker) != 1:
-        raise AssertionError("_w2v_kernels.py must define DIM = None once")
+        raise AssertionError(f"{generic.__name__} must define DIM = None once")
     source = source.replace(marker, f"\nDIM = {dim}  #", 1)
     digest = hashlib.sha256(source.encode()).hexdigest()[:12]
-    name = f"_w2v_kernels_d{dim}"
+    base = generic.__name__.rsplit(".", 1)[-1]
+    name = "_w2v_kernels_d{}".format(dim) if base == "w2v" else f"_{base}_kernels_d{dim}"
     path = os.path.join(kernel_dir(), f"{name}_{digest}.py")  # a new source (a new fastemb) gets a new file
     if not os.path.exists(path):
         tmp = f"{path}.{os.getpid()}.tmp"

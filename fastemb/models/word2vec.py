@@ -39,6 +39,14 @@ CUDA_BLOCKS = Spec(int, "With --device cuda: thread blocks trained at once (more
                    on_resume="free", none_means="4 per multiprocessor")
 INIT_WIDTH = Spec(float, "Input vectors start uniform in [-W/dim, W/dim] (word2vec.c 0.5, gensim 1).",
                   check=above_at_most(0, 1000))
+# fastText's subword model (docs/subwords.md): its option names and defaults, except that it is off unless
+# maxn > 0, so runs without these options train as before.
+MINN = Spec(int, "Subwords: shortest character n-gram (fastText's -minn).", check=between(1, 100))
+MAXN = Spec(int, "Subwords: longest character n-gram; 0 turns subwords off (fastText's -maxn; 6 is its value "
+                 "with subwords on). A word's input vector is then the mean of its own row and the rows of its "
+                 "n-grams, and words outside the vocabulary get vectors.", check=between(0, 100))
+SUBWORD_BUCKETS = Spec(int, "Subwords: hash buckets the character n-grams share (fastText's -bucket).",
+                       check=between(1, 2**31 - 1))
 
 
 @dataclass(frozen=True)
@@ -56,6 +64,9 @@ class Word2VecOptions(Options):
     add_contexts: bool = ADD_CONTEXTS(False)
     device: str = DEVICE("cpu")
     cuda_blocks: Optional[int] = CUDA_BLOCKS(None)
+    minn: int = MINN(3)
+    maxn: int = MAXN(0)
+    buckets: int = SUBWORD_BUCKETS(2_000_000)
 
     def check(self):
         from fastemb.errors import OptionError, param
@@ -67,8 +78,26 @@ class Word2VecOptions(Options):
             if not getattr(self, "shared_negatives", True):
                 raise OptionError("shared_negatives", f"is required by {param('device')} cuda (negatives drawn "
                                                       f"once per window)")
+            if self.maxn > 0:
+                raise OptionError("maxn", f"runs on the cpu only: subwords are not trained with {param('device')} "
+                                          f"cuda")
+        if self.maxn > 0:
+            if self.minn > self.maxn:
+                raise OptionError("minn", f"must not exceed {param('maxn')} {self.maxn} (got {self.minn})")
+            if self.hs:
+                raise OptionError("hs", f"is not available with subwords ({param('maxn')} > 0): use negative "
+                                        f"sampling")
         if self.min_alpha is not None and self.min_alpha > self.alpha:
             raise OptionError("min_alpha", f"must not exceed {param('alpha')} {self.alpha} (got {self.min_alpha})")
+
+    @property
+    def subwords(self) -> bool:
+        return self.maxn > 0
+
+    @property
+    def bucket_rows(self) -> int:
+        """Input rows of the n-gram buckets (none without subwords)."""
+        return self.buckets if self.maxn > 0 else 0
 
     @property
     def final_alpha(self) -> float:
@@ -106,14 +135,20 @@ def _n_nodes(n_words) -> int:
 
 
 def memory_bytes(options, n_words, nnz=0) -> int:
-    """Input vectors, output vectors of negative sampling, node vectors of the hierarchical softmax tree."""
-    rows = n_words * (1 + (options.negative > 0)) + (_n_nodes(n_words) if options.hs else 0)
-    return rows * options.dim * 4 + (n_words * 64 * 5 if options.hs else 0)
+    """Input vectors (and n-gram buckets), output vectors of negative sampling, node vectors of the
+    hierarchical softmax tree; with subwords also the words' row lists (about 20 rows a word)."""
+    rows = n_words * (1 + (options.negative > 0)) + (_n_nodes(n_words) if options.hs else 0) + options.bucket_rows
+    extra = n_words * 64 * 5 if options.hs else 0
+    if options.subwords:
+        extra += n_words * 8 * 24 + options.bucket_rows  # the CSR of rows, the known-bucket mask
+    return rows * options.dim * 4 + extra
 
 
 def output_bytes(options, n_words) -> int:
-    """The saved file: vectors, context vectors (negative sampling only), vocabulary."""
-    return n_words * options.dim * 4 * (1 + (options.negative > 0)) + 32 * n_words
+    """The saved file: vectors, context vectors (negative sampling only), vocabulary; with subwords the n-gram
+    rows and the words' own rows."""
+    rows = n_words * (1 + (options.negative > 0)) + (options.bucket_rows + n_words if options.subwords else 0)
+    return rows * options.dim * 4 + 32 * n_words
 
 
 def init_vectors(n_words, dim, seed, init_width):
@@ -127,10 +162,14 @@ def init_vectors(n_words, dim, seed, init_width):
 def continue_arrays(options, init, vocab, seed) -> dict:
     """Starting arrays to train `init` further: its input and context vectors for its words, new words
     initialised as at the start of a run (input uniform, context zero). The hierarchical softmax tree is
-    built anew on the (merged) vocabulary, so its node vectors start from zero."""
+    built anew on the (merged) vocabulary, so its node vectors start from zero. A subword model continues
+    from its words' own rows and its n-gram rows (same minn, maxn and buckets)."""
     from fastemb.errors import FastembError, param
     if init.dim != options.dim:
         raise FastembError(f"{param('init')} has {init.dim} dimensions but {param('dim')} is {options.dim}")
+    sub = getattr(init, "subwords", None)
+    if options.subwords or sub is not None:
+        return _continue_subwords(options, init, vocab, seed, sub)
     context = init.context_vectors
     if context is not None and np.shape(context) != init.vectors.shape:
         context = None
@@ -151,6 +190,46 @@ def continue_arrays(options, init, vocab, seed) -> dict:
     if options.hs:
         arrays["syn1_hs"] = np.zeros((_n_nodes(len(vocab)), options.dim), np.float32)
     return arrays
+
+
+def _continue_subwords(options, init, vocab, seed, sub):
+    from fastemb.errors import FastembError, param
+    if sub is None:
+        raise FastembError(f"{param('init')} has no subword (n-gram) vectors: continue it with {param('maxn')} 0")
+    if not options.subwords:
+        raise FastembError(f"{param('init')} is a subword model: continue it with subwords on ({param('maxn')} "
+                           f"{sub.maxn})")
+    if (sub.minn, sub.maxn, sub.buckets) != (options.minn, options.maxn, options.buckets):
+        raise FastembError(f"{param('init')} has minn {sub.minn}, maxn {sub.maxn}, buckets {sub.buckets}; the run "
+                           f"asks for {options.minn}, {options.maxn}, {options.buckets}: they must agree")
+    if sub.word_vectors is None:
+        raise FastembError(f"{param('init')}: its words' own input rows are not in the file (a fastText .bin "
+                           f"or vectors-only file), so it cannot be trained further")
+    n_new = len(vocab)
+    syn0 = subword_init(n_new, options, seed)
+    n = len(init)
+    syn0[:n] = sub.word_vectors
+    syn0[n_new:] = sub.ngram_vectors
+    syn1 = np.zeros((n_new, options.dim), np.float32)
+    context = init.context_vectors
+    if context is not None and np.shape(context) == init.vectors.shape:
+        syn1[:n] = context
+    return {"syn0": syn0, "syn1": syn1}
+
+
+def subword_init(n_words, options, seed):
+    """Input rows of a subword model: the words' rows then the n-gram buckets, uniform as init_vectors."""
+    rng = np.random.default_rng(seed)
+    rows = n_words + options.bucket_rows
+    syn0 = np.empty((rows, options.dim), np.float32)
+    step = 1 << 16
+    scale = np.float32(2.0 * options.init_width / options.dim)
+    for r0 in range(0, rows, step):  # in slices: no float64 temporary of the whole matrix
+        part = rng.random((min(step, rows - r0), options.dim), dtype=np.float32)
+        part -= np.float32(0.5)
+        part *= scale
+        syn0[r0:r0 + len(part)] = part
+    return syn0
 
 
 def negative_table(counts, ns_exponent):
@@ -183,6 +262,15 @@ class Word2VecTrainer:
         self.entry_kernels = [self.kernels.train_chunks]  # what compiling.notice checks before the first call
         self.cbow = isinstance(options, CBOWOptions)
         vocab = corpus.vocab
+        self.rows = None
+        if options.subwords:
+            from fastemb.kernels import subword as KS
+            from fastemb.subwords import word_rows
+            self.kernels = kernels(options.dim, KS)
+            self.rows = word_rows(vocab.words, options.minn, options.maxn, options.buckets)
+            if arrays is None:
+                arrays = {"syn0": subword_init(len(vocab), options, seed),
+                          "syn1": np.zeros((len(vocab), options.dim), np.float32)}
         if arrays is None:
             syn0, syn1 = init_vectors(len(vocab), options.dim, seed, options.init_width)
             arrays = {"syn0": syn0}
@@ -231,7 +319,7 @@ class Word2VecTrainer:
 
     @staticmethod
     def array_specs(options, n_words) -> dict:
-        specs = {"syn0": ((n_words, options.dim), "float32")}
+        specs = {"syn0": ((n_words + options.bucket_rows, options.dim), "float32")}
         if options.negative > 0:
             specs["syn1"] = ((n_words, options.dim), "float32")
         if options.hs:
@@ -253,7 +341,7 @@ class Word2VecTrainer:
 
     def vectors(self):
         self._sync()
-        return self.syn0
+        return self.syn0 if self.rows is None else self.syn0[:len(self.corpus.vocab)]
 
     def reference_loss(self) -> float:
         """The loss of the untrained model (output vectors are zero: every term is log 2): 1 + negative
@@ -291,16 +379,29 @@ class Word2VecTrainer:
             loss = np.zeros(n_chunks, np.float64)
             pairs = np.zeros(n_chunks, np.int64)
             for q_lo, q_hi in call_ranges(n_chunks, self.chunks_per_call):  # the same block, call by call
-                self.kernels.train_chunks(ids, ends, chunk_sents[q_lo:q_hi + 1], self.syn0, self.syn1, self.keep,
-                                          self.alias_prob, self.alias_idx, self.sig, self.nls, self.cbow, shared,
-                                          cbow_mean, o.window, o.negative, np.float32(alpha), np.float32(min_alpha),
-                                          float(epoch * self.work_per_epoch + state.pos), self.total_work,
-                                          self.seed + epoch * 1_000_003, state.extra["chunk_counter"] + q_lo,
-                                          loss[q_lo:q_hi], pairs[q_lo:q_hi], *self.hs_arrays)
+                self._train(ids, ends, chunk_sents[q_lo:q_hi + 1], shared, cbow_mean, np.float32(alpha),
+                            np.float32(min_alpha), float(epoch * self.work_per_epoch + state.pos), self.total_work,
+                            self.seed + epoch * 1_000_003, state.extra["chunk_counter"] + q_lo, loss[q_lo:q_hi],
+                            pairs[q_lo:q_hi])
             state.extra["chunk_counter"] += n_chunks
             done = epoch * self.work_per_epoch + state.pos + len(ids)
             current = max(min_alpha, alpha - (alpha - min_alpha) * done / self.total_work)
             yield Step(work=len(ids), loss=float(loss.sum()), count=int(pairs.sum()), extra=f"alpha {current:.5f}")
+
+    def _train(self, ids, ends, chunk_sents, shared, cbow_mean, alpha, min_alpha, work_before, total_work, seed,
+               chunk_base, loss, pairs):
+        o = self.o
+        if self.rows is not None:
+            indptr, indices = self.rows
+            self.kernels.train_chunks(ids, ends, chunk_sents, self.syn0, self.syn1, indptr, indices, self.keep,
+                                      self.alias_prob, self.alias_idx, self.sig, self.nls, self.cbow, shared,
+                                      cbow_mean, o.window, o.negative, alpha, min_alpha, work_before, total_work,
+                                      seed, chunk_base, loss, pairs)
+        else:
+            self.kernels.train_chunks(ids, ends, chunk_sents, self.syn0, self.syn1, self.keep, self.alias_prob,
+                                      self.alias_idx, self.sig, self.nls, self.cbow, shared, cbow_mean, o.window,
+                                      o.negative, alpha, min_alpha, work_before, total_work, seed, chunk_base,
+                                      loss, pairs, *self.hs_arrays)
 
     def frozen_loss(self, max_tokens=1 << 20, seed=12345) -> float:
         """The model's loss on (the first max_tokens of) the corpus without updating it: the same windows and
@@ -317,10 +418,8 @@ class Word2VecTrainer:
             chunk_sents = _chunks(ends, CHUNK_TOKENS)
             n = len(chunk_sents) - 1
             loss, pairs = np.zeros(n, np.float64), np.zeros(n, np.int64)
-            self.kernels.train_chunks(ids, ends, chunk_sents, self.syn0, self.syn1, self.keep, self.alias_prob,
-                                self.alias_idx, self.sig, self.nls, self.cbow, shared, cbow_mean, self.o.window,
-                                self.o.negative, np.float32(0.0), np.float32(0.0), 0.0, max(self.total_work, 1.0),
-                                seed, 0, loss, pairs, *self.hs_arrays)
+            self._train(ids, ends, chunk_sents, shared, cbow_mean, np.float32(0.0), np.float32(0.0), 0.0,
+                        max(self.total_work, 1.0), seed, 0, loss, pairs)
             total, count, seen = total + float(loss.sum()), count + int(pairs.sum()), seen + len(ids)
             if seen >= max_tokens:
                 break
@@ -337,10 +436,27 @@ class Word2VecTrainer:
                      "cuda_host_seconds": t["host"], "cuda_transfer_seconds": t["transfer"]}
             vectors = self.syn0 + self.syn1 if self.o.add_contexts else self.syn0
             return {"vectors": vectors, "context_vectors": self.syn1, "attrs": attrs}
+        if self.rows is not None:
+            return self._subword_result()
         if self.o.negative == 0:
             return {"vectors": self.syn0, "context_vectors": None, "attrs": {"add_contexts": False}}
         vectors = self.syn0 + self.syn1 if self.o.add_contexts else self.syn0
         return {"vectors": vectors, "context_vectors": self.syn1}
+
+
+    def _subword_result(self) -> dict:
+        """A word's vector is the mean of its own row and its n-gram rows (fastText's get_word_vector); the
+        n-gram rows answer words outside the vocabulary. Context vectors are not added (an unknown word has
+        none), whatever add_contexts says: the file records add_contexts False."""
+        from fastemb.subwords import SubwordVectors
+        from fastemb.kernels import subword as KS
+        n = len(self.corpus.vocab)
+        vectors = np.empty((n, self.o.dim), np.float32)
+        KS.mean_rows(self.syn0, self.rows[0], self.rows[1], vectors)
+        sub = SubwordVectors(self.corpus.vocab.words, self.o.minn, self.o.maxn, self.o.buckets, self.syn0[n:],
+                             word_vectors=self.syn0[:n])
+        return {"vectors": vectors, "context_vectors": self.syn1, "subwords": sub,
+                "attrs": {"add_contexts": False}}
 
 
 ALGORITHMS = (

@@ -1,0 +1,405 @@
+"""Numba kernels of the subword (fastText) model: character n-gram hashing, and skip-gram / CBOW with negative
+sampling where a word's input vector is the mean of its own row and its n-gram bucket rows.
+
+Hashing follows fastText's Dictionary::computeSubwords and Dictionary::hash exactly: the n-grams of "<word>"
+(n counted in UTF-8 characters: a continuation byte 10xxxxxx never starts an n-gram and is kept with its
+character), the one-character n-grams "<" and ">" skipped, FNV-1a over the bytes with each byte taken as a
+*signed* char (h ^= uint32(int8(c)), fastText's behaviour on x86), bucket = hash % buckets.
+
+Training: Hogwild over chunks as in w2v.py (per-chunk RNG, shared negatives per window). The input vector
+of each sentence position (the mean of its word's rows) is computed once, when the position enters the
+first window that uses it, and its accumulated update is spread to every row of the word once the last
+window that uses it is done (at most 2·window positions later): each row gets the hidden layer's whole
+update, as fastText does for its unsupervised models (its `normalizeGradient_` is off there).
+Compiled like w2v.py: as it is (DIM None) and as a copy per common dimension (see w2v_dims.kernels).
+"""
+import numpy as np
+from numba import njit, prange
+
+from fastemb.kernels.rng import splitmix as _splitmix
+from fastemb.kernels.rng import xorshift as _next
+from fastemb.kernels.w2v import draw_negatives, sig_loss, subsample
+
+DIM = None  # the row length as a constant, in the copies compiled for one dimension (w2v_dims.py)
+
+if DIM is None:
+    @njit(cache=True, nogil=True, inline="always")
+    def _n(row):
+        return row.shape[0]
+else:
+    @njit(cache=True, nogil=True, inline="always")
+    def _n(row):
+        return DIM
+
+
+# ------------------------------------------------------------------------------------------------ hashing
+@njit(cache=True, nogil=True)
+def fnv1a(buf, a0, a1):
+    """fastText's Dictionary::hash of buf[a0:a1]: 32-bit FNV-1a, each byte sign-extended (int8 -> uint32)."""
+    h = np.uint64(2166136261)
+    mask = np.uint64(0xFFFFFFFF)
+    for i in range(a0, a1):
+        c = np.int64(buf[i])
+        if c >= 128:
+            c -= 256
+        h = h ^ (np.uint64(c & 0xFFFFFFFF))
+        h = (h * np.uint64(16777619)) & mask
+    return h
+
+
+@njit(cache=True, nogil=True)
+def _word_ngrams(buf, a0, a1, minn, maxn, buckets, out, n, starts, ends):
+    """The n-grams of the bracketed word buf[a0:a1] ("<word>") in fastText's order: out[n + k] = bucket,
+    starts/ends[n + k] = the byte span (arrays may be empty: counting only). Returns the new n."""
+    for i in range(a0, a1):
+        if (buf[i] & 0xC0) == 0x80:
+            continue
+        j = i
+        for length in range(1, maxn + 1):
+            if j >= a1:
+                break
+            j += 1
+            while j < a1 and (buf[j] & 0xC0) == 0x80:
+                j += 1
+            if length >= minn and not (length == 1 and (i == a0 or j == a1)):
+                if out.shape[0] > 0:
+                    out[n] = np.int64(fnv1a(buf, i, j) % np.uint64(buckets))
+                if starts.shape[0] > 0:
+                    starts[n] = i
+                    ends[n] = j
+                n += 1
+    return n
+
+
+@njit(cache=True, nogil=True)
+def ngram_rows(buf, offsets, with_word, minn, maxn, buckets, n_words):
+    """CSR of input rows per word: word w's bracketed bytes are buf[offsets[w]:offsets[w+1]]; its rows are
+    w itself (when with_word[w]) followed by n_words + bucket of each n-gram (maxn 0: no n-grams).
+    Returns (indptr int64 [W+1], indices int64)."""
+    W = offsets.shape[0] - 1
+    empty = np.zeros(0, np.int64)
+    indptr = np.zeros(W + 1, np.int64)
+    for w in range(W):
+        k = 1 if with_word[w] else 0
+        if maxn > 0:
+            k = _word_ngrams(buf, offsets[w], offsets[w + 1], minn, maxn, buckets, empty, k, empty, empty)
+        indptr[w + 1] = indptr[w] + k
+    indices = np.empty(indptr[W], np.int64)
+    tmp = np.empty(indptr[W] - indptr[0] + 1, np.int64)
+    for w in range(W):
+        p = indptr[w]
+        if with_word[w]:
+            indices[p] = w
+            p += 1
+        if maxn > 0:
+            m = _word_ngrams(buf, offsets[w], offsets[w + 1], minn, maxn, buckets, tmp, 0, empty, empty)
+            for k in range(m):
+                indices[p + k] = n_words + tmp[k]
+    return indptr, indices
+
+
+@njit(cache=True, nogil=True)
+def ngram_spans(buf, a0, a1, minn, maxn, buckets):
+    """(buckets, starts, ends) of one bracketed word's n-grams (for inspection and tests)."""
+    empty = np.zeros(0, np.int64)
+    m = _word_ngrams(buf, a0, a1, minn, maxn, buckets, empty, 0, empty, empty)
+    out = np.empty(m, np.int64)
+    starts = np.empty(m, np.int64)
+    ends = np.empty(m, np.int64)
+    _word_ngrams(buf, a0, a1, minn, maxn, buckets, out, 0, starts, ends)
+    return out, starts, ends
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def mean_rows(matrix, indptr, indices, out):
+    """out[w] = mean of matrix[indices[indptr[w]:indptr[w+1]]] (zero when the word has no rows)."""
+    for w in prange(out.shape[0]):
+        dst = out[w]
+        for k in range(dst.shape[0]):
+            dst[k] = 0.0
+        a0, a1 = indptr[w], indptr[w + 1]
+        for p in range(a0, a1):
+            src = matrix[indices[p]]
+            for k in range(dst.shape[0]):
+                dst[k] += src[k]
+        if a1 > a0:
+            inv = np.float32(1.0) / np.float32(a1 - a0)
+            for k in range(dst.shape[0]):
+                dst[k] *= inv
+
+
+# ------------------------------------------------------------------------------------------------ training
+@njit(cache=True, nogil=True, inline="always")
+def _load_hidden(syn0, indices, a0, a1, dst):
+    """dst = mean of the word's rows syn0[indices[a0:a1]]."""
+    for k in range(_n(dst)):
+        dst[k] = 0.0
+    for p in range(a0, a1):
+        src = syn0[indices[p]]
+        for k in range(_n(dst)):
+            dst[k] += src[k]
+    inv = np.float32(1.0) / np.float32(max(a1 - a0, 1))
+    for k in range(_n(dst)):
+        dst[k] *= inv
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _spread(syn0, indices, a0, a1, delta):
+    """Every row of the word gets the whole delta (fastText's unsupervised update)."""
+    for p in range(a0, a1):
+        row = syn0[indices[p]]
+        for k in range(_n(row)):
+            row[k] += delta[k]
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _score(h, l2):
+    f = np.float32(0.0)
+    for k in range(_n(h)):
+        f += h[k] * l2[k]
+    return f
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def sg_window_hidden(H, D, slots, nc, syn1, out, n_out, alpha, sig_table, nls_table, G, d_out):
+    """Skip-gram on one window with shared outputs (HogBatch): each context's hidden vector H[slots[c]]
+    predicts out[0] (label 1) and out[1:n_out] (label 0). Input updates are added to D[slots[c]] (applied
+    to the rows later), output rows are updated after the window from the values read before it. Returns
+    the summed loss."""
+    loss = 0.0
+    for c in range(nc):
+        h = H[slots[c]]
+        for o in range(n_out):
+            f = _score(h, syn1[out[o]])
+            label = np.float32(1.0) if o == 0 else np.float32(0.0)
+            s, pair_loss = sig_loss(f, label, sig_table, nls_table)
+            G[c, o] = (label - s) * alpha
+            loss += pair_loss
+    for o in range(n_out):
+        e = d_out[o]
+        for k in range(_n(e)):
+            e[k] = 0.0
+        for c in range(nc):
+            g = G[c, o]
+            h = H[slots[c]]
+            for k in range(_n(e)):
+                e[k] += g * h[k]
+    for c in range(nc):
+        d = D[slots[c]]
+        for o in range(n_out):
+            g = G[c, o]
+            l2 = syn1[out[o]]
+            for k in range(_n(d)):
+                d[k] += g * l2[k]
+    for o in range(n_out):
+        row = syn1[out[o]]
+        e = d_out[o]
+        for k in range(_n(row)):
+            row[k] += e[k]
+    return loss
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _g_of(f, o, n_out, alpha, sig_table, nls_table):
+    """(g, loss) of output slot o given its score f; slots past n_out are padding (g 0, no loss)."""
+    if o >= n_out:
+        return np.float32(0.0), np.float32(0.0)
+    label = np.float32(1.0) if o == 0 else np.float32(0.0)
+    s, loss = sig_loss(f, label, sig_table, nls_table)
+    return (label - s) * alpha, loss
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def sg_window_hidden6(H, D, slots, nc, syn1, out, n_out, alpha, sig_table, nls_table, d_out):
+    """sg_window_hidden for negative 5 (at most six output rows) in two fused sweeps per context, as
+    w2v.sg_window_shared6: the six scores in one pass over the hidden vector, then its delta (added to
+    D[slots[c]]) and the six output deltas in a second. Slots past n_out repeat out[0] with gradient 0."""
+    r0 = syn1[out[0]]
+    r1 = syn1[out[1 if n_out > 1 else 0]]
+    r2 = syn1[out[2 if n_out > 2 else 0]]
+    r3 = syn1[out[3 if n_out > 3 else 0]]
+    r4 = syn1[out[4 if n_out > 4 else 0]]
+    r5 = syn1[out[5 if n_out > 5 else 0]]
+    e0, e1, e2, e3, e4, e5 = d_out[0], d_out[1], d_out[2], d_out[3], d_out[4], d_out[5]
+    dim = _n(r0)
+    for k in range(dim):
+        e0[k] = 0.0
+        e1[k] = 0.0
+        e2[k] = 0.0
+        e3[k] = 0.0
+        e4[k] = 0.0
+        e5[k] = 0.0
+    loss = 0.0
+    for c in range(nc):
+        h = H[slots[c]]
+        f0 = f1 = f2 = f3 = f4 = f5 = np.float32(0.0)
+        for k in range(dim):
+            x = h[k]
+            f0 += x * r0[k]
+            f1 += x * r1[k]
+            f2 += x * r2[k]
+            f3 += x * r3[k]
+            f4 += x * r4[k]
+            f5 += x * r5[k]
+        g0, p0 = _g_of(f0, 0, n_out, alpha, sig_table, nls_table)
+        g1, p1 = _g_of(f1, 1, n_out, alpha, sig_table, nls_table)
+        g2, p2 = _g_of(f2, 2, n_out, alpha, sig_table, nls_table)
+        g3, p3 = _g_of(f3, 3, n_out, alpha, sig_table, nls_table)
+        g4, p4 = _g_of(f4, 4, n_out, alpha, sig_table, nls_table)
+        g5, p5 = _g_of(f5, 5, n_out, alpha, sig_table, nls_table)
+        loss += p0 + p1 + p2 + p3 + p4 + p5
+        dc = D[slots[c]]
+        for k in range(dim):
+            x = h[k]
+            dc[k] += g0 * r0[k] + g1 * r1[k] + g2 * r2[k] + g3 * r3[k] + g4 * r4[k] + g5 * r5[k]
+            e0[k] += g0 * x
+            e1[k] += g1 * x
+            e2[k] += g2 * x
+            e3[k] += g3 * x
+            e4[k] += g4 * x
+            e5[k] += g5 * x
+    for o in range(n_out):
+        row = syn1[out[o]]
+        e = d_out[o]
+        for k in range(dim):
+            row[k] += e[k]
+    return loss
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def predict_hidden(h, syn1, out, n_out, alpha, sig_table, nls_table, neu1e):
+    """h predicts out[0] (label 1) against out[1:n_out] (label 0), each output row updated at once, the
+    error for h accumulated in neu1e (word2vec.c's and fastText's order). Returns the loss."""
+    loss = 0.0
+    for o in range(n_out):
+        l2 = syn1[out[o]]
+        f = _score(h, l2)
+        label = np.float32(1.0) if o == 0 else np.float32(0.0)
+        s, pair_loss = sig_loss(f, label, sig_table, nls_table)
+        g = (label - s) * alpha
+        loss += pair_loss
+        for k in range(_n(h)):
+            neu1e[k] += g * l2[k]
+        for k in range(_n(h)):
+            l2[k] += g * h[k]
+    return loss
+
+
+@njit(parallel=True, fastmath=True, cache=True, nogil=True)
+def train_chunks(ids, sent_ends, chunk_sents, syn0, syn1, indptr, indices, keep_prob, alias_prob, alias_idx,
+                 sig_table, nls_table, cbow, shared_negatives, cbow_mean, window, negative, alpha0, min_alpha,
+                 work_before, total_work, seed, chunk_base, loss_out, pairs_out):
+    """Train the subword model on the sentences of one block (chunk q: sentences chunk_sents[q] to
+    chunk_sents[q+1]-1); word w's input rows are indices[indptr[w]:indptr[w+1]] of syn0. The arguments
+    otherwise mean what they mean in w2v.train_chunks (negative sampling only)."""
+    dim = syn0.shape[1]
+    n_chunks = chunk_sents.shape[0] - 1
+    max_ctx = 2 * window
+    R = 2 * window + 2  # ring of live positions: [p - window, p + window]
+    for q in prange(n_chunks):
+        state, _ = _splitmix(np.uint64(seed) * np.uint64(0xD1B54A32D192ED03) + np.uint64(chunk_base + q))
+        state = state | np.uint64(1)
+        s_lo = chunk_sents[q]
+        s_hi = chunk_sents[q + 1]
+        longest = 0
+        for s in range(s_lo, s_hi):
+            a0 = sent_ends[s - 1] if s > 0 else 0
+            if sent_ends[s] - a0 > longest:
+                longest = sent_ends[s] - a0
+        sent = np.empty(longest, np.int64)
+        slots = np.empty(max_ctx, np.int64)
+        out = np.empty(negative + 1, np.int64)
+        G = np.empty((max_ctx, negative + 1), np.float32)
+        d_out = np.empty((max(negative + 1, 6), dim), np.float32)
+        H = np.empty((R, dim), np.float32)
+        D = np.empty((R, dim), np.float32)
+        neu1 = np.empty(dim, np.float32)
+        neu1e = np.empty(dim, np.float32)
+        loss = 0.0
+        pairs = 0
+        for s in range(s_lo, s_hi):
+            a0 = sent_ends[s - 1] if s > 0 else 0
+            a1 = sent_ends[s]
+            progress = (work_before + a0) / total_work
+            alpha = np.float32(max(min_alpha, alpha0 - (alpha0 - min_alpha) * progress))
+            n, state = subsample(ids, a0, a1, keep_prob, state, sent)
+            loaded = 0   # positions whose hidden vector is in H
+            applied = 0  # positions whose update has been spread to their rows
+            for p in range(n):
+                word = sent[p]
+                state, r = _next(state)
+                reduced = np.int64(r % np.uint64(window))
+                lo = max(0, p - window + reduced)
+                hi = min(n, p + window - reduced + 1)
+                while loaded < hi:
+                    slot = loaded % R
+                    w = sent[loaded]
+                    _load_hidden(syn0, indices, indptr[w], indptr[w + 1], H[slot])
+                    dd = D[slot]
+                    for k in range(dim):
+                        dd[k] = 0.0
+                    loaded += 1
+                nc = 0
+                for j in range(lo, hi):
+                    if j != p:
+                        slots[nc] = j % R
+                        nc += 1
+                if nc > 0:
+                    out[0] = word
+                    n_out, state = draw_negatives(out, negative, word, alias_prob, alias_idx, state)
+                    if cbow:
+                        # fastText's CBOW: the mean over every row of every context word (or, --cbow-sum,
+                        # the sum of the context words' vectors)
+                        for k in range(dim):
+                            neu1[k] = 0.0
+                        total = 0
+                        for c in range(nc):
+                            w = sent[lo + c + (1 if lo + c >= p else 0)]
+                            m = indptr[w + 1] - indptr[w]
+                            h = H[slots[c]]
+                            wt = np.float32(m) if cbow_mean else np.float32(1.0)
+                            for k in range(dim):
+                                neu1[k] += wt * h[k]
+                            total += m
+                        if cbow_mean:
+                            inv = np.float32(1.0) / np.float32(max(total, 1))
+                            for k in range(dim):
+                                neu1[k] *= inv
+                        for k in range(dim):
+                            neu1e[k] = 0.0
+                        loss += predict_hidden(neu1, syn1, out, n_out, alpha, sig_table, nls_table, neu1e)
+                        for c in range(nc):
+                            dd = D[slots[c]]
+                            for k in range(dim):
+                                dd[k] += neu1e[k]
+                        pairs += 1
+                    elif shared_negatives and negative == 5:
+                        loss += sg_window_hidden6(H, D, slots, nc, syn1, out, n_out, alpha, sig_table, nls_table,
+                                                  d_out)
+                        pairs += nc
+                    elif shared_negatives:
+                        loss += sg_window_hidden(H, D, slots, nc, syn1, out, n_out, alpha, sig_table, nls_table,
+                                                 G, d_out)
+                        pairs += nc
+                    else:
+                        for c in range(nc):
+                            if c > 0:
+                                n_out, state = draw_negatives(out, negative, word, alias_prob, alias_idx, state)
+                            for k in range(dim):
+                                neu1e[k] = 0.0
+                            loss += predict_hidden(H[slots[c]], syn1, out, n_out, alpha, sig_table, nls_table,
+                                                   neu1e)
+                            dd = D[slots[c]]
+                            for k in range(dim):
+                                dd[k] += neu1e[k]
+                            pairs += 1
+                while applied <= p - window:  # no later window uses this position
+                    w = sent[applied]
+                    _spread(syn0, indices, indptr[w], indptr[w + 1], D[applied % R])
+                    applied += 1
+            while applied < loaded:
+                w = sent[applied]
+                _spread(syn0, indices, indptr[w], indptr[w + 1], D[applied % R])
+                applied += 1
+        loss_out[q] = loss
+        pairs_out[q] = pairs

@@ -1,0 +1,366 @@
+"""fastText's subword model: n-grams and hashing against fastText's own, the kernel's gradient against finite
+differences, vectors for unknown words, the HDF5 layout, and fastText .bin files (read, and refused when
+crafted or truncated)."""
+import struct
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+
+from conftest import run_cli, sample_lines
+
+fasttext = pytest.importorskip("fasttext")
+
+import fastemb  # noqa: E402
+from fastemb import subwords as S  # noqa: E402
+from fastemb.errors import FileError, OptionError  # noqa: E402
+
+# multi-byte UTF-8 (2, 3 and 4 bytes), bytes >= 0x80 (the signed-char case), short words, the end-of-line
+# word
+WORDS = ["ab", "a", "naïve", "café", "日本語", "straße", "ŝuĝo", "zz", "Ünïcødé\x80", "\u00ff\u00fe", "𝔘𝔫𝔦",
+         "the", "</s>", "kingdoms", "x" * 12]
+EXTRA = "naïve café 日本語 straße ŝuĝo naïve café 𝔘𝔫𝔦 ÿþ\n"
+
+
+@pytest.fixture(scope="module")
+def ft_model(tmp_path_factory):
+    """A tiny fastText skip-gram model trained by fasttext-numpy2 in a child process (fastText's training
+    reports 'Encountered NaN' in a process where Numba has compiled code: see the report), and its corpus."""
+    d = tmp_path_factory.mktemp("ft")
+    corpus = d / "corpus.txt"
+    corpus.write_text("".join(sample_lines(1500)) + EXTRA * 20, encoding="utf-8")
+    path = d / "model.bin"
+    code = ("import fasttext, sys\n"
+            "for attempt in range(3):\n"
+            "    try:\n"
+            "        m = fasttext.train_unsupervised(sys.argv[1], model='skipgram', dim=12, minn=2, maxn=5,\n"
+            "                                        bucket=5003, minCount=2, epoch=1, thread=1, verbose=0)\n"
+            "        break\n"
+            "    except RuntimeError:\n"
+            "        pass\n"
+            "m.save_model(sys.argv[2])\n")
+    subprocess.run([sys.executable, "-c", code, str(corpus), str(path)], check=True, timeout=300)
+    return str(path), str(corpus)
+
+
+# ------------------------------------------------------------------------------------------ hashing
+def test_fnv1a_signed_chars():
+    """fastText sign-extends each byte: FNV-1a with bytes >= 0x80 differs from the textbook hash there."""
+    def reference(b, signed):
+        h = 2166136261
+        for c in b:
+            x = (c - 256 if c >= 128 else c) & 0xFFFFFFFF if signed else c
+            h = ((h ^ x) * 16777619) & 0xFFFFFFFF
+        return h
+    for w in ["ab", "<naïve>", "日本", "\x7f", "\x80", "ÿ"]:
+        b = w.encode("utf-8")
+        assert S.fnv1a(w) == reference(b, True)
+        if any(c >= 128 for c in b):
+            assert S.fnv1a(w) != reference(b, False)
+    assert S.fnv1a("") == 2166136261
+
+
+def test_ngrams_and_buckets_match_fasttext(ft_model):
+    m = fasttext.load_model(ft_model[0])
+    nwords = len(m.words)
+    assert m.get_input_matrix().shape[0] == nwords + 5003
+    for w in WORDS:
+        grams, ids = m.get_subwords(w)
+        mine = S.ngram_spans(w, 2, 5, 5003)
+        k = len(mine)
+        assert [g for g, _ in mine] == list(grams[len(grams) - k:]), w
+        assert [nwords + b for _, b in mine] == ids[len(ids) - k:].tolist(), w
+        assert len(grams) - k == (1 if w in m.words else 0), w  # the word's own row, when it has one
+    # the CSR of rows per vocabulary word: the word's row, then its n-grams, as fastText's getSubwords
+    indptr, indices = S.word_rows(m.words, 2, 5, 5003)
+    for i, w in enumerate(m.words[:200]):
+        assert indices[indptr[i]:indptr[i + 1]].tolist() == m.get_subwords(w)[1].tolist(), w
+
+
+def test_ngram_rules():
+    assert S.ngrams("ab", 3, 6) == ["<ab", "<ab>", "ab>"]
+    assert S.ngrams("a", 1, 2) == ["<a", "a", "a>"]      # '<' and '>' alone are never n-grams
+    assert S.ngrams("日本", 2, 2) == ["<日", "日本", "本>"]  # n counts characters, not bytes
+    assert S.ngrams("</s>", 3, 6) == []
+    assert S.ngrams("abc", 3, 0) == []
+
+
+# ------------------------------------------------------------------------------------------ gradient
+def _softplus(x):
+    return np.logaddexp(0.0, x)
+
+
+@pytest.mark.parametrize("shared,negative", [(True, 1), (False, 1), (True, 5)])
+def test_kernel_gradient_against_finite_differences(shared, negative):
+    """One epoch with a tiny learning rate moves every input row by -alpha * n * dL/drow (n = the word's row
+    count: fastText gives each row the hidden layer's whole gradient) and every output row by
+    -alpha * dL/drow, L the skip-gram loss with the mean of the word's rows as its input vector."""
+    from fastemb.kernels import subword as K
+    from fastemb.kernels import w2v as W
+    words = ["ab", "ba", "x"]                      # "ab" and "ba": 1 + 3 rows each; 3 buckets force sharing
+    indptr, indices = S.word_rows(words, 2, 2, 3)
+    n_rows = np.diff(indptr)
+    assert n_rows[0] == n_rows[1] == 4
+    rng = np.random.default_rng(3)
+    dim = 5
+    syn0 = (rng.standard_normal((3 + 3, dim)) * 0.4).astype(np.float32)
+    syn1 = (rng.standard_normal((3, dim)) * 0.4).astype(np.float32)
+    sent = np.array([0, 1, 0, 0, 1, 1, 0, 1], np.int64)  # longer than the ring of live positions (window 1: 4)
+    alias_prob, alias_idx = W.alias_table(np.array([0.0, 0.0, 1.0]))  # every negative is word 2
+    sig, nls = W.sigmoid_tables()
+
+    def loss(s0, s1):
+        h = np.array([s0[indices[indptr[w]:indptr[w + 1]]].mean(axis=0) for w in range(3)], np.float64)
+        total = 0.0
+        for p in range(len(sent)):
+            for j in (p - 1, p + 1):
+                if 0 <= j < len(sent):
+                    hc = h[sent[j]]
+                    total += _softplus(-hc @ s1[sent[p]]) + negative * _softplus(hc @ s1[2])
+        return total
+
+    def numeric(which):
+        base = [syn0.astype(np.float64), syn1.astype(np.float64)]
+        grad = np.zeros_like(base[which])
+        eps = 1e-5
+        for idx in np.ndindex(grad.shape):
+            hi = [b.copy() for b in base]
+            lo = [b.copy() for b in base]
+            hi[which][idx] += eps
+            lo[which][idx] -= eps
+            grad[idx] = (loss(*hi) - loss(*lo)) / (2 * eps)
+        return grad
+
+    g0, g1 = numeric(0), numeric(1)
+    alpha = 1e-3
+    s0, s1 = syn0.copy(), syn1.copy()
+    lo = np.zeros(1, np.float64)
+    pairs = np.zeros(1, np.int64)
+    K.train_chunks(sent, np.array([len(sent)], np.int64), np.array([0, 1], np.int64), s0, s1, indptr, indices,
+                   np.zeros(0, np.float32), alias_prob, alias_idx, sig, nls, False, shared, True, 1, negative,
+                   np.float32(alpha), np.float32(alpha), 0.0, 1.0, 7, 0, lo, pairs)
+    assert pairs[0] == 2 * (len(sent) - 1)
+    assert abs(lo[0] - loss(syn0.astype(np.float64), syn1.astype(np.float64))) < 0.02 * lo[0]
+    expect0 = -alpha * 4 * g0
+    expect1 = -alpha * g1
+    # tolerance: the sigmoid is read from a 1024-entry table (word2vec.c's), and the updates of one window
+    # change the next window's values by O(alpha^2)
+    assert np.abs((s0 - syn0) - expect0).max() < 0.03 * np.abs(expect0).max()
+    assert np.abs((s1 - syn1) - expect1).max() < 0.03 * np.abs(expect1).max()
+    touched = np.unique(indices[indptr[0]:indptr[2]])
+    assert np.abs(s0 - syn0)[touched].min(axis=1).max() > 0  # every row of the inputs moved
+
+
+# ------------------------------------------------------------------------------------------ training
+@pytest.fixture(scope="module")
+def sub_model(tmp_path_factory, kjv_small):
+    d = tmp_path_factory.mktemp("sub")
+    out = d / "sub.h5"
+    rc, _, err = run_cli("train", kjv_small, "-o", out, "--maxn", 5, "--minn", 3, "--buckets", 20000, "--epochs", 3,
+                         "--threads", 2, "-q", "--seed", 3)
+    assert rc == 0, err
+    return str(out), d
+
+
+def test_subword_model_file_and_oov_queries(sub_model):
+    path, d = sub_model
+    with h5py.File(path) as f:
+        g = f["subword"]
+        assert (g.attrs["minn"], g.attrs["maxn"], g.attrs["buckets"]) == (3, 5, 20000)
+        assert g.attrs["hash"] == S.HASH_NAME
+        assert g["ngrams"].shape == (20000, 100) and g["words"].shape == f["embedding"].shape
+        assert not f.attrs["add_contexts"]
+    e = fastemb.load(path)
+    assert e.subwords is not None and "watersz" not in e
+    # an in-vocabulary vector is the mean of the word's own row and its n-gram rows
+    i = e.index["waters"]
+    rows = [e.subwords.word_vectors[i]] + [e.subwords.ngram_vectors[b]
+                                           for _, b in S.ngram_spans("waters", 3, 5, 20000)]
+    np.testing.assert_allclose(e["waters"], np.mean(rows, axis=0), atol=1e-6)
+    # words outside the vocabulary: from their n-grams, close to the word they are spelt like
+    v = e["watersz"]
+    assert v.shape == (100,) and np.isfinite(v).all()
+    assert e.similarity("watersz", "waters") > e.similarity("watersz", "son") + 0.1
+    assert e.most_similar("watersz", topn=5)
+    # no n-gram known to the model (none of its buckets is used by a vocabulary word): KeyError, as gensim
+    used = {b for w in e.words for _, b in S.ngram_spans(w, 3, 5, 20000)}
+    unknown = next(w for w in (f"q{i}j" for i in range(1000))
+                   if not used & {b for _, b in S.ngram_spans(w, 3, 5, 20000)})
+    assert e.has_vector("watersz") and not e.has_vector(unknown)
+    with pytest.raises(KeyError):
+        e[unknown]
+    assert e[["waters", "watersz"]].shape == (2, 100)
+
+
+@pytest.mark.slow
+def test_subword_cli_neighbors_eval_export(sub_model, tmp_path):
+    path, _ = sub_model
+    rc, out, err = run_cli("neighbors", path, "watersz", "--json")
+    assert rc == 0, err
+    assert "waters" in out
+    used = {b for w in fastemb.load(path).words for _, b in S.ngram_spans(w, 3, 5, 20000)}
+    unknown = next(w for w in (f"q{i}j" for i in range(1000))
+                   if not used & {b for _, b in S.ngram_spans(w, 3, 5, 20000)})
+    rc, out, err = run_cli("neighbors", path, unknown)
+    assert rc == 1 and err.strip().startswith("fastemb: error: no known character n-gram")
+    assert len(err.strip().splitlines()) == 1
+    pairs = tmp_path / "pairs.txt"
+    pairs.write_text(f"waters watersz 10\nson sons 9\nland landsz 1\nland lands 9\n{unknown} son 1\n")
+    rc, out, err = run_cli("eval", path, "--similarity", pairs, "--json")
+    assert rc == 0, err
+    import json
+    sim = json.loads(out)["similarity"][0]
+    assert sim["covered"] == 4 and sim["oov_pairs"] >= 2
+    w2v = tmp_path / "out.txt"
+    rc, _, err = run_cli("export", path, "-o", w2v, "--format", "word2vec", "--no-vocab")
+    assert rc == 0, err
+    lines = w2v.read_text(encoding="utf-8").splitlines()
+    e = fastemb.load(path)
+    assert lines[0].split() == [str(len(e)), "100"] and len(lines) == len(e) + 1
+
+
+@pytest.mark.slow
+def test_subword_continue_and_resume(sub_model, tmp_path, kjv_small):
+    path, d = sub_model
+    out = tmp_path / "more.h5"
+    rc, _, err = run_cli("train", kjv_small, "-o", out, "--init", path, "--epochs", 1, "--threads", 2, "-q")
+    assert rc == 0, err
+    e = fastemb.load(out)
+    assert e.subwords.buckets == 20000 and e.attrs["continued_from"]
+    rc, _, err = run_cli("train", kjv_small, "-o", tmp_path / "bad.h5", "--init", path, "--buckets", 1000, "-q")
+    assert rc == 1 and "buckets" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_subword_resume_equals_uninterrupted(tmp_path, kjv_small):
+    """A 1-thread run stopped after an epoch and resumed from its checkpoint ends where an uninterrupted
+    run ends (n-gram rows included)."""
+    opts = dict(maxn=4, buckets=3000, epochs=2, threads=1, seed=5, dim=16)
+    full = fastemb.train(kjv_small, **opts)
+    ck = tmp_path / "run.ckpt"
+
+    def stop(run):
+        if run.epoch == 1:
+            raise fastemb.StopTraining()
+    fastemb.train(kjv_small, checkpoint=str(ck), checkpoint_every="1", callbacks=[stop], **opts)
+    resumed = fastemb.train(resume=str(ck))
+    np.testing.assert_array_equal(resumed.vectors, full.vectors)
+    np.testing.assert_array_equal(resumed.subwords.ngram_vectors, full.subwords.ngram_vectors)
+    np.testing.assert_array_equal(resumed["watersz"], full["watersz"])
+
+
+def test_options():
+    from fastemb.models.word2vec import CBOWOptions, SGNSOptions
+    assert SGNSOptions().maxn == 0 and SGNSOptions().bucket_rows == 0     # off by default: runs as before
+    assert SGNSOptions(maxn=6).bucket_rows == 2_000_000 and CBOWOptions(maxn=6).minn == 3
+    with pytest.raises(OptionError, match="minn"):
+        SGNSOptions(minn=5, maxn=4)
+    with pytest.raises(OptionError, match="hs"):
+        SGNSOptions(maxn=6, hs=True)
+    with pytest.raises(OptionError, match="buckets"):
+        SGNSOptions(maxn=6, buckets=0)
+
+
+def test_cbow_subwords_train(kjv_small):
+    e = fastemb.train(kjv_small, algo="cbow", maxn=4, buckets=5000, epochs=2, threads=2, seed=1)
+    assert e.subwords is not None and np.isfinite(e.vectors).all()
+    assert e.similarity("sons", "son") > e.similarity("sons", "land")
+
+
+# ------------------------------------------------------------------------------------------ the HDF5 layout
+def test_crafted_subword_groups_refused(sub_model, tmp_path):
+    path, _ = sub_model
+    import shutil
+
+    def crafted(edit):
+        p = tmp_path / "c.h5"
+        shutil.copy(path, p)
+        with h5py.File(p, "r+") as f:
+            edit(f["subword"])
+        return p
+    cases = [
+        (lambda g: g.attrs.__setitem__("buckets", 19999), "shape"),
+        (lambda g: g.attrs.__setitem__("hash", "md5"), "hashes"),
+        (lambda g: g.attrs.__setitem__("minn", 0), "n-gram settings"),
+        (lambda g: g.attrs.__setitem__("maxn", 2), "n-gram settings"),
+        (lambda g: g["ngrams"].__setitem__((5, 5), np.nan), "non-finite"),
+        (lambda g: (g.__delitem__("words"), g.create_dataset("words", data=np.zeros((3, 100), np.float32))), "shape"),
+    ]
+    for edit, message in cases:
+        p = crafted(edit)
+        with pytest.raises(FileError, match=message):
+            fastemb.load(p)
+
+
+# ------------------------------------------------------------------------------------------ fastText .bin
+def test_fasttext_bin_vectors_equal_fasttext(ft_model):
+    m = fasttext.load_model(ft_model[0])
+    e = fastemb.load(ft_model[0])
+    assert e.words == list(m.words) and e.dim == 12
+    assert e.attrs["minn"] == 2 and e.attrs["maxn"] == 5 and e.subwords.buckets == 5003
+    np.testing.assert_allclose(e.vectors, np.array([m.get_word_vector(w) for w in m.words]), atol=2e-6, rtol=1e-5)
+    oov = ["kingdomz", "naïvety", "日本語x", "Ünïcødé\x80", "𝔘𝔫𝔦𝔫", "zebra", "ÿþÿ"]
+    for w in oov:
+        assert w not in e
+        np.testing.assert_allclose(e[w], m.get_word_vector(w), atol=2e-6, rtol=1e-5, err_msg=w)
+    np.testing.assert_allclose(e.context_vectors, m.get_output_matrix(), atol=0)
+
+
+@pytest.mark.slow
+def test_fasttext_bin_import_cli(ft_model, tmp_path):
+    out = tmp_path / "ft.h5"
+    rc, _, err = run_cli("import", ft_model[0], "-o", out)
+    assert rc == 0, err
+    m = fasttext.load_model(ft_model[0])
+    e = fastemb.load(out)
+    np.testing.assert_allclose(e["kingdomz"], m.get_word_vector("kingdomz"), atol=2e-6, rtol=1e-5)
+    rc, out_text, err = run_cli("neighbors", ft_model[0], "kingdomz", "-k", 3)
+    assert rc == 0, err
+
+
+def _bin_parts(path):
+    """(offset of the dictionary's first entry, offset of the input matrix's flag, nwords, dim, bucket)."""
+    from fastemb.fasttext_bin import read_header
+    _, size, args, _, words, _, flag = read_header(path)
+    return 8 + 12 * 4 + 8 + 12 + 16, flag, len(words), args["dim"], args["bucket"], size
+
+
+def test_crafted_fasttext_bin_refused(ft_model, tmp_path):
+    src = open(ft_model[0], "rb").read()
+    first_entry, flag, nwords, dim, bucket, size = _bin_parts(ft_model[0])
+    assert size == len(src)
+
+    def variant(name, data):
+        p = tmp_path / name
+        p.write_bytes(data)
+        return p
+
+    def patch(data, offset, fmt, value):
+        b = bytearray(data)
+        struct.pack_into(fmt, b, offset, value)
+        return bytes(b)
+    cases = [
+        ("version", patch(src, 4, "<i", 13), "version 13"),
+        ("supervised", patch(src, 8 + 7 * 4, "<i", 3), "supervised"),
+        ("dim", patch(src, 8, "<i", 1 << 30), "dimension"),
+        ("bucket", patch(src, 8 + 8 * 4, "<i", -5), "bucket"),
+        ("nwords", patch(patch(src, 8 + 56, "<i", 2**31 - 1), 8 + 60, "<i", 2**31 - 1), "truncated"),
+        ("size", patch(src, 8 + 56, "<i", nwords + 1), "dictionary header"),
+        ("pruned", patch(src, 8 + 56 + 20, "<q", 7), "quantized"),
+        ("quant", patch(src, flag, "<B", 1), "quantized"),
+        ("rows", patch(src, flag + 1, "<q", nwords + bucket + 1), "matrix"),
+        ("minn", patch(src, 8 + 9 * 4, "<i", 9), "n-gram"),
+        ("nan", patch(src, flag + 17 + 40, "<f", float("nan")), "non-finite"),
+        ("trailing", src + b"\0" * 10, "between the dictionary"),
+    ]
+    cases += [(f"trunc{n}", src[:n], "truncated") for n in (20, 70, first_entry + 5, flag - 3, flag + 9,
+                                                              size - 4)]
+    for name, data, message in cases:
+        p = variant(name, data)
+        with pytest.raises(FileError, match=message):
+            fastemb.load(p)
+    # the CLI: one line, exit 1
+    rc, _, err = run_cli("import", tmp_path / "nwords", "-o", tmp_path / "x.h5")
+    assert rc == 1 and err.startswith("fastemb: error:") and len(err.strip().splitlines()) == 1
