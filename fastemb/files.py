@@ -28,6 +28,8 @@ from fastemb.errors import FileError
 TMP_PREFIX = "fastemb-"
 _PART = re.compile(r"^\.(?P<base>.*)\.(?P<pid>\d+)\.[0-9a-f]{8}\.part$")
 _WORK = re.compile(r"^fastemb-(?:[a-z]+-)?(?P<pid>\d+)-[a-z0-9_]{8}$")
+_STAGING = re.compile(r"^\.fastemb-staging-(?P<pid>\d+)-[a-z0-9_]{8}$")
+_NAME_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789_"
 WORK_MARKER = ".fastemb-work"   # written inside every work directory when it is made; checked before removal
 
 
@@ -285,11 +287,23 @@ def work_dir(parent=None, kind="") -> str:
     parent = parent or tempfile.gettempdir()
     clean_stale(parent)
     prefix = f"{TMP_PREFIX}{kind + '-' if kind else ''}{os.getpid()}-"
+    # Made whole, then renamed into place: a run killed at any moment leaves either nothing under the work
+    # name or a directory that holds its marker (so the next run can prove it is fastemb's and remove it).
+    # A staging directory (.fastemb-staging-PID-XXXXXXXX, the marker alone in it) is removed as stale too.
     try:
-        path = tempfile.mkdtemp(prefix=prefix, dir=parent)
-        with open(os.path.join(path, WORK_MARKER), "x") as f:
-            f.write(_marker_text(path))
-        return path
+        staging = tempfile.mkdtemp(prefix=f".{TMP_PREFIX}staging-{os.getpid()}-", dir=parent)
+        for _ in range(100):
+            path = os.path.join(parent, prefix + "".join(secrets.choice(_NAME_CHARS) for _ in range(8)))
+            with open(os.path.join(staging, WORK_MARKER), "w") as f:
+                f.write(_marker_text(path))
+            try:
+                os.rename(staging, path)  # fails when `path` exists and is not empty
+            except OSError:
+                if not os.path.exists(path):
+                    raise
+                continue
+            return path
+        raise FileExistsError(errno.EEXIST, "no free work directory name")
     except OSError as e:
         raise FileError(f"{parent}: cannot create a work directory: {describe_os_error(e)}") from None
 
@@ -325,14 +339,26 @@ def stale_entries(directory) -> list:
         return out
     for name in names:
         path = os.path.join(directory, name)
-        work, part = _WORK.match(name), _PART.match(name)
+        work, part, staging = _WORK.match(name), _PART.match(name), _STAGING.match(name)
         if work and is_work_dir(path) and not _alive(int(work.group("pid"))):
+            out.append(path)
+        elif staging and _only_marker(path) and not _alive(int(staging.group("pid"))):
             out.append(path)
         elif part and _regular_file(path) and not _alive(int(part.group("pid"))):
             out.append(path)
         elif name.startswith(".") and name.endswith(LOCK_SUFFIX) and _regular_file(path) and _lock_is_free(path):
             out.append(path)
     return out
+
+
+def _only_marker(path) -> bool:
+    """A staging directory of work_dir: a real directory holding nothing but (at most) the marker file."""
+    try:
+        return (stat.S_ISDIR(os.lstat(path).st_mode)
+                and set(os.listdir(path)) <= {WORK_MARKER}
+                and all(_regular_file(os.path.join(path, n)) for n in os.listdir(path)))
+    except OSError:
+        return False
 
 
 def _regular_file(path) -> bool:
@@ -348,7 +374,10 @@ def clean_stale(directory) -> list:
     for path in stale_entries(directory):
         try:
             if os.path.isdir(path) and not os.path.islink(path):
-                if not is_work_dir(path):  # checked again just before removal
+                if _STAGING.match(os.path.basename(path)):
+                    if not _only_marker(path):  # checked again just before removal
+                        continue
+                elif not is_work_dir(path):  # checked again just before removal
                     continue
                 shutil.rmtree(path)
             else:

@@ -314,16 +314,17 @@ def test_cli_predict_prints_labels_as_written(tmp_path):
 
 
 @pytest.mark.slow
-def test_readme_classifier_example_is_predicted_right(tmp_path):
-    """README's `classify predict` example names texts the README's model labels right."""
+def test_docs_classifier_example_is_predicted_right(tmp_path):
+    """The docs' `classify predict` example names texts the docs' model labels right."""
     import re
     import shlex
+    import fastemb.datasets as D
     import fastemb.models.classify as C
     from conftest import ROOT
-    readme = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
-    line = next(ln for ln in readme.splitlines() if ln.startswith("fastemb classify predict kjv-group.h5"))
+    page = open(os.path.join(ROOT, "docs", "classifier.md"), encoding="utf-8").read()
+    line = next(ln for ln in page.splitlines() if ln.startswith("fastemb classify predict kjv-group.h5"))
     texts = [t for t in shlex.split(line)[4:] if not t.startswith("-") and not re.fullmatch(r"\d+", t)]
-    files = C.kjv_task("group", str(tmp_path / "kjv-group"), corpora=os.path.join(ROOT, "corpora"))
+    files = D.kjv_task("group", str(tmp_path / "kjv-group"), corpora=os.path.join(ROOT, "corpora"))
     clf = C.train(files["train"], ngrams=2, epochs=25, seed=1)
     labels, probs = clf.predict(texts)
     assert [ls[0] for ls in labels] == ["gospels-acts", "minor-prophets"], (texts, labels, probs)

@@ -692,6 +692,13 @@ class LanguageModel:
         return {"emb": self.table, "W": self.W, "b": self.b, "out": self.out, "out_b": self.out_b,
                 "direct": self.direct}
 
+    @property
+    def params64(self) -> dict:
+        """The arrays in float64: predict, eval --text and perplexity all compute in float64, the same way."""
+        if getattr(self, "_params64", None) is None:
+            self._params64 = {k: (None if v is None else v.astype(np.float64)) for k, v in self.params.items()}
+        return self._params64
+
     @classmethod
     def load(cls, path) -> "LanguageModel":
         from fastemb.embeddings import load
@@ -733,11 +740,12 @@ class LanguageModel:
     def log_probs(self, text, skip_unknown=False) -> np.ndarray:
         """log P(w | the text's last words) for every word w (float64 [V]), exactly normalised."""
         ctx = self.context_ids(text, skip_unknown)[None]
-        h = self._hidden(ctx)[0]
         with np.errstate(all="ignore"):
-            logits = self.out.astype(np.float64) @ h.astype(np.float64) + self.out_b
-            if self.direct is not None:
-                logits += self.direct.astype(np.float64) @ self.table[ctx[0]].reshape(-1).astype(np.float64)
+            if self.softmax == "hs":
+                h = self._hidden(ctx)[0]
+                logits = self.out.astype(np.float64) @ h.astype(np.float64) + self.out_b
+            else:  # float64 throughout, as sequence_log_probs (eval --text, perplexity)
+                logits = forward(self.params64, ctx, self.activation)[3][0]
             if self.softmax == "hs":
                 lp = self.K.tree_all_log_probs(logits, self.codes, self.points, self.lengths)
             else:
@@ -773,7 +781,8 @@ class LanguageModel:
             raise FastembError("sentence ends must rise to the number of tokens")
         ctx = self.K.sentence_contexts(ids, ends, self.context, self.V)
         if self.softmax != "hs":
-            return dense_log_probs(self.params, ctx, ids, self.activation, chunk)
+            with np.errstate(all="ignore"):  # overflow shows as a non-finite perplexity (score: an error)
+                return dense_log_probs(self.params64, ctx, ids, self.activation, chunk)
         out = np.empty(len(ids), np.float64)
         for a in range(0, len(ids), chunk):
             H = self._hidden(ctx[a:a + chunk])
