@@ -176,6 +176,8 @@ def model_shapes(path, attrs, n_words, dim, group) -> dict:
     rows = n_words - 1 if softmax == "hs" else n_words
     shapes = {"boundary": (dim,), "hidden_weight": (hidden, context * dim), "hidden_bias": (hidden,),
               "output_weight": (rows, hidden), "output_bias": (rows,)}
+    if "direct_weight" in group:  # Bengio's direct connections (full softmax): context words to output
+        shapes["direct_weight"] = (rows, context * dim)
     labels = {"hidden_weight": f"hidden×{context * dim} (context {context} × dim {dim})"}
     return {name: (shape, labels.get(name, "×".join(map(str, shape)))) for name, shape in shapes.items()}
 
