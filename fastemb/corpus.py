@@ -27,6 +27,15 @@ CHUNK_BYTES = 1 << 20
 MAX_TOKEN_BYTES = 1000
 
 
+def _phrase_table_check(v):
+    """--phrases names a readable file (its contents are checked when the reader loads it)."""
+    if not v:
+        return "must be a file name"
+    if not os.path.isfile(v):
+        return f"{v!r} is not a file (a phrase table written by fastemb phrases)"
+    return None
+
+
 @dataclass(frozen=True)
 class CorpusOptions(Options):
     """How text becomes a vocabulary and token ids: shared by vocab, cooc and train."""
@@ -42,7 +51,7 @@ class CorpusOptions(Options):
     memory: str = Spec("size", "Memory budget for counting (vocabulary pruning, co-occurrence spilling).",
                        on_resume="free", metavar="SIZE")("2GB")
     phrases: Optional[str] = Spec(str, "Join the phrases of this table (from `fastemb phrases`) while reading "
-                                       "the corpus.", check=lambda v: None if v else "must be a file name",
+                                       "the corpus.", check=_phrase_table_check,
                                   optional=True, metavar="TABLE", none_means="no phrases")(None)
     glob: Optional[str] = Spec(str, "In a directory, read only the files whose name (or path below the directory) "
                                     "matches PATTERN ('*.txt'); hidden files and known non-text files (HDF5, "

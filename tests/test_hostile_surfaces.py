@@ -146,14 +146,14 @@ def small_corpus(tmp_path_factory):
 
 SIGNAL_RUNS = {
     # each at the top of a documented range, on a small vocabulary so that memory stays small
-    "sgns-dim": ["train", "--dim", "100000", "--epochs", "50", "--threads", "2"],
-    "cbow-negative": ["train", "--algo", "cbow", "--negative", "1000", "--dim", "300", "--epochs", "50"],
-    "nplm-hidden": ["train", "--algo", "nplm", "--hidden", "100000", "--batch", "4", "--epochs", "50"],
+    "sgns-dim": ["train", "--dim", "100000", "--epochs", "100000", "--threads", "2"],
+    "cbow-negative": ["train", "--algo", "cbow", "--negative", "1000", "--dim", "300", "--epochs", "100000"],
+    "nplm-hidden": ["train", "--algo", "nplm", "--hidden", "100000", "--batch", "4", "--epochs", "100000"],
     "nplm-samples": ["train", "--algo", "nplm", "--softmax", "sampled", "--samples", "30", "--hidden", "2000",
-                     "--epochs", "50"],
+                     "--epochs", "100000"],
     "nplm-context": ["train", "--algo", "nplm", "--context", "64", "--dim", "1000", "--hidden", "200",
-                     "--batch", "4", "--epochs", "50"],
-    "glove-dim": ["train", "--algo", "glove", "--dim", "100000", "--epochs", "50"],
+                     "--batch", "4", "--epochs", "100000"],
+    "glove-dim": ["train", "--algo", "glove", "--dim", "100000", "--epochs", "100000"],
 }
 
 

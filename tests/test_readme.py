@@ -22,8 +22,8 @@ def runnable_bash(code):
     """Each command line, with the setup steps CI already did taken out."""
     lines = []
     for line in code.replace("\\\n", " ").splitlines():
-        line = re.sub(r"^pip install [^&]*&&\s*", "", line.strip())
-        if not line or line.startswith("pip install") or "python -m pytest" in line:
+        line = re.sub(r"^pip install [^&]*&&\s*", "", line.rstrip())  # indentation kept (here-documents)
+        if not line.strip() or line.startswith("pip install") or "python -m pytest" in line:
             continue
         lines.append(line)
     return "\n".join(lines)
@@ -47,7 +47,9 @@ def doc_pages():
 
 
 def run_blocks(blocks, where, cwd):
-    env = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")}
+    # as from the repository root: `python -m bench.X` imports the repository's bench/
+    env = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""),
+           "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
     for i, (lang, code) in enumerate(blocks):
         if lang == "bash":
             cmd = ["bash", "-euo", "pipefail", "-c", runnable_bash(code)]
