@@ -190,7 +190,7 @@ def test_long_output_names_and_non_utf8_paths_save(tmp_path):
 def test_two_runs_on_one_output(tmp_path, corpus_3m):
     out = tmp_path / "v.h5"
     first = subprocess.Popen([sys.executable, "-m", "fastemb", "train", str(corpus_3m), "-o", str(out), "--epochs",
-                              "30", "--threads", "1", "--quiet"], cwd=ROOT, stderr=subprocess.PIPE)
+                              "100000", "--threads", "1", "--quiet"], cwd=ROOT, stderr=subprocess.PIPE)
     lock = tmp_path / ".v.h5.fastemb-lock"
     deadline = time.time() + 60
     while not lock.exists() and time.time() < deadline:
