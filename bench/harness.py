@@ -215,6 +215,12 @@ def summarise(records, corpus_tokens):
                 row[field + "_spread"] = [min(vals), max(vals)]
         if "quality" in first:
             row["quality"] = {k: statistics.median([r["quality"][k] for r in rs]) for k in first["quality"]}
+            if len(rs) > 1:  # over seeds (--seeds): the spread that says whether a difference is noise
+                row["quality_sd"] = {k: statistics.stdev([r["quality"][k] for r in rs]) for k in first["quality"]}
+        if all("passes" in r for r in rs):
+            row["passes"] = {k: statistics.median([r["passes"][k] for r in rs]) for k in first["passes"]}
+        if all("vocab_seconds" in r for r in rs):
+            row["vocab_seconds"] = statistics.median([r["vocab_seconds"] for r in rs])
         rows.append(row)
     # word2vec.c reports no training time: its whole run minus its own vocabulary pass in this run
     vocab_wall = {r["corpus"]: r["wall"] for r in rows if r["tool"] == "word2vec.c" and r["task"] == "vocab"
@@ -268,6 +274,34 @@ def markdown(rows, meta):
                      f"{os.path.basename(r['corpus'])}"
                      f" | {wall} | {fmt(r.get('train_seconds'))} | {wps} | {fmt(r.get('rss_mb'), 0)} | "
                      f"{fmt(q.get('ws353'), 3)} | {fmt(q.get('simlex999'), 3)} | {fmt(q.get('analogy'), 3)} | {ratio} |")
+    lines += pass_table(rows)
     for k, v in meta.get("extra", {}).items():
         lines.append(f"\n{k}: {v}")
     return "\n".join(lines) + "\n"
+
+
+def pass_table(rows):
+    """Where each tool's whole-process time goes (medians, seconds): fastemb's passes as it reports them
+    (start-up = interpreter, imports and the kernels' cache before the first pass; other = the rest of the
+    wall time: the bench runner's own process and evaluation set-up), a peer's vocabulary and training."""
+    out = []
+    for r in rows:
+        if "wall" not in r or r["task"] not in ("sgns", "cbow", "glove", "ppmi-svd"):
+            continue
+        p = r.get("passes")
+        cells = ["", "", "", "", "", ""]
+        if p:
+            cells = [f"{p.get(k, 0):.2f}" if k in p else "" for k in ("startup", "read", "encode", "train", "write")]
+            cells.append(f"{r['wall'] - sum(p.values()):.2f}")
+        elif r.get("vocab_seconds") is not None:
+            cells[1] = f"{r['vocab_seconds']:.2f} (vocabulary)"
+            cells[3] = f"{r['train_seconds']:.2f}" if r.get("train_seconds") else ""
+            cells[5] = f"{r['wall'] - r['vocab_seconds'] - (r.get('train_seconds') or 0):.2f}"
+        else:
+            cells[3] = f"{r['train_seconds']:.2f}" if r.get("train_seconds") else ""
+        out.append(f"| {r['tool']} | {r['task']} | {r['threads']} | " + " | ".join(cells) + f" | {r['wall']:.2f} |")
+    if not out:
+        return []
+    return ["", "Per pass, seconds (medians):", "",
+            "| tool | task | threads | start-up | read + count | encode | train | write | other | whole |",
+            "|---|---|---|---|---|---|---|---|---|---|"] + out

@@ -67,11 +67,13 @@ def run_fastemb(case):
     if w["hs"]:
         cmd += ["--hs"]
     cmd += p.get("extra_args", [])
-    subprocess.run(cmd, check=True)
-    import h5py
-    with h5py.File(out, "r") as f:
-        return {"vectors": out, "train_seconds": float(f.attrs["train_seconds"]),
-                "corpus_tokens": int(f.attrs["corpus_tokens"])}
+    report = json.loads(subprocess.run(cmd + ["--json"], check=True, stdout=subprocess.PIPE).stdout)
+    return {"vectors": out, "train_seconds": report["train_seconds"], "corpus_tokens": report["corpus_tokens"],
+            "passes": {k[:-len("_seconds")]: report[k] for k in PASSES if k in report}}
+
+
+# what `fastemb train --json` reports of each pass, in the order they run (bench table: per pass)
+PASSES = ("startup_seconds", "read_seconds", "encode_seconds", "train_seconds", "write_seconds")
 
 
 def run_gensim(case):

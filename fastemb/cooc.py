@@ -124,9 +124,10 @@ def cooccurrences(corpus, *, algo=DEFAULT_FOR, seed=1, threads=None, tmp_dir=Non
         from fastemb.dask import cooccurrences as on_cluster
         return on_cluster(corpus, copts, options, client, seed=run.seed)
     check_work_dir(tmp_dir)
-    with build_vocab(corpus, copts, encode=True, work_dir=tmp_dir) as enc:
+    threads = resolve_threads(run.threads)
+    with build_vocab(corpus, copts, encode=True, work_dir=tmp_dir, threads=threads) as enc:
         sink = CsrCollector(len(enc.vocab))
-        cooccurrence(enc, sink, options, seed=run.seed, memory=copts.memory_bytes, threads=resolve_threads(run.threads),
+        cooccurrence(enc, sink, options, seed=run.seed, memory=copts.memory_bytes, threads=threads,
                      spill_dir=tmp_dir)
         return enc.vocab.words, enc.vocab.counts, sink.matrix()
 

@@ -509,12 +509,13 @@ def _execute(plan: _Plan):
     threads = resolve_threads(plan.run.threads)
     if plan.algorithm.input == "corpus":
         with build_vocab(plan.sources, plan.corpus_options, encode=True, work_dir=plan.tmp_dir, base=plan.init,
-                         update=plan.update_vocab) as enc:
+                         update=plan.update_vocab, threads=threads) as enc:
             v = enc.vocab
             if enc.n_tokens == 0:
                 raise FastembError("none of the corpus's tokens is in the vocabulary of the model trained further"
                                    f" (give {param('update_vocab')} to add its words)")
-            attrs = {"corpus_tokens": v.raw_tokens, "vocab_tokens": enc.n_tokens}
+            attrs = {"corpus_tokens": v.raw_tokens, "vocab_tokens": enc.n_tokens,
+                     **{f"{k}_seconds": s for k, s in enc.seconds.items()}}
             if plan.init is not None:
                 attrs.update(continued_from=plan.init_path or "<Embeddings>", update_vocab=plan.update_vocab,
                              words_added=len(v) - len(plan.init))
@@ -529,7 +530,9 @@ def _execute(plan: _Plan):
         emb = _fit(plan, data, data.words, data.counts, data.attrs, fingerprint, threads)
     emb.attrs["total_seconds"] = time.perf_counter() - t0
     if plan.output is not None:
+        t_write = time.perf_counter()
         emb.save(plan.output, "hdf5", overwrite=True)  # durable (fsync, rename, fsync of the directory) ...
+        emb.attrs["write_seconds"] = time.perf_counter() - t_write  # not in the file: known after writing it
         from fastemb.checkpoint import made_for
         for done in {plan.checkpoint, plan.resumed.path if plan.resumed else None} - {None}:
             if made_for(done, plan.run_id, plan.output):
@@ -580,7 +583,7 @@ def _cooc_data(plan, threads) -> CoocData:
         return _cooc_on_cluster(plan)
     from fastemb.cooc import CsrCollector, cooccurrence
     from fastemb.vocab import build_vocab
-    with build_vocab(plan.sources, plan.corpus_options, encode=True, work_dir=plan.tmp_dir) as enc:
+    with build_vocab(plan.sources, plan.corpus_options, encode=True, work_dir=plan.tmp_dir, threads=threads) as enc:
         sink = CsrCollector(len(enc.vocab))
         cooccurrence(enc, sink, plan.options.cooc, seed=plan.run.seed, memory=plan.corpus_options.memory_bytes,
                      threads=threads, spill_dir=plan.tmp_dir)

@@ -6,11 +6,19 @@ When the table outgrows its memory budget the rarest entries are pruned as in wo
 (their occurrences so far are forgotten: counts of pruned words become lower bounds, which the log says).
 Pass 2 maps provisional ids to final ids (descending count, ties by first occurrence) over the id file
 in blocks, dropping out-of-vocabulary tokens and empty sentences. Stdin works because the text is read once.
+
+With several threads, local files are cut into line-aligned byte ranges (fastemb.sharding, shared with the
+Dask path; a compressed file is one range): each range is counted and given provisional ids by its own
+table on its own thread, the tables are merged exactly (counts add up, a word's first occurrence is the
+smallest (range, provisional id) key: `merge_tables`, which the Dask path uses too) and the ranges are
+encoded in parallel into one id file. The vocabulary, its order and every id equal a one-thread pass unless
+a table had to be pruned (a warning says so).
 """
 from __future__ import annotations
 
 import os
 import shutil
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -22,6 +30,9 @@ from fastemb.errors import FastembError, FileError, param
 from fastemb.progress import Progress, log
 
 BYTES_PER_ENTRY = 64  # table arrays + slots at load 1/2 + ~10 bytes of string
+FIRST_BITS = 40       # a word's first occurrence over shards: (shard index << FIRST_BITS) | its provisional id
+SHARD_MIN_BYTES = 4 << 20   # local parallel counting cuts ranges of at least this much text
+SHARDS_PER_THREAD = 4       # ... and about this many per thread (the last ones balance the threads)
 
 
 @dataclass
@@ -139,6 +150,21 @@ class StringTable:
         arena = self.arena[:int(self.state[_kernels().S_ARENA])].tobytes()
         return [arena[o:o + k] for o, k in zip(self.e_off[:n].tolist(), self.e_len[:n].tolist())]
 
+    def packed(self, keys=None) -> "StringTable":
+        """A copy trimmed to its entries (to send to another process), e_pid replaced by `keys` if given."""
+        K = _kernels()
+        n, used = self.n, int(self.state[K.S_ARENA])
+        t = StringTable.__new__(StringTable)
+        for name in ("e_hash", "e_off", "e_len", "e_count", "e_pid"):
+            setattr(t, name, getattr(self, name)[:max(n, 1)].copy())
+        if keys is not None:
+            t.e_pid[:n] = np.asarray(keys, np.int64)[:n]
+        t.arena = self.arena[:used].copy()
+        t.state = self.state.copy()
+        t.slots = np.full(1 << max(4, (2 * n + 2).bit_length()), -1, np.int32)
+        K.rebuild_slots(t.slots, t.e_hash, n)
+        return t
+
     def copy(self) -> "StringTable":
         t = StringTable.__new__(StringTable)
         for name in ("slots", "e_hash", "e_off", "e_len", "e_count", "e_pid", "arena", "state"):
@@ -154,6 +180,7 @@ class EncodedCorpus:
     sentence_ends: np.ndarray
     work_dir: str
     invalid_bytes: int = 0
+    seconds: dict = field(default_factory=dict)   # wall seconds of the passes that made it: read, encode
 
     @property
     def n_tokens(self) -> int:
@@ -306,16 +333,205 @@ def _extend(table, base, update, min_count, max_vocab):
     return final, words, merged
 
 
+def merge_into(out: "StringTable", table: "StringTable", keys=None) -> np.ndarray:
+    """Add `table`'s words to `out`: counts add up and a word's key (e_pid: where it first occurred) is the
+    smaller of the two (`keys` replaces table's e_pid). Returns the entry in `out` of each of table's entries."""
+    K = _kernels()
+    n = table.n
+    key = table.e_pid if keys is None else np.asarray(keys, np.int64)
+    where = np.empty(n, np.int64)
+    i = 0
+    while True:
+        code, i = K.merge(table.arena, table.e_off, table.e_len, table.e_hash, table.e_count, key, i, n, out.slots,
+                          out.e_hash, out.e_off, out.e_len, out.e_count, out.e_pid, out.arena, out.state, where)
+        if code == K.DONE:
+            break
+        out.grow(MAX_TOKEN_BYTES)
+    for slot in (K.S_TOKENS, K.S_TRUNCATED):
+        out.state[slot] += int(table.state[slot])
+    return where
+
+
+def merge_tables(tables, keys=None):
+    """Exact merge of tokenizer tables (merge_into each, in order; `keys[i]` replaces table i's e_pid).
+    Returns (the merged table, [per table: the merged entry of each of its entries]); the caller orders the
+    merged words with vocabulary_order(counts, keys)."""
+    biggest = max((t.n for t in tables), default=0)
+    out = StringTable(entries=max(1 << 10, 1 << ((2 * biggest).bit_length() - 1)))
+    wheres = [merge_into(out, t, None if keys is None else keys[j]) for j, t in enumerate(tables)]
+    return out, wheres
+
+
+@dataclass
+class _Part:
+    """One range of the corpus after counting: its provisional ids mapped to the merged table's entries
+    (-1: pruned), the tokens each provisional id stands for, and its id files (when encoding)."""
+    entry_of: np.ndarray
+    count_of: np.ndarray
+    pruned: int
+    pids: str | None = None
+    sents: str | None = None
+
+
+def _part_of(table, where, pruned, pids=None, sents=None) -> _Part:
+    n = table.n
+    next_pid = int(table.state[_kernels().S_NEXT_PID])
+    entry_of = np.full(next_pid, -1, np.int64)
+    count_of = np.zeros(next_pid, np.int64)
+    entry_of[table.e_pid[:n]] = where
+    count_of[table.e_pid[:n]] = table.e_count[:n]
+    return _Part(entry_of, count_of, pruned, pids, sents)
+
+
+class _SharedProgress:
+    """The progress of one range, reported as the sum over every range (scan_corpus calls update from
+    the threads)."""
+
+    def __init__(self, progress, parts):
+        import threading
+        self.progress, self.lock = progress, threading.Lock()
+        self.done, self.items = [0] * parts, [0] * parts
+
+    def of(self, k):
+        shared = self
+
+        class One:
+            def update(self, done, items=None, **kw):
+                with shared.lock:
+                    shared.done[k] = done
+                    shared.items[k] = items or 0
+                    shared.progress.update(sum(shared.done), sum(shared.items))
+
+            def rebase(self, *a, **k):
+                pass
+        return One()
+
+
+def local_shards(reader: CorpusReader, threads: int):
+    """The byte ranges to count on `threads` threads, or None to read the corpus on one (one thread,
+    stdin, Python sentences, a phrase table, or too little text to share)."""
+    if threads <= 1 or reader.phrases is not None or reader.total_bytes is None \
+            or reader.total_bytes < 2 * SHARD_MIN_BYTES:
+        return None
+    from fastemb.sharding import shards
+    size = max(SHARD_MIN_BYTES, -(-reader.total_bytes // (threads * SHARDS_PER_THREAD)))
+    found = shards(reader.sources, size)
+    return found if len(found) > 1 else None
+
+
+def _count(reader, o, *, threads, max_entries, work, progress):
+    """Pass 1: (merged table, parts, invalid bytes, files with invalid bytes, pruned) for the reader's corpus,
+    on one thread or over byte ranges on `threads`."""
+    K = _kernels()
+    shard_list = local_shards(reader, threads)
+    if shard_list is None:
+        fi = fs = None
+        try:
+            if work:
+                fi = open(os.path.join(work, "pids.0.u32"), "wb")
+                fs = open(os.path.join(work, "sents.0.i64"), "wb")
+            table, pruned = scan_corpus(reader, max_entries=max_entries, ids_file=fi, sents_file=fs,
+                                         max_sentence_length=o.max_sentence_length, progress=progress)
+        finally:
+            for f in (fi, fs):
+                if f is not None:
+                    f.close()
+        part = _part_of(table, np.arange(table.n), pruned, fi and fi.name, fs and fs.name)
+        return table, [part], reader.invalid_bytes, reader.invalid_sources, pruned
+    from concurrent.futures import ThreadPoolExecutor
+    from fastemb.compiling import notice
+    from fastemb.sharding import ShardReader
+    params = {"lowercase": o.lowercase, "token_pattern": o.token_pattern, "chunk_bytes": reader.chunk_bytes}
+    per_shard = max(1 << 10, max_entries // (2 * threads))
+    shared = _SharedProgress(progress, len(shard_list))
+    with notice([K.scan, K.merge, K.remap]):  # compiled here, once, not by every thread at its first call
+        _warm()
+
+    def count(k, shard):
+        r = ShardReader(shard, params)
+        fi = fs = None
+        try:
+            if work:
+                fi = open(os.path.join(work, f"pids.{k}.u32"), "wb")
+                fs = open(os.path.join(work, f"sents.{k}.i64"), "wb")
+            table, pruned = scan_corpus(r, max_entries=per_shard, ids_file=fi, sents_file=fs,
+                                         max_sentence_length=o.max_sentence_length, progress=shared.of(k))
+        finally:
+            for f in (fi, fs):
+                if f is not None:
+                    f.close()
+        return table, pruned, r.invalid_bytes, fi and fi.name, fs and fs.name
+
+    merged, parts, invalid, invalid_where, pruned = None, [], 0, [], 0
+    with ThreadPoolExecutor(threads) as pool:
+        futures = [pool.submit(count, k, sh) for k, sh in enumerate(shard_list)]
+        try:
+            for k, fut in enumerate(futures):  # merged in corpus order: the same table whatever the timing
+                table, dropped, bad, pids, sents = fut.result()
+                futures[k] = None
+                keys = (np.int64(k) << np.int64(FIRST_BITS)) | table.e_pid[:table.n]
+                if merged is None:
+                    merged = StringTable(entries=max(1 << 10, 1 << ((2 * table.n).bit_length() - 1)))
+                parts.append(_part_of(table, merge_into(merged, table, keys), dropped, pids, sents))
+                del table
+                pruned += dropped
+                invalid += bad
+                if bad and shard_list[k].url not in invalid_where:
+                    invalid_where.append(shard_list[k].url)
+                if merged.n > max_entries // 2:
+                    pruned += _prune_merged(merged, parts, max_entries // 2)
+        except BaseException:
+            for f in futures:
+                if f is not None:
+                    f.cancel()
+            raise
+    if pruned:
+        log.warning(f"warning: the counting tables reached the memory budget and pruned {pruned:,} rare words: "
+                    f"counts are lower bounds, and with several threads the vocabulary can differ from a "
+                    f"one-thread run (raise {param('memory')})")
+    log.info(f"vocabulary: counted {len(shard_list)} ranges of the corpus on {threads} threads")
+    return merged, parts, invalid, invalid_where, pruned
+
+
+def _prune_merged(merged, parts, limit):
+    """Prune the merged table (as the one-thread counter prunes its table) until it holds at most `limit`
+    entries; the parts' entries follow. Returns how many entries were dropped."""
+    dropped, min_reduce = 0, 1
+    while merged.n > limit:
+        keep = merged.e_count[:merged.n] > min_reduce
+        new_index = np.where(keep, np.cumsum(keep) - 1, -1)
+        dropped += merged.prune(min_reduce)
+        for part in parts:
+            part.entry_of = np.where(part.entry_of >= 0, new_index[part.entry_of], -1)
+        min_reduce += 1
+    return dropped
+
+
+def _warm():
+    """The counting kernels called once on nothing (Numba compiles or loads them at a first call)."""
+    K = _kernels()
+    t = StringTable(1 << 4)
+    e32, e64 = np.zeros(0, np.uint32), np.zeros(0, np.int64)
+    K.scan(np.zeros(0, np.uint8), 0, True, 2, MAX_TOKEN_BYTES, False, 1 << 10, t.slots, t.e_hash, t.e_off,
+           t.e_len, t.e_count, t.e_pid, t.arena, t.state, e32, e64)
+    K.merge(t.arena, t.e_off, t.e_len, t.e_hash, t.e_count, t.e_pid, 0, 0, t.slots, t.e_hash, t.e_off, t.e_len,
+            t.e_count, t.e_pid, t.arena, t.state, e64)
+    K.remap(e32, e64, e64, 0, 0, e32, e64)
+
+
 def build_vocab(paths, options: CorpusOptions | None = None, *, encode=False, work_dir=None, chunk_bytes=None,
-                memory_bytes=None, base=None, update=False, client=None, **corpus_options):
+                memory_bytes=None, base=None, update=False, client=None, threads=1, **corpus_options):
     """Count the corpus (and encode it when `encode`): returns Vocab, or EncodedCorpus (a context manager
     that removes its work directory). `options` or flat keyword arguments (min_count=5, ...) are the
     CorpusOptions; `memory_bytes` overrides its memory budget (tests force pruning with tiny ones).
     `base` (a Vocab, or anything with words and counts) continues an earlier vocabulary: its words keep
     their order and ids, counts add up, other words are out of vocabulary unless `update` appends them.
+    threads: count and encode local files over byte ranges on this many threads (None: every core); the
+    result equals one thread's unless the memory budget pruned a table (a warning says so).
     client: count on a Dask cluster (a dask.distributed Client, a scheduler address or "local:N"; files,
     directories or URLs only): the same Vocab as counting here (`fastemb.dask.vocabulary`)."""
     from fastemb.errors import OptionError
+    from fastemb.parallel import resolve_threads
     unknown = sorted(set(corpus_options) - set(CorpusOptions.specs()))
     if unknown:
         raise OptionError(unknown[0], "is not a parameter of fastemb.build_vocab")
@@ -330,33 +546,29 @@ def build_vocab(paths, options: CorpusOptions | None = None, *, encode=False, wo
                                         "Python sentences")
         from fastemb.dask import vocabulary
         return vocabulary(paths, o, client=client)
+    if isinstance(threads, bool) or not (threads is None or isinstance(threads, (int, np.integer))):
+        raise OptionError("threads", f"must be a whole number of threads (got {threads!r})")
+    threads = resolve_threads(threads)
     K = _kernels()
-    min_count, max_vocab, max_sentence_length = o.min_count, o.max_vocab, o.max_sentence_length
+    min_count, max_vocab = o.min_count, o.max_vocab
     memory = o.memory_bytes if memory_bytes is None else int(memory_bytes)
     reader = CorpusReader(paths, lowercase=o.lowercase, token_pattern=o.token_pattern, phrases=o.phrases,
-                          max_sentence_length=max_sentence_length, glob=o.glob,
+                          max_sentence_length=o.max_sentence_length, glob=o.glob,
                           **({"chunk_bytes": chunk_bytes} if chunk_bytes else {}))
     progress = Progress("vocab" if not encode else "read", reader.total_bytes, unit="tokens")
     max_entries = max(1 << 10, memory // BYTES_PER_ENTRY)
     work = files.work_dir(work_dir) if encode else None
+    t0 = time.perf_counter()
     try:
-        if encode:
-            with open(os.path.join(work, "pids.u32"), "wb") as fi, \
-                    open(os.path.join(work, "sents.i64"), "wb") as fs:
-                table, pruned = scan_corpus(reader, max_entries=max_entries, ids_file=fi, sents_file=fs,
-                                             max_sentence_length=max_sentence_length, progress=progress)
-        else:
-            table, pruned = scan_corpus(reader, max_entries=max_entries,
-                                         max_sentence_length=max_sentence_length, progress=progress)
+        table, parts, invalid, invalid_where, pruned = _count(reader, o, threads=threads, max_entries=max_entries,
+                                                              work=work, progress=progress)
         raw_tokens = int(table.state[K.S_TOKENS])
         progress.done()
-        warn_reading(reader.invalid_bytes, reader.invalid_sources, int(table.state[K.S_TRUNCATED]))
+        warn_reading(invalid, invalid_where, int(table.state[K.S_TRUNCATED]))
         check_counted(raw_tokens, 1, table.n, min_count, reader.sources)
-        remap = np.full(int(table.state[K.S_NEXT_PID]), -1, np.int64)
         if base is not None:
             final, words, merged = _extend(table, base, update, min_count, max_vocab)
             vocab = Vocab(words, merged, raw_tokens=raw_tokens, distinct=table.n, pruned=pruned)
-            remap[table.e_pid[:table.n]] = final
             log.info(f"vocabulary: {len(base.words):,} words continued, {len(words) - len(base.words):,} added, "
                      f"{int((final >= 0).sum()):,} of the corpus's {table.n:,} distinct words in it")
         else:
@@ -364,12 +576,15 @@ def build_vocab(paths, options: CorpusOptions | None = None, *, encode=False, wo
             check_counted(raw_tokens, len(order), table.n, min_count, reader.sources)
             vocab = Vocab([table.word(e) for e in order], table.e_count[order].copy(), raw_tokens=raw_tokens,
                           distinct=table.n, pruned=pruned)
-            remap[table.e_pid[order]] = np.arange(len(order))
+            final = np.full(table.n, -1, np.int64)
+            final[order] = np.arange(len(order))
         if not encode:
             return vocab
         del table
-        corpus = _remap(work, vocab, remap)
-        corpus.invalid_bytes = reader.invalid_bytes
+        t1 = time.perf_counter()
+        corpus = _encode(work, vocab, parts, final, threads)
+        corpus.invalid_bytes = invalid
+        corpus.seconds = {"read": t1 - t0, "encode": time.perf_counter() - t1}
         return corpus
     except BaseException:
         if work:
@@ -377,16 +592,54 @@ def build_vocab(paths, options: CorpusOptions | None = None, *, encode=False, wo
         raise
 
 
-def _remap(work, vocab, remap, block=1 << 22):
-    """Pass 2: provisional ids -> vocabulary ids, OOV tokens and empty sentences dropped. Both files are
-    read with plain reads, block by block: a memory map would leave every page it touched resident."""
-    pids_path, sents_path = os.path.join(work, "pids.u32"), os.path.join(work, "sents.i64")
-    n_pids = os.path.getsize(pids_path) // 4
+def _encode(work, vocab, parts, final, threads, block=1 << 22):
+    """Pass 2: provisional ids -> vocabulary ids (`final` of each merged entry), out-of-vocabulary tokens and
+    empty sentences dropped, each part written at its place in one id file (its length is known from the
+    counts), the parts on `threads` threads. Both files are read with plain reads, block by block: a memory
+    map would leave every page it touched resident."""
+    from concurrent.futures import ThreadPoolExecutor
+    ids_of = [np.where(p.entry_of >= 0, final[np.maximum(p.entry_of, 0)], -1) for p in parts]
+    kept = [int(p.count_of[i >= 0].sum()) for p, i in zip(parts, ids_of)]
+    bases = np.concatenate(([0], np.cumsum(kept))).astype(np.int64)
+    ids_path = os.path.join(work, "ids.u32")
+    fd = os.open(ids_path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        def one(k):
+            return _encode_part(k, parts[k], ids_of[k], int(bases[k]), fd, work, block)
+        if len(parts) == 1 or threads <= 1:
+            written = [one(k) for k in range(len(parts))]
+        else:
+            with ThreadPoolExecutor(min(threads, len(parts))) as pool:
+                written = list(pool.map(one, range(len(parts))))
+    finally:
+        os.close(fd)
+    if written != kept:
+        raise AssertionError("encoding wrote another number of tokens than the counts hold")
+    with open(os.path.join(work, "ends.i64"), "wb") as fe:
+        for k in range(len(parts)):
+            path = os.path.join(work, f"ends.{k}.i64")
+            with open(path, "rb") as f:
+                while chunk := f.read(1 << 24):
+                    try:
+                        fe.write(chunk)
+                    except OSError as e:
+                        raise FileError(f"{work}: cannot write: {files.describe_os_error(e)}") from None
+            os.remove(path)
+    return EncodedCorpus(vocab, _map(ids_path, np.uint32), _map(os.path.join(work, "ends.i64"), np.int64), work)
+
+
+def _encode_part(k, part, ids_of, base, fd, work, block):
+    """Encode one part's id files: ids written at `base` in the id file, sentence ends (positions in the
+    whole encoded corpus) to ends.K.i64. Returns the ids written."""
+    K = _kernels()
+    n_pids = os.path.getsize(part.pids) // 4
     kept_total = 0
-    last_end = 0
+    last_end = base
     pending = np.zeros(0, np.int64)  # sentence ends read but not yet reached
-    with open(pids_path, "rb") as fp, open(sents_path, "rb") as fs, \
-            open(os.path.join(work, "ids.u32"), "wb") as fi, open(os.path.join(work, "ends.i64"), "wb") as fe:
+    out_ids = np.empty(block, np.uint32)
+    out_ends = np.empty(block, np.int64)
+    with open(part.pids, "rb") as fp, open(part.sents, "rb") as fs, \
+            open(os.path.join(work, f"ends.{k}.i64"), "wb") as fe:
         for b0 in range(0, n_pids, block):
             pids = np.fromfile(fp, dtype=np.uint32, count=block)
             b1 = b0 + len(pids)
@@ -395,22 +648,27 @@ def _remap(work, vocab, remap, block=1 << 22):
                 if len(more) == 0:
                     break
                 pending = np.concatenate((pending, more))
-            k = int(np.searchsorted(pending, b1, side="right"))
-            old_ends, pending = pending[:k], pending[k:]  # the ends in (b0, b1]
-            new = remap[pids]
-            keep = new >= 0
-            write_array(fi, new[keep].astype(np.uint32), work)
-            cum = np.cumsum(keep) + kept_total
-            ends = cum[old_ends - b0 - 1]
-            ends = ends[np.diff(np.concatenate(([last_end], ends))) > 0]
-            write_array(fe, ends, work)
-            if len(ends):
-                last_end = ends[-1]
-            kept_total = int(cum[-1]) if len(cum) else kept_total
-    os.remove(pids_path)
-    os.remove(sents_path)
-    return EncodedCorpus(vocab, _map(os.path.join(work, "ids.u32"), np.uint32),
-                         _map(os.path.join(work, "ends.i64"), np.int64), work)
+            j = int(np.searchsorted(pending, b1, side="right"))
+            ends, pending = pending[:j] - b0, pending[j:]  # the ends in (b0, b1], block-relative
+            n, ne = K.remap(pids, ids_of, ends, base + kept_total, last_end, out_ids, out_ends)
+            _pwrite(fd, out_ids[:n], 4 * (base + kept_total), work)
+            write_array(fe, out_ends[:ne], work)
+            if ne:
+                last_end = int(out_ends[ne - 1])
+            kept_total += n
+    os.remove(part.pids)
+    os.remove(part.sents)
+    return kept_total
+
+
+def _pwrite(fd, array, offset, where):
+    view = memoryview(np.ascontiguousarray(array)).cast("B")
+    while len(view):
+        try:
+            done = os.pwrite(fd, view, offset)
+        except OSError as e:
+            raise FileError(f"{where}: cannot write: {files.describe_os_error(e)}") from None
+        view, offset = view[done:], offset + done
 
 
 def _map(path, dtype):

@@ -89,6 +89,35 @@ def test_shared_negative_window_matches_numpy_matrix_step(dim, n_out, six):
 
 
 @pytest.mark.parametrize("dim", DIMS)
+@pytest.mark.parametrize("n_out", [6, 5, 2])
+def test_fused_cbow_window_matches_numpy(n_out, dim):
+    """The fused kernel for negative 5 (six output slots, fewer when negatives that drew the centre word were
+    dropped): word2vec.c's CBOW step, the mean of the contexts predicting the word against its negatives."""
+    syn0, syn1 = rand_params(n=9, dim=dim)
+    s0, s1 = syn0.copy(), syn1.copy()
+    ctx = np.array([0, 1, 3, 1])  # a repeated context word gets the error twice
+    out = np.array([2, 4, 5, 7, 8, 6])[:n_out]
+    padded = np.concatenate([out, np.full(6 - n_out, -1)])  # slots past n_out are never read as rows
+    alpha = np.float32(0.1)
+    loss = kernels(dim).cbow_window6(syn0, syn1, ctx, 4, padded, n_out, alpha, True, SIG, NLS,
+                                     np.zeros(dim, np.float32), np.zeros(dim, np.float32))
+    h = s0[ctx].sum(0) / 4
+    e = np.zeros(dim)
+    ref_loss = 0.0
+    for o, target in enumerate(out):
+        label = 1.0 if o == 0 else 0.0
+        f = float(h @ s1[target])
+        g = (label - table_sigmoid(f)) * alpha
+        ref_loss -= np.log(sigmoid(f)) if o == 0 else np.log(1 - sigmoid(f))
+        e += g * s1[target]
+        s1[target] += g * h
+    np.add.at(s0, ctx, np.tile(e, (4, 1)))
+    assert loss == pytest.approx(ref_loss, rel=2e-2)
+    np.testing.assert_allclose(syn0, s0, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(syn1, s1, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("dim", DIMS)
 @pytest.mark.parametrize("mean", [True, False])
 def test_cbow_window_matches_numpy(mean, dim):
     syn0, syn1 = rand_params(dim=dim)

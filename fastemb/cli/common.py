@@ -3,6 +3,7 @@ output claiming and table printing. Importing it loads neither numba nor the ker
 from __future__ import annotations
 
 import json
+import os
 
 import click
 
@@ -179,3 +180,16 @@ def topn_option(default):
 def restrict_option(text, default=None):
     return click.option("--restrict", "restrict_vocab", type=int, default=default, show_default=default is not None,
                         help=text)
+
+
+def process_seconds():
+    """Seconds since this process started (Linux's /proc; 10 ms resolution), or None where it cannot be read:
+    the start-up cost (interpreter, imports, kernels' cache) a command reports before its first pass."""
+    try:
+        with open("/proc/self/stat", encoding="ascii") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        with open("/proc/uptime", encoding="ascii") as f:
+            uptime = float(f.read().split()[0])
+        return max(0.0, uptime - int(fields[19]) / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None

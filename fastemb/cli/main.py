@@ -20,7 +20,7 @@ from fastemb.errors import FastembError, Interrupted, OptionError, param
 from fastemb.options import RunOptions
 from fastemb.phrasing import PhrasesOptions
 from fastemb.cli.classify import classify as classify_group
-from fastemb.cli.common import (algorithm_options, claim_output, counting_options_of, dask_option, echo_json, given, json_option, load_vectors, options_of, output_option, print_table, quiet_option, require, restrict_option, run_options, summary, tmp_dir_option, topn_option)
+from fastemb.cli.common import (algorithm_options, claim_output, counting_options_of, dask_option, echo_json, given, json_option, load_vectors, options_of, output_option, print_table, process_seconds, quiet_option, require, restrict_option, run_options, summary, tmp_dir_option, topn_option)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -41,10 +41,12 @@ COUNTING_ALGOS = tuple(a.name for a in registry.all_algorithms() if a.input == "
               help="tsv: word<TAB>count; glove / word2vec: 'word count' lines (GloVe's vocab.txt, word2vec.c's "
                    "-save-vocab).")
 @options_of(CorpusOptions)
+@click.option("--threads", type=int, default=None, help="Count local files on this many threads (default: every "
+                                                        "core); the vocabulary is the same on any number.")
 @dask_option("Count")
 @json_option
 @quiet_option
-def vocab(corpus, output, force, fmt, dask_address, as_json, quiet, **params):
+def vocab(corpus, output, force, fmt, threads, dask_address, as_json, quiet, **params):
     """Count the words of CORPUS (files, directories, '-' for stdin; .gz/.bz2/.xz), most frequent first."""
     from fastemb.vocab import build_vocab
     options = CorpusOptions(**given(params))
@@ -54,7 +56,7 @@ def vocab(corpus, output, force, fmt, dask_address, as_json, quiet, **params):
         with cluster_guard(dask_address):
             v = vocabulary(list(corpus), options, client=dask_address)
     else:
-        v = build_vocab(corpus, options)
+        v = build_vocab(corpus, options, threads=threads)
     v.save(output, fmt)
     summary(as_json, {"output": output, "words": len(v), "distinct": v.distinct, "tokens": v.raw_tokens,
                        "vocab_tokens": v.total, "pruned": v.pruned},
@@ -99,7 +101,7 @@ def cooc(corpus, output, force, for_algo, seed, threads, tmp_dir, dask_address, 
                  f"{stats['shards']} shards on {stats['workers']} workers -> {output}", quiet)
         return
     threads = resolve_threads(run.threads)
-    with build_vocab(corpus, copts, encode=True, work_dir=tmp_dir) as enc:
+    with build_vocab(corpus, copts, encode=True, work_dir=tmp_dir, threads=threads) as enc:
         v = enc.vocab
         attrs = {**options.flat(), **copts.flat(), "counted_for": for_algo, "seed": run.seed, "corpus_tokens": v.raw_tokens,
                  "vocab_tokens": enc.n_tokens,
@@ -174,15 +176,17 @@ def train(corpus, output, force, algo, cooc, seed, threads, checkpoint_every, re
 
     Options of another algorithm than --algo are refused; each option lists its default per algorithm."""
     from fastemb.training import train as train_fn
+    startup = process_seconds()  # interpreter, imports, option parsing: before any corpus work
     emb = train_fn(list(corpus) or None, algo, cooc=cooc, seed=seed, threads=threads, output=output, force=force,
                    checkpoint_every=checkpoint_every, resume=resume, tmp_dir=tmp_dir, init=init,
                    update_vocab=bool(update_vocab), client=dask_address, **given(params))
     a = emb.attrs
     keys = ("algo", "dim", "epochs", "epochs_trained", "corpus_tokens", "train_seconds", "total_seconds",
-            "words_per_second", "loss")
+            "words_per_second", "loss", "read_seconds", "encode_seconds", "write_seconds")
     speed = f" ({a['words_per_second'] / 1e3:,.0f}k words/s)" if "words_per_second" in a else ""
     loss = f", final loss {a['loss'][-1]:.4f}" if a.get("loss") else ""
-    summary(as_json, {"output": output, "words": len(emb), **{k: a[k] for k in keys if k in a}},
+    summary(as_json, {"output": output, "words": len(emb), **{k: a[k] for k in keys if k in a},
+                      **({"startup_seconds": startup} if startup is not None else {})},
              f"train: {a['algo']}, {len(emb):,} words x {emb.dim} dims, {a['train_seconds']:.1f}s training"
              f"{speed}{loss} -> {output}", quiet)
 

@@ -14,14 +14,13 @@ from fastemb.dask.shards import DEFAULT_SHARD_BYTES, Collect, NoProgress, ShardR
 from fastemb.errors import param
 from fastemb.progress import log
 
-FIRST_BITS = 40          # a word's first occurrence: (shard index << FIRST_BITS) | its first local id
 
 
 def _vocab_shard(shard, params, track):
     """Count one shard with the local tokenizer. With `track` (a min_count), also what lets the client
     count the shard's sentences that survive the final vocabulary (see sentence_bases)."""
     from fastemb.kernels import tokenize as K
-    from fastemb.vocab import scan_corpus
+    from fastemb.vocab import FIRST_BITS, scan_corpus
     reader = ShardReader(shard, params)
     ids = sents = None
     if track is not None:
@@ -29,14 +28,14 @@ def _vocab_shard(shard, params, track):
     table, pruned = scan_corpus(reader, max_entries=params["max_entries"], ids_file=ids, sents_file=sents,
                                 max_sentence_length=params["max_sentence_length"], progress=NoProgress())
     n = table.n
-    words = table.raw_words()
     meta = {"index": shard.index, "tokens": int(table.state[K.S_TOKENS]), "pruned": int(pruned),
             "truncated": int(table.state[K.S_TRUNCATED]), "invalid_bytes": int(reader.invalid_bytes),
             "url": shard.url, "sentences": None}
     if track is not None and not pruned:
-        meta["sentences"] = _sentence_info(table, ids.array(np.uint32), sents.array(np.int64), words, track)
+        meta["sentences"] = _sentence_info(table, ids.array(np.uint32), sents.array(np.int64), table.raw_words(),
+                                           track)
     first = (np.int64(shard.index) << np.int64(FIRST_BITS)) | table.e_pid[:n].astype(np.int64)
-    return {"words": words, "counts": table.e_count[:n].copy(), "first": first, "meta": meta}
+    return {"table": table.packed(first), "meta": meta}
 
 
 def _sentence_info(table, pids, ends, words, min_count):
@@ -66,31 +65,24 @@ def _take(result, key):
 
 
 def _merge_tables(*parts):
-    """Exact merge of (words, counts, first) tables: counts add up, first occurrences take the minimum."""
+    """Exact merge of the shards' tables (vocab.merge_tables: counts add up, first occurrences take the
+    minimum)."""
     if len(parts) == 1:
-        p = parts[0]
-        return {"words": p["words"], "counts": p["counts"], "first": p["first"]}
-    index = {}
-    for p in parts:
-        for w in p["words"]:
-            if w not in index:
-                index[w] = len(index)
-    counts = np.zeros(len(index), np.int64)
-    first = np.full(len(index), np.iinfo(np.int64).max, np.int64)
-    for p in parts:
-        ids = np.fromiter((index[w] for w in p["words"]), np.int64, len(p["words"]))
-        np.add.at(counts, ids, p["counts"])
-        np.minimum.at(first, ids, p["first"])
-    return {"words": list(index), "counts": counts, "first": first}
+        return {"table": parts[0]["table"]}
+    from fastemb.vocab import merge_tables
+    merged, _ = merge_tables([p["table"] for p in parts])
+    return {"table": merged.packed()}
 
 
-def _select_words(table, min_count, max_vocab):
-    """The local selection rule (vocab.vocabulary_order) on a merged table."""
+def _select_words(root, min_count, max_vocab):
+    """The local selection rule (vocab.vocabulary_order) on the merged table."""
     from fastemb.vocab import vocabulary_order
-    order, n_eligible = vocabulary_order(table["counts"], table["first"], min_count, max_vocab)
-    words = table["words"]
-    return {"words": [words[i] for i in order.tolist()], "counts": np.asarray(table["counts"])[order].copy(),
-            "distinct": len(words), "eligible": n_eligible}
+    table = root["table"]
+    n = table.n
+    order, n_eligible = vocabulary_order(table.e_count[:n], table.e_pid[:n], min_count, max_vocab)
+    words = table.raw_words()
+    return {"words": [words[i] for i in order.tolist()], "counts": table.e_count[:n][order].copy(),
+            "distinct": n, "eligible": n_eligible}
 
 
 def corpus_params_of(copts, storage_options, memory_bytes=None):

@@ -190,3 +190,69 @@ def compact(keep, e_hash, e_off, e_len, e_count, e_pid, arena):
         used += length
         n += 1
     return n, used
+
+
+@njit(cache=True, nogil=True)
+def merge(src_arena, src_off, src_len, src_hash, src_count, src_key, start, stop, slots, e_hash, e_off, e_len,
+          e_count, e_key, arena, st, where):
+    """Add the source table's entries start..stop-1 to this table: counts add up, an entry's key (e_pid: the
+    order of first occurrence) becomes the smaller of the two; where[i] = the entry of source entry i.
+    Returns (DONE, stop), or (NEED_ROOM, i) to resume from i once the caller has grown the table."""
+    n_entries = st[S_ENTRIES]
+    used = st[S_ARENA]
+    code = DONE
+    i = start
+    while i < stop:
+        length = src_len[i]
+        off = src_off[i]
+        e, slot = find_entry(src_arena, off, length, src_hash[i], slots, e_hash, e_off, e_len, arena)
+        if e < 0:
+            if n_entries >= e_hash.shape[0] or used + length > arena.shape[0] or 2 * (n_entries + 1) > slots.shape[0]:
+                code = NEED_ROOM
+                break
+            e = n_entries
+            slots[slot] = e
+            e_hash[e] = src_hash[i]
+            e_off[e] = used
+            e_len[e] = length
+            e_count[e] = 0
+            e_key[e] = src_key[i]
+            for k in range(length):
+                arena[used + k] = src_arena[off + k]
+            n_entries += 1
+            used += length
+        elif src_key[i] < e_key[e]:
+            e_key[e] = src_key[i]
+        e_count[e] += src_count[i]
+        where[i] = e
+        i += 1
+    st[S_ENTRIES] = n_entries
+    st[S_ARENA] = used
+    return code, i
+
+
+@njit(cache=True, nogil=True)
+def remap(pids, ids_of, ends, kept_before, last_end, out_ids, out_ends):
+    """Encode a block of provisional ids: out_ids gets ids_of[pid] for every pid whose id is not -1 (out of
+    the vocabulary: dropped); `ends` are the sentence ends that fall in this block (positions after the
+    block's first pid + 1, ascending) and become positions in the kept stream (plus kept_before), a sentence
+    left empty (its end equal to the last one written, last_end) dropped. Returns (ids, ends written)."""
+    n = 0
+    ne = 0
+    s = 0
+    n_ends = ends.shape[0]
+    while s < n_ends and ends[s] <= 0:
+        s += 1
+    for i in range(pids.shape[0]):
+        v = ids_of[pids[i]]
+        if v >= 0:
+            out_ids[n] = v
+            n += 1
+        while s < n_ends and ends[s] == i + 1:
+            end = kept_before + n
+            if end > last_end:
+                out_ends[ne] = end
+                ne += 1
+                last_end = end
+            s += 1
+    return n, ne

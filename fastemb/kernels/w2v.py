@@ -12,6 +12,7 @@ faster at dim 100 with 2 threads). Numba caches each copy like any module.
 import numpy as np
 from numba import njit, prange
 
+from fastemb.kernels.memory import prefetch_row
 from fastemb.kernels.rng import stream as _stream
 from fastemb.kernels.rng import uniform as _uniform
 from fastemb.kernels.rng import xorshift as _next
@@ -307,6 +308,61 @@ def cbow_window(syn0, syn1, syn1_hs, ctx, nc, out, n_out, points, codes, length,
     return loss
 
 
+@njit(cache=True, nogil=True, fastmath=True)
+def cbow_window6(syn0, syn1, ctx, nc, out, n_out, alpha, cbow_mean, sig_table, nls_table, neu1, neu1e):
+    """cbow_window for the default negative 5 without a tree, fused as sg_window_shared6: the six output rows'
+    scores in one pass over the hidden vector, then the hidden error and the six row updates in a second.
+    Slots past n_out repeat out[0] with gradient 0. The same arithmetic as cbow_window up to the order of
+    float sums when the output rows differ (a negative drawn twice gets both updates, each from the scores
+    read before them). Returns the loss."""
+    dim = _n(neu1)
+    for k in range(dim):
+        neu1[k] = 0.0
+    for c in range(nc):
+        l1 = syn0[ctx[c]]
+        for k in range(dim):
+            neu1[k] += l1[k]
+    if cbow_mean:
+        inv = np.float32(1.0) / np.float32(nc)
+        for k in range(dim):
+            neu1[k] *= inv
+    r0 = syn1[out[0]]
+    r1 = syn1[out[1 if n_out > 1 else 0]]
+    r2 = syn1[out[2 if n_out > 2 else 0]]
+    r3 = syn1[out[3 if n_out > 3 else 0]]
+    r4 = syn1[out[4 if n_out > 4 else 0]]
+    r5 = syn1[out[5 if n_out > 5 else 0]]
+    f0 = f1 = f2 = f3 = f4 = f5 = np.float32(0.0)
+    for k in range(dim):
+        x = neu1[k]
+        f0 += x * r0[k]
+        f1 += x * r1[k]
+        f2 += x * r2[k]
+        f3 += x * r3[k]
+        f4 += x * r4[k]
+        f5 += x * r5[k]
+    g0, p0 = _g_of(f0, 0, n_out, alpha, sig_table, nls_table)
+    g1, p1 = _g_of(f1, 1, n_out, alpha, sig_table, nls_table)
+    g2, p2 = _g_of(f2, 2, n_out, alpha, sig_table, nls_table)
+    g3, p3 = _g_of(f3, 3, n_out, alpha, sig_table, nls_table)
+    g4, p4 = _g_of(f4, 4, n_out, alpha, sig_table, nls_table)
+    g5, p5 = _g_of(f5, 5, n_out, alpha, sig_table, nls_table)
+    for k in range(dim):
+        x = neu1[k]
+        neu1e[k] = g0 * r0[k] + g1 * r1[k] + g2 * r2[k] + g3 * r3[k] + g4 * r4[k] + g5 * r5[k]
+        r0[k] += g0 * x
+        r1[k] += g1 * x
+        r2[k] += g2 * x
+        r3[k] += g3 * x
+        r4[k] += g4 * x
+        r5[k] += g5 * x
+    for c in range(nc):
+        l1 = syn0[ctx[c]]
+        for k in range(dim):
+            l1[k] += neu1e[k]
+    return p0 + p1 + p2 + p3 + p4 + p5
+
+
 @njit(parallel=True, fastmath=True, cache=True, nogil=True)
 def train_chunks(ids, sent_ends, chunk_sents, syn0, syn1, keep_prob, alias_prob, alias_idx, sig_table,
                  nls_table, cbow, shared_negatives, cbow_mean, window, negative, alpha0, min_alpha,
@@ -319,6 +375,10 @@ def train_chunks(ids, sent_ends, chunk_sents, syn0, syn1, keep_prob, alias_prob,
     dim = syn0.shape[1]
     n_chunks = chunk_sents.shape[0] - 1
     max_ctx = 2 * window
+    # Negatives shared by a window (CBOW, HogBatch skip-gram) are drawn one position ahead, so that their
+    # rows, the next centre word's output row and the context row entering the window are prefetched while
+    # this window computes (memory.prefetch_row: the kernel is bound by the latency of these rows).
+    ahead = negative > 0 and (cbow or shared_negatives)
     for q in prange(n_chunks):
         state = _stream(seed, chunk_base + q)
         s_lo = chunk_sents[q]
@@ -331,6 +391,9 @@ def train_chunks(ids, sent_ends, chunk_sents, syn0, syn1, keep_prob, alias_prob,
         sent = np.empty(longest, np.int64)
         ctx = np.empty(max_ctx, np.int64)
         out = np.empty(negative + 1, np.int64)
+        nxt = np.empty(negative + 1, np.int64)
+        n_next = 0
+        n_drawn = 0
         n_slots = max(negative + 1, codes.shape[1])  # output rows of a window: negatives or a tree path
         ns_codes = np.ones(negative + 1, np.uint8)  # negative sampling as codes: the centre word 0, negatives 1
         ns_codes[0] = 0
@@ -347,8 +410,20 @@ def train_chunks(ids, sent_ends, chunk_sents, syn0, syn1, keep_prob, alias_prob,
             progress = (work_before + a0) / total_work
             alpha = np.float32(max(min_alpha, alpha0 - (alpha0 - min_alpha) * progress))
             n, state = _subsample(ids, a0, a1, keep_prob, state, sent)
+            if ahead and n > 0:
+                n_next, state = _draw_negatives(nxt, negative, sent[0], alias_prob, alias_idx, state)
             for p in range(n):
                 word = sent[p]
+                if ahead:
+                    out, nxt = nxt, out
+                    n_drawn = n_next
+                    if p + 1 < n:
+                        n_next, state = _draw_negatives(nxt, negative, sent[p + 1], alias_prob, alias_idx, state)
+                        for j in range(1, n_next):
+                            prefetch_row(syn1, nxt[j])
+                        prefetch_row(syn1, sent[p + 1])
+                        if p + 1 + window < n:
+                            prefetch_row(syn0, sent[p + 1 + window])
                 state, r = _next(state)
                 reduced = np.int64(r % np.uint64(window))  # word2vec's dynamic window: b in 0..window-1
                 lo = max(0, p - window + reduced)
@@ -366,7 +441,13 @@ def train_chunks(ids, sent_ends, chunk_sents, syn0, syn1, keep_prob, alias_prob,
                 if cbow:
                     n_out = 0
                     if negative > 0:
-                        n_out, state = _draw_negatives(out, negative, word, alias_prob, alias_idx, state)
+                        n_out = n_drawn
+                        out[0] = word
+                    if negative == 5 and length == 0:
+                        loss += cbow_window6(syn0, syn1, ctx, nc, out, n_out, alpha, cbow_mean, sig_table, nls_table,
+                                             neu1, neu1e)
+                        pairs += 1
+                        continue
                     loss += cbow_window(syn0, syn1, syn1_hs, ctx, nc, out, n_out, points[tw], codes[tw],
                                         length, alpha, cbow_mean, sig_table, nls_table, neu1, neu1e)
                     pairs += 1
@@ -381,7 +462,8 @@ def train_chunks(ids, sent_ends, chunk_sents, syn0, syn1, keep_prob, alias_prob,
                 if negative == 0:
                     pairs += nc
                 elif shared_negatives:
-                    n_out, state = _draw_negatives(out, negative, word, alias_prob, alias_idx, state)
+                    n_out = n_drawn
+                    out[0] = word
                     if negative == 5:
                         loss += sg_window_shared6(syn0, syn1, ctx, nc, out, n_out, alpha, sig_table,
                                                   nls_table, d_ctx, d_out)
