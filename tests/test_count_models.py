@@ -153,3 +153,22 @@ def test_cooc_file_feeds_training(tmp_path):
     import fastemb
     emb = fastemb.load(tmp_path / "v.h5")
     assert emb.attrs["window"] == 3 and emb.svd is not None and emb.vectors.shape[1] == 5
+
+
+def test_orthonormal_columns_cholesky_qr2():
+    """CholeskyQR2 gives an orthonormal basis of the same column space, also for an ill-conditioned matrix,
+    and falls back to Householder QR for a rank-deficient one."""
+    from fastemb.models.ppmi import orthonormal_columns
+    rng = np.random.default_rng(3)
+    U, _ = np.linalg.qr(rng.standard_normal((2000, 30)))
+    V, _ = np.linalg.qr(rng.standard_normal((30, 30)))
+    for cond in (1.0, 1e3, 1e6):
+        Y = ((U * np.logspace(0, -np.log10(cond), 30)) @ V.T).astype(np.float32)
+        Q = orthonormal_columns(Y)
+        assert Q.dtype == np.float32 and Q.shape == Y.shape
+        np.testing.assert_allclose(Q.T @ Q, np.eye(30), atol=2e-5)
+        np.testing.assert_allclose(Q @ (Q.T @ Y), Y, atol=1e-4 * np.abs(Y).max())
+    Y = rng.standard_normal((500, 10)).astype(np.float32)
+    Y[:, 9] = Y[:, 0]  # rank 9: the Gram matrix is singular
+    Q = orthonormal_columns(Y)
+    np.testing.assert_allclose(Q @ (Q.T @ Y), Y, atol=1e-4)
