@@ -216,33 +216,17 @@ def sg_window_shared6(syn0, syn1, ctx, nc, out, n_out, alpha, sig_table, nls_tab
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _predict(h, syn1, out, n_out, alpha, sig_table, nls_table, neu1e):
-    """The output layer of word2vec.c: hidden vector h predicts out[0] (label 1) against out[1:n_out]
-    (label 0); each output row is updated at once, the error for h is accumulated in neu1e. Returns the
-    loss."""
+def _predict(h, syn1, rows, codes, n, alpha, sig_table, nls_table, neu1e):
+    """The output layer of word2vec.c: hidden vector h predicts rows[:n] of syn1, row j with label 1 − codes[j]
+    (hierarchical softmax: the word's tree path), or with codes None label 1 for rows[0] and 0 for the rest
+    (negative sampling: the word, then its negatives). Each row is updated at once; the error for h is
+    accumulated in neu1e. Returns the loss."""
     dim = _n(h)
     loss = 0.0
-    for o in range(n_out):
-        l2 = syn1[out[o]]
-        g, pair_loss = _gradient(h, l2, o == 0, alpha, sig_table, nls_table)
-        loss += pair_loss
-        for k in range(dim):
-            neu1e[k] += g * l2[k]
-        for k in range(dim):
-            l2[k] += g * h[k]
-    return loss
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _predict_hs(h, syn1, points, codes, length, alpha, sig_table, nls_table, neu1e):
-    """Hierarchical softmax (word2vec.c's hs branch): h predicts its word's path through the Huffman tree,
-    node points[d] with label 1 − codes[d]; each node row is updated at once, the error for h is accumulated
-    in neu1e. Returns the loss (−log P(word | h))."""
-    dim = _n(h)
-    loss = 0.0
-    for d in range(length):
-        l2 = syn1[points[d]]
-        g, pair_loss = _gradient(h, l2, codes[d] == 0, alpha, sig_table, nls_table)
+    for j in range(n):
+        l2 = syn1[rows[j]]
+        positive = (j == 0) if codes is None else (codes[j] == 0)
+        g, pair_loss = _gradient(h, l2, positive, alpha, sig_table, nls_table)
         loss += pair_loss
         for k in range(dim):
             neu1e[k] += g * l2[k]
@@ -258,7 +242,7 @@ def sg_pair_hs(syn0, syn1, context, points, codes, length, alpha, sig_table, nls
     l1 = syn0[context]
     for k in range(_n(l1)):
         neu1e[k] = 0.0
-    loss = _predict_hs(l1, syn1, points, codes, length, alpha, sig_table, nls_table, neu1e)
+    loss = _predict(l1, syn1, points, codes, length, alpha, sig_table, nls_table, neu1e)
     for k in range(_n(l1)):
         l1[k] += neu1e[k]
     return loss
@@ -271,7 +255,7 @@ def sg_pair(syn0, syn1, context, out, n_out, alpha, sig_table, nls_table, neu1e)
     l1 = syn0[context]
     for k in range(_n(l1)):
         neu1e[k] = 0.0
-    loss = _predict(l1, syn1, out, n_out, alpha, sig_table, nls_table, neu1e)
+    loss = _predict(l1, syn1, out, None, n_out, alpha, sig_table, nls_table, neu1e)
     for k in range(_n(l1)):
         l1[k] += neu1e[k]
     return loss
@@ -298,9 +282,9 @@ def cbow_window(syn0, syn1, syn1_hs, ctx, nc, out, n_out, points, codes, length,
         neu1e[k] = 0.0
     loss = 0.0
     if length > 0:
-        loss += _predict_hs(neu1, syn1_hs, points, codes, length, alpha, sig_table, nls_table, neu1e)
+        loss += _predict(neu1, syn1_hs, points, codes, length, alpha, sig_table, nls_table, neu1e)
     if n_out > 0:
-        loss += _predict(neu1, syn1, out, n_out, alpha, sig_table, nls_table, neu1e)
+        loss += _predict(neu1, syn1, out, None, n_out, alpha, sig_table, nls_table, neu1e)
     for c in range(nc):
         l1 = syn0[ctx[c]]
         for k in range(dim):
