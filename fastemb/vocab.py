@@ -21,7 +21,7 @@ from fastemb.files import write_array
 from fastemb.errors import FastembError, FileError, param
 from fastemb.progress import Progress, log
 
-BYTES_PER_ENTRY = 64  # table arrays + slots at load 1/2 + ~10 bytes of string
+BYTES_PER_ENTRY = 64  # table arrays (36) + int64 slots at load 1/2 (16) + ~10 bytes of string
 
 
 @dataclass
@@ -85,7 +85,7 @@ class StringTable:
 
     def __init__(self, entries=1 << 16):
         K = _kernels()
-        self.slots = np.full(4 * entries, -1, np.int32)
+        self.slots = np.full(4 * entries, K.EMPTY, np.int64)
         self.e_hash = np.zeros(entries, np.uint64)
         self.e_off = np.zeros(entries, np.int64)
         self.e_len = np.zeros(entries, np.int32)
@@ -114,7 +114,7 @@ class StringTable:
             new[:used] = self.arena[:used]
             self.arena = new
         if 2 * (n + 1) > self.slots.shape[0]:
-            self.slots = np.full(2 * self.slots.shape[0], -1, np.int32)
+            self.slots = np.full(2 * self.slots.shape[0], K.EMPTY, np.int64)
             K.rebuild_slots(self.slots, self.e_hash, n)
 
     def prune(self, min_reduce):

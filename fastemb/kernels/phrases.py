@@ -3,8 +3,10 @@
 The tokenizer kernel (tokenize.scan) turns text into provisional ids (pids) and counts unigrams; these
 kernels take its output:
 
-- count_pairs: counts each candidate phrase -- a word, the connector words after it, the next word -- as a
-  sequence of pids in an open-addressing table whose keys live in one int64 arena (gensim's learn_vocab).
+- count_pairs: counts each candidate phrase -- a word, the connector words after it, the next word -- as
+  gensim's learn_vocab does. A two-word candidate is one 64-bit key (pair_key) in an open-addressing table
+  of (key, count) rows; a longer one (connector words inside) is the bytes of its
+  pids in a tokenizer table (kernels.tokenize's primitives).
 - score_pairs: gensim's original_scorer / npmi_scorer over every counted candidate, in gensim's order of
   floating-point operations (same scores bit for bit).
 - apply_phrases: gensim's FrozenPhrases.analyze_sentence: greedy, left to right, a candidate joins when the
@@ -17,14 +19,14 @@ import math
 import numpy as np
 from numba import njit
 
-from fastemb.kernels.tokenize import FNV_OFFSET, FNV_PRIME, find_entry
+from fastemb.kernels.tokenize import ENTRY, S_ARENA, S_ENTRIES, find_entry, fnv1a, has_room, insert_entry
 
 DONE, NEED_ROOM, OUT_FULL = 0, 1, 2   # the tokenizer's return codes
 
 # count_pairs state (an int64 array that survives between calls)
 C_KEY_LEN = 0     # tokens in the candidate being built: 0 none, 1 a start word, 1 + k with k connectors
-C_ENTRIES = 1     # entries in the pair table
-C_ARENA = 2       # arena slots used
+C_START = 1       # the start word's pid
+C_PAIRS = 2       # rows used in the pair table
 C_POS = 3         # next id of the buffer to read
 C_END = 4         # next sentence end of the buffer to read
 C_STATE_SIZE = 5
@@ -41,59 +43,61 @@ A_STATE_SIZE = 7
 
 SCORING_DEFAULT, SCORING_NPMI = 0, 1
 MIX = np.uint64(0x9E3779B97F4A7C15)
+PAIR_EMPTY = np.uint64(0)  # the key of an empty row: a table is np.zeros (a pair's key is never 0, see pair_key)
+PID_BYTES = 4                               # a pid in a long candidate's key: 4 bytes, little-endian
 
 
 @njit(cache=True, nogil=True, inline="always")
-def seq_hash(key, length):
-    h = FNV_OFFSET
-    for k in range(length):
-        h = (h ^ np.uint64(key[k])) * FNV_PRIME
-    h ^= h >> np.uint64(31)
-    h *= MIX
-    return h ^ (h >> np.uint64(29))
+def pair_key(a, b):
+    """The key of the two-word candidate (pid a, pid b): (a << 32 | b) + 1 (pids stay below 2**32 - 1)."""
+    return ((np.uint64(a) << np.uint64(32)) | np.uint64(b)) + np.uint64(1)
 
 
 @njit(cache=True, nogil=True, inline="always")
-def pair_hash(pack):
-    h = pack * MIX
-    return h ^ (h >> np.uint64(32))
-
-
-LONG = np.uint64(0xFFFFFFFFFFFFFFFF)  # e_pack of a key longer than two ids (pids stay below 2**32 - 1)
-
-
-@njit(cache=True, nogil=True)
-def find_seq(key, length, h, slots, e_hash, e_off, e_len, arena):
-    """(entry, slot): the entry holding key[:length], or -1 and the empty slot where it belongs."""
-    mask = slots.shape[0] - 1
-    i = np.int64(h & np.uint64(mask))
+def pair_row(pairs, key):
+    """The row of `key` in a pair table (pairs[:, 0] keys, pairs[:, 1] counts; a power-of-two number of rows,
+    at most half used), or the empty row where it belongs."""
+    mask = pairs.shape[0] - 1
+    h = key * MIX
+    i = np.int64((h ^ (h >> np.uint64(32))) & np.uint64(mask))
     while True:
-        e = slots[i]
-        if e < 0:
-            return -1, i
-        if e_hash[e] == h and e_len[e] == length:
-            off = e_off[e]
-            k = 0
-            while k < length and arena[off + k] == key[k]:
-                k += 1
-            if k == length:
-                return e, i
+        k = pairs[i, 0]
+        if k == key or k == PAIR_EMPTY:
+            return i
         i = (i + 1) & mask
 
 
+@njit(cache=True, nogil=True, inline="always")
+def put_pid(key, k, pid):
+    for b in range(PID_BYTES):
+        key[PID_BYTES * k + b] = (pid >> (8 * b)) & 0xFF
+
+
+@njit(cache=True, nogil=True, inline="always")
+def get_pid(arena, off):
+    p = 0
+    for b in range(PID_BYTES):
+        p |= np.int64(arena[off + b]) << (8 * b)
+    return p
+
+
 @njit(cache=True, nogil=True)
-def count_pairs(ids, ends, base, has_conn, is_conn, key, max_entries, st, slots, e_hash, e_off, e_len, e_count,
-                e_pack, arena):
+def count_pairs(ids, ends, base, has_conn, is_conn, max_entries, st, pairs, key, l_slots, l_hash, l_off, l_len,
+                l_count, l_pid, l_arena, l_state):
     """Count the candidates of ids[st[C_POS]:] (global positions base...; ends: the buffer's sentence ends, as
     global positions). A candidate is gensim's: each non-connector word with the previous non-connector word
-    of its sentence and the connector words between them. Returns DONE, or NEED_ROOM (the table, the
-    arena or `key` is full: the caller grows or prunes and calls again). A two-word key is also kept packed in
-    e_pack (first pid << 32 | second pid): the common case is found with one comparison."""
+    of its sentence and the connector words between them. Two-word candidates go to `pairs`, longer ones to
+    the tokenizer table l_* (state l_state), built in `key`. Returns DONE, or NEED_ROOM (the pair table is
+    half full, the table l_* or `key` is full, or the two tables hold max_entries: the caller grows or
+    prunes and calls again)."""
     n_ids = ids.shape[0]
     n_ends = ends.shape[0]
     klen = st[C_KEY_LEN]
-    n = st[C_ENTRIES]
-    used = st[C_ARENA]
+    start = st[C_START]
+    n_pairs = st[C_PAIRS]
+    n_long = l_state[S_ENTRIES]
+    used = l_state[S_ARENA]
+    half = pairs.shape[0] // 2
     i = st[C_POS]
     j = st[C_END]
     code = DONE
@@ -102,92 +106,101 @@ def count_pairs(ids, ends, base, has_conn, is_conn, key, max_entries, st, slots,
         while j < n_ends and ends[j] <= g:
             klen = 0
             j += 1
-        p = ids[i]
+        p = np.int64(ids[i])
         if has_conn and is_conn[p] != 0:
             if klen > 0:
-                if klen + 1 >= key.shape[0]:
+                if PID_BYTES * (klen + 2) > key.shape[0]:
                     code = NEED_ROOM
                     break
-                key[klen] = p
+                put_pid(key, klen, p)
                 klen += 1
-        else:
-            if klen > 0:
-                key[klen] = p
-                length = klen + 1
-                if length == 2:
-                    pack = (np.uint64(key[0]) << np.uint64(32)) | np.uint64(p)
-                    h = pair_hash(pack)
-                    mask = slots.shape[0] - 1
-                    slot = np.int64(h & np.uint64(mask))
-                    while True:
-                        e = slots[slot]
-                        if e < 0 or e_pack[e] == pack:
-                            break
-                        slot = (slot + 1) & mask
-                else:
-                    pack = LONG
-                    h = seq_hash(key, length)
-                    e, slot = find_seq(key, length, h, slots, e_hash, e_off, e_len, arena)
-                if e < 0:
-                    if n >= e_hash.shape[0] or n >= max_entries or used + length > arena.shape[0] \
-                            or 2 * (n + 1) > slots.shape[0]:
-                        code = NEED_ROOM
-                        break
-                    e = n
-                    slots[slot] = e
-                    e_hash[e] = h
-                    e_off[e] = used
-                    e_len[e] = length
-                    e_count[e] = 0
-                    e_pack[e] = pack
-                    for k in range(length):
-                        arena[used + k] = key[k]
-                    used += length
-                    n += 1
-                e_count[e] += 1
-            key[0] = p
-            klen = 1
+            i += 1
+            continue
+        if klen == 1:
+            pk = pair_key(start, p)
+            r = pair_row(pairs, pk)
+            if pairs[r, 0] == PAIR_EMPTY:
+                if n_pairs + n_long >= max_entries or n_pairs >= half:
+                    code = NEED_ROOM
+                    break
+                pairs[r, 0] = pk
+                n_pairs += 1
+            pairs[r, 1] += np.uint64(1)
+        elif klen > 1:
+            put_pid(key, 0, start)
+            put_pid(key, klen, p)
+            length = PID_BYTES * (klen + 1)
+            h = fnv1a(key, 0, length)
+            e, slot = find_entry(key, 0, length, h, l_slots, l_off, l_len, l_arena)
+            if e < 0:
+                if n_pairs + n_long >= max_entries or not has_room(n_long, used, length, max_entries, l_slots, l_hash,
+                                                                   l_arena):
+                    code = NEED_ROOM
+                    break
+                e = n_long
+                insert_entry(key, 0, length, h, slot, e, used, e, l_slots, l_hash, l_off, l_len, l_count, l_pid,
+                             l_arena)
+                n_long += 1
+                used += length
+            l_count[e] += 1
+        start = p
+        klen = 1
         i += 1
     if i == n_ids:
         while j < n_ends:
             klen = 0
             j += 1
     st[C_KEY_LEN] = klen
-    st[C_ENTRIES] = n
-    st[C_ARENA] = used
+    st[C_START] = start
+    st[C_PAIRS] = n_pairs
     st[C_POS] = i
     st[C_END] = j
+    l_state[S_ENTRIES] = n_long
+    l_state[S_ARENA] = used
     return code
 
 
 @njit(cache=True, nogil=True)
-def compact_pairs(keep, e_hash, e_off, e_len, e_count, e_pack, arena):
-    """Drop the entries where keep is False, in place, preserving order; returns (entries, arena slots)."""
-    n = 0
-    used = 0
-    for e in range(keep.shape[0]):
-        if not keep[e]:
-            continue
-        off = e_off[e]
-        length = e_len[e]
-        for k in range(length):
-            arena[used + k] = arena[off + k]
-        e_hash[n] = e_hash[e]
-        e_off[n] = used
-        e_len[n] = length
-        e_count[n] = e_count[e]
-        e_pack[n] = e_pack[e]
-        used += length
-        n += 1
-    return n, used
+def rehash_pairs(old, new):
+    """Insert the rows of pair table `old` into the empty pair table `new` (larger)."""
+    for r in range(old.shape[0]):
+        if old[r, 0] != PAIR_EMPTY:
+            s = pair_row(new, old[r, 0])
+            new[s, 0] = old[r, 0]
+            new[s, 1] = old[r, 1]
 
 
 @njit(cache=True, nogil=True)
-def mark_members(first, last, t_arena, t_off, t_len, t_hash, t_pid, c_slots, c_hash, c_off, c_len, c_arena,
-                 member):
+def prune_pairs(pairs, min_reduce):
+    """Drop, in place, the rows of a pair table counted min_reduce times or fewer; returns the rows kept.
+    The sweep starts after a row that was empty before it (no probe path crosses it) and puts every row it
+    keeps back on its probe path, which then holds only rows already placed."""
+    cap = pairs.shape[0]
+    s0 = 0
+    while pairs[s0, 0] != PAIR_EMPTY:
+        s0 += 1
+    kept = 0
+    for k in range(1, cap + 1):
+        r = (s0 + k) & (cap - 1)
+        key = pairs[r, 0]
+        if key == PAIR_EMPTY:
+            continue
+        count = pairs[r, 1]
+        pairs[r, 0] = PAIR_EMPTY
+        pairs[r, 1] = 0
+        if count > np.uint64(min_reduce):
+            t = pair_row(pairs, key)
+            pairs[t, 0] = key
+            pairs[t, 1] = count
+            kept += 1
+    return kept
+
+
+@njit(cache=True, nogil=True)
+def mark_members(first, last, t_arena, t_off, t_len, t_hash, t_pid, c_slots, c_off, c_len, c_arena, member):
     """member[pid] for the tokenizer table's entries first..last-1: is the entry's string in the set c_*?"""
     for e in range(first, last):
-        c, _ = find_entry(t_arena, t_off[e], t_len[e], t_hash[e], c_slots, c_hash, c_off, c_len, c_arena)
+        c, _ = find_entry(t_arena, t_off[e], t_len[e], t_hash[e], c_slots, c_off, c_len, c_arena)
         member[t_pid[e]] = 1 if c >= 0 else 0
 
 
@@ -215,24 +228,40 @@ def score(scoring, count_a, count_b, count_ab, min_count, len_vocab, total_words
 
 
 @njit(cache=True, nogil=True)
-def score_pairs(n, e_off, e_len, e_count, arena, remap, uni_count, scoring, min_count, len_vocab, total_words,
-                threshold):
-    """(entries, scores) of the candidates scoring above threshold: the first and last pid of each key are
-    the phrase's two words (remap: pid -> tokenizer entry, -1 once pruned)."""
-    out_e = np.empty(n, np.int64)
-    out_s = np.empty(n, np.float64)
+def score_pairs(pairs, l_n, l_off, l_len, l_count, l_arena, remap, uni_count, scoring, min_count, len_vocab,
+                total_words, threshold):
+    """(candidates, scores) of the candidates scoring above threshold: a candidate below pairs.shape[0] is a
+    row of the pair table, above it an entry of the long-candidate table (plus pairs.shape[0]). The first and
+    last pid of a candidate are the phrase's two words (remap: pid -> tokenizer entry, -1 once pruned)."""
+    rows = pairs.shape[0]
+    out_c = np.empty(1024, np.int64)
+    out_s = np.empty(1024, np.float64)
     k = 0
-    for e in range(n):
-        a = remap[arena[e_off[e]]]
-        b = remap[arena[e_off[e] + e_len[e] - 1]]
-        ca = uni_count[a] if a >= 0 else 0
-        cb = uni_count[b] if b >= 0 else 0
-        s = score(scoring, ca, cb, e_count[e], min_count, len_vocab, total_words)
+    for c in range(rows + l_n):
+        if c < rows:
+            pk = pairs[c, 0]
+            if pk == PAIR_EMPTY:
+                continue
+            a = np.int64((pk - np.uint64(1)) >> np.uint64(32))
+            b = np.int64((pk - np.uint64(1)) & ENTRY)
+            count = np.int64(pairs[c, 1])
+        else:
+            off = l_off[c - rows]
+            a = get_pid(l_arena, off)
+            b = get_pid(l_arena, off + l_len[c - rows] - PID_BYTES)
+            count = l_count[c - rows]
+        a = remap[a]
+        b = remap[b]
+        s = score(scoring, uni_count[a] if a >= 0 else 0, uni_count[b] if b >= 0 else 0, count, min_count,
+                  len_vocab, total_words)
         if s > threshold:
-            out_e[k] = e
+            if k == out_c.shape[0]:
+                out_c = np.concatenate((out_c, np.empty_like(out_c)))
+                out_s = np.concatenate((out_s, np.empty_like(out_s)))
+            out_c[k] = c
             out_s[k] = s
             k += 1
-    return out_e[:k], out_s[:k]
+    return out_c[:k], out_s[:k]
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -257,8 +286,8 @@ def _flush(out, o, line, scratch, seg, ntok, dlen):
 
 
 @njit(cache=True, nogil=True)
-def apply_phrases(ids, ends, base, t_arena, t_off, t_len, is_conn, is_first, is_last, p_slots, p_hash, p_off, p_len,
-                  p_arena, delim, scratch, seg, st, out):
+def apply_phrases(ids, ends, base, t_arena, t_off, t_len, is_conn, is_first, is_last, p_slots, p_off, p_len, p_arena,
+                  delim, scratch, seg, st, out):
     """Phrase ids[st[A_POS]:] (tokens of the tokenizer table t_*, pid = entry) into `out` as text: tokens
     separated by spaces, sentences by newlines, a phrase as its delimiter-joined string. A candidate joins
     when its joined string is an entry of the phrase table p_* (gensim's FrozenPhrases); it is looked up
@@ -323,10 +352,7 @@ def apply_phrases(ids, ends, base, t_arena, t_off, t_len, is_conn, is_first, is_
                     scratch[used + k] = delim[k]
                 for k in range(length):
                     scratch[used + dlen + k] = t_arena[off + k]
-                h = FNV_OFFSET
-                for k in range(kl):
-                    h = (h ^ np.uint64(scratch[k])) * FNV_PRIME
-                e, _ = find_entry(scratch, 0, kl, h, p_slots, p_hash, p_off, p_len, p_arena)
+                e, _ = find_entry(scratch, 0, kl, fnv1a(scratch, 0, kl), p_slots, p_off, p_len, p_arena)
                 if e >= 0:
                     o = _emit(out, o, line, scratch, 0, kl)
                     line += 1

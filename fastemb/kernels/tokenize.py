@@ -3,6 +3,10 @@ sentence), count tokens in an open-addressing hash table whose strings live in o
 provisional ids.
 
 The table is a set of flat arrays owned by vocab.StringTable; every kernel takes only arrays and scalars.
+Entries are numbered in insertion order (e_* arrays); a slot holds its entry's number in the low 32 bits
+and the top 32 bits of the entry's hash above them (a tag), so a probe passes other entries without
+reading their arrays. Its primitives (fnv1a, find_entry, has_room, insert_entry, rebuild_slots, compact)
+also serve tables keyed by other byte strings (the phrase counter's candidates).
 """
 import numpy as np
 from numba import njit
@@ -33,23 +37,62 @@ for _b in (0, 9, 10, 11, 12, 13, 28, 29, 30, 31, 32):
     SPACE[_b] = True
 
 
+TAG = np.uint64(0xFFFFFFFF00000000)   # the hash bits a slot keeps
+ENTRY = np.uint64(0xFFFFFFFF)        # the entry bits of a slot (entries stay below 2**31)
+EMPTY = -1                           # an empty slot
+
+
+@njit(cache=True, nogil=True, inline="always")
+def fnv1a(buf, start, length):
+    """FNV-1a of buf[start:start + length] (the table's hash)."""
+    h = FNV_OFFSET
+    for k in range(start, start + length):
+        h = (h ^ np.uint64(buf[k])) * FNV_PRIME
+    return h
+
+
 @njit(cache=True, nogil=True)
-def find_entry(buf, start, length, h, slots, e_hash, e_off, e_len, arena):
-    """(entry, slot): the entry of the token, or -1 and the empty slot where it belongs."""
+def find_entry(buf, start, length, h, slots, e_off, e_len, arena):
+    """(entry, slot): the entry of the string buf[start:start + length] (hash h), or -1 and the empty slot
+    where it belongs."""
     mask = slots.shape[0] - 1
+    tag = h & TAG
     i = np.int64(h & np.uint64(mask))
     while True:
-        e = slots[i]
-        if e < 0:
+        v = slots[i]
+        if v == EMPTY:
             return -1, i
-        if e_hash[e] == h and e_len[e] == length:
-            off = e_off[e]
-            k = 0
-            while k < length and arena[off + k] == buf[start + k]:
-                k += 1
-            if k == length:
-                return e, i
+        if (np.uint64(v) & TAG) == tag:
+            e = np.int64(np.uint64(v) & ENTRY)
+            if e_len[e] == length:
+                off = e_off[e]
+                k = 0
+                while k < length and arena[off + k] == buf[start + k]:
+                    k += 1
+                if k == length:
+                    return e, i
         i = (i + 1) & mask
+
+
+@njit(cache=True, nogil=True, inline="always")
+def has_room(n, used, length, max_entries, slots, e_hash, arena):
+    """Can entry n (a string of `length` bytes, `used` arena bytes taken) be added? (slots at most half full)"""
+    return n < e_hash.shape[0] and n < max_entries and used + length <= arena.shape[0] \
+        and 2 * (n + 1) <= slots.shape[0]
+
+
+@njit(cache=True, nogil=True, inline="always")
+def insert_entry(buf, start, length, h, slot, e, used, pid, slots, e_hash, e_off, e_len, e_count, e_pid, arena):
+    """Make entry e (count 0, provisional id pid) the string buf[start:start + length], stored at arena[used:]
+    and found at `slot` (find_entry's empty slot; has_room must have said yes)."""
+    slots[slot] = np.int64((h & TAG) | np.uint64(e))
+    e_hash[e] = h
+    e_off[e] = used
+    e_len[e] = length
+    e_count[e] = 0
+    e_pid[e] = pid
+    for k in range(length):
+        arena[used + k] = buf[start + k]
 
 
 @njit(cache=True, nogil=True)
@@ -106,27 +149,18 @@ def scan(buf, pos, final, max_sentence, max_token, write_ids, max_entries, slots
         if truncated:
             while length > 1 and (buf[i + length] & 0xC0) == 0x80:
                 length -= 1  # never cut inside a UTF-8 character
-            h = FNV_OFFSET
-            for k in range(i, i + length):
-                h = (h ^ np.uint64(buf[k])) * FNV_PRIME
+            h = fnv1a(buf, i, length)
         if write_ids and (n_out >= ids_cap or n_sents >= sents_cap):
             code = OUT_FULL
             break
-        e, slot = find_entry(buf, i, length, h, slots, e_hash, e_off, e_len, arena)
+        e, slot = find_entry(buf, i, length, h, slots, e_off, e_len, arena)
         if e < 0:
-            if n_entries >= e_hash.shape[0] or n_entries >= max_entries or used + length > arena.shape[0] \
-                    or 2 * (n_entries + 1) > slots.shape[0]:
+            if not has_room(n_entries, used, length, max_entries, slots, e_hash, arena):
                 code = NEED_ROOM
                 break
             e = n_entries
-            slots[slot] = e
-            e_hash[e] = h
-            e_off[e] = used
-            e_len[e] = length
-            e_count[e] = 0
-            e_pid[e] = next_pid
-            for k in range(length):
-                arena[used + k] = buf[i + k]
+            insert_entry(buf, i, length, h, slot, e, used, next_pid, slots, e_hash, e_off, e_len, e_count, e_pid,
+                         arena)
             next_pid += 1
             n_entries += 1
             used += length
@@ -161,13 +195,14 @@ def scan(buf, pos, final, max_sentence, max_token, write_ids, max_entries, slots
 
 @njit(cache=True, nogil=True)
 def rebuild_slots(slots, e_hash, n_entries):
-    slots[:] = -1
+    slots[:] = EMPTY
     mask = slots.shape[0] - 1
     for e in range(n_entries):
-        i = np.int64(e_hash[e] & np.uint64(mask))
-        while slots[i] >= 0:
+        h = e_hash[e]
+        i = np.int64(h & np.uint64(mask))
+        while slots[i] != EMPTY:
             i = (i + 1) & mask
-        slots[i] = e
+        slots[i] = np.int64((h & TAG) | np.uint64(e))
 
 
 @njit(cache=True, nogil=True)
