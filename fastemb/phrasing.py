@@ -148,7 +148,10 @@ class PairTable:
     def grow(self):
         P = _pk()
         if 2 * (self.n_pairs + 1) > self.pairs.shape[0]:
-            new = np.zeros((2 * self.pairs.shape[0], 2), np.uint64)
+            # up to 2**22 rows (64 MB) the table grows fourfold: fewer copies, less memory touched for the first
+            # time (each new page costs a fault), a smaller peak than two doublings
+            rows = self.pairs.shape[0]
+            new = np.zeros((rows * (4 if rows < 1 << 22 else 2), 2), np.uint64)
             P.rehash_pairs(self.pairs, new)
             self.pairs = new
         self.longs.grow(self.key.shape[0])
@@ -460,7 +463,7 @@ def _learn_pass(chunks, reader, *, min_count, scoring, threshold, delimiter, con
     """Count one pass's unigrams and candidates over `chunks` and score them: a PhrasePass."""
     from fastemb.vocab import StringTable
     K, P = _tk(), _pk()
-    uni, pairs = StringTable(), PairTable(1 << min(16, max(10, max_entries.bit_length())))
+    uni, pairs = StringTable(), PairTable(1 << min(20, max(10, max_entries.bit_length())))
     conn = string_set(list(connectors))
     has_conn = bool(connectors)
     is_conn = np.zeros(1 << 16, np.uint8)

@@ -19,6 +19,7 @@ import math
 import numpy as np
 from numba import njit
 
+from fastemb.kernels.prefetch import prefetch
 from fastemb.kernels.tokenize import ENTRY, S_ARENA, S_ENTRIES, find_entry, fnv1a, has_room, insert_entry
 
 DONE, NEED_ROOM, OUT_FULL = 0, 1, 2   # the tokenizer's return codes
@@ -45,6 +46,7 @@ SCORING_DEFAULT, SCORING_NPMI = 0, 1
 MIX = np.uint64(0x9E3779B97F4A7C15)
 PAIR_EMPTY = np.uint64(0)  # the key of an empty row: a table is np.zeros (a pair's key is never 0, see pair_key)
 PID_BYTES = 4                               # a pid in a long candidate's key: 4 bytes, little-endian
+AHEAD = 16                                  # count_pairs prefetches the row of the pair this many ids on
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -54,12 +56,18 @@ def pair_key(a, b):
 
 
 @njit(cache=True, nogil=True, inline="always")
+def pair_home(key, mask):
+    """The first row a key probes in a pair table of mask + 1 rows."""
+    h = key * MIX
+    return np.int64((h ^ (h >> np.uint64(32))) & np.uint64(mask))
+
+
+@njit(cache=True, nogil=True, inline="always")
 def pair_row(pairs, key):
     """The row of `key` in a pair table (pairs[:, 0] keys, pairs[:, 1] counts; a power-of-two number of rows,
     at most half used), or the empty row where it belongs."""
     mask = pairs.shape[0] - 1
-    h = key * MIX
-    i = np.int64((h ^ (h >> np.uint64(32))) & np.uint64(mask))
+    i = pair_home(key, mask)
     while True:
         k = pairs[i, 0]
         if k == key or k == PAIR_EMPTY:
@@ -101,7 +109,10 @@ def count_pairs(ids, ends, base, has_conn, is_conn, max_entries, st, pairs, key,
     i = st[C_POS]
     j = st[C_END]
     code = DONE
+    mask = pairs.shape[0] - 1
     while i < n_ids:
+        if i + AHEAD < n_ids:  # the row of the pair AHEAD places on (unless a connector or sentence end is between)
+            prefetch(pairs, pair_home(pair_key(ids[i + AHEAD - 1], ids[i + AHEAD]), mask))
         g = base + i
         while j < n_ends and ends[j] <= g:
             klen = 0
@@ -237,19 +248,24 @@ def score_pairs(pairs, l_n, l_off, l_len, l_count, l_arena, remap, uni_count, sc
     out_c = np.empty(1024, np.int64)
     out_s = np.empty(1024, np.float64)
     k = 0
+    # the least count that can score above threshold (the words' counts are not read for the rest): npmi
+    # scores a count below min_count -inf; the default score is <= 0 for a count <= min_count
+    least = min_count if scoring == SCORING_NPMI else (min_count + 1 if threshold >= 0.0 else 1)
     for c in range(rows + l_n):
         if c < rows:
             pk = pairs[c, 0]
-            if pk == PAIR_EMPTY:
+            count = np.int64(pairs[c, 1])
+            if pk == PAIR_EMPTY or count < least:
                 continue
             a = np.int64((pk - np.uint64(1)) >> np.uint64(32))
             b = np.int64((pk - np.uint64(1)) & ENTRY)
-            count = np.int64(pairs[c, 1])
         else:
+            count = l_count[c - rows]
+            if count < least:
+                continue
             off = l_off[c - rows]
             a = get_pid(l_arena, off)
             b = get_pid(l_arena, off + l_len[c - rows] - PID_BYTES)
-            count = l_count[c - rows]
         a = remap[a]
         b = remap[b]
         s = score(scoring, uni_count[a] if a >= 0 else 0, uni_count[b] if b >= 0 else 0, count, min_count,

@@ -11,6 +11,8 @@ also serve tables keyed by other byte strings (the phrase counter's candidates).
 import numpy as np
 from numba import njit
 
+from fastemb.kernels.prefetch import prefetch
+
 FNV_OFFSET = np.uint64(0xCBF29CE484222325)
 FNV_PRIME = np.uint64(0x100000001B3)
 
@@ -95,6 +97,14 @@ def insert_entry(buf, start, length, h, slot, e, used, pid, slots, e_hash, e_off
         arena[used + k] = buf[start + k]
 
 
+# scan works in batches: it finds up to BATCH tokens (and the line ends between them), asking the CPU to
+# prefetch each token's slot, then looks them up in order, prefetching the entry of the token AHEAD places
+# on; a lookup then rarely waits for memory.
+BATCH = 64
+AHEAD = 8
+EV_LINE, EV_TOKEN, EV_TRUNCATED = 0, 1, 2
+
+
 @njit(cache=True, nogil=True)
 def scan(buf, pos, final, max_sentence, max_token, write_ids, max_entries, slots, e_hash, e_off, e_len, e_count,
          e_pid, arena, st, out_ids, out_sents):
@@ -103,6 +113,7 @@ def scan(buf, pos, final, max_sentence, max_token, write_ids, max_entries, slots
     from once the caller has grown the table / drained the output buffers."""
     space = SPACE
     n = buf.shape[0]
+    mask = slots.shape[0] - 1
     # Counters live in locals inside the loop (LLVM cannot keep array slots in registers).
     skipping = st[S_SKIPPING]
     sent_len = st[S_SENT_LEN]
@@ -116,70 +127,121 @@ def scan(buf, pos, final, max_sentence, max_token, write_ids, max_entries, slots
     n_tokens = st[S_TOKENS]
     ids_cap = out_ids.shape[0]
     sents_cap = out_sents.shape[0]
+    # the batch: kind, start, length and hash of each event
+    ev_kind = np.empty(2 * BATCH, np.int64)
+    ev_pos = np.empty(2 * BATCH, np.int64)
+    ev_len = np.empty(2 * BATCH, np.int64)
+    ev_hash = np.empty(2 * BATCH, np.uint64)
     code = DONE
     i = pos
-    while i < n:
-        b = buf[i]
-        if space[b]:
-            if b == 10 or b == 13:  # LF, CRLF (the LF then ends an empty sentence) and a lone CR end a line
+    carry = -1  # the start of an unfinished trailing token
+    while i < n and carry < 0:
+        # find: the events from i, skipping the tail of a truncated token as it goes
+        m = 0
+        n_found = 0
+        a = i
+        while a < n and n_found < BATCH and m < 2 * BATCH:
+            b = buf[a]
+            if space[b]:
+                if b == 10 or b == 13:  # LF, CRLF (the LF then ends an empty sentence) and a lone CR end a line
+                    ev_kind[m] = EV_LINE
+                    ev_pos[m] = a
+                    m += 1
+                skipping = 0
+                a += 1
+                continue
+            if skipping:
+                a += 1
+                continue
+            h = FNV_OFFSET
+            j = a
+            limit = min(n, a + max_token)
+            while j < limit and not space[buf[j]]:
+                h = (h ^ np.uint64(buf[j])) * FNV_PRIME
+                j += 1
+            truncated = j == a + max_token and j < n and not space[buf[j]]
+            if j == n and not final and not truncated:
+                carry = a  # the token may go on in the next buffer: the caller carries it
+                break
+            length = j - a
+            ev_kind[m] = EV_TOKEN
+            if truncated:
+                while length > 1 and (buf[a + length] & 0xC0) == 0x80:
+                    length -= 1  # never cut inside a UTF-8 character
+                h = fnv1a(buf, a, length)
+                ev_kind[m] = EV_TRUNCATED
+                skipping = 1
+            ev_pos[m] = a
+            ev_len[m] = length
+            ev_hash[m] = h
+            prefetch(slots, np.int64(h & np.uint64(mask)))
+            m += 1
+            n_found += 1
+            a = j
+        # count: the events in order; a stop leaves i at the event to resume from (no token is being skipped
+        # there: a token event starts outside any skipped tail, and a line end clears it)
+        stop = -1
+        for k in range(m):
+            start = ev_pos[k]
+            if ev_kind[k] == EV_LINE:
                 if sent_len > 0:
                     if write_ids:
                         if n_sents >= sents_cap:
                             code = OUT_FULL
+                            stop = k
                             break
                         out_sents[n_sents] = emitted
                         n_sents += 1
                     sent_len = 0
-            skipping = 0
-            i += 1
-            continue
-        if skipping:
-            i += 1
-            continue
-        h = FNV_OFFSET
-        j = i
-        limit = min(n, i + max_token)
-        while j < limit and not space[buf[j]]:
-            h = (h ^ np.uint64(buf[j])) * FNV_PRIME
-            j += 1
-        truncated = j == i + max_token and j < n and not space[buf[j]]
-        if j == n and not final and not truncated:
-            break  # the token may go on in the next buffer: the caller carries it
-        length = j - i
-        if truncated:
-            while length > 1 and (buf[i + length] & 0xC0) == 0x80:
-                length -= 1  # never cut inside a UTF-8 character
-            h = fnv1a(buf, i, length)
-        if write_ids and (n_out >= ids_cap or n_sents >= sents_cap):
-            code = OUT_FULL
-            break
-        e, slot = find_entry(buf, i, length, h, slots, e_off, e_len, arena)
-        if e < 0:
-            if not has_room(n_entries, used, length, max_entries, slots, e_hash, arena):
-                code = NEED_ROOM
+                continue
+            if k + AHEAD < m and ev_kind[k + AHEAD] != EV_LINE:
+                v = slots[np.int64(ev_hash[k + AHEAD] & np.uint64(mask))]
+                if v != EMPTY:
+                    f = np.int64(np.uint64(v) & ENTRY)
+                    prefetch(e_len, f)
+                    prefetch(e_off, f)
+                    prefetch(e_count, f)
+                    if write_ids:
+                        prefetch(e_pid, f)
+            length = ev_len[k]
+            h = ev_hash[k]
+            if write_ids and (n_out >= ids_cap or n_sents >= sents_cap):
+                code = OUT_FULL
+                stop = k
                 break
-            e = n_entries
-            insert_entry(buf, i, length, h, slot, e, used, next_pid, slots, e_hash, e_off, e_len, e_count, e_pid,
-                         arena)
-            next_pid += 1
-            n_entries += 1
-            used += length
-        e_count[e] += 1
-        n_tokens += 1
-        if truncated:
-            n_truncated += 1
-            skipping = 1
-        if write_ids:
-            out_ids[n_out] = e_pid[e]
-            n_out += 1
-        emitted += 1
-        sent_len += 1
-        if sent_len >= max_sentence:
+            e, slot = find_entry(buf, start, length, h, slots, e_off, e_len, arena)
+            if e < 0:
+                if not has_room(n_entries, used, length, max_entries, slots, e_hash, arena):
+                    code = NEED_ROOM
+                    stop = k
+                    break
+                e = n_entries
+                insert_entry(buf, start, length, h, slot, e, used, next_pid, slots, e_hash, e_off, e_len, e_count,
+                             e_pid, arena)
+                next_pid += 1
+                n_entries += 1
+                used += length
+            e_count[e] += 1
+            n_tokens += 1
+            if ev_kind[k] == EV_TRUNCATED:
+                n_truncated += 1
             if write_ids:
-                out_sents[n_sents] = emitted
-                n_sents += 1
-            sent_len = 0
-        i = j
+                out_ids[n_out] = e_pid[e]
+                n_out += 1
+            emitted += 1
+            sent_len += 1
+            if sent_len >= max_sentence:
+                if write_ids:
+                    out_sents[n_sents] = emitted
+                    n_sents += 1
+                sent_len = 0
+        if stop >= 0:
+            i = ev_pos[stop]
+            skipping = 0
+            break
+        i = a
+    if carry >= 0 and code == DONE:
+        i = carry
     st[S_SKIPPING] = skipping
     st[S_SENT_LEN] = sent_len
     st[S_OUT] = n_out
