@@ -17,7 +17,9 @@ its passes in order. `CorpusOptions(phrases=TABLE)` applies a table while any co
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
+import gc
 import math
 import os
 from dataclasses import dataclass, field
@@ -343,9 +345,31 @@ def load_table(path) -> PhraseTable:
     return table
 
 
+def _intern(table, words, max_token):
+    """The provisional ids of `words` (tokens, as bytes) in a tokenizer table, adding those it lacks; of its
+    counters only the entries' move."""
+    K = _tk()
+    st = table.state.copy()
+    for k in (K.S_OUT, K.S_SENTS, K.S_SENT_LEN, K.S_SKIPPING):
+        st[k] = 0
+    data = np.frombuffer(b" ".join(words), np.uint8)  # no line end: no sentence
+    ids, sents = np.empty(len(words), np.uint32), np.empty(1, np.int64)
+    pos = 0
+    while True:
+        code, pos = K.scan(data, pos, True, 1 << 30, max_token, True, 1 << 62, table.slots, table.e_hash, table.e_off,
+                           table.e_len, table.e_count, table.e_pid, table.arena, st, ids, sents)
+        for k in (K.S_ENTRIES, K.S_ARENA, K.S_NEXT_PID):
+            table.state[k] = st[k]
+        if code == K.DONE:
+            return ids[:st[K.S_OUT]]
+        table.grow(max_token)
+
+
 class _Applier:
-    """One pass of phrasing over a chunk stream: the tokenizer kernel splits each chunk (into a table that is
-    emptied for every chunk, so memory stays bounded), apply_phrases joins and writes."""
+    """One pass of phrasing over a chunk stream: the tokenizer kernel splits each chunk into a table of the
+    words seen (emptied between chunks once it holds RESET_ENTRIES, so memory stays bounded; its provisional
+    ids are its entries), apply_phrases joins and writes."""
+    RESET_ENTRIES = 1 << 18
 
     def __init__(self, phrases, delimiter, connectors, max_sentence_length):
         from fastemb.vocab import StringTable
@@ -361,8 +385,10 @@ class _Applier:
                 firsts.add(w[:k])
                 lasts.add(w[k + len(d):])
                 k = w.find(d, k + 1)
-        self.sets = [string_set(list(connectors)), string_set(sorted(firsts)), string_set(sorted(lasts))]
-        self.flags = [np.zeros(1 << 16, np.uint8) for _ in self.sets]
+        self.sets = [(string_set(list(connectors)), P.IS_CONN), (string_set(sorted(firsts)), P.IS_FIRST),
+                     (string_set(sorted(lasts)), P.IS_LAST)]
+        self.flags = np.zeros(1 << 16, np.uint8)  # by pid
+        self.known = np.zeros((1 << 16, 2), np.uint64)  # apply_phrases' answers for two-word candidates
         self.has_conn = bool(connectors)
         self.delim = np.frombuffer(delimiter.encode("utf-8"), np.uint8)
         self.max_sentence = max_sentence_length
@@ -372,15 +398,23 @@ class _Applier:
         self.out = np.zeros(1 << 21, np.uint8)
         self.ids = np.empty(1 << 18, np.uint32)
         self.sents = np.empty(1 << 15, np.int64)
+        self.marked = 0  # table entries whose flags are set
 
     def _reset_table(self):
-        K = _tk()
+        """Empty the table; the pending tokens (a start word and connectors, not yet written: their ids in
+        seg) are put back first."""
+        K, P = _tk(), _pk()
         t = self.table
+        ntok = int(self.st[P.A_TOKENS])
+        words = [t.arena[t.e_off[p]:t.e_off[p] + t.e_len[p]].tobytes() for p in self.seg[:ntok].tolist()]
         t.state[K.S_ENTRIES] = 0
         t.state[K.S_ARENA] = 0
         t.state[K.S_NEXT_PID] = 0
-        t.slots.fill(-1)
+        t.slots.fill(K.EMPTY)
         self.marked = 0
+        self.known.fill(0)
+        if words:
+            self.seg[:ntok] = _intern(t, words, MAX_TOKEN_BYTES)
 
     def _apply_buffered(self, parts):
         K, P = _tk(), _pk()
@@ -390,18 +424,19 @@ class _Applier:
         st[P.A_POS] = 0
         st[P.A_END] = 0
         n = t.n
-        if n > self.flags[0].shape[0]:
-            self.flags = [np.zeros(2 * n, np.uint8) for _ in self.sets]
-            self.marked = 0
-        for s, flags in zip(self.sets, self.flags):
+        if n > self.flags.shape[0]:
+            flags = np.zeros(2 * n, np.uint8)
+            flags[:self.flags.shape[0]] = self.flags
+            self.flags = flags
+        for s, bit in self.sets:
             if s.n:
                 P.mark_members(self.marked, n, t.arena, t.e_off, t.e_len, t.e_hash, t.e_pid, s.slots, s.e_off,
-                               s.e_len, s.arena, flags)
+                               s.e_len, s.arena, self.flags, bit)
         self.marked = n
         while True:
             code = P.apply_phrases(self.ids[:n_out], self.sents[:n_sents], base, t.arena, t.e_off, t.e_len,
-                                   *self.flags, self.phr.slots, self.phr.e_off, self.phr.e_len, self.phr.arena,
-                                   self.delim, self.scratch, self.seg, st, self.out)
+                                   self.flags, self.phr.slots, self.phr.e_off, self.phr.e_len, self.phr.arena,
+                                   self.delim, self.scratch, self.seg, self.known, st, self.out)
             if code == P.OUT_FULL or code == P.DONE:
                 if st[P.A_OUT]:
                     parts.append(self.out[:st[P.A_OUT]].tobytes())
@@ -418,7 +453,8 @@ class _Applier:
         K = _tk()
         t = self.table
         buf = np.frombuffer(data, np.uint8)
-        self._reset_table()
+        if t.n > self.RESET_ENTRIES:
+            self._reset_table()
         pos = 0
         while True:
             code, pos = K.scan(buf, pos, final, self.max_sentence, MAX_TOKEN_BYTES, True, 1 << 62, t.slots,
@@ -458,6 +494,20 @@ def _corpus_options(options, corpus_options):
     return o
 
 
+@contextlib.contextmanager
+def _gc_paused():
+    """Python's collector off while many small objects are made at once (the phrase strings: they hold no
+    cycles), which would otherwise set off full collections over every object the process holds (Numba's:
+    about 100,000; 50 ms of a 0.7 s table on en.txt)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def _learn_pass(chunks, reader, *, min_count, scoring, threshold, delimiter, connectors, max_sentence_length,
                 max_entries, label, first_pass=True):
     """Count one pass's unigrams and candidates over `chunks` and score them: a PhrasePass."""
@@ -493,7 +543,7 @@ def _learn_pass(chunks, reader, *, min_count, scoring, threshold, delimiter, con
             grown[:is_conn.shape[0]] = is_conn
             is_conn = grown
         P.mark_members(marked, uni.n, uni.arena, uni.e_off, uni.e_len, uni.e_hash, uni.e_pid, conn.slots,
-                       conn.e_off, conn.e_len, conn.arena, is_conn)
+                       conn.e_off, conn.e_len, conn.arena, is_conn, P.IS_CONN)
         marked = uni.n
 
     def count_buffered():
@@ -551,11 +601,12 @@ def _learn_pass(chunks, reader, *, min_count, scoring, threshold, delimiter, con
     chosen, scores = P.score_pairs(pairs.pairs, t.n, t.e_off, t.e_len, t.e_count, t.arena, remap, uni.e_count,
                                    P.SCORING_NPMI if scoring == "npmi" else P.SCORING_DEFAULT, min_count, len_vocab,
                                    total_words, threshold)
-    seqs, counts = pairs.sequences(chosen)
-    word = {p: uni.word(int(remap[p])) for p in {p for seq in seqs for p in seq}}
-    phrases = [delimiter.join([word[p] for p in seq]) for seq in seqs]
-    listed = scores.tolist()
-    order = sorted(range(len(phrases)), key=lambda k: (-listed[k], phrases[k]))
+    with _gc_paused():
+        seqs, counts = pairs.sequences(chosen)
+        word = {p: uni.word(int(remap[p])) for p in {p for seq in seqs for p in seq}}
+        phrases = [delimiter.join([word[p] for p in seq]) for seq in seqs]
+        listed = scores.tolist()
+        order = sorted(range(len(phrases)), key=lambda k: (-listed[k], phrases[k]))
     result = PhrasePass([phrases[k] for k in order], scores[order], counts[order], words=total_words,
                         vocab=len_vocab, pruned=pruned)
     # gensim's merging of equal strings: with a delimiter inside the corpus's own tokens, two candidates can

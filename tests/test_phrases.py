@@ -205,6 +205,24 @@ def test_table_round_trip_and_apply_equals_the_reference(kjv_small, tmp_path):
     assert open(again, encoding="utf-8").read() == open(out, encoding="utf-8").read()
 
 
+def test_apply_across_chunks_and_table_resets_equals_the_reference(kjv_small, monkeypatch):
+    """The applier's word table emptied between small chunks (every few words) while a start word and its
+    connectors wait for the next chunk: the same text as the reference."""
+    from fastemb.phrasing import _Applier
+    t = phrases(kjv_small, min_count=5, threshold=5.0, connector_words="english")
+    data = open(kjv_small, "rb").read()
+    want = []
+    for line in data.decode("utf-8").splitlines():
+        s = ref_apply(line.split(), set(t.passes[0].phrases), "_", t.connector_words)
+        if s:
+            want.append(" ".join(s))
+    monkeypatch.setattr(_Applier, "RESET_ENTRIES", 3)
+    chunks = [data[k:k + 97] for k in range(0, len(data), 97)]
+    got = b"".join(t.stream(iter(chunks))).decode("utf-8").splitlines()
+    assert len(t.passes[0]) > 50 and any(w.count("_") >= 2 for w in t.passes[0].phrases)
+    assert got == want
+
+
 def test_apply_on_new_text_and_while_reading(tmp_path):
     tab = str(tmp_path / "t.tsv")
     PhraseTable([__import__("fastemb.phrasing", fromlist=["PhrasePass"]).PhrasePass(

@@ -33,8 +33,8 @@ C_END = 4         # next sentence end of the buffer to read
 C_STATE_SIZE = 5
 
 # apply_phrases state
-A_TOKENS = 0      # tokens pending in the scratch buffer (a start word and connector words)
-A_SCRATCH = 1     # scratch bytes used
+A_TOKENS = 0      # tokens pending (a start word and connector words; their pids in seg)
+A_PENDING = 1     # their bytes
 A_OUT = 2         # output bytes used
 A_LINE = 3        # tokens written on the current output line
 A_POS = 4
@@ -43,6 +43,8 @@ A_FIRST = 6       # the pending start word begins some phrase
 A_STATE_SIZE = 7
 
 SCORING_DEFAULT, SCORING_NPMI = 0, 1
+# apply_phrases' flags of a word (by pid): a connector word, the first word of some phrase, the last of one
+IS_CONN, IS_FIRST, IS_LAST = 1, 2, 4
 MIX = np.uint64(0x9E3779B97F4A7C15)
 PAIR_EMPTY = np.uint64(0)  # the key of an empty row: a table is np.zeros (a pair's key is never 0, see pair_key)
 PID_BYTES = 4                               # a pid in a long candidate's key: 4 bytes, little-endian
@@ -208,11 +210,15 @@ def prune_pairs(pairs, min_reduce):
 
 
 @njit(cache=True, nogil=True)
-def mark_members(first, last, t_arena, t_off, t_len, t_hash, t_pid, c_slots, c_off, c_len, c_arena, member):
-    """member[pid] for the tokenizer table's entries first..last-1: is the entry's string in the set c_*?"""
+def mark_members(first, last, t_arena, t_off, t_len, t_hash, t_pid, c_slots, c_off, c_len, c_arena, member, bit):
+    """Set `bit` of member[pid] for the tokenizer table's entries first..last-1 whose string is in the set c_*,
+    clear it for the others."""
     for e in range(first, last):
         c, _ = find_entry(t_arena, t_off[e], t_len[e], t_hash[e], c_slots, c_off, c_len, c_arena)
-        member[t_pid[e]] = 1 if c >= 0 else 0
+        if c >= 0:
+            member[t_pid[e]] |= bit
+        else:
+            member[t_pid[e]] &= ~bit
 
 
 @njit(cache=True, nogil=True)
@@ -290,29 +296,46 @@ def _emit(out, o, line, src, start, length):
     return o + length
 
 
-@njit(cache=True, nogil=True)
-def _flush(out, o, line, scratch, seg, ntok, dlen):
-    """Write the pending tokens (a start word and its connectors, delimiter-joined in scratch) one by one."""
-    pos = 0
+@njit(cache=True, nogil=True, inline="always")
+def _flush(out, o, line, t_arena, t_off, t_len, seg, ntok):
+    """Write the pending tokens (a start word and its connectors: their pids in seg) one by one."""
     for t in range(ntok):
-        o = _emit(out, o, line, scratch, pos, seg[t])
+        o = _emit(out, o, line, t_arena, t_off[seg[t]], t_len[seg[t]])
         line += 1
-        pos += seg[t] + dlen
     return o, line
 
 
 @njit(cache=True, nogil=True)
-def apply_phrases(ids, ends, base, t_arena, t_off, t_len, is_conn, is_first, is_last, p_slots, p_off, p_len, p_arena,
-                  delim, scratch, seg, st, out):
+def _join(scratch, seg, ntok, p, t_arena, t_off, t_len, delim):
+    """Write the candidate (the pending tokens, then p) delimiter-joined into scratch; returns its length."""
+    dlen = delim.shape[0]
+    kl = 0
+    for t in range(ntok + 1):
+        q = seg[t] if t < ntok else p
+        if t > 0:
+            for k in range(dlen):
+                scratch[kl + k] = delim[k]
+            kl += dlen
+        for k in range(t_len[q]):
+            scratch[kl + k] = t_arena[t_off[q] + k]
+        kl += t_len[q]
+    return kl
+
+
+@njit(cache=True, nogil=True)
+def apply_phrases(ids, ends, base, t_arena, t_off, t_len, flags, p_slots, p_off, p_len, p_arena, delim, scratch,
+                  seg, known, st, out):
     """Phrase ids[st[A_POS]:] (tokens of the tokenizer table t_*, pid = entry) into `out` as text: tokens
     separated by spaces, sentences by newlines, a phrase as its delimiter-joined string. A candidate joins
     when its joined string is an entry of the phrase table p_* (gensim's FrozenPhrases); it is looked up
-    only when its first word starts some phrase and its last word ends one (is_first, is_last: by pid,
-    like is_conn). Returns DONE, NEED_ROOM (scratch or seg full: grow them) or OUT_FULL (drain `out`)."""
+    (joined in scratch) only when its first word starts some phrase and its last word ends one (flags by
+    pid: IS_CONN, IS_FIRST, IS_LAST). `known` remembers the answers for two-word candidates (a direct-mapped
+    cache of pair_key rows: key, 1 a phrase / 2 not; valid while the pids are). Returns DONE, NEED_ROOM
+    (scratch or seg full: grow them) or OUT_FULL (drain `out`)."""
     n_ids = ids.shape[0]
     n_ends = ends.shape[0]
     ntok = st[A_TOKENS]
-    used = st[A_SCRATCH]
+    pending = st[A_PENDING]
     o = st[A_OUT]
     line = st[A_LINE]
     i = st[A_POS]
@@ -320,17 +343,25 @@ def apply_phrases(ids, ends, base, t_arena, t_off, t_len, is_conn, is_first, is_
     first = st[A_FIRST]
     dlen = delim.shape[0]
     cap = out.shape[0]
+    kmask = known.shape[0] - 1
     code = DONE
     while True:
+        if i + AHEAD < n_ids:  # the word AHEAD places on, and the string of the one half as far
+            q = ids[i + AHEAD]
+            prefetch(t_off, q)
+            prefetch(t_len, q)
+            prefetch(flags, q)
+        if i + AHEAD // 2 < n_ids:
+            prefetch(t_arena, t_off[ids[i + AHEAD // 2]])
         g = base + i
         # sentence ends at or before this token (all of them once the buffer is read)
         while j < n_ends and (i >= n_ids or ends[j] <= g):
-            if o + used + ntok + 1 > cap:
+            if o + pending + ntok + 1 > cap:
                 code = OUT_FULL
                 break
-            o, line = _flush(out, o, line, scratch, seg, ntok, dlen)
+            o, line = _flush(out, o, line, t_arena, t_off, t_len, seg, ntok)
             ntok = 0
-            used = 0
+            pending = 0
             if line > 0:
                 out[o] = 10
                 o += 1
@@ -341,52 +372,56 @@ def apply_phrases(ids, ends, base, t_arena, t_off, t_len, is_conn, is_first, is_
         p = ids[i]
         length = t_len[p]
         off = t_off[p]
-        if used + dlen + length > scratch.shape[0] or ntok + 1 >= seg.shape[0]:
+        if ntok + 1 >= seg.shape[0]:
             code = NEED_ROOM
             break
-        if o + used + dlen + length + ntok + 2 > cap:
+        # the most this token writes: the pending tokens, or the joined phrase, and itself, with spaces
+        joined_len = pending + dlen * ntok + length
+        if o + joined_len + ntok + 2 > cap:
             code = OUT_FULL
             break
-        if is_conn[p] != 0:
+        fp = flags[p]
+        if fp & IS_CONN:
             if ntok > 0:
-                for k in range(dlen):
-                    scratch[used + k] = delim[k]
-                used += dlen
-                for k in range(length):
-                    scratch[used + k] = t_arena[off + k]
-                used += length
-                seg[ntok] = length
+                seg[ntok] = p
                 ntok += 1
+                pending += length
             else:
                 o = _emit(out, o, line, t_arena, off, length)
                 line += 1
         else:
             joined = False
-            if ntok > 0 and first != 0 and is_last[p] != 0:
-                kl = used + dlen + length
-                for k in range(dlen):
-                    scratch[used + k] = delim[k]
-                for k in range(length):
-                    scratch[used + dlen + k] = t_arena[off + k]
-                e, _ = find_entry(scratch, 0, kl, fnv1a(scratch, 0, kl), p_slots, p_off, p_len, p_arena)
+            if ntok > 0 and first != 0 and fp & IS_LAST:
+                if joined_len > scratch.shape[0]:
+                    code = NEED_ROOM
+                    break
+                pk = pair_key(seg[0], p)
+                r = pair_home(pk, kmask)
+                if ntok == 1 and known[r, 0] == pk:
+                    e = 0 if known[r, 1] == 1 else -1
+                else:
+                    kl = _join(scratch, seg, ntok, p, t_arena, t_off, t_len, delim)
+                    e, _ = find_entry(scratch, 0, kl, fnv1a(scratch, 0, kl), p_slots, p_off, p_len, p_arena)
+                    if ntok == 1:
+                        known[r, 0] = pk
+                        known[r, 1] = 1 if e >= 0 else 2
                 if e >= 0:
+                    kl = _join(scratch, seg, ntok, p, t_arena, t_off, t_len, delim)
                     o = _emit(out, o, line, scratch, 0, kl)
                     line += 1
                     joined = True
                     ntok = 0
-                    used = 0
+                    pending = 0
             if ntok > 0 and not joined:
-                o, line = _flush(out, o, line, scratch, seg, ntok, dlen)
+                o, line = _flush(out, o, line, t_arena, t_off, t_len, seg, ntok)
             if not joined:
-                for k in range(length):
-                    scratch[k] = t_arena[off + k]
-                used = length
-                seg[0] = length
+                seg[0] = p
                 ntok = 1
-                first = np.int64(is_first[p])
+                pending = length
+                first = np.int64(fp & IS_FIRST)
         i += 1
     st[A_TOKENS] = ntok
-    st[A_SCRATCH] = used
+    st[A_PENDING] = pending
     st[A_OUT] = o
     st[A_LINE] = line
     st[A_POS] = i
