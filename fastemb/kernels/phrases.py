@@ -5,8 +5,8 @@ kernels take its output:
 
 - count_pairs: counts each candidate phrase -- a word, the connector words after it, the next word -- as
   gensim's learn_vocab does. A two-word candidate is one 64-bit key (pair_key) in an open-addressing table
-  of (key, count) rows; a longer one (connector words inside) is the bytes of its
-  pids in a tokenizer table (kernels.tokenize's primitives).
+  of (key, count) rows; a longer one (connector words inside) is the bytes of its pids in a tokenizer table
+  (kernels.tokenize's primitives).
 - score_pairs: gensim's original_scorer / npmi_scorer over every counted candidate, in gensim's order of
   floating-point operations (same scores bit for bit).
 - apply_phrases: gensim's FrozenPhrases.analyze_sentence: greedy, left to right, a candidate joins when the
