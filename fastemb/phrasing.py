@@ -17,7 +17,9 @@ its passes in order. `CorpusOptions(phrases=TABLE)` applies a table while any co
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
+import gc
 import math
 import os
 from dataclasses import dataclass, field
@@ -118,56 +120,77 @@ def string_set(words):
 
 
 class PairTable:
-    """Growable open-addressing table of pid sequences (candidate phrases) with counts."""
+    """The candidate phrases with their counts: two-word candidates as rows (key, count) of an open-addressing
+    table (kernels.phrases.pair_key; a key 0 is an empty row) that doubles when half full; longer ones
+    (connector words inside) as the bytes of their pids in a tokenizer StringTable."""
 
-    def __init__(self, entries=1 << 18):
+    def __init__(self, rows=1 << 16):
+        from fastemb.vocab import StringTable
         P = _pk()
-        self.slots = np.full(4 * entries, -1, np.int32)
-        self.e_pack = np.zeros(entries, np.uint64)
-        self.e_hash = np.zeros(entries, np.uint64)
-        self.e_off = np.zeros(entries, np.int64)
-        self.e_len = np.zeros(entries, np.int32)
-        self.e_count = np.zeros(entries, np.int64)
-        self.arena = np.zeros(entries * 2, np.int64)
+        self.pairs = np.zeros((rows, 2), np.uint64)
+        self.longs = StringTable(1 << 10)
         self.state = np.zeros(P.C_STATE_SIZE, np.int64)
-        self.key = np.zeros(64, np.int64)
+        self.key = np.zeros(16 * P.PID_BYTES, np.uint8)
+
+    @property
+    def n_pairs(self):
+        return int(self.state[_pk().C_PAIRS])
 
     @property
     def n(self):
-        return int(self.state[_pk().C_ENTRIES])
+        return self.n_pairs + self.longs.n
+
+    def count(self, ids, ends, base, has_conn, is_conn, max_entries):
+        """count_pairs from the buffer position the state holds: DONE or NEED_ROOM (grow, or prune once the
+        tables hold max_entries, and call again)."""
+        t = self.longs
+        return _pk().count_pairs(ids, ends, base, has_conn, is_conn, max_entries, self.state, self.pairs, self.key,
+                                 t.slots, t.e_hash, t.e_off, t.e_len, t.e_count, t.e_pid, t.arena, t.state)
 
     def grow(self):
         P = _pk()
-        n, used = self.n, int(self.state[P.C_ARENA])
-        if n >= self.e_hash.shape[0]:
-            cap = 2 * self.e_hash.shape[0]
-            for name in ("e_hash", "e_off", "e_len", "e_count", "e_pack"):
-                old = getattr(self, name)
-                new = np.zeros(cap, old.dtype)
-                new[:n] = old[:n]
-                setattr(self, name, new)
-        if used + self.key.shape[0] > self.arena.shape[0]:
-            new = np.zeros(2 * self.arena.shape[0] + self.key.shape[0], np.int64)
-            new[:used] = self.arena[:used]
-            self.arena = new
-        if 2 * (n + 1) > self.slots.shape[0]:
-            self.slots = np.full(2 * self.slots.shape[0], -1, np.int32)
-            _tk().rebuild_slots(self.slots, self.e_hash, n)
-        if self.state[P.C_KEY_LEN] + 2 >= self.key.shape[0]:
-            key = np.zeros(2 * self.key.shape[0], np.int64)
+        if 2 * (self.n_pairs + 1) > self.pairs.shape[0]:
+            # up to 2**22 rows (64 MB) the table grows fourfold: fewer copies, less memory touched for the first
+            # time (each new page costs a fault), a smaller peak than two doublings
+            rows = self.pairs.shape[0]
+            new = np.zeros((rows * (4 if rows < 1 << 22 else 2), 2), np.uint64)
+            P.rehash_pairs(self.pairs, new)
+            self.pairs = new
+        self.longs.grow(self.key.shape[0])
+        if P.PID_BYTES * (self.state[P.C_KEY_LEN] + 2) > self.key.shape[0]:
+            key = np.zeros(2 * self.key.shape[0], np.uint8)
             key[:self.key.shape[0]] = self.key
             self.key = key
 
     def prune(self, min_reduce):
+        """Drop candidates counted min_reduce times or fewer; returns how many were dropped."""
         P = _pk()
         n = self.n
-        keep = self.e_count[:n] > min_reduce
-        new_n, used = P.compact_pairs(keep, self.e_hash, self.e_off, self.e_len, self.e_count, self.e_pack,
-                                        self.arena)
-        self.state[P.C_ENTRIES] = new_n
-        self.state[P.C_ARENA] = used
-        _tk().rebuild_slots(self.slots, self.e_hash, new_n)
-        return n - new_n
+        self.state[P.C_PAIRS] = P.prune_pairs(self.pairs, min_reduce)
+        self.longs.prune(min_reduce)
+        return n - self.n
+
+    def sequences(self, chosen):
+        """The pids of each chosen candidate (a row of the pair table, or pairs.shape[0] + an entry of the long
+        candidates' table), and their counts."""
+        P = _pk()
+        rows = self.pairs.shape[0]
+        is_pair = chosen < rows
+        keys = self.pairs[chosen[is_pair], 0] - np.uint64(1)
+        firsts, seconds = (keys >> np.uint64(32)).tolist(), (keys & np.uint64(0xFFFFFFFF)).tolist()
+        counts = np.zeros(len(chosen), np.int64)
+        counts[is_pair] = self.pairs[chosen[is_pair], 1]
+        t, longs = self.longs, chosen[~is_pair] - rows
+        counts[~is_pair] = t.e_count[longs]
+        seqs, k = [], 0
+        for c, pair in zip(chosen.tolist(), is_pair.tolist()):
+            if pair:
+                seqs.append((firsts[k], seconds[k]))
+                k += 1
+            else:
+                e = c - rows
+                seqs.append(t.arena[t.e_off[e]:t.e_off[e] + t.e_len[e]].view(f"<u{P.PID_BYTES}").tolist())
+        return seqs, counts
 
 
 @dataclass
@@ -322,9 +345,31 @@ def load_table(path) -> PhraseTable:
     return table
 
 
+def _intern(table, words, max_token):
+    """The provisional ids of `words` (tokens, as bytes) in a tokenizer table, adding those it lacks; of its
+    counters only the entries' move."""
+    K = _tk()
+    st = table.state.copy()
+    for k in (K.S_OUT, K.S_SENTS, K.S_SENT_LEN, K.S_SKIPPING):
+        st[k] = 0
+    data = np.frombuffer(b" ".join(words), np.uint8)  # no line end: no sentence
+    ids, sents = np.empty(len(words), np.uint32), np.empty(1, np.int64)
+    pos = 0
+    while True:
+        code, pos = K.scan(data, pos, True, 1 << 30, max_token, True, 1 << 62, table.slots, table.e_hash, table.e_off,
+                           table.e_len, table.e_count, table.e_pid, table.arena, st, ids, sents)
+        for k in (K.S_ENTRIES, K.S_ARENA, K.S_NEXT_PID):
+            table.state[k] = st[k]
+        if code == K.DONE:
+            return ids[:st[K.S_OUT]]
+        table.grow(max_token)
+
+
 class _Applier:
-    """One pass of phrasing over a chunk stream: the tokenizer kernel splits each chunk (into a table that is
-    emptied for every chunk, so memory stays bounded), apply_phrases joins and writes."""
+    """One pass of phrasing over a chunk stream: the tokenizer kernel splits each chunk into a table of the
+    words seen (emptied between chunks once it holds RESET_ENTRIES, so memory stays bounded; its provisional
+    ids are its entries), apply_phrases joins and writes."""
+    RESET_ENTRIES = 1 << 18
 
     def __init__(self, phrases, delimiter, connectors, max_sentence_length):
         from fastemb.vocab import StringTable
@@ -340,8 +385,10 @@ class _Applier:
                 firsts.add(w[:k])
                 lasts.add(w[k + len(d):])
                 k = w.find(d, k + 1)
-        self.sets = [string_set(list(connectors)), string_set(sorted(firsts)), string_set(sorted(lasts))]
-        self.flags = [np.zeros(1 << 16, np.uint8) for _ in self.sets]
+        self.sets = [(string_set(list(connectors)), P.IS_CONN), (string_set(sorted(firsts)), P.IS_FIRST),
+                     (string_set(sorted(lasts)), P.IS_LAST)]
+        self.flags = np.zeros(1 << 16, np.uint8)  # by pid
+        self.known = np.zeros((1 << 16, 2), np.uint64)  # apply_phrases' answers for two-word candidates
         self.has_conn = bool(connectors)
         self.delim = np.frombuffer(delimiter.encode("utf-8"), np.uint8)
         self.max_sentence = max_sentence_length
@@ -351,15 +398,23 @@ class _Applier:
         self.out = np.zeros(1 << 21, np.uint8)
         self.ids = np.empty(1 << 18, np.uint32)
         self.sents = np.empty(1 << 15, np.int64)
+        self.marked = 0  # table entries whose flags are set
 
     def _reset_table(self):
-        K = _tk()
+        """Empty the table; the pending tokens (a start word and connectors, not yet written: their ids in
+        seg) are put back first."""
+        K, P = _tk(), _pk()
         t = self.table
+        ntok = int(self.st[P.A_TOKENS])
+        words = [t.arena[t.e_off[p]:t.e_off[p] + t.e_len[p]].tobytes() for p in self.seg[:ntok].tolist()]
         t.state[K.S_ENTRIES] = 0
         t.state[K.S_ARENA] = 0
         t.state[K.S_NEXT_PID] = 0
-        t.slots.fill(-1)
+        t.slots.fill(K.EMPTY)
         self.marked = 0
+        self.known.fill(0)
+        if words:
+            self.seg[:ntok] = _intern(t, words, MAX_TOKEN_BYTES)
 
     def _apply_buffered(self, parts):
         K, P = _tk(), _pk()
@@ -369,18 +424,19 @@ class _Applier:
         st[P.A_POS] = 0
         st[P.A_END] = 0
         n = t.n
-        if n > self.flags[0].shape[0]:
-            self.flags = [np.zeros(2 * n, np.uint8) for _ in self.sets]
-            self.marked = 0
-        for s, flags in zip(self.sets, self.flags):
+        if n > self.flags.shape[0]:
+            flags = np.zeros(2 * n, np.uint8)
+            flags[:self.flags.shape[0]] = self.flags
+            self.flags = flags
+        for s, bit in self.sets:
             if s.n:
-                P.mark_members(self.marked, n, t.arena, t.e_off, t.e_len, t.e_hash, t.e_pid, s.slots, s.e_hash, s.e_off,
-                               s.e_len, s.arena, flags)
+                P.mark_members(self.marked, n, t.arena, t.e_off, t.e_len, t.e_hash, t.e_pid, s.slots, s.e_off,
+                               s.e_len, s.arena, self.flags, bit)
         self.marked = n
         while True:
             code = P.apply_phrases(self.ids[:n_out], self.sents[:n_sents], base, t.arena, t.e_off, t.e_len,
-                                   *self.flags, self.phr.slots, self.phr.e_hash, self.phr.e_off, self.phr.e_len,
-                                   self.phr.arena, self.delim, self.scratch, self.seg, st, self.out)
+                                   self.flags, self.phr.slots, self.phr.e_off, self.phr.e_len, self.phr.arena,
+                                   self.delim, self.scratch, self.seg, self.known, st, self.out)
             if code == P.OUT_FULL or code == P.DONE:
                 if st[P.A_OUT]:
                     parts.append(self.out[:st[P.A_OUT]].tobytes())
@@ -397,7 +453,8 @@ class _Applier:
         K = _tk()
         t = self.table
         buf = np.frombuffer(data, np.uint8)
-        self._reset_table()
+        if t.n > self.RESET_ENTRIES:
+            self._reset_table()
         pos = 0
         while True:
             code, pos = K.scan(buf, pos, final, self.max_sentence, MAX_TOKEN_BYTES, True, 1 << 62, t.slots,
@@ -437,12 +494,26 @@ def _corpus_options(options, corpus_options):
     return o
 
 
+@contextlib.contextmanager
+def _gc_paused():
+    """Python's collector off while many small objects are made at once (the phrase strings: they hold no
+    cycles), which would otherwise set off full collections over every object the process holds (Numba's:
+    about 100,000; 50 ms of a 0.7 s table on en.txt)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def _learn_pass(chunks, reader, *, min_count, scoring, threshold, delimiter, connectors, max_sentence_length,
                 max_entries, label, first_pass=True):
     """Count one pass's unigrams and candidates over `chunks` and score them: a PhrasePass."""
     from fastemb.vocab import StringTable
     K, P = _tk(), _pk()
-    uni, pairs = StringTable(), PairTable(1 << min(18, max(10, max_entries.bit_length() - 2)))
+    uni, pairs = StringTable(), PairTable(1 << min(20, max(10, max_entries.bit_length())))
     conn = string_set(list(connectors))
     has_conn = bool(connectors)
     is_conn = np.zeros(1 << 16, np.uint8)
@@ -472,7 +543,7 @@ def _learn_pass(chunks, reader, *, min_count, scoring, threshold, delimiter, con
             grown[:is_conn.shape[0]] = is_conn
             is_conn = grown
         P.mark_members(marked, uni.n, uni.arena, uni.e_off, uni.e_len, uni.e_hash, uni.e_pid, conn.slots,
-                          conn.e_hash, conn.e_off, conn.e_len, conn.arena, is_conn)
+                       conn.e_off, conn.e_len, conn.arena, is_conn, P.IS_CONN)
         marked = uni.n
 
     def count_buffered():
@@ -481,9 +552,7 @@ def _learn_pass(chunks, reader, *, min_count, scoring, threshold, delimiter, con
         pairs.state[P.C_POS] = 0
         pairs.state[P.C_END] = 0
         while True:
-            code = P.count_pairs(ids_buf[:n_out], sents_buf[:n_sents], base, has_conn, is_conn, pairs.key,
-                                 max_entries - uni.n, pairs.state, pairs.slots, pairs.e_hash, pairs.e_off,
-                                 pairs.e_len, pairs.e_count, pairs.e_pack, pairs.arena)
+            code = pairs.count(ids_buf[:n_out], sents_buf[:n_sents], base, has_conn, is_conn, max_entries - uni.n)
             if code == P.DONE:
                 break
             if uni.n + pairs.n >= max_entries:
@@ -528,15 +597,16 @@ def _learn_pass(chunks, reader, *, min_count, scoring, threshold, delimiter, con
     remap[uni.e_pid[:n_uni]] = np.arange(n_uni)
     n_conn = int(is_conn[uni.e_pid[:n_uni]].sum()) if has_conn else 0
     len_vocab = n_uni - n_conn + n_pairs
-    chosen, scores = P.score_pairs(n_pairs, pairs.e_off, pairs.e_len, pairs.e_count, pairs.arena, remap,
-                                   uni.e_count, P.SCORING_NPMI if scoring == "npmi" else P.SCORING_DEFAULT,
-                                   min_count, len_vocab, total_words, threshold)
-    phrases = []
-    for e in chosen.tolist():
-        off, length = int(pairs.e_off[e]), int(pairs.e_len[e])
-        phrases.append(delimiter.join(uni.word(int(remap[p])) for p in pairs.arena[off:off + length].tolist()))
-    counts = pairs.e_count[chosen].copy()
-    order = sorted(range(len(phrases)), key=lambda k: (-scores[k], phrases[k]))
+    t = pairs.longs
+    chosen, scores = P.score_pairs(pairs.pairs, t.n, t.e_off, t.e_len, t.e_count, t.arena, remap, uni.e_count,
+                                   P.SCORING_NPMI if scoring == "npmi" else P.SCORING_DEFAULT, min_count, len_vocab,
+                                   total_words, threshold)
+    with _gc_paused():
+        seqs, counts = pairs.sequences(chosen)
+        word = {p: uni.word(int(remap[p])) for p in {p for seq in seqs for p in seq}}
+        phrases = [delimiter.join([word[p] for p in seq]) for seq in seqs]
+        listed = scores.tolist()
+        order = sorted(range(len(phrases)), key=lambda k: (-listed[k], phrases[k]))
     result = PhrasePass([phrases[k] for k in order], scores[order], counts[order], words=total_words,
                         vocab=len_vocab, pruned=pruned)
     # gensim's merging of equal strings: with a delimiter inside the corpus's own tokens, two candidates can

@@ -29,7 +29,7 @@ from fastemb.files import write_array
 from fastemb.errors import FastembError, FileError, param
 from fastemb.progress import Progress, log
 
-BYTES_PER_ENTRY = 64  # table arrays + slots at load 1/2 + ~10 bytes of string
+BYTES_PER_ENTRY = 64  # table arrays (36) + int64 slots at load 1/2 (16) + ~10 bytes of string
 FIRST_BITS = 40       # a word's first occurrence over shards: (shard index << FIRST_BITS) | its provisional id
 SHARD_MIN_BYTES = 4 << 20   # local parallel counting cuts ranges of at least this much text
 SHARDS_PER_THREAD = 4       # ... and about this many per thread (the last ones balance the threads)
@@ -96,7 +96,7 @@ class StringTable:
 
     def __init__(self, entries=1 << 16):
         K = _kernels()
-        self.slots = np.full(4 * entries, -1, np.int32)
+        self.slots = np.full(4 * entries, K.EMPTY, np.int64)
         self.e_hash = np.zeros(entries, np.uint64)
         self.e_off = np.zeros(entries, np.int64)
         self.e_len = np.zeros(entries, np.int32)
@@ -125,7 +125,7 @@ class StringTable:
             new[:used] = self.arena[:used]
             self.arena = new
         if 2 * (n + 1) > self.slots.shape[0]:
-            self.slots = np.full(2 * self.slots.shape[0], -1, np.int32)
+            self.slots = np.full(2 * self.slots.shape[0], K.EMPTY, np.int64)
             K.rebuild_slots(self.slots, self.e_hash, n)
 
     def prune(self, min_reduce):
@@ -161,7 +161,7 @@ class StringTable:
             t.e_pid[:n] = np.asarray(keys, np.int64)[:n]
         t.arena = self.arena[:used].copy()
         t.state = self.state.copy()
-        t.slots = np.full(1 << max(4, (2 * n + 2).bit_length()), -1, np.int32)
+        t.slots = np.full(1 << max(4, (2 * n + 2).bit_length()), K.EMPTY, np.int64)
         K.rebuild_slots(t.slots, t.e_hash, n)
         return t
 

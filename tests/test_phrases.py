@@ -114,6 +114,55 @@ def test_pruning_keeps_memory_bounded_and_says_so(tmp_path, caplog):
     assert "new_york" in t.passes[0].phrases  # the planted, frequent collocation survives pruning
 
 
+def candidate_counts(table):
+    """Every candidate of a phrasing.PairTable as {pid tuple: count}."""
+    live = np.nonzero(table.pairs[:, 0])[0]
+    chosen = np.concatenate((live, table.pairs.shape[0] + np.arange(table.longs.n))).astype(np.int64)
+    seqs, counts = table.sequences(chosen)
+    return {tuple(s): c for s, c in zip(seqs, counts.tolist())}
+
+
+def test_candidate_table_counts_grows_and_prunes_as_a_dict():
+    """The pair table (two-word keys) and the long-candidate table against a dict, across buffers, many
+    doublings from 16 rows, a prune and counting after it."""
+    from fastemb.kernels import phrases as P
+    from fastemb.phrasing import PairTable
+    rng = np.random.default_rng(0)
+    conn = {3, 4}
+    is_conn = np.zeros(64, np.uint8)
+    is_conn[list(conn)] = 1
+    n = 20000
+    ids = np.minimum(rng.zipf(1.3, n) - 1, 63).astype(np.uint32)
+    ends = np.unique(np.concatenate((rng.integers(1, n, 1500), [n]))).astype(np.int64)
+    want = {}
+    for sent in np.split(ids.tolist(), ends[:-1]):
+        start, between = None, []
+        for p in sent.tolist():
+            if p in conn:
+                if start is not None:
+                    between.append(p)
+                continue
+            if start is not None:
+                key = (start, *between, p)
+                want[key] = want.get(key, 0) + 1
+            start, between = p, []
+    table = PairTable(16)
+    for lo, hi in ((0, 7000), (7000, 7001), (7001, n)):  # a candidate spans each buffer boundary
+        table.state[P.C_POS] = table.state[P.C_END] = 0
+        part = ends[(ends > lo) & (ends <= hi)]
+        while table.count(ids[lo:hi], part, lo, True, is_conn, 1 << 40) != P.DONE:
+            table.grow()
+    assert any(len(k) > 2 for k in want) and table.pairs.shape[0] >= 1024
+    assert candidate_counts(table) == want
+    dropped = table.prune(2)
+    kept = {k: c for k, c in want.items() if c > 2}
+    assert dropped == len(want) - len(kept) > 0 and candidate_counts(table) == kept
+    table.state[P.C_POS] = table.state[P.C_END] = table.state[P.C_KEY_LEN] = 0
+    while table.count(ids, ends, 0, True, is_conn, 1 << 40) != P.DONE:  # every kept key is found again
+        table.grow()
+    assert candidate_counts(table) == {k: kept.get(k, 0) + c for k, c in want.items()}
+
+
 @pytest.mark.parametrize("scoring,threshold,connectors", [("default", 10.0, None), ("npmi", 0.5, None),
                                                           ("default", 10.0, "english")])
 def test_same_phrases_as_gensim_on_real_text(kjv_small, scoring, threshold, connectors):
@@ -154,6 +203,24 @@ def test_table_round_trip_and_apply_equals_the_reference(kjv_small, tmp_path):
     again = str(tmp_path / "again.txt")
     phrases(kjv_small, again, apply=tab)
     assert open(again, encoding="utf-8").read() == open(out, encoding="utf-8").read()
+
+
+def test_apply_across_chunks_and_table_resets_equals_the_reference(kjv_small, monkeypatch):
+    """The applier's word table emptied between small chunks (every few words) while a start word and its
+    connectors wait for the next chunk: the same text as the reference."""
+    from fastemb.phrasing import _Applier
+    t = phrases(kjv_small, min_count=5, threshold=5.0, connector_words="english")
+    data = open(kjv_small, "rb").read()
+    want = []
+    for line in data.decode("utf-8").splitlines():
+        s = ref_apply(line.split(), set(t.passes[0].phrases), "_", t.connector_words)
+        if s:
+            want.append(" ".join(s))
+    monkeypatch.setattr(_Applier, "RESET_ENTRIES", 3)
+    chunks = [data[k:k + 97] for k in range(0, len(data), 97)]
+    got = b"".join(t.stream(iter(chunks))).decode("utf-8").splitlines()
+    assert len(t.passes[0]) > 50 and any(w.count("_") >= 2 for w in t.passes[0].phrases)
+    assert got == want
 
 
 def test_apply_on_new_text_and_while_reading(tmp_path):

@@ -135,3 +135,66 @@ def test_empty_and_all_rare(tmp_path):
     rare.write_text("a b c\n")
     with pytest.raises(FastembError, match="min_count"):
         build_vocab([str(rare)], min_count=2)
+
+
+def test_scan_kernel_resumes_exactly_against_a_reference():
+    """The tokenizer kernel fed random pieces, with output buffers of a few ids and a table of four entries
+    (so that it stops for room or a drain inside its batches again and again), against a Python reference:
+    line ends (LF, CR, CRLF), other separators, over-long tokens cut on a character boundary and their tails
+    skipped across pieces, long lines split."""
+    import re
+    from fastemb.kernels import tokenize as K
+    from fastemb.vocab import StringTable
+    rng = np.random.default_rng(3)
+    words = [b"a", b"bb", b"the", "\u00e9t\u00e9".encode(), "\u65e5\u672c".encode(), "\u00e9".encode() * 9,
+             b"x" * 30, b"w" + bytes(range(0x41, 0x5b))]
+    seps = [b" ", b" ", b" ", b"  ", b"\t", b"\n", b"\r", b"\r\n", b"\x00", b"\n\n", b"\x0c"]
+    data = b"".join(words[rng.integers(len(words))] + seps[rng.integers(len(seps))] for _ in range(3000))
+    max_token, max_sentence = 12, 7
+    want, want_ends, truncated = [], [], 0
+    for line in re.split(rb"[\r\n]", data):
+        sent = 0
+        for tok in re.split(rb"[\x00\t\x0b\x0c\x1c-\x1f ]+", line):
+            if not tok:
+                continue
+            if len(tok) > max_token:
+                cut = max_token
+                while cut > 1 and tok[cut] & 0xC0 == 0x80:
+                    cut -= 1
+                tok, truncated = tok[:cut], truncated + 1
+            want.append(tok)
+            sent += 1
+            if sent == max_sentence:
+                want_ends.append(len(want))
+                sent = 0
+        if sent:
+            want_ends.append(len(want))
+    table = StringTable(4)
+    out_ids, out_sents = np.empty(5, np.uint32), np.empty(3, np.int64)
+    got_pids, got_ends = [], []
+    cuts = np.sort(rng.integers(0, len(data), 200))
+    pieces = [data[a:b] for a, b in zip(np.concatenate(([0], cuts)), np.concatenate((cuts, [len(data)])))]
+    carry = b""
+    for piece in pieces + [b"\n"]:
+        buf = np.frombuffer(carry + piece, np.uint8)
+        pos = 0
+        while True:
+            code, pos = K.scan(buf, pos, False, max_sentence, max_token, True, 1 << 62, table.slots, table.e_hash,
+                               table.e_off, table.e_len, table.e_count, table.e_pid, table.arena, table.state,
+                               out_ids, out_sents)
+            if code == K.NEED_ROOM:
+                table.grow(max_token)
+                continue
+            got_pids += out_ids[:table.state[K.S_OUT]].tolist()
+            got_ends += out_sents[:table.state[K.S_SENTS]].tolist()
+            table.state[K.S_OUT] = table.state[K.S_SENTS] = 0
+            if code == K.DONE:
+                break
+        carry = bytes(buf[pos:])
+    assert carry == b""
+    word = {int(table.e_pid[e]): bytes(table.arena[table.e_off[e]:table.e_off[e] + table.e_len[e]])
+            for e in range(table.n)}
+    assert [word[p] for p in got_pids] == want and got_ends == want_ends
+    assert {word[int(table.e_pid[e])]: int(table.e_count[e]) for e in range(table.n)} == \
+        dict(collections.Counter(want))
+    assert int(table.state[K.S_TRUNCATED]) == truncated > 0 and int(table.state[K.S_TOKENS]) == len(want)

@@ -12,7 +12,7 @@ faster at dim 100 with 2 threads). Numba caches each copy like any module.
 import numpy as np
 from numba import njit, prange
 
-from fastemb.kernels.memory import prefetch_row
+from fastemb.kernels.prefetch import prefetch_row
 from fastemb.kernels.rng import stream as _stream
 from fastemb.kernels.rng import uniform as _uniform
 from fastemb.kernels.rng import xorshift as _next
