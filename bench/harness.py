@@ -121,7 +121,9 @@ class _PeakWatcher(threading.Thread):
 def run_process(argv, env=None, stdin_source=None):
     """(wall seconds, peak RSS MB, returncode, stdout, stderr). The peak RSS is the largest VmHWM of the
     process or any of its descendants, polled every 20 ms while it runs."""
+    import resource
     t0 = time.perf_counter()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(argv, stdout=out, stderr=err, env={**os.environ, **(env or {})},
                                 stdin=subprocess.PIPE if stdin_source else subprocess.DEVNULL)
@@ -140,6 +142,8 @@ def run_process(argv, env=None, stdin_source=None):
         watcher.done = True
         proc.wait()
         wall = time.perf_counter() - t0
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the process and the descendants it waited for
+        run_process.cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
         out.seek(0)
         err.seek(0)
         return wall, peak, proc.returncode, out.read().decode(), err.read().decode()
@@ -159,7 +163,7 @@ def run_case(case, work):
         from bench.runners import fastemb_result, fastemb_w2v_command
         argv, result = fastemb_w2v_command({**case, "out_dir": out_dir}), fastemb_result
     wall, rss, rc, stdout, stderr = run_process(argv, env={"PYTHONPATH": ROOT})
-    record.update(wall=wall, rss_mb=rss, returncode=rc)
+    record.update(wall=wall, rss_mb=rss, returncode=rc, cpu=round(run_process.cpu, 3))
     if rc != 0:
         record["error"] = (stderr.strip().splitlines() or ["exit code %d" % rc])[-1]
         return record
@@ -214,7 +218,7 @@ def summarise(records, corpus_tokens):
             row["skipped"] = first.get("skipped") or next(r["error"] for r in rs if "error" in r)
             rows.append(row)
             continue
-        for field in ("wall", "rss_mb", "train_seconds"):
+        for field in ("wall", "rss_mb", "train_seconds", "cpu"):
             vals = [r[field] for r in rs if r.get(field) is not None]
             if vals:
                 row[field] = statistics.median(vals)
@@ -245,12 +249,23 @@ def summarise(records, corpus_tokens):
         if mine:
             f = mine[0]
             row["speedup_wall"] = row["wall"] / f["wall"]
+            if row.get("cpu") and f.get("cpu"):
+                row["speedup_cpu"] = row["cpu"] / f["cpu"]
             if row.get("train_seconds") and f.get("train_seconds"):
                 row["speedup_train"] = row["train_seconds"] / f["train_seconds"]
             if "quality" in row and "quality" in f:
                 row["quality_delta"] = {k: round(f["quality"][k] - row["quality"][k], 4)
                                         for k in ("ws353", "analogy")}
     return rows
+
+
+def qual(row, key):
+    """A quality figure of a summary row: the median, ± the standard deviation over seeds when there are several."""
+    q = row.get("quality", {})
+    if q.get(key) is None:
+        return ""
+    sd = row.get("quality_sd", {}).get(key)
+    return f"{q[key]:.3f}" + (f" ± {sd:.3f}" if sd is not None else "")
 
 
 def markdown(rows, meta):
@@ -274,12 +289,13 @@ def markdown(rows, meta):
         ratio = ""
         if "speedup_wall" in r:
             ratio = f"whole {r['speedup_wall']:.2f}×" + (f", train {r['speedup_train']:.2f}×"
-                                                          if "speedup_train" in r else "")
+                                                          if "speedup_train" in r else "") \
+                + (f", CPU {r['speedup_cpu']:.2f}×" if "speedup_cpu" in r else "")
         mode = " ".join(x for x in (r.get("mode", ""), "hs" if r.get("hs") else "") if x)
         lines.append(f"| {name} | {mode} | {r['task']} | {r['threads']} | {r['epochs']} | "
                      f"{os.path.basename(r['corpus'])}"
                      f" | {wall} | {fmt(r.get('train_seconds'))} | {wps} | {fmt(r.get('rss_mb'), 0)} | "
-                     f"{fmt(q.get('ws353'), 3)} | {fmt(q.get('simlex999'), 3)} | {fmt(q.get('analogy'), 3)} | {ratio} |")
+                     f"{qual(r, 'ws353')} | {qual(r, 'simlex999')} | {qual(r, 'analogy')} | {ratio} |")
     lines += pass_table(rows)
     for k, v in meta.get("extra", {}).items():
         lines.append(f"\n{k}: {v}")
