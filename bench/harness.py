@@ -281,7 +281,6 @@ def markdown(rows, meta):
             lines.append(f"| {name} | {r.get('mode', '')} | {r['task']} | {r['threads']} | {r['epochs']} | "
                          f"{os.path.basename(r['corpus'])} | skipped: {r['skipped']} |||||||| ")
             continue
-        q = r.get("quality", {})
         fmt = (lambda v, p=2: "" if v is None else f"{v:.{p}f}")
         spread = r.get("wall_spread")
         wall = fmt(r.get("wall")) + (f" ({spread[0]:.2f}–{spread[1]:.2f})" if spread and r["repeats"] > 1 else "")
