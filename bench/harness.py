@@ -121,9 +121,7 @@ class _PeakWatcher(threading.Thread):
 def run_process(argv, env=None, stdin_source=None):
     """(wall seconds, peak RSS MB, returncode, stdout, stderr). The peak RSS is the largest VmHWM of the
     process or any of its descendants, polled every 20 ms while it runs."""
-    import resource
     t0 = time.perf_counter()
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(argv, stdout=out, stderr=err, env={**os.environ, **(env or {})},
                                 stdin=subprocess.PIPE if stdin_source else subprocess.DEVNULL)
@@ -142,11 +140,16 @@ def run_process(argv, env=None, stdin_source=None):
         watcher.done = True
         proc.wait()
         wall = time.perf_counter() - t0
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the process and the descendants it waited for
-        run_process.cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
         out.seek(0)
         err.seek(0)
         return wall, peak, proc.returncode, out.read().decode(), err.read().decode()
+
+
+def _children_cpu():
+    """CPU seconds (user + system) of the child processes waited for so far, and of their descendants."""
+    import resource
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 
 
 def run_case(case, work):
@@ -162,8 +165,9 @@ def run_case(case, work):
     if case["tool"] == "fastemb" and case["task"] in ("sgns", "cbow"):  # the command itself is the process timed
         from bench.runners import fastemb_result, fastemb_w2v_command
         argv, result = fastemb_w2v_command({**case, "out_dir": out_dir}), fastemb_result
+    before = _children_cpu()
     wall, rss, rc, stdout, stderr = run_process(argv, env={"PYTHONPATH": ROOT})
-    record.update(wall=wall, rss_mb=rss, returncode=rc, cpu=round(run_process.cpu, 3))
+    record.update(wall=wall, rss_mb=rss, returncode=rc, cpu=round(_children_cpu() - before, 3))
     if rc != 0:
         record["error"] = (stderr.strip().splitlines() or ["exit code %d" % rc])[-1]
         return record
