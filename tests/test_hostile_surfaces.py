@@ -249,13 +249,14 @@ def test_local_cluster_size_is_bounded():
 
 
 # ------------------------------------------------------------------------------------------ fuzzing
-FUZZ_PER_KIND = 40   # damaged copies of each file kind below (8 kinds: 320 runs, one worker process)
+FUZZ_PER_KIND = 40   # damaged copies of each file kind below (9 kinds: 360 runs, one worker process)
 
 
 @pytest.mark.slow
 def test_fuzzed_newer_file_kinds_succeed_or_fail_with_one_line(tmp_path):
-    """Damaged classifiers, language models (full and hs softmax) and checkpoints of every algorithm fed to
-    the commands that read them: 0 or 1 and at most one error line, never a traceback or a signal."""
+    """Damaged classifiers, language models (full and hs softmax) and checkpoints of every algorithm and of the
+    classifier fed to the commands that read them: 0 or 1 and at most one error line, never a traceback or a
+    signal."""
     import json as _json
     from fastemb.models.classify import train as train_classifier
     from test_hostile_files import FUZZ_WORKER, _mutations
@@ -281,7 +282,11 @@ def test_fuzzed_newer_file_kinds_succeed_or_fail_with_one_line(tmp_path):
         fastemb.train(corpus, algo, dim=8, epochs=3, threads=1, checkpoint=str(ck), checkpoint_every="1",
                       callbacks=[stop], **extra)
         checkpoints[ck] = algo
+    clf_ck = tmp_path / "classify.ckpt"
+    train_classifier(str(labelled), dim=8, epochs=3, ngrams=2, buckets=50, checkpoint=str(clf_ck),
+                     checkpoint_every="1", callbacks=[stop])
     kinds = [(clf, lambda p: ["classify", "predict", p, "g0w1 g0w2 w3", "-k", "2"]),
+             (clf_ck, lambda p: ["classify", "train", "--resume", p, "-o", str(p) + ".out.h5", "--force", "--quiet"]),
              (lm["full"], lambda p: ["predict", p, "g0w1", "g0w2"]),
              (lm["hs"], lambda p: ["eval", p, "--text", str(text)])]
     kinds += [(ck, lambda p: ["train", "--resume", p, "-o", str(p) + ".out.h5", "--force", "--quiet"])
