@@ -12,7 +12,7 @@ import pytest
 import fastemb
 import fastemb.models.classify as C
 import fastemb.datasets as D
-from conftest import CORPORA, assert_one_line_error, run_cli
+from conftest import CORPORA, assert_one_line_error, interrupt_cli, planted_corpus, run_cli, stop_at
 
 MASK = (1 << 64) - 1
 
@@ -399,19 +399,6 @@ def test_cli_init_dimension_mismatch(tmp_path):
 
 
 # ------------------------------------------------------------------------------------- checkpoints
-def _stop_at(epoch=None, pos_share=None, raising=fastemb.StopTraining):
-    """A callback that stops a run at the end of `epoch`, or inside epoch 2 past `pos_share` of it."""
-    class Stop(fastemb.Callback):
-        def on_epoch_end(self, run):
-            if epoch is not None and run.epoch == epoch:
-                raise raising
-
-        def on_step(self, run):
-            if pos_share is not None and run.epoch == 1 and run.state.pos > pos_share * run.work_per_epoch:
-                raise raising
-    return Stop()
-
-
 @pytest.fixture(scope="module")
 def classifier_ckpt(tmp_path_factory):
     """A classifier run stopped after 1 of 3 epochs (checkpoint kept: no output), and its data."""
@@ -420,7 +407,7 @@ def classifier_ckpt(tmp_path_factory):
     data.write_text("\n".join(toy_lines(300)) + "\n")
     ck = d / "run.ckpt"
     C.train(str(data), dim=8, epochs=3, threads=1, ngrams=2, buckets=300, checkpoint=str(ck), checkpoint_every="1",
-            callbacks=[_stop_at(epoch=1)])
+            callbacks=[stop_at(1)])
     assert ck.exists()
     return data, ck
 
@@ -436,7 +423,7 @@ def test_classifier_resumes_mid_epoch_to_the_uninterrupted_model(tmp_path, monke
     kw = dict(dim=8, epochs=3, ngrams=2, buckets=500, threads=1)
     with pytest.raises(KeyboardInterrupt):
         C.train(str(data), checkpoint=str(ck), checkpoint_every="0.0001s",
-                callbacks=[_stop_at(pos_share=0.5, raising=KeyboardInterrupt)], **kw)
+                callbacks=[stop_at(2, midway=True, raising=KeyboardInterrupt)], **kw)
     with h5py.File(ck, "r") as f:
         state = json.loads(f.attrs["state"])
     assert state["epoch"] == 1 and 0 < state["pos"] < 1800 and state["block"] > 1  # inside epoch 2, after some calls
@@ -458,7 +445,7 @@ def test_classifier_checkpoint_policy_is_train_s(tmp_path):
     out = tmp_path / "c.h5"
     kw = dict(dim=8, epochs=3, threads=1)
     with pytest.raises(KeyboardInterrupt):
-        C.train(str(data), output=str(out), checkpoint_every="1", callbacks=[_stop_at(2, raising=KeyboardInterrupt)],
+        C.train(str(data), output=str(out), checkpoint_every="1", callbacks=[stop_at(2, raising=KeyboardInterrupt)],
                 **kw)
     ck = tmp_path / "c.h5.ckpt"
     assert ck.exists() and not out.exists()
@@ -532,12 +519,11 @@ def test_crafted_classifier_checkpoints_are_refused(classifier_ckpt, tmp_path, e
 def test_wrong_checkpoints_and_settings_are_refused(classifier_ckpt, tmp_path):
     """A checkpoint of another trainer, other options, other data or changed data: one line each, nothing read
     that the checkpoint does not vouch for."""
-    from test_word2vec import planted_corpus
     data, ck = classifier_ckpt
     planted_corpus(tmp_path / "p.txt", sentences=200)
     sgns = tmp_path / "sgns.ckpt"
     fastemb.train(str(tmp_path / "p.txt"), dim=4, epochs=2, threads=1, checkpoint=str(sgns), checkpoint_every="1",
-                  callbacks=[_stop_at(1)])
+                  callbacks=[stop_at(1)])
     out = tmp_path / "o.h5"
     cases = [(["classify", "train", "--resume", sgns], "not of a classifier"),
              (["train", "--resume", ck], "the text classifier"),
@@ -591,10 +577,9 @@ def test_a_signal_leaves_a_checkpoint_that_resumes(signal_data, tmp_path, sig, c
     """`classify train --checkpoint-every 1` signalled inside epoch 2 (after the first checkpoint, so its kernels
     are compiled): exit 130 / 143, no model, the checkpoint kept; resumed, the model an uninterrupted run gives."""
     import signal
-    from test_robustness import _interrupt
     data, straight = signal_data
     out = tmp_path / "c.h5"
-    rc, err, _ = _interrupt(_signal_run(data, out), getattr(signal, sig), wait_for=f"{out}.ckpt",
+    rc, err, _ = interrupt_cli(_signal_run(data, out), getattr(signal, sig), wait_for=f"{out}.ckpt",
                             delay=0.3)
     assert rc == code, err
     assert "Traceback" not in err and not out.exists() and sorted(os.listdir(tmp_path)) == ["c.h5.ckpt"]

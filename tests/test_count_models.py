@@ -7,7 +7,7 @@ from fastemb.kernels import glove as GK
 from fastemb.models.glove import glove_weights
 from fastemb.models.ppmi import ppmi_matrix, truncated_svd, weighted_vectors
 from fastemb import train
-from test_word2vec import planted_corpus
+from conftest import planted_corpus
 
 
 def glove_params(rng, n, dim):

@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 
 import fastemb
-from conftest import ROOT, SAMPLE, assert_one_line_error, run_cli
-from test_word2vec import planted_corpus
+from conftest import ROOT, SAMPLE, assert_one_line_error, planted_corpus, run_cli
 
 
 def kjv_lines(n=None):

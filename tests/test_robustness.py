@@ -7,9 +7,7 @@ import lzma
 import os
 import re
 import signal
-import subprocess
 import sys
-import time
 
 import h5py
 import numpy as np
@@ -20,8 +18,7 @@ from hypothesis import strategies as st
 import fastemb
 from fastemb.errors import FastembError
 from fastemb.vocab import build_vocab
-from conftest import ROOT, assert_one_line_error, run_cli
-from test_word2vec import planted_corpus
+from conftest import ROOT, assert_one_line_error, interrupt_cli, planted_corpus, run_cli
 
 CORPUS_COMMANDS = [("vocab",), ("cooc",), ("train", "--dim", "4", "--epochs", "1")]
 
@@ -165,20 +162,6 @@ def test_outputs_missing_dir_readonly_dir_and_existing(tmp_path, kjv_small):
         assert existing.read_text() == "precious"
 
 
-def _interrupt(args, sig, wait_for=None, delay=1.5):
-    proc = subprocess.Popen([sys.executable, "-m", "fastemb", *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, cwd=ROOT)
-    deadline = time.time() + 60
-    while wait_for is not None and not os.path.exists(wait_for) and time.time() < deadline:
-        time.sleep(0.05)
-    time.sleep(delay)
-    assert proc.poll() is None, "finished before it could be interrupted"
-    t0 = time.time()
-    proc.send_signal(sig)
-    _, err = proc.communicate(timeout=30)
-    return proc.returncode, err.decode(), time.time() - t0
-
-
 @pytest.fixture(scope="module")
 def big_corpus(tmp_path_factory):
     """Enough text (synthetic, 6M tokens) that every pass runs for seconds."""
@@ -192,7 +175,7 @@ def big_corpus(tmp_path_factory):
                          ids=lambda c: c[0] if isinstance(c, tuple) else str(c))
 def test_interrupt_exits_promptly_without_partial_output(tmp_path, big_corpus, command, sig, code):
     out = tmp_path / "out.h5"
-    rc, err, seconds = _interrupt([command[0], big_corpus, "-o", out, *command[1:]], sig)
+    rc, err, seconds = interrupt_cli([command[0], big_corpus, "-o", out, *command[1:]], sig)
     assert rc == code, err
     assert "Traceback" not in err and seconds < 5
     assert os.listdir(tmp_path) == []
@@ -203,7 +186,7 @@ def test_interrupted_training_resumes_to_the_same_model(tmp_path):
     out = tmp_path / "v.h5"
     args = ["train", tmp_path / "p.txt", "-o", out, "--dim", "32", "--epochs", "6", "--threads", "1",
             "--checkpoint-every", "1", "--quiet"]
-    rc, err, _ = _interrupt(args, signal.SIGINT, wait_for=str(out) + ".ckpt", delay=0.1)
+    rc, err, _ = interrupt_cli(args, signal.SIGINT, wait_for=str(out) + ".ckpt", delay=0.1)
     assert rc == 130, err
     assert not out.exists() and os.path.exists(str(out) + ".ckpt")
     rc, _, err = run_cli("train", "--resume", str(out) + ".ckpt", "-o", out, "--quiet")
