@@ -242,6 +242,7 @@ def test_kjv_task_files(kjv_group):
     assert D.kjv_label("Rev", "testament") == "new" and D.kjv_label("Mal", "testament") == "old"
 
 
+@pytest.mark.slow
 def test_kjv_groups_beat_majority_and_bag_of_words_logistic_regression(kjv_group, tmp_path):
     from bench.classify import bow_matrix, fit_logreg, majority, parse_labelled
     clf = C.train(kjv_group["train"], ngrams=2, epochs=25)
@@ -338,6 +339,7 @@ def test_drop_label_without_attr_is_refused(model_file, tmp_path):
 
 
 # --------------------------------------------------------------------------------------------- CLI
+@pytest.mark.slow
 def test_cli_train_predict_test(tmp_path):
     data = tmp_path / "train.txt"
     data.write_text("\n".join(toy_lines(90)) + "\n__label__pos\n")
@@ -360,6 +362,7 @@ def test_cli_train_predict_test(tmp_path):
     assert rc == 0 and "accuracy" in out and "confusion matrix" in out
 
 
+@pytest.mark.slow
 def test_cli_bad_label_files_are_one_line_errors(tmp_path, model_file):
     files = {"empty.txt": b"", "nolabel.txt": b"just text\nmore text\n", "onlylabels.txt": b"__label__a\n__label__b\n",
              "garbage.bin": bytes(np.random.default_rng(0).integers(1, 256, 20000, dtype=np.uint8))}
@@ -436,6 +439,7 @@ def test_classifier_resumes_mid_epoch_to_the_uninterrupted_model(tmp_path, monke
     assert resumed.attrs["resumed_from"] == str(ck) and resumed.attrs["epochs_trained"] == 3
 
 
+@pytest.mark.slow
 def test_classifier_checkpoint_policy_is_train_s(tmp_path):
     """The policy of `fastemb train`: OUTPUT.ckpt kept when a run is interrupted; never overwritten by another
     run unless --force; a resumed run keeps the user's copy and removes its own checkpoint only once the model is
@@ -516,6 +520,7 @@ def test_crafted_classifier_checkpoints_are_refused(classifier_ckpt, tmp_path, e
     assert not (tmp_path / "o.h5").exists()
 
 
+@pytest.mark.slow
 def test_wrong_checkpoints_and_settings_are_refused(classifier_ckpt, tmp_path):
     """A checkpoint of another trainer, other options, other data or changed data: one line each, nothing read
     that the checkpoint does not vouch for."""

@@ -142,6 +142,7 @@ def test_planted_groups_recovered(tmp_path, algo):
             assert neighbours == set(group) - {w}, (algo, w, neighbours)
 
 
+@pytest.mark.slow
 def test_cooc_file_feeds_training(tmp_path):
     from conftest import run_cli
     planted_corpus(tmp_path / "p.txt", sentences=500)

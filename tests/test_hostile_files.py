@@ -52,6 +52,7 @@ def test_external_storage_is_not_followed(tmp_path, good):
     _assert_refused(tmp_path, evil, "external")
 
 
+@pytest.mark.slow
 def test_external_soft_links_and_virtual_datasets_are_refused(tmp_path, good):
     path, words = good
     elink, soft, virtual = tmp_path / "elink.h5", tmp_path / "soft.h5", tmp_path / "virtual.h5"
@@ -88,6 +89,7 @@ def _set(name, value):
     return edit
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("edit,contains", [
     (_set("embedding", np.zeros((10, 100), np.float32)), "10 rows"),
     (_set("embedding", np.full((11, 100), np.nan, np.float32)), "non-finite"),
@@ -112,6 +114,7 @@ def cooc_file(tmp_path_factory):
     return d / "c.h5"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("edit,contains", [
     (_set("cooccurrence/indices", np.full(10, 99999, np.int32)), "expected"),
     (lambda f: f["cooccurrence/indices"].__setitem__(0, 1 << 30), "outside"),
@@ -157,6 +160,7 @@ def corpus_3m(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_full_disk_is_one_line_and_leaves_nothing(full_disk, corpus_3m, tmp_path):
     rc, _, err = run_cli("cooc", corpus_3m, "-o", full_disk / "c.h5", "--window", "5")
     assert_one_line_error(rc, err, contains=str(full_disk))
@@ -169,6 +173,7 @@ def test_full_disk_is_one_line_and_leaves_nothing(full_disk, corpus_3m, tmp_path
     assert "no space" in err and os.listdir(full_disk) == [] and not (tmp_path / "c.h5").exists()
 
 
+@pytest.mark.slow
 def test_long_output_names_and_non_utf8_paths_save(tmp_path):
     planted_corpus(tmp_path / "p.txt", sentences=300)
     name = "v" * 247 + ".h5"  # 250 bytes: the temporary name must still fit
@@ -212,6 +217,7 @@ def test_exploding_loss_stops_glove(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------ inputs
+@pytest.mark.slow
 def test_word2vec_files_are_checked_against_their_header(tmp_path):
     emb = fastemb.Embeddings([f"w{i}" for i in range(20)], np.random.default_rng(0).random((20, 8), np.float32))
     emb.save(tmp_path / "e.h5")
@@ -274,6 +280,7 @@ def test_token_pattern_with_groups_is_refused(tmp_path, kjv_small):
     assert "(?:" in err
 
 
+@pytest.mark.slow
 def test_query_options_and_answers(tmp_path, good):
     path, _ = good
     rc, _, err = run_cli("neighbors", path, "w1", "--restrict", "0")
@@ -290,6 +297,7 @@ def test_query_options_and_answers(tmp_path, good):
     assert data["similarity"][0]["spearman"] is None and "NaN" not in out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("option", ["--analogy", "--similarity"])
 def test_missing_and_latin1_evaluation_files(tmp_path, good, option):
     path, _ = good
@@ -432,6 +440,7 @@ def test_probe_survives_a_library_that_loops_or_crashes(good, monkeypatch, failu
 
 
 # ------------------------------------------------------------------------------------------ fuzzing
+@pytest.mark.slow
 def test_fuzzed_files_succeed_or_fail_with_one_line(tmp_path, cooc_file):
     """Hundreds of damaged embeddings, co-occurrence and checkpoint files, fed to the commands that read
     them in one worker process: every run ends with 0 or 1 and at most one error line, never a traceback;

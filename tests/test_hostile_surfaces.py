@@ -34,6 +34,7 @@ def test_resume_keeps_a_copy_of_the_checkpoint(interrupted, tmp_path):
     assert os.path.exists(f"{out}.ckpt")         # made for out.h5, not for this output
 
 
+@pytest.mark.slow
 def test_resume_removes_its_own_checkpoint_only_for_its_output(interrupted, tmp_path):
     d, out = interrupted
     work = tmp_path / "w"

@@ -156,6 +156,7 @@ def test_hs_recovers_planted_groups(tmp_path, algo, negative, shared):
         assert emb.context_vectors is None and emb.attrs["add_contexts"] is False
 
 
+@pytest.mark.slow
 def test_hs_loss_starts_at_the_tree_entropy_and_falls_on_real_text():
     frozen = fastemb.FrozenLoss(max_tokens=300_000)
     emb = fastemb.train(SAMPLE, "sgns", hs=True, negative=0, epochs=3, threads=2, callbacks=[frozen])
@@ -165,6 +166,7 @@ def test_hs_loss_starts_at_the_tree_entropy_and_falls_on_real_text():
     assert 5 * math.log(2) < emb.attrs["loss"][0] < 14 * math.log(2)
 
 
+@pytest.mark.slow
 def test_hs_checkpoint_resume_and_continue(tmp_path):
     planted_corpus(tmp_path / "p.txt", sentences=600)
     out = tmp_path / "v.h5"

@@ -273,6 +273,7 @@ def test_damaged_checkpoints_are_refused_without_crash(checkpointed, tmp_path, e
     assert str(bad) in err and not (tmp_path / "v.h5").exists()
 
 
+@pytest.mark.slow
 def test_resume_refuses_contradicting_options_and_allows_safe_ones(checkpointed, tmp_path):
     d, ck = checkpointed
     own = tmp_path / "own.ckpt"
@@ -304,6 +305,7 @@ def test_resume_api_equals_cli_policy(checkpointed, tmp_path):
     np.testing.assert_array_equal(emb.vectors, straight.vectors)
 
 
+@pytest.mark.slow
 def test_another_runs_checkpoint_is_never_clobbered(checkpointed, tmp_path):
     d, ck = checkpointed
     out = tmp_path / "v.h5"

@@ -158,6 +158,7 @@ def kjv_sgns():
     return train(SAMPLE, "sgns", epochs=5, sample=1e-3, threads=2)
 
 
+@pytest.mark.slow
 def test_loss_falls_on_real_text(kjv_sgns):
     loss = kjv_sgns.attrs["loss"]
     assert loss[-1] < loss[0] * 0.95
@@ -165,6 +166,7 @@ def test_loss_falls_on_real_text(kjv_sgns):
     assert np.mean(curve[-3:]) < np.mean(curve[:3])
 
 
+@pytest.mark.slow
 def test_quality_floor_on_sample_corpus(kjv_sgns):
     """The category purity of conftest.CATEGORIES (defaults' floors for every algorithm: test_quality_floors).
     Measured on the shipped corpus: 0.96-1.00 (sgns and cbow, seeds 1-3); random vectors score 0.22."""
@@ -194,6 +196,7 @@ def test_bad_training_options(tmp_path, kjv_small, args, contains):
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_frozen_loss_falls_every_epoch_while_the_online_loss_may_rise():
     """The reported (online) skip-gram loss can rise in the last epoch on the KJV sample; the same model's loss
     on the corpus measured without training falls every epoch (README: Training loss)."""
