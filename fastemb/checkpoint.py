@@ -1,5 +1,7 @@
 """Training checkpoints (format 2): the model state at a block or epoch boundary, written atomically and
-durably, from which `fastemb train --resume FILE` continues to the same model an uninterrupted run gives.
+durably, from which `fastemb train --resume FILE` (and `fastemb classify train --resume FILE`) continues to the
+same model an uninterrupted run gives. The policy below (where a run checkpoints, what it may overwrite or
+remove, what a resumed run must find again) is one for every trainer; a trainer reads its own records.
 
 A checkpoint holds the run's options as a versioned record (algorithm, its options, corpus options, seed,
 inputs and a fingerprint of the data), the loop's `TrainState`, the model arrays with a SHA-256 each, and
@@ -28,6 +30,9 @@ from fastemb.errors import FastembError, FileError, OptionError, param
 from fastemb.progress import log
 
 VERSION = 2
+# Trainers outside the registry that write checkpoints of this format: their record's `algo` -> what they are
+# (a registered algorithm's reader names them when given one of their checkpoints)
+OTHER_TRAINERS = {"classify": "the text classifier (fastemb classify train --resume)"}
 
 
 @dataclass
@@ -177,6 +182,44 @@ def claim_checkpoint_path(path, force, run_id=None):
     log.info(f"checkpoint: removed the earlier run's {path} ({param('force')})")
 
 
+def checkpoint_target(checkpoint, checkpoint_every, output, resumed=None):
+    """Where a run writes its checkpoints and how often: (path, every), or (None, None) for none.
+
+    `checkpoint_every` alone writes OUTPUT.ckpt; a resumed run goes on at its own rhythm, writing the
+    checkpoint it resumed when that is at the place, and for the output, its run recorded (a copy or a
+    checkpoint resumed for another output is left as it is). Nothing is written or removed here: the caller
+    checks its inputs, then claims the path (`claim_checkpoint_path`)."""
+    every = checkpoint_every if checkpoint_every is not None else \
+        (resumed.record.get("checkpoint_every") if resumed is not None else None)
+    if every is None and checkpoint is None:
+        if output is not None and resumed is None and os.path.exists(f"{output}.ckpt"):
+            log.warning(f"warning: {output}.ckpt holds an unfinished run; it is left alone (continue it with "
+                        f"{param('resume')})")
+        return None, None
+    parse_every(every or "1")
+    own = resumed is not None and recorded_here(resumed, output)
+    path = checkpoint or (resumed.path if own else (None if output is None else f"{output}.ckpt"))
+    if path is None and checkpoint_every is None and resumed is not None:
+        log.info(f"checkpoint: {resumed.path} is a copy or was written for another output; it is left as it is "
+                 f"and this run writes no checkpoints (give {param('output')} or {param('checkpoint')})")
+        return None, None
+    if path is None:
+        raise OptionError("checkpoint_every", f"needs a file: give {param('checkpoint')} or {param('output')}")
+    return os.fspath(path), every or "1"
+
+
+def finish_checkpoints(output, run_id, paths):
+    """After the finished model is on disk (durably): remove the checkpoints it supersedes, only those this
+    run wrote for this output (`made_for`); any other is kept and said so."""
+    for done in sorted({os.fspath(p) for p in paths if p is not None}):
+        if output is not None and made_for(done, run_id, output):
+            os.remove(done)
+        elif os.path.exists(done):
+            why = f"not this run's checkpoint for {output}" if output is not None else \
+                "the model was not saved to a file"
+            log.info(f"checkpoint kept: {done} ({why})")
+
+
 class Checkpoint(Callback):
     """Writes the training state every N epochs or every N minutes (`every`: '1', '2epochs', '10min'),
     atomically, at block or epoch boundaries; refuses to write over another run's checkpoint."""
@@ -233,9 +276,13 @@ class Resumable:
     counts: np.ndarray
 
 
-def load_checkpoint(path) -> Resumable:
+def load_checkpoint(path, reader=None) -> Resumable:
     """Read and check a checkpoint completely: record, state, vocabulary, and every array against what
-    its algorithm declares for that vocabulary and those options (shape, dtype, checksum, finiteness)."""
+    its trainer declares for that vocabulary and those options (shape, dtype, checksum, finiteness).
+
+    reader(record, path) -> (options, specs): the validated options of the record (with `epochs`) and a
+    function n_words -> {array name: (shape, dtype)}; it refuses a record it does not read (another
+    trainer's) with one FileError. Default: an algorithm of the registry (`fastemb train`)."""
     from fastemb.store import read_vocab, open_h5
     path = os.fspath(path)
     with open_h5(path, "checkpoint") as f:
@@ -256,13 +303,13 @@ def load_checkpoint(path) -> Resumable:
             raise FileError(f"{path}: damaged checkpoint: the checksum of its settings does not match")
         run_id = str(f.attrs.get("run_id", ""))
         state = TrainState.from_dict(state_d, path)
-        algorithm, options = record_options(record, path)
+        options, array_specs = (reader or algorithm_reader)(record, path)
         words, counts = read_vocab(f, path)
         if len(words) == 0 or (counts < 1).any():
             raise FileError(f"{path}: damaged checkpoint vocabulary ({len(words)} words, {len(counts)} counts)")
         if state.epoch > options.epochs:
             raise FileError(f"{path}: damaged checkpoint state ({state.epoch} epochs done of {options.epochs})")
-        specs = algorithm.trainer.array_specs(options, len(words))
+        specs = array_specs(len(words))
         if "arrays" not in f or set(f["arrays"].keys()) != set(specs):
             have = sorted(f["arrays"].keys()) if "arrays" in f else []
             raise FileError(f"{path}: damaged checkpoint: arrays {have}, expected {sorted(specs)}")
@@ -283,10 +330,14 @@ def load_checkpoint(path) -> Resumable:
 
 
 def record_options(record, path):
-    """(Algorithm, validated options) of a checkpoint record."""
+    """(Algorithm, validated options) of a checkpoint record of a registered algorithm."""
     from fastemb import registry
     if not isinstance(record, dict) or record.get("version") != VERSION:
         raise FileError(f"{path}: damaged checkpoint record")
+    algo = record.get("algo")
+    if isinstance(algo, str) and algo in OTHER_TRAINERS:
+        raise FileError(f"{path}: a checkpoint of {OTHER_TRAINERS[algo]}, not of a word-embedding algorithm: "
+                        f"continue it with the command that wrote it")
     try:
         algorithm = registry.get(record.get("algo"))
         options = algorithm.options.from_dict(record["options"])
@@ -295,6 +346,43 @@ def record_options(record, path):
     if not algorithm.iterative:
         raise FileError(f"{path}: {algorithm.name} has no epochs to resume")
     return algorithm, options
+
+
+def algorithm_reader(record, path):
+    """load_checkpoint's reader for the registry's algorithms: (options, n_words -> array specs)."""
+    algorithm, options = record_options(record, path)
+    return options, lambda n_words: algorithm.trainer.array_specs(options, n_words)
+
+
+def check_input_digests(record, paths, path) -> dict:
+    """The SHA-256 of every input file the checkpoint's record names, compared before any of them is parsed
+    (a file changed since, or a record pointing elsewhere, is refused without reading its content)."""
+    from fastemb.files import file_sha256
+    saved = (record.get("inputs") or {}).get("sha256")
+    if not isinstance(saved, dict) or sorted(saved) != sorted(paths) or \
+            not all(isinstance(v, str) for v in saved.values()):
+        raise FileError(f"{path}: its record holds no checksums of its input files (a checkpoint of an older "
+                        f"fastemb, or damaged): start the run again")
+    for p in paths:
+        if file_sha256(p) != saved[p]:
+            raise FastembError(f"{path}: the input changed since the checkpoint: {p} (its SHA-256 differs; it "
+                               f"was not read)")
+    return saved
+
+
+def check_state_fits(state: TrainState, work_per_epoch, path):
+    """A resumed state must stand inside an epoch of this run's work (a crafted position is refused)."""
+    if state.pos > work_per_epoch or (state.block == 0) != (state.pos == 0):
+        raise FileError(f"{path}: damaged checkpoint state (block {state.block} at position {state.pos:,} of "
+                        f"{work_per_epoch:,})")
+
+
+def must_agree(name, value, saved, path, free):
+    """A resumed run keeps its settings: an option given again must have the value the run started with."""
+    if value != saved:
+        raise OptionError(name, f"is {value!r}, but the run in {path} was started with {saved!r}: a resumed "
+                                f"run keeps its settings (only {', '.join(sorted(free))} and checkpoint_every "
+                                f"can change)")
 
 
 def check_same_vocab(words, counts, ck_words, ck_counts, path):

@@ -124,7 +124,7 @@ def train(corpus=None, algo=None, *, cooc=None, options=None, corpus_options=Non
 def _plan(req: _Request, callbacks, output, force, checkpoint, checkpoint_every, resume, tmp_dir) -> _Plan:
     """Every check that needs no corpus: options, inputs, outputs, checkpoint policy. Nothing is read
     but a checkpoint to resume."""
-    from fastemb.checkpoint import Checkpoint, claim_checkpoint_path, parse_every, recorded_here
+    from fastemb.checkpoint import Checkpoint, checkpoint_target, claim_checkpoint_path, parse_every
     from fastemb.files import check_work_dir
     from fastemb.store import check_output
     callbacks = as_callbacks(callbacks)
@@ -144,26 +144,19 @@ def _plan(req: _Request, callbacks, output, force, checkpoint, checkpoint_every,
     plan.tmp_dir = tmp_dir
     if output is not None:
         check_output(output, force)
-    every = checkpoint_every if checkpoint_every is not None else (plan.checkpoint_every if resume else None)
-    if every is not None or checkpoint is not None:
-        parse_every(every or "1")
+    if checkpoint_every is not None or checkpoint is not None:
+        parse_every(checkpoint_every or "1")
         if not plan.algorithm.iterative:
-            raise OptionError("checkpoint_every" if every is not None else "checkpoint",
+            raise OptionError("checkpoint_every" if checkpoint_every is not None else "checkpoint",
                               f"does not apply to {plan.algorithm.name}: it has no epochs")
-        own = resume is not None and recorded_here(plan.resumed, output)
-        path = checkpoint or (resume if own else (None if output is None else f"{output}.ckpt"))
-        if path is None and checkpoint_every is None and resume is not None:
-            log.info(f"checkpoint: {resume} is a copy or was written for another output; it is left as it is "
-                     f"and this run writes no checkpoints (give {param('output')} or {param('checkpoint')})")
-            return plan
-        if path is None:
-            raise OptionError("checkpoint_every", f"needs a file: give {param('checkpoint')} or {param('output')}")
+    path, every = checkpoint_target(checkpoint, checkpoint_every, output, plan.resumed)
+    if path is not None:
         if plan.sources is not None and not _files_only(plan.sources) or plan.matrix is not None or \
                 plan.init is not None and plan.init_path is None:
             raise OptionError("checkpoint_every", "needs inputs that a resumed run can read again: give the "
                                                   "corpus (or the co-occurrence matrix, or the init model) as "
                                                   "files, not stdin or Python objects")
-        plan.checkpoint, plan.checkpoint_every = os.fspath(path), every or "1"
+        plan.checkpoint, plan.checkpoint_every = path, every
         if plan.input_sha256 is None:  # what a resumed run must find again, checked before it parses anything
             from fastemb.files import file_sha256
             plan.input_sha256 = {p: file_sha256(p) for p in (plan.sources or [plan.cooc_file])}
@@ -171,9 +164,6 @@ def _plan(req: _Request, callbacks, output, force, checkpoint, checkpoint_every,
                 plan.init_file_sha256 = file_sha256(plan.init_path)
         if resume is None or os.path.abspath(plan.checkpoint) != os.path.abspath(resume):
             claim_checkpoint_path(plan.checkpoint, force, run_id=plan.run_id if resume is not None else None)
-    elif output is not None and resume is None and os.path.exists(f"{output}.ckpt"):
-        log.warning(f"warning: {output}.ckpt holds an unfinished run; it is left alone (continue it with "
-                    f"{param('resume')})")
     return plan
 
 
@@ -360,7 +350,7 @@ def _init_model(algorithm, init, given):
 
 
 def _plan_resume(path, req: _Request) -> _Plan:
-    from fastemb.checkpoint import load_checkpoint, record_options
+    from fastemb.checkpoint import check_input_digests, load_checkpoint, must_agree, record_options
     corpus, algo, cooc, seed, threads, params = req.corpus, req.algo, req.cooc, req.seed, req.threads, req.params
     if req.options is not None or req.corpus_options is not None:
         raise OptionError("resume", "takes its options from the checkpoint: give single options to check them")
@@ -402,11 +392,7 @@ def _plan_resume(path, req: _Request) -> _Plan:
             elif name in model.specs():
                 model = model.replace(**{name: value})  # e.g. the device a resumed run trains on
             continue
-        value = spec.coerce(name, value) if spec is not None else value
-        if value != saved:
-            raise OptionError(name, f"is {value!r}, but the run in {path} was started with {saved!r}: a resumed "
-                                    f"run keeps its settings (only {', '.join(sorted(free))} and "
-                                    f"checkpoint_every can change)")
+        must_agree(name, spec.coerce(name, value) if spec is not None else value, saved, path, free)
     if corpus is not None or cooc is not None:
         new_sources, new_cooc, _ = _inputs(algorithm, corpus, cooc, glob=copts.glob if copts is not None else None)
         if (new_sources, new_cooc) != (sources, cooc_file):
@@ -416,29 +402,13 @@ def _plan_resume(path, req: _Request) -> _Plan:
     for p in sources or [cooc_file]:
         if p != "-" and not os.path.exists(p):
             raise FileError(f"{p}: the input of the run in {path} is gone")
-    digests = _check_input_digests(record, sources or [cooc_file], path)
+    digests = check_input_digests(record, sources or [cooc_file], path)
     init, init_path, init_sha = _resume_init(record, path, req)
     plan = _Plan(algorithm, model, copts, run, sources, cooc_file, None, None, [], None,
                  record.get("checkpoint_every"), ck.run_id or uuid.uuid4().hex, resumed=ck, init=init,
                  init_path=init_path, update_vocab=bool(record.get("update_vocab")), input_sha256=digests,
                  init_file_sha256=init_sha)
     return plan
-
-
-def _check_input_digests(record, paths, path) -> dict:
-    """The SHA-256 of every input file the checkpoint's record names, compared before any of them is parsed
-    (a file changed since, or a record pointing elsewhere, is refused without reading its content)."""
-    from fastemb.files import file_sha256
-    saved = (record.get("inputs") or {}).get("sha256")
-    if not isinstance(saved, dict) or sorted(saved) != sorted(paths) or \
-            not all(isinstance(v, str) for v in saved.values()):
-        raise FileError(f"{path}: its record holds no checksums of its input files (a checkpoint of an older "
-                        f"fastemb, or damaged): start the run again")
-    for p in paths:
-        if file_sha256(p) != saved[p]:
-            raise FastembError(f"{path}: the input changed since the checkpoint: {p} (its SHA-256 differs; it "
-                               f"was not read)")
-    return saved
 
 
 def _resume_init(record, path, req):
@@ -533,14 +503,8 @@ def _execute(plan: _Plan):
         t_write = time.perf_counter()
         emb.save(plan.output, "hdf5", overwrite=True)  # durable (fsync, rename, fsync of the directory) ...
         emb.attrs["write_seconds"] = time.perf_counter() - t_write  # not in the file: known after writing it
-        from fastemb.checkpoint import made_for
-        for done in {plan.checkpoint, plan.resumed.path if plan.resumed else None} - {None}:
-            if made_for(done, plan.run_id, plan.output):
-                os.remove(done)  # ... before the checkpoints it supersedes go (only this run's, for this output)
-            elif os.path.exists(done):
-                log.info(f"checkpoint kept: {done} (not this run's checkpoint for {plan.output})")
-    elif plan.checkpoint and os.path.exists(plan.checkpoint):
-        log.info(f"checkpoint kept: {plan.checkpoint} (the model was not saved to a file)")
+    from fastemb.checkpoint import finish_checkpoints  # ... before the checkpoints it supersedes go
+    finish_checkpoints(plan.output, plan.run_id, [plan.checkpoint, plan.resumed.path if plan.resumed else None])
     return emb
 
 
@@ -610,7 +574,7 @@ def _cooc_on_cluster(plan) -> CoocData:
 
 
 def _fit(plan, data, words, counts, input_attrs, fingerprint, threads):
-    from fastemb.checkpoint import Checkpoint, TrainState, check_same_vocab
+    from fastemb.checkpoint import Checkpoint, TrainState, check_same_vocab, check_state_fits
     from fastemb.embeddings import Embeddings
     from fastemb.loop import TrainingRun, run_epochs
     from fastemb.parallel import numba_threads
@@ -638,9 +602,8 @@ def _fit(plan, data, words, counts, input_attrs, fingerprint, threads):
     record = _record(plan, fingerprint)
     first_epoch, first_pos = state.epoch, state.pos
     trainer = algorithm.trainer(options, data, seed=plan.run.seed, threads=threads, state=state, arrays=arrays)
-    if plan.resumed is not None and (state.pos > trainer.work_per_epoch or (state.block == 0) != (state.pos == 0)):
-        raise FileError(f"{plan.resumed.path}: damaged checkpoint state (block {state.block} at position "
-                        f"{state.pos:,} of {trainer.work_per_epoch:,})")
+    if plan.resumed is not None:
+        check_state_fits(state, trainer.work_per_epoch, plan.resumed.path)
 
     def make_embeddings(copy=False):
         parts = trainer.result()

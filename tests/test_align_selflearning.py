@@ -17,6 +17,7 @@ def planted(n=3000, d=40, noise=0.05, seed=0):
     return (fastemb.Embeddings([f"s{i}" for i in range(n)], X), fastemb.Embeddings([f"t{i}" for i in range(n)], Z))
 
 
+@pytest.mark.slow
 def test_refinement_recovers_a_planted_rotation_from_20_pairs():
     src, tgt = planted()
     seed = [(f"s{i}", f"t{i}") for i in range(20)]
@@ -59,6 +60,7 @@ def test_vecmap_steps_match_a_numpy_reference(src_rw, trg_rw):
     assert Wx3.shape == (12, 5)
 
 
+@pytest.mark.slow
 def test_align_cli_vecmap_refine_and_test_lexicon(tmp_path):
     src, tgt = planted(n=1500, d=20)
     src.save(tmp_path / "s.h5")

@@ -12,7 +12,7 @@ import pytest
 import fastemb
 import fastemb.models.classify as C
 import fastemb.datasets as D
-from conftest import CORPORA, assert_one_line_error, run_cli
+from conftest import CORPORA, assert_one_line_error, interrupt_cli, planted_corpus, run_cli, stop_at
 
 MASK = (1 << 64) - 1
 
@@ -242,6 +242,7 @@ def test_kjv_task_files(kjv_group):
     assert D.kjv_label("Rev", "testament") == "new" and D.kjv_label("Mal", "testament") == "old"
 
 
+@pytest.mark.slow
 def test_kjv_groups_beat_majority_and_bag_of_words_logistic_regression(kjv_group, tmp_path):
     from bench.classify import bow_matrix, fit_logreg, majority, parse_labelled
     clf = C.train(kjv_group["train"], ngrams=2, epochs=25)
@@ -338,6 +339,7 @@ def test_drop_label_without_attr_is_refused(model_file, tmp_path):
 
 
 # --------------------------------------------------------------------------------------------- CLI
+@pytest.mark.slow
 def test_cli_train_predict_test(tmp_path):
     data = tmp_path / "train.txt"
     data.write_text("\n".join(toy_lines(90)) + "\n__label__pos\n")
@@ -360,6 +362,7 @@ def test_cli_train_predict_test(tmp_path):
     assert rc == 0 and "accuracy" in out and "confusion matrix" in out
 
 
+@pytest.mark.slow
 def test_cli_bad_label_files_are_one_line_errors(tmp_path, model_file):
     files = {"empty.txt": b"", "nolabel.txt": b"just text\nmore text\n", "onlylabels.txt": b"__label__a\n__label__b\n",
              "garbage.bin": bytes(np.random.default_rng(0).integers(1, 256, 20000, dtype=np.uint8))}
@@ -396,3 +399,199 @@ def test_cli_init_dimension_mismatch(tmp_path):
     rc, out, err = run_cli("classify", "train", data, "-o", tmp_path / "o.h5", "--init", vec, "--json", "--quiet")
     assert rc == 0 and json.loads(out)["dim"] == 12, err
     assert os.path.exists(tmp_path / "o.h5")
+
+
+# ------------------------------------------------------------------------------------- checkpoints
+@pytest.fixture(scope="module")
+def classifier_ckpt(tmp_path_factory):
+    """A classifier run stopped after 1 of 3 epochs (checkpoint kept: no output), and its data."""
+    d = tmp_path_factory.mktemp("clf-ck")
+    data = d / "l.txt"
+    data.write_text("\n".join(toy_lines(300)) + "\n")
+    ck = d / "run.ckpt"
+    C.train(str(data), dim=8, epochs=3, threads=1, ngrams=2, buckets=300, checkpoint=str(ck), checkpoint_every="1",
+            callbacks=[stop_at(1)])
+    assert ck.exists()
+    return data, ck
+
+
+def test_classifier_resumes_mid_epoch_to_the_uninterrupted_model(tmp_path, monkeypatch):
+    """Checkpoints written between kernel calls (here one chunk a call, a checkpoint after every call) resume
+    inside an epoch to the classifier an uninterrupted run gives, bit for bit at 1 thread: weights and losses."""
+    from fastemb import loop
+    monkeypatch.setattr(loop, "WORK_PER_CALL", 1 << 13)  # small chunks, one a call: about 10 calls an epoch
+    data = tmp_path / "l.txt"
+    data.write_text("\n".join(toy_lines(300)) + "\n")
+    ck = tmp_path / "c.ckpt"
+    kw = dict(dim=8, epochs=3, ngrams=2, buckets=500, threads=1)
+    with pytest.raises(KeyboardInterrupt):
+        C.train(str(data), checkpoint=str(ck), checkpoint_every="0.0001s",
+                callbacks=[stop_at(2, midway=True, raising=KeyboardInterrupt)], **kw)
+    with h5py.File(ck, "r") as f:
+        state = json.loads(f.attrs["state"])
+    assert state["epoch"] == 1 and 0 < state["pos"] < 1800 and state["block"] > 1  # inside epoch 2, after some calls
+    resumed = C.train(resume=str(ck), checkpoint_every="100")  # (no more checkpoints: they take time)
+    assert ck.exists()  # no output: the checkpoint is kept
+    straight = C.train(str(data), **kw)
+    np.testing.assert_array_equal(resumed.embedding, straight.embedding)
+    np.testing.assert_array_equal(resumed.output, straight.output)
+    assert resumed.attrs["loss"] == straight.attrs["loss"] and resumed.attrs["examples"] == straight.attrs["examples"]
+    assert resumed.attrs["resumed_from"] == str(ck) and resumed.attrs["epochs_trained"] == 3
+
+
+@pytest.mark.slow
+def test_classifier_checkpoint_policy_is_train_s(tmp_path):
+    """The policy of `fastemb train`: OUTPUT.ckpt kept when a run is interrupted; never overwritten by another
+    run unless --force; a resumed run keeps the user's copy and removes its own checkpoint only once the model is
+    saved for the output it was written for."""
+    data = tmp_path / "l.txt"
+    data.write_text("\n".join(toy_lines(300)) + "\n")
+    out = tmp_path / "c.h5"
+    kw = dict(dim=8, epochs=3, threads=1)
+    with pytest.raises(KeyboardInterrupt):
+        C.train(str(data), output=str(out), checkpoint_every="1", callbacks=[stop_at(2, raising=KeyboardInterrupt)],
+                **kw)
+    ck = tmp_path / "c.h5.ckpt"
+    assert ck.exists() and not out.exists()
+    saved = ck.read_bytes()
+    rc, _, err = run_cli("classify", "train", data, "-o", out, "--dim", "8", "--checkpoint-every", "1")
+    assert_one_line_error(rc, err, contains="--resume")
+    assert ck.read_bytes() == saved and not out.exists()
+    copy = tmp_path / "copy.ckpt"
+    shutil.copy(ck, copy)
+    rc, _, err = run_cli("classify", "train", "--resume", copy, "-o", tmp_path / "other.h5", "--quiet")
+    assert rc == 0, err
+    assert copy.read_bytes() == saved and ck.read_bytes() == saved  # a copy, and a run for another output: kept
+    rc, _, err = run_cli("classify", "train", "--resume", ck, "-o", out, "--threads", "1", "--epochs", "3", "--quiet")
+    assert rc == 0, err
+    assert out.exists() and not ck.exists()  # the finished model supersedes its own checkpoint
+    straight = C.train(str(data), **kw)
+    for path in (out, tmp_path / "other.h5"):
+        clf = C.Classifier.load(path)
+        np.testing.assert_array_equal(clf.embedding, straight.embedding)
+        np.testing.assert_array_equal(clf.output, straight.output)
+    rc, _, err = run_cli("classify", "train", data, "-o", tmp_path / "n.h5", "--dim", "8", "--epochs", "2",
+                         "--checkpoint-every", "1", "--quiet")
+    assert rc == 0 and not (tmp_path / "n.h5.ckpt").exists(), err  # a finished run leaves no checkpoint
+
+
+def _resealed(name, edit):
+    """Change the record or state of a checkpoint and seal it again, as a crafted file would."""
+    def apply(path):
+        from fastemb.checkpoint import _header_digest
+        with h5py.File(path, "a") as f:
+            value = json.loads(f.attrs[name])
+            edit(value)
+            f.attrs[name] = json.dumps(value)
+            f.attrs["header_sha256"] = _header_digest(str(f.attrs["record"]), str(f.attrs["state"]))
+    return apply
+
+
+def _array(name, make):
+    def apply(path):
+        from fastemb.checkpoint import digest
+        with h5py.File(path, "a") as f:
+            a = make(f["arrays"][name][()])
+            del f["arrays"][name]
+            f["arrays"].create_dataset(name, data=a).attrs["sha256"] = digest(a)
+    return apply
+
+
+@pytest.mark.parametrize("edit,contains", [
+    (_array("output", lambda a: np.vstack([a, a[:1]])), "array output"),
+    (_array("embedding", lambda a: np.full_like(a, np.nan)), "non-finite"),
+    (_resealed("record", lambda r: r["fingerprint"].update(labels=4)), "array output"),
+    (_resealed("record", lambda r: r["fingerprint"].update(labels=0)), "damaged checkpoint record"),
+    (_resealed("record", lambda r: r["options"].update(buckets=7)), "array embedding"),
+    (_resealed("record", lambda r: r.update(algo="sgns")), "not of a classifier"),
+    (_resealed("record", lambda r: r.update(inputs=["l.txt"])), "damaged checkpoint record"),
+    (_resealed("record", lambda r: r.update(init={"path": 3, "words": -1})), "damaged checkpoint record"),
+    (_resealed("state", lambda s: s.update(epoch=1, block=1, pos=7, epoch_count=1)), "damaged checkpoint state"),
+    (_resealed("state", lambda s: s.update(block=1, pos=10 ** 9)), "damaged checkpoint state"),
+], ids=["labels-row", "nan", "record-labels", "no-labels", "buckets", "algo", "inputs", "init", "position",
+        "past-the-end"])
+def test_crafted_classifier_checkpoints_are_refused(classifier_ckpt, tmp_path, edit, contains):
+    data, ck = classifier_ckpt
+    bad = tmp_path / "bad.ckpt"
+    shutil.copy(ck, bad)
+    edit(bad)
+    rc, _, err = run_cli("classify", "train", "--resume", bad, "-o", tmp_path / "o.h5")
+    assert_one_line_error(rc, err, contains=contains)
+    assert not (tmp_path / "o.h5").exists()
+
+
+@pytest.mark.slow
+def test_wrong_checkpoints_and_settings_are_refused(classifier_ckpt, tmp_path):
+    """A checkpoint of another trainer, other options, other data or changed data: one line each, nothing read
+    that the checkpoint does not vouch for."""
+    data, ck = classifier_ckpt
+    planted_corpus(tmp_path / "p.txt", sentences=200)
+    sgns = tmp_path / "sgns.ckpt"
+    fastemb.train(str(tmp_path / "p.txt"), dim=4, epochs=2, threads=1, checkpoint=str(sgns), checkpoint_every="1",
+                  callbacks=[stop_at(1)])
+    out = tmp_path / "o.h5"
+    cases = [(["classify", "train", "--resume", sgns], "not of a classifier"),
+             (["train", "--resume", ck], "the text classifier"),
+             (["classify", "train", "--resume", ck, "--dim", "9"], "--dim is 9, but the run"),
+             (["classify", "train", "--resume", ck, "--ngrams", "1"], "--ngrams is 1, but the run"),
+             (["classify", "train", tmp_path / "p.txt", "--resume", ck], "differs from the data"),
+             (["classify", "train", "-", "--checkpoint-every", "1"], "--checkpoint-every needs data"),
+             (["classify", "train", data, "--checkpoint-every", "0"], "--checkpoint-every"),
+             (["classify", "train"], "DATA is missing")]
+    for args, contains in cases:
+        rc, _, err = run_cli(*args, "-o", out, stdin=b"__label__a b\n")
+        assert_one_line_error(rc, err, contains=contains)
+        assert not out.exists()
+    changed = tmp_path / "changed"
+    changed.mkdir()
+    shutil.copy(data, changed / "l.txt")
+    moved = _resealed("record", lambda r: r["inputs"].update(
+        data=str(changed / "l.txt"), sha256={str(changed / "l.txt"): r["inputs"]["sha256"][str(data)]}))
+    copy = tmp_path / "copy.ckpt"
+    shutil.copy(ck, copy)
+    moved(copy)
+    with open(changed / "l.txt", "a") as f:
+        f.write("__label__pos good good\n")
+    rc, _, err = run_cli("classify", "train", "--resume", copy, "-o", out)
+    assert_one_line_error(rc, err, contains="SHA-256")
+    assert ck.exists() and not out.exists()
+
+
+def _signal_run(data, out):
+    return ["classify", "train", data, "-o", out, "--dim", "300", "--epochs", "5", "--threads", "1",
+            "--checkpoint-every", "1", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def signal_data(tmp_path_factory):
+    """400 labels, 40,000 lines: an epoch of about a second at dim 300 on one thread; and the uninterrupted model."""
+    d = tmp_path_factory.mktemp("clf-sig")
+    rng = np.random.default_rng(0)
+    data = d / "l.txt"
+    with open(data, "w") as f:
+        for i in range(40_000):
+            label = i % 400
+            f.write(f"__label__l{label} " + " ".join(f"w{(w + 7 * label) % 2000}" for w in rng.integers(0, 2000, 12))
+                    + "\n")
+    return data, C.train(str(data), dim=300, epochs=5, threads=1)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig,code", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_a_signal_leaves_a_checkpoint_that_resumes(signal_data, tmp_path, sig, code):
+    """`classify train --checkpoint-every 1` signalled inside epoch 2 (after the first checkpoint, so its kernels
+    are compiled): exit 130 / 143, no model, the checkpoint kept; resumed, the model an uninterrupted run gives."""
+    import signal
+    data, straight = signal_data
+    out = tmp_path / "c.h5"
+    rc, err, _ = interrupt_cli(_signal_run(data, out), getattr(signal, sig), wait_for=f"{out}.ckpt",
+                            delay=0.3)
+    assert rc == code, err
+    assert "Traceback" not in err and not out.exists() and sorted(os.listdir(tmp_path)) == ["c.h5.ckpt"]
+    rc, _, err = run_cli("classify", "train", "--resume", f"{out}.ckpt", "-o", out, "--quiet")
+    assert rc == 0, err
+    assert not os.path.exists(f"{out}.ckpt")
+    resumed = C.Classifier.load(out)
+    np.testing.assert_array_equal(resumed.embedding, straight.embedding)
+    np.testing.assert_array_equal(resumed.output, straight.output)
+    assert resumed.attrs["loss"] == straight.attrs["loss"] and resumed.attrs["resumed_from"].endswith(".ckpt")

@@ -98,6 +98,7 @@ def test_corrupt_gzip(tmp_path, kjv_small):
     assert not (tmp_path / "v.tsv").exists()
 
 
+@pytest.mark.slow
 def test_json_summaries(kjv_small, tmp_path):
     import json
     rc, out, err = run_cli("vocab", kjv_small, "-o", tmp_path / "v.tsv", "--json", "--quiet")

@@ -7,7 +7,7 @@ from fastemb.kernels import glove as GK
 from fastemb.models.glove import glove_weights
 from fastemb.models.ppmi import ppmi_matrix, truncated_svd, weighted_vectors
 from fastemb import train
-from test_word2vec import planted_corpus
+from conftest import planted_corpus
 
 
 def glove_params(rng, n, dim):
@@ -142,6 +142,7 @@ def test_planted_groups_recovered(tmp_path, algo):
             assert neighbours == set(group) - {w}, (algo, w, neighbours)
 
 
+@pytest.mark.slow
 def test_cooc_file_feeds_training(tmp_path):
     from conftest import run_cli
     planted_corpus(tmp_path / "p.txt", sentences=500)

@@ -71,6 +71,7 @@ def kjv_vectors(tmp_path_factory):
     return str(path)
 
 
+@pytest.mark.slow
 def test_evaluation_agrees_with_gensim(kjv_vectors, tmp_path):
     pytest.importorskip("gensim")
     from gensim.models import KeyedVectors
@@ -88,6 +89,7 @@ def test_evaluation_agrees_with_gensim(kjv_vectors, tmp_path):
     assert eval_analogy(emb, qa, methods=("3cosadd",))["3cosadd"] == pytest.approx(score, abs=1e-9)
 
 
+@pytest.mark.slow
 def test_export_is_gensim_compatible(kjv_vectors, tmp_path):
     pytest.importorskip("gensim")
     from gensim.models import KeyedVectors
@@ -203,6 +205,7 @@ def test_alignment_save_load_reapply(tmp_path):
     assert b.normalize and b.center
 
 
+@pytest.mark.slow
 def test_align_cli_and_bad_inputs(tmp_path):
     src, tgt, _, pairs = rotated_pair(n=300)
     src.save(tmp_path / "s.h5")
@@ -230,6 +233,7 @@ def test_align_cli_and_bad_inputs(tmp_path):
     assert_one_line_error(rc, err)
 
 
+@pytest.mark.slow
 def test_cli_queries_and_eval(kjv_vectors):
     rc, out, err = run_cli("neighbors", kjv_vectors, "moses", "-k", "3", "--json")
     assert rc == 0, err
@@ -244,6 +248,7 @@ def test_cli_queries_and_eval(kjv_vectors):
     assert res["similarity"][0]["covered"] > 0 and "3cosmul" in res["analogy"][0]
 
 
+@pytest.mark.slow
 def test_plot_pca_and_tsne(kjv_vectors, tmp_path):
     pytest.importorskip("matplotlib")
     for method in ("pca", "tsne"):
@@ -254,6 +259,7 @@ def test_plot_pca_and_tsne(kjv_vectors, tmp_path):
         assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_tsne_separates_clusters():
     from fastemb.plot import tsne_2d
     rng = np.random.default_rng(0)

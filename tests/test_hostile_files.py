@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 
 import fastemb
-from conftest import ROOT, assert_one_line_error, run_cli
-from test_word2vec import planted_corpus
+from conftest import ROOT, assert_one_line_error, fuzz_commands, planted_corpus, run_cli, stop_at
 
 SECRET = b"TOP-SECRET-" * 400  # 4,400 bytes: 11 rows of 100 float32
 
@@ -53,6 +52,7 @@ def test_external_storage_is_not_followed(tmp_path, good):
     _assert_refused(tmp_path, evil, "external")
 
 
+@pytest.mark.slow
 def test_external_soft_links_and_virtual_datasets_are_refused(tmp_path, good):
     path, words = good
     elink, soft, virtual = tmp_path / "elink.h5", tmp_path / "soft.h5", tmp_path / "virtual.h5"
@@ -89,6 +89,7 @@ def _set(name, value):
     return edit
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("edit,contains", [
     (_set("embedding", np.zeros((10, 100), np.float32)), "10 rows"),
     (_set("embedding", np.full((11, 100), np.nan, np.float32)), "non-finite"),
@@ -113,6 +114,7 @@ def cooc_file(tmp_path_factory):
     return d / "c.h5"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("edit,contains", [
     (_set("cooccurrence/indices", np.full(10, 99999, np.int32)), "expected"),
     (lambda f: f["cooccurrence/indices"].__setitem__(0, 1 << 30), "outside"),
@@ -158,6 +160,7 @@ def corpus_3m(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_full_disk_is_one_line_and_leaves_nothing(full_disk, corpus_3m, tmp_path):
     rc, _, err = run_cli("cooc", corpus_3m, "-o", full_disk / "c.h5", "--window", "5")
     assert_one_line_error(rc, err, contains=str(full_disk))
@@ -170,6 +173,7 @@ def test_full_disk_is_one_line_and_leaves_nothing(full_disk, corpus_3m, tmp_path
     assert "no space" in err and os.listdir(full_disk) == [] and not (tmp_path / "c.h5").exists()
 
 
+@pytest.mark.slow
 def test_long_output_names_and_non_utf8_paths_save(tmp_path):
     planted_corpus(tmp_path / "p.txt", sentences=300)
     name = "v" * 247 + ".h5"  # 250 bytes: the temporary name must still fit
@@ -213,6 +217,7 @@ def test_exploding_loss_stops_glove(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------ inputs
+@pytest.mark.slow
 def test_word2vec_files_are_checked_against_their_header(tmp_path):
     emb = fastemb.Embeddings([f"w{i}" for i in range(20)], np.random.default_rng(0).random((20, 8), np.float32))
     emb.save(tmp_path / "e.h5")
@@ -275,6 +280,7 @@ def test_token_pattern_with_groups_is_refused(tmp_path, kjv_small):
     assert "(?:" in err
 
 
+@pytest.mark.slow
 def test_query_options_and_answers(tmp_path, good):
     path, _ = good
     rc, _, err = run_cli("neighbors", path, "w1", "--restrict", "0")
@@ -291,6 +297,7 @@ def test_query_options_and_answers(tmp_path, good):
     assert data["similarity"][0]["spearman"] is None and "NaN" not in out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("option", ["--analogy", "--similarity"])
 def test_missing_and_latin1_evaluation_files(tmp_path, good, option):
     path, _ = good
@@ -433,44 +440,7 @@ def test_probe_survives_a_library_that_loops_or_crashes(good, monkeypatch, failu
 
 
 # ------------------------------------------------------------------------------------------ fuzzing
-FUZZ_WORKER = r'''
-import io, sys, json, contextlib
-from fastemb.cli.main import main
-results = []
-for line in sys.stdin:
-    args = json.loads(line)
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-        try:
-            rc = main(args)
-        except SystemExit as e:
-            rc = e.code
-        except BaseException as e:
-            rc = "escaped " + type(e).__name__
-    print(json.dumps([rc, err.getvalue()]), flush=True)
-'''
-
-
-def _mutations(data: bytes, seed: int, n: int):
-    rng = np.random.default_rng(seed)
-    for _ in range(n):
-        b = bytearray(data)
-        kind = rng.integers(4)
-        if kind == 0:  # flip bytes anywhere
-            for pos in rng.integers(0, len(b), rng.integers(1, 64)):
-                b[pos] ^= int(rng.integers(1, 256))
-        elif kind == 1:  # truncate
-            b = b[: int(rng.integers(0, len(b)))]
-        elif kind == 2:  # overwrite a run with random bytes
-            pos = int(rng.integers(0, len(b)))
-            run = rng.integers(0, 256, int(rng.integers(1, 512)), dtype=np.uint8).tobytes()
-            b[pos:pos + len(run)] = run
-        else:  # set a region to 0xff (sizes, addresses)
-            pos = int(rng.integers(0, len(b)))
-            b[pos:pos + 8] = b"\xff" * 8
-        yield bytes(b)
-
-
+@pytest.mark.slow
 def test_fuzzed_files_succeed_or_fail_with_one_line(tmp_path, cooc_file):
     """Hundreds of damaged embeddings, co-occurrence and checkpoint files, fed to the commands that read
     them in one worker process: every run ends with 0 or 1 and at most one error line, never a traceback;
@@ -479,31 +449,11 @@ def test_fuzzed_files_succeed_or_fail_with_one_line(tmp_path, cooc_file):
     emb = tmp_path / "e.h5"
     fastemb.train(str(tmp_path / "p.txt"), dim=8, epochs=1, threads=1, output=str(emb))
     ck = tmp_path / "ck.ckpt"
-
-    def stop(run):
-        raise fastemb.StopTraining()
     fastemb.train(str(tmp_path / "p.txt"), dim=8, epochs=3, threads=1, checkpoint=str(ck), checkpoint_every="1",
-                  callbacks=[stop])
-    jobs = []
-    for source, n, command in ((emb, 120, lambda p: ["export", p, "--format", "glove", "-o", str(p) + ".txt",
-                                                     "--force"]),
-                               (cooc_file, 100, lambda p: ["train", "--cooc", p, "--algo", "ppmi-svd", "--dim", "3",
-                                                           "-o", str(p) + ".out.h5", "--force", "--quiet"]),
-                               (ck, 100, lambda p: ["train", "--resume", p, "-o", str(p) + ".out.h5", "--force",
-                                                    "--quiet"])):
-        for data in _mutations(source.read_bytes(), seed=len(jobs), n=n):
-            path = tmp_path / f"m{len(jobs)}{source.suffix}"
-            path.write_bytes(data)
-            jobs.append([str(x) for x in command(path)])
-    p = subprocess.run([sys.executable, "-c", FUZZ_WORKER], input="\n".join(json.dumps(j) for j in jobs) + "\n",
-                       capture_output=True, text=True, cwd=ROOT, timeout=900)
-    assert p.returncode == 0, f"the worker died (signal {-p.returncode}): {p.stderr[-2000:]}"
-    results = [json.loads(line) for line in p.stdout.splitlines() if line.startswith("[")]
-    assert len(results) == len(jobs)
-    outcomes = {}
-    for job, (rc, err) in zip(jobs, results):
-        assert rc in (0, 1), (job, rc, err)
-        assert "Traceback" not in err and "internal error" not in err, (job, err)
-        assert len([ln for ln in err.splitlines() if ln.startswith("fastemb:")]) == (1 if rc else 0), (job, err)
-        outcomes[rc] = outcomes.get(rc, 0) + 1
-    assert outcomes.get(1, 0) > len(jobs) // 2  # most damage is noticed
+                  callbacks=[stop_at(1)])
+    fuzz_commands(tmp_path, [
+        (emb, 120, 0, lambda p: ["export", p, "--format", "glove", "-o", str(p) + ".txt", "--force"]),
+        (cooc_file, 100, 120, lambda p: ["train", "--cooc", p, "--algo", "ppmi-svd", "--dim", "3", "-o",
+                                         str(p) + ".out.h5", "--force", "--quiet"]),
+        (ck, 100, 220, lambda p: ["train", "--resume", p, "-o", str(p) + ".out.h5", "--force", "--quiet"])],
+        timeout=900)

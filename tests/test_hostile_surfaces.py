@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 
 import fastemb
-from conftest import assert_one_line_error, run_cli
-from test_training_core import planted_corpus
+from conftest import assert_one_line_error, checkpointed_run, fuzz_commands, planted_corpus, run_cli, stop_at
 
 
 # ------------------------------------------------------------------------------------------ data loss
@@ -16,15 +15,8 @@ from test_training_core import planted_corpus
 def interrupted(tmp_path_factory):
     """`train -o out.h5` interrupted after 2 of 3 epochs: out.h5.ckpt (epoch 1) kept, no model."""
     d = tmp_path_factory.mktemp("resume")
-    planted_corpus(d / "p.txt", sentences=400)
     out = d / "out.h5"
-
-    def stop(run):
-        if run.epoch == 2:
-            raise KeyboardInterrupt
-    with pytest.raises(KeyboardInterrupt):
-        fastemb.train(str(d / "p.txt"), dim=8, epochs=3, threads=1, output=str(out), checkpoint_every="1",
-                      callbacks=[stop])
+    checkpointed_run(d, 400, KeyboardInterrupt, dim=8, epochs=3, output=str(out))
     assert not out.exists() and os.path.exists(f"{out}.ckpt")
     return d, out
 
@@ -42,6 +34,7 @@ def test_resume_keeps_a_copy_of_the_checkpoint(interrupted, tmp_path):
     assert os.path.exists(f"{out}.ckpt")         # made for out.h5, not for this output
 
 
+@pytest.mark.slow
 def test_resume_removes_its_own_checkpoint_only_for_its_output(interrupted, tmp_path):
     d, out = interrupted
     work = tmp_path / "w"
@@ -249,16 +242,15 @@ def test_local_cluster_size_is_bounded():
 
 
 # ------------------------------------------------------------------------------------------ fuzzing
-FUZZ_PER_KIND = 40   # damaged copies of each file kind below (8 kinds: 320 runs, one worker process)
+FUZZ_PER_KIND = 40   # damaged copies of each file kind below (9 kinds: 360 runs, one worker process)
 
 
 @pytest.mark.slow
 def test_fuzzed_newer_file_kinds_succeed_or_fail_with_one_line(tmp_path):
-    """Damaged classifiers, language models (full and hs softmax) and checkpoints of every algorithm fed to
-    the commands that read them: 0 or 1 and at most one error line, never a traceback or a signal."""
-    import json as _json
+    """Damaged classifiers, language models (full and hs softmax) and checkpoints of every algorithm and of the
+    classifier fed to the commands that read them: 0 or 1 and at most one error line, never a traceback or a
+    signal."""
     from fastemb.models.classify import train as train_classifier
-    from test_hostile_files import FUZZ_WORKER, _mutations
     planted_corpus(tmp_path / "p.txt", sentences=300)
     corpus = str(tmp_path / "p.txt")
     labelled = tmp_path / "l.txt"
@@ -272,39 +264,26 @@ def test_fuzzed_newer_file_kinds_succeed_or_fail_with_one_line(tmp_path):
         lm[softmax] = tmp_path / f"lm-{softmax}.h5"
         fastemb.train(corpus, "nplm", softmax=softmax, dim=8, hidden=8, context=2, epochs=1, threads=1,
                       output=str(lm[softmax]))
-
-    def stop(run):
-        raise fastemb.StopTraining()
     checkpoints = {}
     for algo, extra in (("cbow", {}), ("sgns", {"hs": True}), ("glove", {}), ("nplm", {"softmax": "hs", "hidden": 8})):
         ck = tmp_path / f"{algo}-{len(checkpoints)}.ckpt"
         fastemb.train(corpus, algo, dim=8, epochs=3, threads=1, checkpoint=str(ck), checkpoint_every="1",
-                      callbacks=[stop], **extra)
+                      callbacks=[stop_at(1)], **extra)
         checkpoints[ck] = algo
+    clf_ck = tmp_path / "classify.ckpt"
+    train_classifier(str(labelled), dim=8, epochs=3, ngrams=2, buckets=50, checkpoint=str(clf_ck),
+                     checkpoint_every="1", callbacks=[stop_at(1)])
     kinds = [(clf, lambda p: ["classify", "predict", p, "g0w1 g0w2 w3", "-k", "2"]),
              (lm["full"], lambda p: ["predict", p, "g0w1", "g0w2"]),
              (lm["hs"], lambda p: ["eval", p, "--text", str(text)])]
     kinds += [(ck, lambda p: ["train", "--resume", p, "-o", str(p) + ".out.h5", "--force", "--quiet"])
               for ck in checkpoints]
     kinds.append((lm["full"], lambda p: ["eval", p, "--text", str(text)]))
-    jobs = []
-    for k, (source, command) in enumerate(kinds):
-        for data in _mutations(source.read_bytes(), seed=100 + k, n=FUZZ_PER_KIND):
-            path = tmp_path / f"m{len(jobs)}{source.suffix}"
-            path.write_bytes(data)
-            jobs.append([str(x) for x in command(path)])
-    p = subprocess.run([sys.executable, "-c", FUZZ_WORKER], input="\n".join(_json.dumps(j) for j in jobs) + "\n",
-                       capture_output=True, text=True, cwd=ROOT, timeout=1800)
-    assert p.returncode == 0, f"the worker died (signal {-p.returncode}): {p.stderr[-2000:]}"
-    results = [_json.loads(line) for line in p.stdout.splitlines() if line.startswith("[")]
-    assert len(results) == len(jobs) == FUZZ_PER_KIND * len(kinds)
-    refused = 0
-    for job, (rc, err) in zip(jobs, results):
-        assert rc in (0, 1), (job, rc, err)
-        assert "Traceback" not in err and "internal error" not in err, (job, err)
-        assert len([ln for ln in err.splitlines() if ln.startswith("fastemb:")]) == (1 if rc else 0), (job, err)
-        refused += rc == 1
-    assert refused > len(jobs) // 2  # most damage is noticed
+    kinds.append((clf_ck, lambda p: ["classify", "train", "--resume", p, "-o", str(p) + ".out.h5", "--force",
+                                     "--quiet"]))
+    runs = fuzz_commands(tmp_path, [(source, FUZZ_PER_KIND, 100 + k, command) for k, (source, command)
+                                    in enumerate(kinds)], timeout=1800)
+    assert runs == FUZZ_PER_KIND * len(kinds)
 
 
 # ------------------------------------------------------------------------------- options and values

@@ -9,8 +9,8 @@ import pytest
 import fastemb
 from fastemb.models.huffman import build
 from fastemb.models.w2v_dims import kernels
-from conftest import SAMPLE, assert_one_line_error, category_purity, run_cli
-from test_word2vec import DIMS, NLS, SIG, assert_groups_recovered, planted_corpus, rand_params, sigmoid, table_sigmoid
+from conftest import SAMPLE, assert_one_line_error, category_purity, planted_corpus, run_cli
+from test_word2vec import DIMS, NLS, SIG, assert_groups_recovered, negatives_reference, rand_params, sigmoid, table_sigmoid
 
 
 def heap_huffman_lengths(counts):
@@ -136,12 +136,7 @@ def test_hs_cbow_step_with_negatives_matches_numpy(dim):
                              SIG, NLS, np.zeros(dim, np.float32), np.zeros(dim, np.float32))
     h = s0[ctx].mean(0)
     after_hs, n_ref, _ = hs_reference(h, n0, tree.points[word, :L], tree.codes[word, :L], alpha)
-    e = after_hs - h
-    for target, label in zip(out, (1, 0, 0)):
-        g = (label - table_sigmoid(float(h @ s1[target]))) * alpha
-        e += g * s1[target]
-        s1[target] += g * h
-    s0[ctx] += e
+    s0[ctx] += after_hs - h + negatives_reference(h, s1, out, alpha)
     np.testing.assert_allclose(syn0, s0, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(syn1, s1, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(nodes, n_ref, rtol=1e-5, atol=1e-6)
@@ -161,6 +156,7 @@ def test_hs_recovers_planted_groups(tmp_path, algo, negative, shared):
         assert emb.context_vectors is None and emb.attrs["add_contexts"] is False
 
 
+@pytest.mark.slow
 def test_hs_loss_starts_at_the_tree_entropy_and_falls_on_real_text():
     frozen = fastemb.FrozenLoss(max_tokens=300_000)
     emb = fastemb.train(SAMPLE, "sgns", hs=True, negative=0, epochs=3, threads=2, callbacks=[frozen])
@@ -170,6 +166,7 @@ def test_hs_loss_starts_at_the_tree_entropy_and_falls_on_real_text():
     assert 5 * math.log(2) < emb.attrs["loss"][0] < 14 * math.log(2)
 
 
+@pytest.mark.slow
 def test_hs_checkpoint_resume_and_continue(tmp_path):
     planted_corpus(tmp_path / "p.txt", sentences=600)
     out = tmp_path / "v.h5"

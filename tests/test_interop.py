@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 
 import fastemb
-from conftest import ROOT, SAMPLE, assert_one_line_error, run_cli
-from test_word2vec import planted_corpus
+from conftest import ROOT, SAMPLE, assert_one_line_error, planted_corpus, run_cli
 
 
 def kjv_lines(n=None):
@@ -139,6 +138,7 @@ def test_continued_training_keeps_or_extends_the_vocabulary(tmp_path):
         fastemb.train(new, "glove", init=base)
 
 
+@pytest.mark.slow
 def test_continued_training_cli_with_checkpoint_and_resume(tmp_path):
     planted_corpus(tmp_path / "a.txt", sentences=2000)
     planted_corpus(tmp_path / "b.txt", sentences=2000, seed=5)
@@ -159,6 +159,7 @@ def test_continued_training_cli_with_checkpoint_and_resume(tmp_path):
 
 
 # ------------------------------------------------------------------------------ files both ways
+@pytest.mark.slow
 def test_counts_travel_with_export_and_import(tmp_path, kjv_emb):
     kjv_emb.save(tmp_path / "e.h5")
     for fmt in ("word2vec", "word2vec-binary", "glove"):
@@ -172,6 +173,7 @@ def test_counts_travel_with_export_and_import(tmp_path, kjv_emb):
         assert back.words == kjv_emb.words and np.array_equal(back.counts, kjv_emb.counts)
 
 
+@pytest.mark.slow
 def test_vocab_formats(tmp_path, kjv_small):
     for fmt, sep in (("tsv", "\t"), ("glove", " "), ("word2vec", " ")):
         rc, _, err = run_cli("vocab", kjv_small, "-o", tmp_path / fmt, "--format", fmt, "--quiet")
@@ -192,6 +194,7 @@ def test_any_hdf5_with_an_embedding_and_a_vocabulary_loads(tmp_path):
     assert rc == 0 and "not written by fastemb" in err
 
 
+@pytest.mark.slow
 def test_evaluation_sets_ship_in_the_wheel(tmp_path):
     p = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-w",
                         str(tmp_path / "dist"), ROOT], capture_output=True, text=True)
@@ -233,6 +236,7 @@ def test_every_command_has_json_and_quiet():
     assert {"classify train", "classify predict", "classify test", "predict", "train"} <= set(names)
 
 
+@pytest.mark.slow
 def test_neighbors_answers_known_words_and_names_unknown_ones(tmp_path, kjv_emb):
     kjv_emb.save(tmp_path / "e.h5")
     rc, out, err = run_cli("neighbors", tmp_path / "e.h5", "moses", "zzzz", "gold", "-k", "3")
@@ -243,6 +247,7 @@ def test_neighbors_answers_known_words_and_names_unknown_ones(tmp_path, kjv_emb)
     assert len(data["moses"]) == 10 and data["zzzz"] is None and rc == 1
 
 
+@pytest.mark.slow
 def test_align_checks_options_before_work_and_prints_the_ranking_score(tmp_path, kjv_emb):
     kjv_emb.save(tmp_path / "e.h5")
     lex = tmp_path / "lex.tsv"

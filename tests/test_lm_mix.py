@@ -202,6 +202,7 @@ def test_mixture_weights_0_and_1_give_each_model(lm_files):
     assert 0 < chosen["weight"] < 1 and chosen["mixture"] < min(nplm_alone, ngram_alone)
 
 
+@pytest.mark.slow
 def test_eval_mix_cli_and_crafted_arpa_in_one_line(lm_files, tmp_path):
     rc, out, err = run_cli("eval", lm_files / "lm.h5", "--text", lm_files / "test.txt", "--unk", "<oov>",
                            "--mix", lm_files / "bigram.arpa", "--mix-valid", lm_files / "valid.txt")

@@ -20,6 +20,7 @@ def toy_emb():
 
 
 # ------------------------------------------------------------------ 1: one count, many trainings
+@pytest.mark.slow
 def test_cooc_records_the_counting_of_the_algorithm_it_is_for(kjv_small, tmp_path):
     for algo, window in (("glove", 10), ("ppmi-svd", 5)):
         out = tmp_path / f"{algo}.h5"
@@ -33,6 +34,7 @@ def test_cooc_records_the_counting_of_the_algorithm_it_is_for(kjv_small, tmp_pat
     assert rc == 2 and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_train_cooc_warns_in_one_line_when_counted_otherwise(kjv_small, tmp_path):
     odd, good = tmp_path / "odd.h5", tmp_path / "good.h5"
     assert run_cli("cooc", kjv_small, "-o", odd, "--window", "3", "--weighting", "harmonic", "--quiet")[0] == 0
@@ -236,6 +238,7 @@ def test_directory_skips_non_text_with_a_notice_and_logs_sizes(mixed_dir, tmp_pa
     assert "zzreadme" in words and "zzhidden" not in words and "zzpng" not in words
 
 
+@pytest.mark.slow
 def test_glob_selects_files_in_every_corpus_command(mixed_dir, tmp_path):
     rc, _, err = run_cli("vocab", mixed_dir, "-o", tmp_path / "v.tsv", "--min-count", "1", "--glob", "*.txt")
     assert rc == 0 and "reading 2 files" in err, err
@@ -299,6 +302,7 @@ def test_texts_without_a_known_word_get_the_prior_with_a_warning(caplog):
     assert len(warn) == 1 and "2 of 4 text(s) (text 2, 3)" in warn[0] and "prior" in warn[0]
 
 
+@pytest.mark.slow
 def test_cli_predict_prints_labels_as_written(tmp_path):
     import json
     data = tmp_path / "train.txt"

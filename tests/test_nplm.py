@@ -241,6 +241,7 @@ def test_unknown_words_and_other_models(models, tmp_path):
     assert_one_line_error(rc, err, contains="--text measures the perplexity of a language model")
 
 
+@pytest.mark.slow
 def test_predict_and_eval_text_cli(models, tmp_path, kjv_small):
     import json
     path = models["full"]
@@ -342,6 +343,7 @@ def _kjv_split(tmp_path, train_every):
     return str(train), str(held)
 
 
+@pytest.mark.slow
 def test_sampled_softmax_and_nce_approach_the_full_softmax(tmp_path):
     train, held = _kjv_split(tmp_path, 8)   # ~115k training tokens
     common = {"max_vocab": 200, "epochs": 5, "context": 3, "dim": 32, "hidden": 64, "samples": 40, "seed": 3}
@@ -356,6 +358,7 @@ def test_sampled_softmax_and_nce_approach_the_full_softmax(tmp_path):
         assert ppl[softmax] < 1.06 * ppl["full"], ppl
 
 
+@pytest.mark.slow
 def test_kjv_heldout_perplexity_beats_kneser_ney_trigram(tmp_path):
     """On a quarter of KJV's verses (~200k tokens, the 500 most frequent words; 1 in 20 verses held out) the NPLM
     (4 words of context) beats interpolated modified Kneser-Ney on the same token ids: 31.2 against 34.0 here."""
@@ -382,6 +385,7 @@ def test_kneser_ney_baseline_is_normalised():
 
 
 # ------------------------------------------------------------------------------------------ checkpoints
+@pytest.mark.slow
 def test_resume_mid_epoch_gives_the_uninterrupted_model(tmp_path, kjv_small, monkeypatch):
     monkeypatch.setattr(nplm, "BLOCK_TOKENS", 2048)   # ~30 blocks an epoch, so a checkpoint lands mid-epoch
     common = {"max_vocab": 300, "epochs": 2, "softmax": "sampled", "samples": 20, "dim": 16, "hidden": 24,

@@ -153,6 +153,7 @@ def test_new_options_are_checked():
         fastemb.NPLMOptions(valid=0.9)
 
 
+@pytest.mark.slow
 def test_resume_with_a_held_out_split_gives_the_uninterrupted_model(kjv_small, tmp_path, monkeypatch):
     """The schedule (learning rate, best perplexity, epochs without gain) and the best epoch's arrays travel in
     the checkpoint: a run stopped mid-epoch and resumed ends with the uninterrupted run's model."""

@@ -71,6 +71,7 @@ def scratch(tmp_path_factory):
     return where
 
 
+@pytest.mark.slow
 def test_every_readme_block_runs(scratch):
     assert (scratch / "kjv-map.png").stat().st_size > 10_000 and (scratch / "kjv.vec.vocab").exists()
     assert (scratch / "kjv-eval.json").stat().st_size > 0

@@ -7,9 +7,7 @@ import lzma
 import os
 import re
 import signal
-import subprocess
 import sys
-import time
 
 import h5py
 import numpy as np
@@ -20,8 +18,7 @@ from hypothesis import strategies as st
 import fastemb
 from fastemb.errors import FastembError
 from fastemb.vocab import build_vocab
-from conftest import ROOT, assert_one_line_error, run_cli
-from test_word2vec import planted_corpus
+from conftest import ROOT, assert_one_line_error, interrupt_cli, planted_corpus, run_cli
 
 CORPUS_COMMANDS = [("vocab",), ("cooc",), ("train", "--dim", "4", "--epochs", "1")]
 
@@ -36,6 +33,7 @@ def run_on(tmp_path, command, path, *extra):
     return rc, err, out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", CORPUS_COMMANDS, ids=lambda c: c[0])
 def test_zero_byte_and_whitespace_only(tmp_path, command):
     empty = tmp_path / "in.txt"
@@ -45,6 +43,7 @@ def test_zero_byte_and_whitespace_only(tmp_path, command):
     assert str(empty) in err and not out.exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", CORPUS_COMMANDS, ids=lambda c: c[0])
 def test_random_binary_and_nul_bytes_do_not_crash(tmp_path, command):
     rng = np.random.default_rng(0)
@@ -64,6 +63,7 @@ def test_latin1_and_mixed_encodings_are_replaced_and_counted(tmp_path):
     assert dict(zip(v.words, v.counts.tolist())) == {"caf\ufffd": 1, "na\ufffdve": 1, "café": 1, "naïve": 1}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ext,compress", [(".gz", gzip.compress), (".bz2", bz2.compress), (".xz", lzma.compress)])
 def test_truncated_and_corrupt_compressed_files(tmp_path, ext, compress, kjv_small):
     data = compress(open(kjv_small, "rb").read())
@@ -95,6 +95,7 @@ def test_unreadable_file_in_directory(tmp_path):
         locked.chmod(0o600)
 
 
+@pytest.mark.slow
 def test_huge_line_without_newline_streams_in_bounded_memory(tmp_path):
     """200 MB of tokens and not one newline: split into sentences, read in bounded memory."""
     sys.path.insert(0, ROOT)
@@ -114,6 +115,7 @@ def test_huge_line_without_newline_streams_in_bounded_memory(tmp_path):
         assert lengths.max() == 10_000 and enc.n_tokens == 4 * n_blocks * 50_000
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("algo", ["sgns", "cbow", "glove", "ppmi-svd"])
 def test_single_word_vocabulary(tmp_path, algo):
     path = tmp_path / "in.txt"
@@ -127,6 +129,7 @@ def test_single_word_vocabulary(tmp_path, algo):
         assert not out.exists()
 
 
+@pytest.mark.slow
 def test_hdf5_inputs_that_are_not_ours(tmp_path):
     emb_path = tmp_path / "in-good.h5"
     fastemb.Embeddings(["a", "b", "c"], np.eye(3, dtype=np.float32)).save(emb_path)
@@ -150,6 +153,7 @@ def test_hdf5_inputs_that_are_not_ours(tmp_path):
     assert outputs_in(tmp_path) == []
 
 
+@pytest.mark.slow
 def test_outputs_missing_dir_readonly_dir_and_existing(tmp_path, kjv_small):
     emb_path = tmp_path / "in.h5"
     fastemb.Embeddings(["a", "b", "c"], np.eye(3, dtype=np.float32)).save(emb_path)
@@ -165,20 +169,6 @@ def test_outputs_missing_dir_readonly_dir_and_existing(tmp_path, kjv_small):
         assert existing.read_text() == "precious"
 
 
-def _interrupt(args, sig, wait_for=None, delay=1.5):
-    proc = subprocess.Popen([sys.executable, "-m", "fastemb", *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, cwd=ROOT)
-    deadline = time.time() + 60
-    while wait_for is not None and not os.path.exists(wait_for) and time.time() < deadline:
-        time.sleep(0.05)
-    time.sleep(delay)
-    assert proc.poll() is None, "finished before it could be interrupted"
-    t0 = time.time()
-    proc.send_signal(sig)
-    _, err = proc.communicate(timeout=30)
-    return proc.returncode, err.decode(), time.time() - t0
-
-
 @pytest.fixture(scope="module")
 def big_corpus(tmp_path_factory):
     """Enough text (synthetic, 6M tokens) that every pass runs for seconds."""
@@ -187,23 +177,25 @@ def big_corpus(tmp_path_factory):
     return write_zipf(str(tmp_path_factory.mktemp("big") / "in-zipf.txt"), 6_000_000, vocab=20_000, seed=1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 @pytest.mark.parametrize("command", [("cooc", "--window", "15"), ("train", "--threads", "1", "--epochs", "20")],
                          ids=lambda c: c[0] if isinstance(c, tuple) else str(c))
 def test_interrupt_exits_promptly_without_partial_output(tmp_path, big_corpus, command, sig, code):
     out = tmp_path / "out.h5"
-    rc, err, seconds = _interrupt([command[0], big_corpus, "-o", out, *command[1:]], sig)
+    rc, err, seconds = interrupt_cli([command[0], big_corpus, "-o", out, *command[1:]], sig)
     assert rc == code, err
     assert "Traceback" not in err and seconds < 5
     assert os.listdir(tmp_path) == []
 
 
+@pytest.mark.slow
 def test_interrupted_training_resumes_to_the_same_model(tmp_path):
     planted_corpus(tmp_path / "p.txt", sentences=60_000, length=20)
     out = tmp_path / "v.h5"
     args = ["train", tmp_path / "p.txt", "-o", out, "--dim", "32", "--epochs", "6", "--threads", "1",
             "--checkpoint-every", "1", "--quiet"]
-    rc, err, _ = _interrupt(args, signal.SIGINT, wait_for=str(out) + ".ckpt", delay=0.1)
+    rc, err, _ = interrupt_cli(args, signal.SIGINT, wait_for=str(out) + ".ckpt", delay=0.1)
     assert rc == 130, err
     assert not out.exists() and os.path.exists(str(out) + ".ckpt")
     rc, _, err = run_cli("train", "--resume", str(out) + ".ckpt", "-o", out, "--quiet")

@@ -12,8 +12,7 @@ import pytest
 import fastemb
 from fastemb import registry
 from fastemb.errors import FastembError, FileError, OptionError
-from conftest import ROOT, assert_one_line_error, run_cli
-from test_word2vec import planted_corpus
+from conftest import ROOT, assert_one_line_error, checkpointed_run, planted_corpus, run_cli
 
 
 def bad_values(spec):
@@ -196,14 +195,8 @@ def test_import_and_help_load_no_numba():
 def checkpointed(tmp_path_factory):
     """A run stopped after 2 of 4 epochs, its checkpoint kept."""
     d = tmp_path_factory.mktemp("ck")
-    planted_corpus(d / "p.txt", sentences=2000)
     ck = d / "run.ckpt"
-
-    def stop(run):
-        if run.epoch == 2:
-            raise fastemb.StopTraining()
-    fastemb.train(str(d / "p.txt"), dim=16, epochs=4, threads=1, checkpoint=str(ck), checkpoint_every="1",
-                  callbacks=[stop])
+    checkpointed_run(d, 2000, dim=16, epochs=4, checkpoint=str(ck))
     return d, ck
 
 
@@ -280,6 +273,7 @@ def test_damaged_checkpoints_are_refused_without_crash(checkpointed, tmp_path, e
     assert str(bad) in err and not (tmp_path / "v.h5").exists()
 
 
+@pytest.mark.slow
 def test_resume_refuses_contradicting_options_and_allows_safe_ones(checkpointed, tmp_path):
     d, ck = checkpointed
     own = tmp_path / "own.ckpt"
@@ -311,6 +305,7 @@ def test_resume_api_equals_cli_policy(checkpointed, tmp_path):
     np.testing.assert_array_equal(emb.vectors, straight.vectors)
 
 
+@pytest.mark.slow
 def test_another_runs_checkpoint_is_never_clobbered(checkpointed, tmp_path):
     d, ck = checkpointed
     out = tmp_path / "v.h5"

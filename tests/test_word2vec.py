@@ -4,13 +4,24 @@ import pytest
 import fastemb
 from fastemb.kernels import w2v as K
 from fastemb import train
-from conftest import SAMPLE, assert_one_line_error, category_purity, run_cli
+from conftest import SAMPLE, assert_one_line_error, category_purity, planted_corpus, run_cli
 
 SIG, NLS = K.sigmoid_tables()
 
 
 def sigmoid(x):
     return 1 / (1 + np.exp(-x))
+
+
+def negatives_reference(h, syn1, out, alpha):
+    """word2vec.c's negative-sampling step of a hidden vector h against out (the target, then the negatives):
+    syn1's rows updated in place; returns the error to add to the input rows."""
+    e = np.zeros(h.shape[0])
+    for target, label in zip(out, [1] + [0] * (len(out) - 1)):
+        g = (label - table_sigmoid(float(h @ syn1[target]))) * alpha
+        e += g * syn1[target]
+        syn1[target] += g * h
+    return e
 
 
 def table_sigmoid(f):
@@ -129,12 +140,7 @@ def test_cbow_window_matches_numpy(mean, dim):
     kernels(dim).cbow_window(syn0, syn1, no_tree[0], ctx, 3, out, 3, no_tree[1], no_tree[2], 0, alpha, mean, SIG,
                              NLS, np.zeros(dim, np.float32), np.zeros(dim, np.float32))
     h = s0[ctx].sum(0) / (3 if mean else 1)
-    e = np.zeros(dim)
-    for target, label in zip(out, (1, 0, 0)):
-        g = (label - table_sigmoid(float(h @ s1[target]))) * alpha
-        e += g * s1[target]
-        s1[target] += g * h
-    s0[ctx] += e
+    s0[ctx] += negatives_reference(h, s1, out, alpha)
     np.testing.assert_allclose(syn0, s0, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(syn1, s1, rtol=1e-5, atol=1e-6)
 
@@ -148,17 +154,6 @@ def test_alias_table_draws_follow_weights():
         mass[i] += prob[i] / 5
         mass[alias[i]] += (1 - prob[i]) / 5
     np.testing.assert_allclose(mass, w / w.sum(), atol=1e-6)
-
-
-def planted_corpus(path, groups=5, per_group=6, sentences=3000, length=12, seed=0):
-    """Sentences drawn from one group each: words co-occur only with their group mates."""
-    rng = np.random.default_rng(seed)
-    vocab = [[f"g{g}w{i}" for i in range(per_group)] for g in range(groups)]
-    with open(path, "w") as f:
-        for _ in range(sentences):
-            g = rng.integers(groups)
-            f.write(" ".join(rng.choice(vocab[g], length)) + "\n")
-    return vocab
 
 
 def assert_groups_recovered(emb, groups):
@@ -192,6 +187,7 @@ def kjv_sgns():
     return train(SAMPLE, "sgns", epochs=5, sample=1e-3, threads=2)
 
 
+@pytest.mark.slow
 def test_loss_falls_on_real_text(kjv_sgns):
     loss = kjv_sgns.attrs["loss"]
     assert loss[-1] < loss[0] * 0.95
@@ -199,6 +195,7 @@ def test_loss_falls_on_real_text(kjv_sgns):
     assert np.mean(curve[-3:]) < np.mean(curve[:3])
 
 
+@pytest.mark.slow
 def test_quality_floor_on_sample_corpus(kjv_sgns):
     """The category purity of conftest.CATEGORIES (defaults' floors for every algorithm: test_quality_floors).
     Measured on the shipped corpus: 0.96-1.00 (sgns and cbow, seeds 1-3); random vectors score 0.22."""
@@ -228,6 +225,7 @@ def test_bad_training_options(tmp_path, kjv_small, args, contains):
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_frozen_loss_falls_every_epoch_while_the_online_loss_may_rise():
     """The reported (online) skip-gram loss can rise in the last epoch on the KJV sample; the same model's loss
     on the corpus measured without training falls every epoch (README: Training loss)."""

@@ -8,9 +8,8 @@ import math
 import click
 
 from fastemb.models.classify import ClassifierOptions
-from fastemb.cli.common import (claim_output, echo_json, given, json_option, output_option, print_table, printable,
-                                 quiet_option,
-                                 require, summary, tmp_dir_option, topn_option, options_of)
+from fastemb.cli.common import (checkpoint_options, echo_json, given, json_option, output_option, print_table,
+                                printable, quiet_option, require, summary, tmp_dir_option, topn_option, options_of)
 
 CONFUSION_MAX_LABELS = 20  # wider matrices are left to --json
 
@@ -23,23 +22,21 @@ def classify():
 
 
 @classify.command("train")
-@click.argument("data")
+@click.argument("data", required=False)
 @output_option
 @click.option("--init", type=click.Path(dir_okay=False), default=None,
               help="Start the words it knows from these vectors (a fastemb .h5, word2vec or GloVe file); its "
                    "dimension is used.")
 @options_of(ClassifierOptions)
+@checkpoint_options("data", "--threads")
 @tmp_dir_option
 @json_option
 @quiet_option
-def train_cmd(data, output, force, init, tmp_dir, as_json, quiet, **params):
+def train_cmd(data, output, force, init, checkpoint_every, resume, tmp_dir, as_json, quiet, **params):
     """Train a classifier on DATA (a labelled text file, '-' for stdin; .gz/.bz2/.xz) and save it to HDF5."""
     from fastemb.models.classify import train
-    chosen = given(params)
-    ClassifierOptions(**chosen)  # bad values fail before any I/O
-    claim_output(output, force)
-    clf = train(data, init=init, tmp_dir=tmp_dir, **chosen)
-    clf.save(output)
+    clf = train(data, init=init, output=output, force=force, tmp_dir=tmp_dir, checkpoint_every=checkpoint_every,
+                resume=resume, **given(params))
     a = clf.attrs
     result = {"output": output, "examples": a["examples"], "labels": len(clf.labels), "words": len(clf.words),
                "dim": clf.dim, "ngrams": clf.options.ngrams, "epochs": clf.options.epochs,

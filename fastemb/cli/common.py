@@ -102,6 +102,19 @@ def output_option(f):
     return click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Output file.")(f)
 
 
+def checkpoint_options(inputs, free):
+    """--checkpoint-every and --resume, one policy for every command that trains in epochs (fastemb.checkpoint):
+    `inputs` what a resumed run reads again, `free` the options it may change besides --checkpoint-every."""
+    def decorate(f):
+        f = click.option("--resume", type=click.Path(dir_okay=False), default=None,
+                         help=f"Continue the run saved in this checkpoint, with its {inputs} and settings (only "
+                              f"{free} and --checkpoint-every may change; other options given must agree).")(f)
+        return click.option("--checkpoint-every", default=None, metavar="N",
+                            help="Write OUTPUT.ckpt every N epochs (1, 2epochs) or minutes (10min); kept if the run "
+                                 "stops.")(f)
+    return decorate
+
+
 def tmp_dir_option(f):
     return click.option("--tmp-dir", type=click.Path(file_okay=False), default=None,
                         help="Where the encoded corpus and spilled runs go (default: system temp).")(f)

@@ -20,7 +20,7 @@ from fastemb.errors import FastembError, Interrupted, OptionError, param
 from fastemb.options import RunOptions
 from fastemb.phrasing import PhrasesOptions
 from fastemb.cli.classify import classify as classify_group
-from fastemb.cli.common import (algorithm_options, claim_output, counting_options_of, dask_option, echo_json, given, json_option, load_vectors, options_of, output_option, print_table, process_seconds, quiet_option, require, restrict_option, run_options, summary, tmp_dir_option, topn_option)
+from fastemb.cli.common import (algorithm_options, checkpoint_options, claim_output, counting_options_of, dask_option, echo_json, given, json_option, load_vectors, options_of, output_option, print_table, process_seconds, quiet_option, require, restrict_option, run_options, summary, tmp_dir_option, topn_option)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -156,11 +156,7 @@ class AlgoHelpCommand(click.Command):
 @algorithm_options
 @options_of(CorpusOptions)
 @run_options
-@click.option("--checkpoint-every", default=None, metavar="N",
-              help="Write OUTPUT.ckpt every N epochs (1, 2epochs) or minutes (10min); kept if the run stops.")
-@click.option("--resume", type=click.Path(dir_okay=False), default=None,
-              help="Continue the run saved in this checkpoint, with its corpus and settings (only --threads, "
-                   "--memory and --checkpoint-every may change; other options given must agree).")
+@checkpoint_options("corpus", "--threads, --memory")
 @click.option("--init", type=click.Path(dir_okay=False), default=None,
               help="sgns/cbow: train this model further on CORPUS (its vectors, context vectors and options; "
                    "its vocabulary is kept: other words are skipped).")
@@ -687,7 +683,9 @@ def _return_freed_memory_to_the_os():
 def _flags() -> dict:
     """API parameter name -> how the CLI spells it, from every command's declared parameters."""
     flags = {}
-    for command in cli.commands.values():
+    commands = list(cli.commands.values())
+    for command in commands:
+        commands.extend(getattr(command, "commands", {}).values())  # a group's commands (classify train ...)
         for p in command.params:
             if isinstance(p, click.Argument):
                 flags.setdefault(p.name, p.human_readable_name.upper())

@@ -1,5 +1,5 @@
-"""Text classification with an embedding bag (fastText's supervised mode): options, training, the
-`Classifier` (predict, test, save, load) and the KJV sample task.
+"""Text classification with an embedding bag (fastText's supervised mode): options, training with checkpoints and
+resume (fastemb.checkpoint's policy), and the `Classifier` (predict, test, save, load).
 
 A document is the mean of the input vectors of its words and, with `ngrams` > 1, of its hashed word n-grams
 (fastText's -wordNgrams); a linear layer (labels × dim) and a softmax give the label probabilities. Training
@@ -21,10 +21,11 @@ then that file is read block by block into the documents' id arrays (4 bytes a t
 """
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
@@ -41,6 +42,7 @@ BLOCK_CHUNKS = 128      # chunks per kernel call (~1M tokens): progress and Ctrl
 READ_BLOCK_TOKENS = 1 << 22
 MAX_LINE_TOKENS = 1 << 24  # a line is one document: the reader splits only lines longer than this
 CONTENT = "classifier"
+CHECKPOINT_KIND = "classify"  # the `algo` of its checkpoints' record (fastemb.checkpoint.OTHER_TRAINERS)
 
 
 def _prefix_check(v):
@@ -500,8 +502,26 @@ def _resolve_options(options, params, init):
     return o.replace(dim=emb.dim), emb
 
 
-def train(data, *, options: ClassifierOptions | None = None, init=None, output=None, force=False, verbose=False,
-          tmp_dir=None, callbacks=None, **params) -> Classifier:
+@dataclass
+class _Plan:
+    """A classifier run, checked before any data is read: options, data, output and the checkpoint policy
+    (fastemb.checkpoint's, as for `fastemb train`)."""
+    options: ClassifierOptions
+    data: object                        # a path, '-', or an iterable of lines
+    run_id: str
+    init: object = None                 # Embeddings the words of a new run start from
+    init_path: Optional[str] = None     # ... and the file they came from
+    callbacks: list = field(default_factory=list)
+    output: Optional[str] = None
+    checkpoint: Optional[str] = None
+    checkpoint_every: Optional[str] = None
+    resumed: object = None              # the checkpoint.Resumable continued
+    data_sha256: Optional[dict] = None  # a checkpointed run's data file -> SHA-256 (checked before a resume reads)
+
+
+def train(data=None, *, options: ClassifierOptions | None = None, init=None, output=None, force=False,
+          verbose=False, tmp_dir=None, callbacks=None, checkpoint=None, checkpoint_every=None, resume=None,
+          **params) -> Classifier:
     """Train a classifier on labelled text and return it (and save it to `output` when given).
 
     data: a path ('-' for stdin; .gz/.bz2/.xz), or an iterable of lines (strings, or token lists) in fastText's
@@ -510,24 +530,139 @@ def train(data, *, options: ClassifierOptions | None = None, init=None, output=N
     init: word vectors (fastemb.Embeddings or any file fastemb.load reads) to start the words it knows from;
     their dimension is used (a different `dim` given is an error). Threads=1 is reproducible bit for bit.
     callbacks: fastemb.Callback objects or functions of the run, as for fastemb.train (the one epoch loop:
-    `run.epoch`, `run.loss`, `run.vectors` (the word rows), StopTraining ends training early)."""
+    `run.epoch`, `run.loss`, `run.vectors` (the word rows), StopTraining ends training early).
+    checkpoint / checkpoint_every ('1', '2epochs', '10min'), resume, force: as for fastemb.train (the same
+    policy, fastemb.checkpoint): the training state is written there (default OUTPUT.ckpt), a checkpoint of
+    another run is never overwritten unless force, the run's own is removed once the model is saved to
+    `output`; resume continues a run with its data and options (only threads and checkpoint_every may differ)
+    to the classifier an uninterrupted run gives (bit for bit at 1 thread). Checkpoints need `data` as a file."""
     import contextlib
+    from fastemb.checkpoint import finish_checkpoints
     from fastemb.files import output_lock
     from fastemb.progress import verbosity
-    from fastemb.callbacks import as_callbacks
-    o, init_emb = _resolve_options(options, params, init)
-    cbs = as_callbacks(callbacks)  # bad callbacks fail before any work
     with verbosity(verbose), (output_lock(output) if output is not None else contextlib.nullcontext()):
-        if output is not None:
-            from fastemb.store import check_output
-            check_output(output, force)
+        plan = _plan(data, options, init, params, callbacks, output, force, checkpoint, checkpoint_every, resume)
         t_start = time.perf_counter()
-        docs = read_labelled(data, o.label_prefix, tmp_dir=tmp_dir)
-        _report_skipped(docs, o.label_prefix)
-        clf = _fit(docs, o, init_emb, t_start, cbs)
+        docs = read_labelled(plan.data, plan.options.label_prefix, tmp_dir=tmp_dir)
+        _report_skipped(docs, plan.options.label_prefix)
+        clf = _fit(docs, plan, t_start)
         if output is not None:
-            clf.save(output)
+            clf.save(output)  # durable (store.atomic_h5) before the checkpoints it supersedes go
+        finish_checkpoints(plan.output, plan.run_id, [plan.checkpoint, plan.resumed.path if plan.resumed else None])
         return clf
+
+
+def _data_file(data):
+    """The absolute path of `data` when a resumed run can read it again (a file), else None."""
+    if isinstance(data, (str, os.PathLike)) and os.fspath(data) != "-" and os.path.isfile(data):
+        return os.path.abspath(os.fspath(data))
+    return None
+
+
+def _plan(data, options, init, params, callbacks, output, force, checkpoint, checkpoint_every, resume) -> _Plan:
+    """Every check that reads no data: options, output, checkpoint policy (nothing is read but a checkpoint
+    to resume and the init vectors)."""
+    import uuid
+    from fastemb.callbacks import as_callbacks
+    from fastemb.checkpoint import Checkpoint, checkpoint_target, claim_checkpoint_path
+    cbs = as_callbacks(callbacks)  # bad callbacks fail before any work
+    if any(isinstance(cb, Checkpoint) for cb in cbs):
+        raise OptionError("callbacks", f"take no Checkpoint: give {param('checkpoint')} and "
+                                       f"{param('checkpoint_every')}, which follow the checkpoint policy")
+    if resume is not None:
+        plan = _plan_resume(os.fspath(resume), data, options, init, params)
+    else:
+        if data is None:
+            raise OptionError("data", f"is missing: give labelled text to train on (or {param('resume')} a "
+                                      f"checkpoint)")
+        o, init_emb = _resolve_options(options, params, init)
+        init_path = os.path.abspath(os.fspath(init)) if isinstance(init, (str, os.PathLike)) else None
+        plan = _Plan(o, data, uuid.uuid4().hex, init=init_emb, init_path=init_path)
+    plan.callbacks, plan.output = cbs, None if output is None else os.fspath(output)
+    if output is not None:
+        from fastemb.store import check_output
+        check_output(output, force)
+    path, every = checkpoint_target(checkpoint, checkpoint_every, plan.output, plan.resumed)
+    if path is not None:
+        data_file = _data_file(plan.data)
+        if data_file is None:
+            raise OptionError("checkpoint_every", "needs data that a resumed run can read again: give a file, "
+                                                  "not stdin, a directory or Python lines")
+        plan.checkpoint, plan.checkpoint_every = path, every
+        if plan.data_sha256 is None:  # what a resumed run must find again, checked before it parses anything
+            from fastemb.files import file_sha256
+            plan.data_sha256 = {data_file: file_sha256(data_file)}
+        if resume is None or os.path.abspath(path) != os.path.abspath(resume):
+            claim_checkpoint_path(path, force, run_id=plan.run_id if resume is not None else None)
+    return plan
+
+
+def _plan_resume(path, data, options, init, params) -> _Plan:
+    """The run saved in the checkpoint at `path`: its options (single ones given must agree, but for those a
+    resumed run may change), its data file, unchanged (its SHA-256 compared before it is read)."""
+    import uuid
+    from fastemb.checkpoint import check_input_digests, load_checkpoint, must_agree
+    from fastemb.options import free_on_resume
+    if options is not None:
+        raise OptionError("resume", "takes its options from the checkpoint: give single options to check them")
+    ck = load_checkpoint(path, _read_record)
+    o, _ = _read_record(ck.record, path)
+    free, specs = free_on_resume(ClassifierOptions), ClassifierOptions.specs()
+    for name, value in params.items():
+        if name not in specs:
+            raise OptionError(name, "is not an option of the classifier")
+        if name in free:
+            o = o.replace(**{name: value})
+        else:
+            must_agree(name, specs[name][1].coerce(name, value), o.get(name), path, free)
+    inputs, saved_init = ck.record.get("inputs"), ck.record.get("init")
+    saved = inputs.get("data") if isinstance(inputs, dict) else None
+    if not isinstance(saved, str) or not (saved_init is None or isinstance(saved_init, dict) and
+                                          isinstance(saved_init.get("path"), (str, type(None))) and
+                                          type(saved_init.get("words")) is int and saved_init["words"] >= 0):
+        raise FileError(f"{path}: damaged checkpoint record (inputs)")
+    if data is not None and _data_file(data) != saved:
+        raise OptionError("data", f"differs from the data of the run in {path} ({saved})")
+    if init is not None and (saved_init is None or not isinstance(init, (str, os.PathLike))
+                             or os.path.abspath(os.fspath(init)) != saved_init.get("path")):
+        raise OptionError("init", f"differs from the run in {path} (a resumed run goes on from its checkpoint)")
+    if not os.path.isfile(saved):
+        raise FileError(f"{saved}: the data of the run in {path} is gone")
+    digests = check_input_digests(ck.record, [saved], path)
+    return _Plan(o, saved, ck.run_id or uuid.uuid4().hex, resumed=ck, data_sha256=digests,
+                 init_path=(saved_init or {}).get("path"), checkpoint_every=ck.record.get("checkpoint_every"))
+
+
+def _read_record(record, path):
+    """fastemb.checkpoint.load_checkpoint's reader for a classifier's checkpoint: (options, n_words -> the
+    arrays it must hold)."""
+    from fastemb.checkpoint import VERSION
+    if not isinstance(record, dict) or record.get("version") != VERSION:
+        raise FileError(f"{path}: damaged checkpoint record")
+    if record.get("algo") != CHECKPOINT_KIND:
+        raise FileError(f"{path}: a checkpoint of {str(record.get('algo'))[:40]!r}, not of a classifier: continue "
+                        f"it with the command that wrote it (fastemb train --resume)")
+    try:
+        o = ClassifierOptions.from_dict(record["options"])
+        n_labels = record["fingerprint"]["labels"]
+        if isinstance(n_labels, bool) or not isinstance(n_labels, int) or n_labels < 1:
+            raise TypeError(f"labels = {n_labels!r}")
+    except (OptionError, KeyError, TypeError) as e:
+        raise FileError(f"{path}: damaged checkpoint record ({e})") from None
+    return o, lambda n_words: {"embedding": ((n_words + o.bucket_rows, o.dim), np.float32),
+                               "output": ((n_labels, o.dim), np.float32)}
+
+
+def _record(plan: _Plan, fingerprint, init_words) -> dict:
+    """The versioned record a classifier's checkpoint carries (fastemb.checkpoint)."""
+    from fastemb.checkpoint import VERSION
+    init = None if plan.init is None and plan.resumed is None else \
+        (plan.resumed.record.get("init") if plan.resumed is not None else {"path": plan.init_path, "words": init_words})
+    return {"version": VERSION, "algo": CHECKPOINT_KIND, "options": plan.options.to_dict(),
+            "inputs": {"data": _data_file(plan.data), "sha256": plan.data_sha256}, "fingerprint": fingerprint,
+            "checkpoint_every": plan.checkpoint_every,
+            "output": None if plan.output is None else os.path.abspath(plan.output),
+            "checkpoint": None if plan.checkpoint is None else os.path.abspath(plan.checkpoint), "init": init}
 
 
 def _diverged(o):
@@ -572,7 +707,8 @@ class ClassifierTrainer:
         token_work = max(1, (3 * n_labels * d * self.n_docs) // max(self.n_tok, 1) + 4 * o.ngrams * d)
         self.chunk_tokens = units_per_call(token_work, 1, CHUNK_TOKENS)
         self.per_call = units_per_call(self.chunk_tokens * token_work, threads, BLOCK_CHUNKS)
-        self.trained_per_epoch = []
+        self.trained_per_epoch = []   # documents trained in each epoch finished in this process
+        self.trained_here = 0         # ... and in all, in this process (examples per second)
 
     def reference_loss(self) -> float:
         """The untrained model's loss: the output layer starts at zero, every label has probability 1/L."""
@@ -589,20 +725,45 @@ class ClassifierTrainer:
         v = self.vectors()
         return Embeddings(list(words), v.copy() if copy else v, counts=np.asarray(counts, np.int64))
 
+    def _chunks(self, epoch):
+        """The epoch's document order (a seeded permutation), the tokens before each document in it, and the first
+        document of each chunk."""
+        perm = generator(self.o.seed, epoch).permutation(self.n_docs).astype(np.int64)
+        before = np.concatenate(([0], np.cumsum(self.doc_len[perm])))[:-1]
+        starts = np.flatnonzero(np.diff(before // self.chunk_tokens, prepend=-1))
+        return perm, before, starts
+
+    def first_chunk(self, state, where="checkpoint") -> int:
+        """The first chunk of state.epoch not trained yet. A resumed position must be where a chunk starts (or the
+        epoch's end): a checkpoint is written between two kernel calls, and calls take whole chunks."""
+        from fastemb.checkpoint import check_state_fits
+        check_state_fits(state, self.work_per_epoch, where)
+        if state.pos == 0:
+            return 0
+        _, before, starts = self._chunks(state.epoch)
+        q = int(np.searchsorted(before[starts], state.pos))
+        if state.pos != self.n_tok and (q >= len(starts) or before[starts[q]] != state.pos):
+            raise FileError(f"{where}: damaged checkpoint state (position {state.pos:,} is not where a chunk of "
+                            f"epoch {state.epoch + 1} starts)")
+        return q
+
     def run_epoch(self, state):
+        """Train one epoch from state.pos on (a resumed run starts at its first chunk not trained); yields after
+        each kernel call. Chunk q of an epoch draws from its own RNG stream (seed, epoch, q), so where calls are
+        cut changes nothing a single thread computes."""
         from fastemb.loop import Step, call_ranges
         K = _kernels()
         o, docs, epoch = self.o, self.docs, state.epoch
-        perm = generator(o.seed, epoch).permutation(self.n_docs).astype(np.int64)
-        before = np.concatenate(([0], np.cumsum(self.doc_len[perm])))[:-1]
-        starts = np.flatnonzero(np.diff(before // self.chunk_tokens, prepend=-1))
+        first = self.first_chunk(state)
+        perm, before, starts = self._chunks(epoch)
         chunk_starts = np.concatenate((starts, [self.n_docs])).astype(np.int64)
         tokens_before = (epoch * float(self.n_tok) + before[starts]).astype(np.float64)
         n_chunks = len(starts)
         loss = np.zeros(n_chunks, np.float64)
         count = np.zeros(n_chunks, np.int64)
-        done_before = 0
-        for b0, b1 in call_ranges(n_chunks, self.per_call):
+        done_before = state.pos
+        for b0, b1 in call_ranges(n_chunks - first, self.per_call):
+            b0, b1 = b0 + first, b1 + first
             K.train_chunks(docs.tok, docs.doc_ends, self.lab, docs.lab_ends, self.type_row, self.type_hash,
                            self.n_words, o.buckets, o.ngrams, self.eos_row, _eos_hash(), perm,
                            chunk_starts[b0:b1 + 1], tokens_before[b0:b1], self.emb, self.out, float(o.lr),
@@ -610,9 +771,10 @@ class ClassifierTrainer:
             if not np.isfinite(loss[b0:b1]).all():
                 raise _diverged(o)
             done = int(before[chunk_starts[b1]]) if b1 < n_chunks else self.n_tok
+            self.trained_here += int(count[b0:b1].sum())
             yield Step(work=done - done_before, loss=float(loss[b0:b1].sum()), count=int(count[b0:b1].sum()))
             done_before = done
-        trained = int(count.sum())
+        trained = state.epoch_count  # the epoch's documents trained, those before a resume included
         if trained == 0:
             raise FastembError(f"{docs.name}: no line has a word in the vocabulary: lower {param('min_count')} "
                                f"or use {param('ngrams')} 2")
@@ -621,10 +783,11 @@ class ClassifierTrainer:
         self.trained_per_epoch.append(trained)
 
 
-def _fit(docs: _Docs, o: ClassifierOptions, init_emb, t_start, callbacks=()) -> Classifier:
-    from fastemb.checkpoint import TrainState
+def _fit(docs: _Docs, plan: _Plan, t_start) -> Classifier:
+    from fastemb.checkpoint import Checkpoint, TrainState
     from fastemb.loop import TrainingRun, check_unit_work, run_epochs
     from fastemb.parallel import numba_threads, resolve_threads
+    o = plan.options
     n_text = int(np.searchsorted(-docs.type_counts, -o.min_count, side="right"))  # counts descend
     if not any(w != EOS for w in docs.types[:n_text]):  # the end-of-line word alone is no vocabulary
         most = int(docs.type_counts[0]) if len(docs.type_counts) else 0
@@ -658,40 +821,76 @@ def _fit(docs: _Docs, o: ClassifierOptions, init_emb, t_start, callbacks=()) -> 
     check_fits_classifier(rows, len(labels), d, max_rows, resolve_threads(o.threads))
     doc_work = 3 * len(labels) * d + 4 * max_rows * d
     check_unit_work(doc_work, "document", ["dim", "ngrams"])
-    rng = generator(o.seed)
-    emb = ((rng.random((rows, d), dtype=np.float32) * np.float32(2.0) - np.float32(1.0))
-           * np.float32(1.0 / d)).astype(np.float32)   # fastText: uniform in [-1/dim, 1/dim]
-    out = np.zeros((len(labels), d), np.float32)
-    initialised = 0
-    if init_emb is not None:
-        idx = init_emb.index
-        have = [(i, idx[w]) for i, w in enumerate(words) if w in idx]
-        if have:
-            mine, theirs = map(list, zip(*have))
-            emb[mine] = init_emb.vectors[theirs]
-        initialised = len(have)
-        log.info(f"init: {initialised:,} of {n_words:,} words start from the given vectors")
+    if plan.checkpoint is not None:
+        from fastemb.files import check_space
+        check_space(os.path.dirname(os.path.abspath(plan.checkpoint)), 4 * (rows + len(labels)) * d + 32 * n_words,
+                    plan.checkpoint)
+    fingerprint = {"documents": n_docs, "tokens": n_tok, "labels": len(labels),
+                   "labels_sha256": hashlib.sha256("\n".join(labels).encode("utf-8", "surrogatepass")).hexdigest()}
+    state = TrainState()
+    if plan.resumed is not None:
+        emb, out, init_words = _resumed_arrays(plan.resumed, words, word_counts, fingerprint)
+        state = plan.resumed.state
+    else:
+        emb, out, init_words = _initial_arrays(o, words, rows, len(labels), plan.init)
 
     threads = resolve_threads(o.threads)
     trainer = ClassifierTrainer(o, docs, lab, type_row, type_hash, n_words, eos_row, emb, out, max_rows, threads)
-    run = TrainingRun(algo="classify", options=o, trainer=trainer, state=TrainState(), words=words,
-                      counts=word_counts, epochs=o.epochs, record=None, run_id=None,
-                      make_embeddings=lambda copy=False: trainer.embeddings(words, word_counts, copy))
+    if plan.resumed is not None:
+        trainer.first_chunk(state, plan.resumed.path)  # a crafted position is refused before any training
+        log.info(f"resuming {plan.resumed.path}: {state.epoch} epoch(s) and {state.pos:,} tokens done")
+    run = TrainingRun(algo=CHECKPOINT_KIND, options=o, trainer=trainer, state=state, words=words,
+                      counts=word_counts, epochs=o.epochs, record=_record(plan, fingerprint, init_words),
+                      run_id=plan.run_id, make_embeddings=lambda copy=False: trainer.embeddings(words, word_counts,
+                                                                                                copy))
+    callbacks = list(plan.callbacks)
+    if plan.checkpoint is not None:
+        callbacks.append(Checkpoint(plan.checkpoint, plan.checkpoint_every, plan.run_id))
     t_train = time.perf_counter()
     with numba_threads(threads):
         finished = run_epochs(run, callbacks)
     train_seconds = time.perf_counter() - t_train
-    trained_per_epoch = trainer.trained_per_epoch or [0]
+    examples = trainer.trained_per_epoch[-1] if trainer.trained_per_epoch else state.epoch_count
     if not finished:
         log.info(f"training stopped by a callback after {run.state.epoch} epoch(s)")
-    attrs = {"examples": trained_per_epoch[-1], "lines": docs.lines, "documents": n_docs, "tokens": n_tok,
+    attrs = {"examples": examples, "lines": docs.lines, "documents": n_docs, "tokens": n_tok,
              "skipped_no_text": docs.no_text, "skipped_no_label": docs.no_label, "threads": threads,
-             "skipped_no_word": n_docs - trained_per_epoch[-1], "init_words": initialised if init_emb is not None
-             else None, "train_seconds": train_seconds, "total_seconds": time.perf_counter() - t_start,
-             "examples_per_second": sum(trained_per_epoch) / max(train_seconds, 1e-9),
-             "loss": list(run.state.loss), "epochs_trained": run.state.epoch}
+             "skipped_no_word": n_docs - examples, "init_words": init_words, "train_seconds": train_seconds,
+             "total_seconds": time.perf_counter() - t_start,
+             "examples_per_second": trainer.trained_here / max(train_seconds, 1e-9),
+             "loss": list(run.state.loss), "epochs_trained": run.state.epoch,
+             "resumed_from": None if plan.resumed is None else plan.resumed.path}
     return Classifier(words, labels, emb, out, o, word_counts=word_counts,
                       label_counts=lab_counts[order], attrs={k: v for k, v in attrs.items() if v is not None})
+
+
+def _initial_arrays(o, words, rows, n_labels, init_emb):
+    """A new model: input rows uniform in [-1/dim, 1/dim] (fastText), or the init vectors of the words they
+    have; the output layer at zero. Returns (embedding, output, words initialised or None)."""
+    d = o.dim
+    rng = generator(o.seed)
+    emb = ((rng.random((rows, d), dtype=np.float32) * np.float32(2.0) - np.float32(1.0))
+           * np.float32(1.0 / d)).astype(np.float32)
+    out = np.zeros((n_labels, d), np.float32)
+    if init_emb is None:
+        return emb, out, None
+    idx = init_emb.index
+    have = [(i, idx[w]) for i, w in enumerate(words) if w in idx]
+    if have:
+        mine, theirs = map(list, zip(*have))
+        emb[mine] = init_emb.vectors[theirs]
+    log.info(f"init: {len(have):,} of {len(words):,} words start from the given vectors")
+    return emb, out, len(have)
+
+
+def _resumed_arrays(ck, words, word_counts, fingerprint):
+    """The checkpoint's arrays, once the data read again gives its vocabulary, labels and documents."""
+    from fastemb.checkpoint import check_same_vocab
+    check_same_vocab(words, word_counts, ck.words, ck.counts, ck.path)
+    if ck.record.get("fingerprint") != fingerprint:
+        raise FastembError(f"{ck.path}: the data changed since the checkpoint (its labels or documents differ)")
+    init = ck.record.get("init")
+    return ck.arrays["embedding"], ck.arrays["output"], None if init is None else init["words"]
 
 
 def text_lines(path):
