@@ -103,11 +103,29 @@ def test_softmax_kernels_agree_with_numpy():
     ref = ref - np.log(np.exp(ref).sum(1, keepdims=True))
     np.testing.assert_allclose(K.log_softmax_at(Z, tgt), ref[np.arange(5), tgt], rtol=1e-12)
     G = Z.copy()
-    loss = K.softmax_gradient(G, tgt, 0.5)
+    loss = K.softmax_gradient(G, tgt, 0.5, False)
     np.testing.assert_allclose(loss, -ref[np.arange(5), tgt], rtol=1e-12)
     want = np.exp(ref) * 0.5
     want[np.arange(5), tgt] -= 0.5
     np.testing.assert_allclose(G, want, rtol=1e-12, atol=1e-15)
+
+
+def test_fast_float32_softmax_is_accurate_to_float32():
+    """The vectorised exp of training (float32) against float64 numpy, over logits spread far enough that some
+    words' probabilities underflow (the clamp at e^-87) and rows whose target is the least likely word."""
+    rng = np.random.default_rng(5)
+    Z = np.concatenate([rng.normal(0, 4, (6, 997)), rng.uniform(-200, 30, (3, 997))]).astype(np.float32)
+    tgt = rng.integers(0, 997, 9)
+    tgt[-1] = int(np.argmin(Z[-1]))
+    ref = Z.astype(np.float64) - Z.max(1, keepdims=True)
+    ref -= np.log(np.exp(ref).sum(1, keepdims=True))
+    G = Z.copy()
+    loss = K.softmax_gradient(G, tgt, np.float32(0.25), True)
+    np.testing.assert_allclose(loss, -ref[np.arange(9), tgt], rtol=1e-6)
+    want = np.exp(ref) * 0.25
+    want[np.arange(9), tgt] -= 0.25
+    np.testing.assert_allclose(G, want, rtol=2e-6, atol=1e-9)
+    assert (G >= -0.25).all() and np.isfinite(G).all()
 
 
 def test_held_out_split_early_stopping_keeps_the_best_epoch(kjv_small, tmp_path):

@@ -271,7 +271,7 @@ def dense_gradients(p, ctx, tgt, activation="tanh", keep=None):
     from fastemb.kernels import nplm as K
     B = len(ctx)
     X, H, Hd, G = forward(p, ctx, activation, keep)
-    loss = K.softmax_gradient(G, np.ascontiguousarray(tgt, np.int64), G.dtype.type(1.0 / B))
+    loss = K.softmax_gradient(G, np.ascontiguousarray(tgt, np.int64), G.dtype.type(1.0 / B), G.dtype == np.float32)
     g = {"out": G.T @ Hd, "out_b": G.sum(axis=0)}
     dA = G @ p["out"]
     if keep is not None:
