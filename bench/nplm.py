@@ -14,8 +14,9 @@ the validation figure beside it the epoch's own. The mixture NPLM + KN 5-gram: t
 cross-validation on the held-out text (chosen on the odd lines and applied to the even ones, and the
 reverse), so no line is scored with a weight fitted on it.
 
-Speed: the full softmax's floating-point work per token is 6·hidden·(V + context·dim) + 6·(context·dim)·hidden
-(+ 6·V·context·dim with direct connections): forward and two backward products per layer. It is stated as
+Speed: the full softmax's floating-point work per token is 6·(hidden·context·dim + hidden2·hidden + rows·V), rows
+the output layer's (hidden2, or hidden without a second layer), + 6·V·context·dim with direct connections: a
+forward and two backward products per layer. It is stated as
 GFLOP/s over the training wall time and over the process's CPU time, against the machine's nominal peak
 (cores × clock × 32 single-precision FLOP per cycle for AVX2 with two FMA units) and against a plain sgemm of
 the output layer's shape measured in the same run (what BLAS reaches on this machine now).
@@ -112,7 +113,7 @@ def nominal_peak_gflops():
 
 def flops_per_token(o, V):
     nd = o.context * o.dim
-    return 6 * o.hidden * (V + nd) + (6 * V * nd if o.direct else 0)
+    return 6 * (o.hidden * nd + o.hidden2 * o.hidden + (o.hidden2 or o.hidden) * V) + (6 * V * nd if o.direct else 0)
 
 
 def run_nplm(paths, options):

@@ -12,10 +12,13 @@ from fastemb.kernels import nplm as K
 from fastemb.models import nplm
 
 
-def _params(direct, V=9, dim=3, n=2, hidden=4, seed=0):
+def _params(direct, V=9, dim=3, n=2, hidden=4, seed=0, hidden2=0):
     rng = np.random.default_rng(seed)
     p = {"emb": rng.normal(0, 0.5, (V + 1, dim)), "W": rng.normal(0, 0.5, (hidden, n * dim)),
-         "b": rng.normal(0, 0.1, hidden), "out": rng.normal(0, 0.5, (V, hidden)), "out_b": rng.normal(0, 0.1, V)}
+         "b": rng.normal(0, 0.1, hidden), "out": rng.normal(0, 0.5, (V, hidden2 or hidden)),
+         "out_b": rng.normal(0, 0.1, V)}
+    if hidden2:
+        p.update(W2=rng.normal(0, 0.5, (hidden2, hidden)), b2=rng.normal(0, 0.1, hidden2))
     if direct:
         p["direct"] = rng.normal(0, 0.5, (V, n * dim))
     ctx = rng.integers(0, V + 1, (6, n))
@@ -30,6 +33,9 @@ def _mean_loss(p, ctx, tgt, activation, keep):
         x = np.concatenate([p["emb"][i] for i in ctx[e]])
         a = p["W"] @ x + p["b"]
         h = np.tanh(a) if activation == "tanh" else 1 / (1 + np.exp(-a))
+        if "W2" in p:
+            a = p["W2"] @ h + p["b2"]
+            h = np.tanh(a) if activation == "tanh" else 1 / (1 + np.exp(-a))
         if keep is not None:
             h = h * keep[e]
         z = p["out"] @ h + p["out_b"]
@@ -39,13 +45,14 @@ def _mean_loss(p, ctx, tgt, activation, keep):
     return total / len(tgt)
 
 
-@pytest.mark.parametrize("direct,activation,dropout", [(False, "tanh", False), (True, "tanh", False),
-                                                       (True, "logistic", False), (True, "tanh", True)])
-def test_dense_gradients_match_finite_differences(direct, activation, dropout):
-    p, ctx, tgt = _params(direct)
+@pytest.mark.parametrize("direct,activation,dropout,hidden2", [
+    (False, "tanh", False, 0), (True, "tanh", False, 0), (True, "logistic", False, 0), (True, "tanh", True, 0),
+    (False, "tanh", False, 3), (True, "logistic", True, 5)])
+def test_dense_gradients_match_finite_differences(direct, activation, dropout, hidden2):
+    p, ctx, tgt = _params(direct, hidden2=hidden2)
     keep = None
     if dropout:  # a fixed mask: dropout's gradient flows through the kept units only, scaled by 1/(1-rate)
-        keep = (np.random.default_rng(4).random((len(tgt), p["W"].shape[0])) >= 0.5) * 2.0
+        keep = (np.random.default_rng(4).random((len(tgt), p["out"].shape[1])) >= 0.5) * 2.0
     loss, g = nplm.dense_gradients({k: v.copy() for k, v in p.items()}, ctx, tgt, activation, keep)
     assert loss / len(tgt) == pytest.approx(_mean_loss(p, ctx, tgt, activation, keep), rel=1e-12)
     assert set(g) == set(p)
@@ -162,6 +169,30 @@ def test_direct_connections_round_trip(kjv_small, tmp_path):
     assert seq[2] == pytest.approx(lp[ids[2]], abs=1e-5)
 
 
+def test_second_hidden_layer_round_trip_and_crafted_files(kjv_small, tmp_path):
+    import h5py
+    path = tmp_path / "two.h5"
+    emb = fastemb.train(kjv_small, "nplm", hidden2=6, optimizer="adam", alpha=0.01, dropout=0.1, max_vocab=150,
+                        dim=8, hidden=20, context=2, epochs=2, threads=2, seed=1, output=str(path))
+    assert emb.model["hidden2_weight"].shape == (6, 20) and emb.model["output_weight"].shape == (150, 6)
+    lm = fastemb.LanguageModel.load(path)
+    lp = lm.log_probs("and the")
+    assert np.exp(lp).sum() == pytest.approx(1.0, abs=1e-6)
+    ids = np.array([lm.emb.index[w] for w in "and the lord said".split()])
+    assert lm.sequence_log_probs(ids, np.array([4]))[2] == pytest.approx(lp[ids[2]], abs=1e-5)
+    assert lm.perplexity(kjv_small) < 0.6 * math.exp(nplm.unigram_entropy(emb.counts))
+    for name, value, message in (("hidden2_weight", np.zeros((6, 19), np.float32), "hidden2_weight is 6×19"),
+                                 ("hidden2_bias", np.zeros(5, np.float32), "hidden2_bias is 5"),
+                                 ("output_weight", np.zeros((150, 20), np.float32), "output_weight is 150×20")):
+        bad = tmp_path / f"bad-{name}.h5"
+        bad.write_bytes(path.read_bytes())
+        with h5py.File(bad, "a") as f:
+            del f["model"][name]
+            f["model"][name] = value
+        with pytest.raises(fastemb.FileError, match=message):
+            fastemb.LanguageModel.load(bad)
+
+
 def test_new_options_are_checked():
     with pytest.raises(OptionError, match="direct"):
         fastemb.NPLMOptions(softmax="hs", direct=True)
@@ -191,3 +222,54 @@ def test_resume_with_a_held_out_split_gives_the_uninterrupted_model(kjv_small, t
     assert resumed.attrs["valid_perplexity"] == pytest.approx(straight.attrs["valid_perplexity"], rel=1e-5)
     assert resumed.attrs["best_epoch"] == straight.attrs["best_epoch"]
     np.testing.assert_allclose(resumed.vectors, straight.vectors, rtol=1e-5, atol=1e-6)
+
+
+def test_adam_step_matches_the_paper():
+    """adam_step (float32, its 1/√v by bits and Newton steps) against Adam written in float64 numpy from the same
+    state (its denominator √(v̂ + eps²)), with the bias corrections folded into lr and eps as the trainer does,
+    at steps 1, 2, 3 with an L2 penalty; gradients spread over eight orders of magnitude; parameters whose gradient is 0 from the start stay
+    put (their step is 0/√(0 + eps²))."""
+    rng = np.random.default_rng(11)
+    n = 3000   # several of the kernel's slices and a partial one
+    p = rng.normal(0, 1, n).astype(np.float32)
+    p[:7] = 0
+    m, v = np.zeros(n, np.float32), np.zeros(n, np.float32)
+    lr, (b1, b2), eps, lam = 0.01, nplm.ADAM_BETAS, nplm.ADAM_EPS, 0.02
+    for t in (1, 2, 3):
+        g = rng.normal(0, 10.0 ** rng.integers(-6, 2, n)).astype(np.float32)
+        g[:7] = 0
+        x = g + lam * p.astype(np.float64)
+        want_m = b1 * m + (1 - b1) * x
+        size = np.abs(g) + np.abs(lam * p)      # g + λ·p may cancel: errors relative to the terms' size
+        m_size, v_size = np.abs(b1 * m) + (1 - b1) * size, b2 * v + (1 - b2) * size ** 2
+        want_v = b2 * v + (1 - b2) * x * x
+        want_p = p - lr * (want_m / (1 - b1 ** t)) / np.sqrt(want_v / (1 - b2 ** t) + eps ** 2)
+        c2 = math.sqrt(1 - b2 ** t)
+        K.adam_step(p, m, v, g, np.float32(lr * c2 / (1 - b1 ** t)), np.float32(b1), np.float32(b2),
+                    np.float32((eps * c2) ** 2), np.float32(lam))
+        np.testing.assert_allclose(p, want_p, rtol=0, atol=lr * 1e-4)
+        assert (np.abs(m - want_m) <= 1e-6 * m_size).all()
+        assert (np.abs(v - want_v) <= 1e-4 * v_size).all()   # float32 (1 − β2 in float32 is 1.3e-5 off)
+    assert (p[:7] == 0).all()
+
+
+@pytest.mark.parametrize("dropout", [False, True])
+def test_minibatch_in_parts_over_threads_is_the_whole_minibatch(kjv_small, dropout):
+    """The trainer's minibatch cut into parts computed on several threads gives the one-part gradient (float64:
+    the same up to the order of the sums)."""
+    from concurrent.futures import ThreadPoolExecutor
+    from fastemb.corpus import CorpusOptions
+    from fastemb.vocab import build_vocab
+    with build_vocab([kjv_small], CorpusOptions(max_vocab=60), encode=True) as enc:
+        tr = nplm.NPLMTrainer(nplm.NPLMOptions(softmax="full", dim=4, hidden=5, context=2, batch=64), enc, seed=1,
+                              threads=3, state=None)
+    p, ctx, tgt = _params(True, V=60, dim=4, n=2, hidden=5, seed=2)
+    rng = np.random.default_rng(9)
+    ctx, tgt = rng.integers(0, 61, (50, 2)), rng.integers(0, 60, 50)
+    keep = (rng.random((50, 5)) >= 0.3) / 0.7 if dropout else None
+    whole_loss, whole = nplm.dense_gradients(p, ctx, tgt, "tanh", keep)
+    with ThreadPoolExecutor(2) as pool:
+        loss, parts = tr._minibatch_gradients(p, ctx, tgt, keep, pool)
+    assert loss == pytest.approx(whole_loss, rel=1e-13)
+    for name in p:
+        np.testing.assert_allclose(parts[name], whole[name], rtol=1e-11, atol=1e-15)

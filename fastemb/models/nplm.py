@@ -60,11 +60,15 @@ PIECE_TOKENS = 512       # an epoch visits the corpus in pieces of whole sentenc
 FULL_MAX_WORDS = 10000   # softmax "auto": the full softmax (BLAS minibatches) up to this many words, sampled above
 SOFTMAXES = ("auto", "full", "sampled", "nce", "hs")
 ACTIVATIONS = ("tanh", "logistic")
+OPTIMIZERS = ("momentum", "adam")
+ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8
 CODES = {"full": 0, "sampled": 1, "nce": 2, "hs": 3}
 MODEL_ARRAYS = ("boundary", "hidden_weight", "hidden_bias", "output_weight", "output_bias")
 BLAS_THREADS = 1          # OpenBLAS threads of the full softmax's products: on the shared 2-core machine 2 threads
                           # were 70x slower per minibatch (V 500) and 2.5x (V 6,000) than 1 (threads spinning)
-PARAMS = ("emb", "W", "b", "out", "out_b", "direct")   # trained arrays (direct only with --direct)
+MIN_PART = 16             # full softmax: a minibatch is cut into parts of at least this many examples (one per thread)
+PARAMS = ("emb", "W", "b", "W2", "b2", "out", "out_b", "direct")   # trained arrays (W2, b2 with hidden2; direct
+                                                                  # with --direct)
 SCHEDULE_HEAD = 4        # schedule array: learning rate, best held-out perplexity, epochs without gain, best epoch
 
 
@@ -87,10 +91,16 @@ class NPLMOptions(Options):
                                   "touched.", check=between(0, 0.999))(0.9)
     batch: int = Spec(int, "Examples per minibatch (one SGD step on their mean loss).",
                       check=between(1, 1 << 16))(64)
+    optimizer: str = Spec(str, "full softmax: the update rule: SGD with momentum, or Adam (Kingma & Ba 2015: "
+                                "per-parameter steps; alpha is its step size).", choices=OPTIMIZERS)("momentum")
     weight_decay: float = Spec(float, "L2 penalty on the weights and word vectors (not the biases), added to their "
                                       "gradients when they take a step.", check=between(0, 1))(0.0)
-    dropout: float = Spec(float, "full softmax: fraction of hidden units dropped in training (inverted dropout; "
-                                 "none at prediction).", check=between(0, 0.9))(0.0)
+    dropout: float = Spec(float, "full softmax: fraction of the last hidden layer's units dropped in training "
+                                 "(inverted dropout; none at prediction).", check=between(0, 0.9))(0.0)
+    hidden2: int = Spec(int, "full softmax: units of a second hidden layer between the hidden layer and the "
+                             "output layer, whose vectors then have this size (Vaswani et al. 2013's output "
+                             "embedding): a wide hidden layer before a small, cheap output layer (0: none).",
+                        check=between(0, 100_000))(0)
     direct: bool = Spec(bool, "full softmax: Bengio et al.'s direct connections from the context words' vectors "
                               "to the output layer (a V×(context·dim) matrix more).")(False)
     valid: float = Spec(float, "Fraction of the corpus (pieces of whole sentences, chosen by the seed) held out "
@@ -115,8 +125,12 @@ class NPLMOptions(Options):
         if self.softmax not in ("full", "auto"):
             if self.direct:
                 raise OptionError("direct", f"needs {param('softmax')} full (got {self.softmax})")
+            if self.hidden2:
+                raise OptionError("hidden2", f"needs {param('softmax')} full (got {self.softmax})")
             if self.dropout:
                 raise OptionError("dropout", f"needs {param('softmax')} full (got {self.softmax})")
+            if self.optimizer != "momentum":
+                raise OptionError("optimizer", f"{self.optimizer} needs {param('softmax')} full (got {self.softmax})")
 
     @property
     def final_alpha(self) -> float:
@@ -138,7 +152,9 @@ def _param_shapes(options, n_words) -> dict:
     nd = options.context * options.dim
     rows = output_rows(options.softmax, n_words)
     shapes = {"emb": (n_words + 1, options.dim), "W": (options.hidden, nd), "b": (options.hidden,),
-              "out": (rows, options.hidden), "out_b": (rows,)}
+              "out": (rows, options.hidden2 or options.hidden), "out_b": (rows,)}
+    if options.hidden2:
+        shapes.update(W2=(options.hidden2, options.hidden), b2=(options.hidden2,))
     if options.direct:
         shapes["direct"] = (rows, nd)
     return shapes
@@ -178,6 +194,12 @@ def model_shapes(path, attrs, n_words, dim, group) -> dict:
               "output_weight": (rows, hidden), "output_bias": (rows,)}
     if "direct_weight" in group:  # Bengio's direct connections (full softmax): context words to output
         shapes["direct_weight"] = (rows, context * dim)
+    declared2 = getattr(group.get("hidden2_weight"), "shape", None)
+    if "hidden2_weight" in group:  # a second hidden layer (full softmax): the output layer's rows take its size
+        if declared2 is None or len(declared2) != 2 or not 1 <= declared2[0] <= 100_000:
+            raise FileError(f"{path}: damaged language model (/model/hidden2_weight is {declared2})")
+        k = int(declared2[0])
+        shapes.update(hidden2_weight=(k, hidden), hidden2_bias=(k,), output_weight=(rows, k))
     labels = {"hidden_weight": f"hidden×{context * dim} (context {context} × dim {dim})"}
     return {name: (shape, labels.get(name, "×".join(map(str, shape)))) for name, shape in shapes.items()}
 
@@ -228,6 +250,10 @@ def init_params(options, counts, seed) -> dict:
         out_b = np.log(p / p.sum()).astype(np.float32)
     p = {"emb": emb, "W": W, "b": np.zeros(shapes["b"], np.float32), "out": np.zeros(shapes["out"], np.float32),
          "out_b": out_b}
+    if "W2" in shapes:
+        limit = math.sqrt(6.0 / (options.hidden + options.hidden2))
+        p["W2"] = ((rng.random(shapes["W2"], dtype=np.float32) * 2 - 1) * np.float32(limit)).astype(np.float32)
+        p["b2"] = np.zeros(shapes["b2"], np.float32)
     if "direct" in shapes:
         p["direct"] = np.zeros(shapes["direct"], np.float32)
     return p
@@ -237,46 +263,68 @@ def _is_dense(options, n_words) -> bool:
     """Whether training runs the BLAS minibatch path (full softmax: checked in NPLMOptions.check and here
     for auto, which resolves by the vocabulary's size)."""
     softmax = resolve_softmax(options.softmax, n_words)
-    if softmax != "full" and (options.direct or options.dropout):
-        raise OptionError("direct" if options.direct else "dropout",
+    if softmax != "full" and (options.direct or options.dropout or options.hidden2 or options.optimizer != "momentum"):
+        raise OptionError("direct" if options.direct else "dropout" if options.dropout else
+                          "hidden2" if options.hidden2 else "optimizer",
                           f"needs the full softmax ({param('softmax')} auto chose {softmax} for {n_words:,} words)")
     return softmax == "full"
 
 
-def forward(p, ctx, activation, keep=None):
-    """The inputs X [B, n·dim], hidden activations H [B, hidden] (before dropout) and logits Z [B, V] of the
-    contexts ctx [B, n] (ids checked by the caller); `keep` [B, hidden] (0 or 1/(1−dropout)) masks H."""
-    emb, W = p["emb"], p["W"]
-    X = emb[ctx].reshape(len(ctx), -1)
-    A = X @ W.T
-    A += p["b"]
+def _activate(A, activation):
+    """act(A) in place."""
     if activation == "tanh":
-        H = np.tanh(A, out=A)
-    else:
-        H = np.exp(-A, out=A)
-        H += 1
-        np.reciprocal(H, out=H)
+        return np.tanh(A, out=A)
+    H = np.exp(-A, out=A)
+    H += 1
+    return np.reciprocal(H, out=H)
+
+
+def _activation_slope(H, activation):
+    """act'(A) from H = act(A)."""
+    return (1 - H * H) if activation == "tanh" else H * (1 - H)
+
+
+def forward(p, ctx, activation, keep=None):
+    """The inputs X [B, n·dim], the last hidden layer's activations H [B, hidden or hidden2] (before dropout),
+    those after dropout Hd, the logits Z [B, V] and the first hidden layer's activations H1 (None without a second
+    layer) of the contexts ctx [B, n] (ids checked by the caller); `keep` (0 or 1/(1−dropout)) masks H."""
+    X = p["emb"][ctx].reshape(len(ctx), -1)
+    A = X @ p["W"].T
+    A += p["b"]
+    H = _activate(A, activation)
+    H1 = None
+    if p.get("W2") is not None:
+        H1 = H
+        A = H1 @ p["W2"].T
+        A += p["b2"]
+        H = _activate(A, activation)
     Hd = H * keep if keep is not None else H
     Z = Hd @ p["out"].T
     Z += p["out_b"]
     if p.get("direct") is not None:
         Z += X @ p["direct"].T
-    return X, H, Hd, Z
+    return X, H, Hd, Z, H1
 
 
-def dense_gradients(p, ctx, tgt, activation="tanh", keep=None):
-    """Summed loss Σ −log P(tgt | ctx) of a minibatch and the gradients of its MEAN over every array of p
-    (full softmax; `keep` the dropout mask or None). Matrix products through numpy (BLAS); works in the
-    arrays' float type (float32 in training, float64 in the gradient tests)."""
+def dense_gradients(p, ctx, tgt, activation="tanh", keep=None, scale=None):
+    """Summed loss Σ −log P(tgt | ctx) of a minibatch and the gradients of `scale` times it (default 1/B: its
+    MEAN) over every array of p (full softmax; `keep` the dropout mask or None). Matrix products through numpy
+    (BLAS); works in the arrays' float type (float32 in training, float64 in the gradient tests)."""
     from fastemb.kernels import nplm as K
     B = len(ctx)
-    X, H, Hd, G = forward(p, ctx, activation, keep)
-    loss = K.softmax_gradient(G, np.ascontiguousarray(tgt, np.int64), G.dtype.type(1.0 / B), G.dtype == np.float32)
+    X, H, Hd, G, H1 = forward(p, ctx, activation, keep)
+    scale = G.dtype.type(1.0 / B if scale is None else scale)
+    loss = K.softmax_gradient(G, np.ascontiguousarray(tgt, np.int64), scale, G.dtype == np.float32)
     g = {"out": G.T @ Hd, "out_b": G.sum(axis=0)}
     dA = G @ p["out"]
     if keep is not None:
         dA *= keep
-    dA *= (1 - H * H) if activation == "tanh" else H * (1 - H)
+    dA *= _activation_slope(H, activation)
+    if H1 is not None:  # back through the second layer to the first
+        g["W2"] = dA.T @ H1
+        g["b2"] = dA.sum(axis=0)
+        dA = dA @ p["W2"]
+        dA *= _activation_slope(H1, activation)
     g["W"] = dA.T @ X
     g["b"] = dA.sum(axis=0)
     dX = dA @ p["W"]
@@ -307,9 +355,11 @@ def unigram_entropy(counts) -> float:
 def batch_work(options, n_words, softmax, n_cols) -> int:
     """Multiply-adds of one minibatch (forward, backward, the momentum steps; the dense hidden layer is stepped
     whole every minibatch): the unit the trainer sizes its kernel calls by (fastemb.loop)."""
-    B, H, nd = options.batch, options.hidden, options.context * options.dim
+    B, H, H2, nd = options.batch, options.hidden, options.hidden2, options.context * options.dim
     cols = n_words if softmax == "full" else n_cols
-    return 3 * B * H * (nd + cols) + 3 * H * (nd + 1) + 3 * min(B * cols, n_words) * (H + 1) + 3 * B * nd
+    Ho = H2 or H   # the output layer's rows
+    return (3 * B * (H * nd + H2 * H + Ho * cols) + 3 * (H * (nd + 1) + H2 * (H + 1)) + 3 * min(B * cols, n_words)
+            * (Ho + 1) + 3 * B * nd)
 
 
 class NPLMTrainer:
@@ -351,11 +401,15 @@ class NPLMTrainer:
             arrays = dict(p)
             for name, a in p.items():
                 arrays["v_" + name] = np.zeros_like(a)
+                if options.optimizer == "adam":
+                    arrays["m_" + name] = np.zeros_like(a)
+            if options.optimizer == "adam":
+                arrays["adam_steps"] = np.zeros(1, np.float64)
             if options.valid:
                 arrays.update({"best_" + name: a.copy() for name, a in p.items()})
                 arrays["schedule"] = np.zeros(specs["schedule"][0], np.float32)
                 arrays["schedule"][0] = options.alpha
-        self.p = {k: np.ascontiguousarray(arrays[k], np.float32) for k in specs}
+        self.p = {k: np.ascontiguousarray(arrays[k], specs[k][1]) for k in specs}
         self.n_samples = options.samples if self.softmax in ("sampled", "nce") else 0
         q = counts.astype(np.float64) / counts.sum()
         self.cdf = np.cumsum(q)
@@ -374,6 +428,9 @@ class NPLMTrainer:
         shapes = _param_shapes(options, n_words)
         specs = {name: (shape, "float32") for name, shape in shapes.items()}
         specs.update({"v_" + name: (shape, "float32") for name, shape in shapes.items()})
+        if options.optimizer == "adam":   # v_: the running mean of the squared gradient, m_: of the gradient
+            specs.update({"m_" + name: (shape, "float32") for name, shape in shapes.items()})
+            specs["adam_steps"] = ((1,), "float64")
         if options.valid:
             specs.update({"best_" + name: (shape, "float32") for name, shape in shapes.items()})
             specs["schedule"] = ((SCHEDULE_HEAD + options.epochs,), "float32")
@@ -459,6 +516,22 @@ class NPLMTrainer:
         return max(o.final_alpha, o.alpha - (o.alpha - o.final_alpha) * done / max(self.total_work, 1.0))
 
     def run_epoch(self, state):
+        o, epoch = self.o, state.epoch
+        pool = None
+        if self.dense and self.threads > 1:
+            from concurrent.futures import ThreadPoolExecutor
+            pool = ThreadPoolExecutor(self.threads - 1)
+        try:
+            yield from self._epoch_blocks(state, pool)
+        finally:
+            if pool is not None:
+                pool.shutdown()
+        if o.valid:
+            from fastemb.parallel import blas_threads
+            with blas_threads(BLAS_THREADS):
+                self._validate(epoch)
+
+    def _epoch_blocks(self, state, pool):
         from fastemb.loop import Step
         o, p = self.o, self.p
         epoch = state.epoch
@@ -471,7 +544,7 @@ class NPLMTrainer:
             if self.dense:
                 from fastemb.parallel import blas_threads
                 with blas_threads(BLAS_THREADS):
-                    total = self._dense_block(ids, ends, epoch, b, before)
+                    total = self._dense_block(ids, ends, epoch, b, before, pool)
             else:
                 sched = self._schedule()
                 alpha, min_alpha = (float(sched[0]),) * 2 if sched is not None else (o.alpha, o.final_alpha)
@@ -494,14 +567,12 @@ class NPLMTrainer:
                 total = float(loss.sum())
             current = self.learning_rate(before + len(ids))
             yield Step(work=len(ids), loss=total, count=len(ids), extra=f"alpha {current:.5f}")
-        if o.valid:
-            from fastemb.parallel import blas_threads
-            with blas_threads(BLAS_THREADS):
-                self._validate(epoch)
 
-    def _dense_block(self, ids, ends, epoch, block, before) -> float:
+    def _dense_block(self, ids, ends, epoch, block, before, pool) -> float:
         """One block on the full softmax: its positions shuffled, minibatches of `batch` examples, each one
-        momentum step computed by dense_gradients (BLAS) and applied by a fused kernel."""
+        momentum step from the gradients of dense_gradients (BLAS), applied by a fused kernel. A minibatch's
+        examples are cut into `threads` parts whose gradients are computed at once (numpy and the kernels free
+        the GIL; one BLAS thread each) and summed in part order: a run is reproducible for a given thread count."""
         o, p, K = self.o, self.p, self.K
         ctx_all = K.sentence_contexts(ids, ends, o.context, self.V)
         rng = generator(self.seed, epoch, block, 0x64656E7365)
@@ -514,14 +585,44 @@ class NPLMTrainer:
             sel = order[lo:lo + o.batch]
             keep = None
             if keep_scale is not None:
-                keep = (rng.random((len(sel), o.hidden), dtype=np.float32) >= o.dropout) * keep_scale
-            loss, g = dense_gradients(params, ctx_all[sel], ids[sel], o.activation, keep)
+                keep = (rng.random((len(sel), o.hidden2 or o.hidden), dtype=np.float32) >= o.dropout) * keep_scale
+            loss, g = self._minibatch_gradients(params, ctx_all[sel], ids[sel], keep, pool)
             total += loss
-            lr = np.float32(self.learning_rate(before + lo))
+            lr = self.learning_rate(before + lo)
+            if o.optimizer == "adam":
+                t = p["adam_steps"][0] = p["adam_steps"][0] + 1
+                b1, b2 = ADAM_BETAS
+                c2 = math.sqrt(1 - b2 ** t)
+                lr, eps = lr * c2 / (1 - b1 ** t), ADAM_EPS * c2
             for n in names:
-                decay = np.float32(0.0 if n in ("b", "out_b") else o.weight_decay)
-                K.momentum_step(p[n].reshape(-1), p["v_" + n].reshape(-1), g[n].reshape(-1), lr, mu, decay)
+                decay = np.float32(0.0 if n in ("b", "b2", "out_b") else o.weight_decay)
+                if o.optimizer == "adam":
+                    K.adam_step(p[n].reshape(-1), p["m_" + n].reshape(-1), p["v_" + n].reshape(-1), g[n].reshape(-1),
+                                np.float32(lr), np.float32(b1), np.float32(b2), np.float32(eps * eps), decay)
+                else:
+                    K.momentum_step(p[n].reshape(-1), p["v_" + n].reshape(-1), g[n].reshape(-1), np.float32(lr), mu,
+                                    decay)
         return total
+
+    def _minibatch_gradients(self, params, ctx, tgt, keep, pool):
+        """The summed loss and the gradients of the mean loss of one minibatch, in parts over the pool's threads
+        (each part at least MIN_PART examples)."""
+        B = len(tgt)
+        parts = max(1, min(self.threads, B // MIN_PART)) if pool is not None else 1
+        act = self.o.activation
+        if parts == 1:
+            return dense_gradients(params, ctx, tgt, act, keep)
+        cuts = [B * i // parts for i in range(parts + 1)]
+        jobs = [pool.submit(dense_gradients, params, ctx[a:b], tgt[a:b], act, None if keep is None else keep[a:b],
+                            1.0 / B) for a, b in zip(cuts[1:-1], cuts[2:])]
+        a, b = cuts[0], cuts[1]
+        loss, g = dense_gradients(params, ctx[a:b], tgt[a:b], act, None if keep is None else keep[a:b], 1.0 / B)
+        for job in jobs:
+            part_loss, part = job.result()
+            loss += part_loss
+            for n, x in part.items():
+                g[n] += x
+        return loss, g
 
     def log_probs(self, ids, ends, params=None) -> np.ndarray:
         """log P of every token of sentences (ids < V, ends) under the current (or given) parameters, with
@@ -587,6 +688,8 @@ class NPLMTrainer:
             attrs["hs_tree_sha256"] = tree_digest(self.codes, self.points, self.lengths)
         if "direct" in p:
             model["direct_weight"] = p["direct"].copy()
+        if "W2" in p:
+            model.update(hidden2_weight=p["W2"].copy(), hidden2_bias=p["b2"].copy())
         return {"vectors": p["emb"][:V].copy(), "model": model, "attrs": attrs}
 
 
@@ -641,15 +744,26 @@ class LanguageModel:
         rows = V - 1 if softmax == "hs" else V
         expected = {"boundary": (dim,), "hidden_bias": (hidden,), "output_weight": (rows, hidden),
                     "output_bias": (rows,)}
-        direct = model.get("direct_weight")
-        if direct is not None:
-            direct = np.asarray(direct)
-            if direct.dtype.kind != "f" or not np.isfinite(direct).all():
-                raise bad("/model/direct_weight must hold finite floats")
+        for name in ("direct_weight", "hidden2_weight", "hidden2_bias"):  # the full softmax's options
+            x = model.get(name)
+            if x is None:
+                continue
+            x = np.asarray(x)
+            if x.dtype.kind != "f" or not np.isfinite(x).all():
+                raise bad(f"/model/{name} must hold finite floats")
             if softmax == "hs":
-                raise bad("direct connections with a tree output layer")
-            arrays["direct_weight"] = np.ascontiguousarray(direct, np.float32)
+                raise bad(f"/model/{name} with a tree output layer")
+            arrays[name] = np.ascontiguousarray(x, np.float32)
+        if "direct_weight" in arrays:
             expected["direct_weight"] = (rows, context * dim)
+        if ("hidden2_weight" in arrays) != ("hidden2_bias" in arrays):
+            raise bad("/model/hidden2_weight and /model/hidden2_bias must come together")
+        if "hidden2_weight" in arrays:
+            W2 = arrays["hidden2_weight"]
+            if W2.ndim != 2 or W2.shape[0] < 1:
+                raise bad(f"/model/hidden2_weight is {'×'.join(map(str, W2.shape))}, expected hidden2×{hidden}")
+            expected.update(hidden2_weight=(W2.shape[0], hidden), hidden2_bias=(W2.shape[0],),
+                            output_weight=(rows, W2.shape[0]))
         for name, shape in expected.items():
             if arrays[name].shape != shape:
                 raise bad(f"/model/{name} is {'×'.join(map(str, arrays[name].shape))}, expected "
@@ -675,6 +789,7 @@ class LanguageModel:
         self.W, self.b = W, arrays["hidden_bias"]
         self.out, self.out_b = arrays["output_weight"], arrays["output_bias"]
         self.direct = arrays.get("direct_weight")
+        self.W2, self.b2 = arrays.get("hidden2_weight"), arrays.get("hidden2_bias")
         record = _record(a)
         corpus = record.get("corpus_options") if isinstance(record.get("corpus_options"), dict) else {}
         self.lowercase = bool(corpus.get("lowercase", a.get("lowercase", False)))
@@ -691,8 +806,8 @@ class LanguageModel:
     @property
     def params(self) -> dict:
         """The model's arrays under the trainer's names (emb holds the boundary vector as row V)."""
-        return {"emb": self.table, "W": self.W, "b": self.b, "out": self.out, "out_b": self.out_b,
-                "direct": self.direct}
+        return {"emb": self.table, "W": self.W, "b": self.b, "W2": self.W2, "b2": self.b2, "out": self.out,
+                "out_b": self.out_b, "direct": self.direct}
 
     @property
     def params64(self) -> dict:
@@ -773,8 +888,8 @@ class LanguageModel:
         if chunk is None:
             from fastemb.loop import units_per_call
             from fastemb.parallel import max_threads
-            chunk = units_per_call(self.hidden * (self.context * self.dim + self.out.shape[0] + 1), max_threads(),
-                                   1024)
+            chunk = units_per_call(self.hidden * (self.context * self.dim + 1) + self.out.size
+                                   + (0 if self.W2 is None else self.W2.size), max_threads(), 1024)
         ids = np.ascontiguousarray(ids, np.int64)
         ends = np.ascontiguousarray(ends, np.int64)
         if len(ids) and (ids.min() < 0 or ids.max() >= self.V):
