@@ -26,6 +26,17 @@ def _params(direct, V=9, dim=3, n=2, hidden=4, seed=0, hidden2=0):
     return p, ctx, tgt
 
 
+def _gradients(p, ctx, tgt, *args, **kw):
+    """dense_gradients with the word vectors' gradient (rows of the distinct context words) made dense."""
+    loss, g = nplm.dense_gradients(p, ctx, tgt, *args, **kw)
+    rows = g.pop("emb_rows")
+    assert len(set(rows)) == len(rows) and set(rows) == set(np.ravel(ctx))
+    full = np.zeros_like(p["emb"])
+    full[rows] = g["emb"]
+    g["emb"] = full
+    return loss, g
+
+
 def _mean_loss(p, ctx, tgt, activation, keep):
     """The minibatch's mean −log P, written with plain numpy, independently of dense_gradients."""
     total = 0.0
@@ -53,7 +64,7 @@ def test_dense_gradients_match_finite_differences(direct, activation, dropout, h
     keep = None
     if dropout:  # a fixed mask: dropout's gradient flows through the kept units only, scaled by 1/(1-rate)
         keep = (np.random.default_rng(4).random((len(tgt), p["out"].shape[1])) >= 0.5) * 2.0
-    loss, g = nplm.dense_gradients({k: v.copy() for k, v in p.items()}, ctx, tgt, activation, keep)
+    loss, g = _gradients({k: v.copy() for k, v in p.items()}, ctx, tgt, activation, keep)
     assert loss / len(tgt) == pytest.approx(_mean_loss(p, ctx, tgt, activation, keep), rel=1e-12)
     assert set(g) == set(p)
     eps = 1e-6
@@ -71,8 +82,8 @@ def test_dense_gradients_match_finite_differences(direct, activation, dropout, h
 
 def test_dropout_off_is_the_plain_model():
     p, ctx, tgt = _params(True)
-    loss0, g0 = nplm.dense_gradients(p, ctx, tgt)
-    loss1, g1 = nplm.dense_gradients(p, ctx, tgt, keep=np.ones((len(tgt), p["W"].shape[0])))
+    loss0, g0 = _gradients(p, ctx, tgt)
+    loss1, g1 = _gradients(p, ctx, tgt, keep=np.ones((len(tgt), p["W"].shape[0])))
     assert loss0 == pytest.approx(loss1, rel=1e-14)
     for name in p:
         np.testing.assert_allclose(g0[name], g1[name], rtol=1e-13, atol=1e-15)
@@ -83,7 +94,7 @@ def test_weight_decay_step_is_the_gradient_of_the_l2_penalty():
     the penalised loss, with momentum carrying the previous velocity."""
     p, ctx, tgt = _params(True)
     lam, lr, mu = 0.03, 0.2, 0.9
-    _, g = nplm.dense_gradients(p, ctx, tgt)
+    _, g = _gradients(p, ctx, tgt)
     rng = np.random.default_rng(7)
     for name in ("W", "out", "direct", "emb"):
         w = p[name].copy().reshape(-1)
@@ -102,6 +113,18 @@ def test_weight_decay_step_is_the_gradient_of_the_l2_penalty():
             assert w[i] == pytest.approx(x - lr * v[i], rel=1e-12)
 
 
+def _softmax_by_kernels(Z, tgt, scale, fast):
+    """The loss and gradient of one slice (the whole vocabulary) from the two kernels, as dense_gradients does."""
+    bias = np.linspace(-1, 1, Z.shape[1]).astype(Z.dtype)   # given apart, added by softmax_exp
+    G = Z - bias
+    stats = np.empty((3, len(Z)))
+    K.softmax_exp(G, bias, tgt, 0, fast, stats[0], stats[1], stats[2])
+    col_sum = np.empty(Z.shape[1], Z.dtype)
+    K.softmax_gradient(G, tgt, 0, (scale / stats[1]).astype(Z.dtype), Z.dtype.type(scale), col_sum)
+    np.testing.assert_allclose(col_sum, G.sum(axis=0), rtol=1e-5, atol=1e-6)
+    return np.log(stats[1]) + stats[0] - stats[2], G
+
+
 def test_softmax_kernels_agree_with_numpy():
     rng = np.random.default_rng(3)
     Z = rng.normal(0, 3, (5, 40)).astype(np.float64)
@@ -109,8 +132,7 @@ def test_softmax_kernels_agree_with_numpy():
     ref = Z - Z.max(1, keepdims=True)
     ref = ref - np.log(np.exp(ref).sum(1, keepdims=True))
     np.testing.assert_allclose(K.log_softmax_at(Z, tgt), ref[np.arange(5), tgt], rtol=1e-12)
-    G = Z.copy()
-    loss = K.softmax_gradient(G, tgt, 0.5, False)
+    loss, G = _softmax_by_kernels(Z, tgt, 0.5, False)
     np.testing.assert_allclose(loss, -ref[np.arange(5), tgt], rtol=1e-12)
     want = np.exp(ref) * 0.5
     want[np.arange(5), tgt] -= 0.5
@@ -126,8 +148,7 @@ def test_fast_float32_softmax_is_accurate_to_float32():
     tgt[-1] = int(np.argmin(Z[-1]))
     ref = Z.astype(np.float64) - Z.max(1, keepdims=True)
     ref -= np.log(np.exp(ref).sum(1, keepdims=True))
-    G = Z.copy()
-    loss = K.softmax_gradient(G, tgt, np.float32(0.25), True)
+    loss, G = _softmax_by_kernels(Z, tgt, 0.25, True)
     np.testing.assert_allclose(loss, -ref[np.arange(9), tgt], rtol=1e-6)
     want = np.exp(ref) * 0.25
     want[np.arange(9), tgt] -= 0.25
@@ -138,7 +159,8 @@ def test_fast_float32_softmax_is_accurate_to_float32():
 def test_held_out_split_early_stopping_keeps_the_best_epoch(kjv_small, tmp_path):
     path = tmp_path / "lm.h5"
     emb = fastemb.train(kjv_small, "nplm", softmax="full", max_vocab=200, dim=16, hidden=32, context=2, epochs=8,
-                        valid=0.1, patience=1, plateau=0.05, alpha=0.3, threads=1, seed=2, output=str(path))
+                        valid=0.1, patience=1, plateau=0.05, alpha=0.3, optimizer="momentum", threads=1, seed=2,
+                        output=str(path))
     ppl = emb.attrs["valid_perplexity"]
     assert 1 <= len(ppl) == emb.attrs["epochs_trained"] <= 8
     assert emb.attrs["best_epoch"] == int(np.argmin(ppl)) + 1
@@ -172,7 +194,7 @@ def test_direct_connections_round_trip(kjv_small, tmp_path):
 def test_second_hidden_layer_round_trip_and_crafted_files(kjv_small, tmp_path):
     import h5py
     path = tmp_path / "two.h5"
-    emb = fastemb.train(kjv_small, "nplm", hidden2=6, optimizer="adam", alpha=0.01, dropout=0.1, max_vocab=150,
+    emb = fastemb.train(kjv_small, "nplm", hidden2=6, optimizer="adam", adam_alpha=0.01, dropout=0.1, max_vocab=150,
                         dim=8, hidden=20, context=2, epochs=2, threads=2, seed=1, output=str(path))
     assert emb.model["hidden2_weight"].shape == (6, 20) and emb.model["output_weight"].shape == (150, 6)
     lm = fastemb.LanguageModel.load(path)
@@ -253,23 +275,49 @@ def test_adam_step_matches_the_paper():
     assert (p[:7] == 0).all()
 
 
-@pytest.mark.parametrize("dropout", [False, True])
-def test_minibatch_in_parts_over_threads_is_the_whole_minibatch(kjv_small, dropout):
-    """The trainer's minibatch cut into parts computed on several threads gives the one-part gradient (float64:
-    the same up to the order of the sums)."""
+@pytest.mark.parametrize("direct,dropout,hidden2", [(False, False, 0), (True, True, 0), (True, False, 4)])
+def test_output_layer_in_slices_over_threads_is_the_whole_layer(direct, dropout, hidden2):
+    """The output layer in slices of the vocabulary computed on several threads (the softmax normalised across
+    them) gives the one-slice loss and gradients (float64: the same up to the order of the sums), and each
+    slice's gradients reach on_slice exactly once, rows partitioned."""
     from concurrent.futures import ThreadPoolExecutor
-    from fastemb.corpus import CorpusOptions
-    from fastemb.vocab import build_vocab
-    with build_vocab([kjv_small], CorpusOptions(max_vocab=60), encode=True) as enc:
-        tr = nplm.NPLMTrainer(nplm.NPLMOptions(softmax="full", dim=4, hidden=5, context=2, batch=64), enc, seed=1,
-                              threads=3, state=None)
-    p, ctx, tgt = _params(True, V=60, dim=4, n=2, hidden=5, seed=2)
+    p, _, _ = _params(direct, V=61, dim=4, n=2, hidden=5, seed=2, hidden2=hidden2)
     rng = np.random.default_rng(9)
-    ctx, tgt = rng.integers(0, 61, (50, 2)), rng.integers(0, 60, 50)
-    keep = (rng.random((50, 5)) >= 0.3) / 0.7 if dropout else None
-    whole_loss, whole = nplm.dense_gradients(p, ctx, tgt, "tanh", keep)
+    ctx, tgt = rng.integers(0, 62, (50, 2)), rng.integers(0, 61, 50)
+    keep = (rng.random((50, hidden2 or 5)) >= 0.3) / 0.7 if dropout else None
+    whole_loss, whole = _gradients(p, ctx, tgt, "tanh", keep)
+    seen = []
     with ThreadPoolExecutor(2) as pool:
-        loss, parts = tr._minibatch_gradients(p, ctx, tgt, keep, pool)
+        loss, sliced = _gradients(p, ctx, tgt, "tanh", keep, slices=3, pool=pool)
+        _, rest = _gradients(p, ctx, tgt, "tanh", keep, slices=3, pool=pool,
+                                       on_slice=lambda lo, hi, g: seen.append((lo, hi, g)))
     assert loss == pytest.approx(whole_loss, rel=1e-13)
     for name in p:
-        np.testing.assert_allclose(parts[name], whole[name], rtol=1e-11, atol=1e-15)
+        np.testing.assert_allclose(sliced[name], whole[name], rtol=1e-11, atol=1e-15)
+    assert sorted((lo, hi) for lo, hi, _ in seen) == [(0, 20), (20, 40), (40, 61)]
+    for lo, hi, g in seen:
+        assert set(g) == {"out", "out_b"} | ({"direct"} if direct else set())
+        for name, x in g.items():
+            np.testing.assert_allclose(x, whole[name][lo:hi], rtol=1e-11, atol=1e-15)
+    assert set(rest) == set(p) - {"out", "out_b", "direct"}
+    np.testing.assert_allclose(rest["emb"], whole["emb"], rtol=1e-11, atol=1e-15)
+
+
+def test_lazy_row_steps_move_the_given_rows_only():
+    """The word vectors step lazily: adam_rows / momentum_rows are adam_step / momentum_step on the given rows
+    (each with its own gradient row), and the other rows, their moments and velocities stay as they were."""
+    rng = np.random.default_rng(2)
+    p, m, v = (rng.random((7, 3), dtype=np.float32) for _ in range(3))
+    g = rng.normal(0, 1, (2, 3)).astype(np.float32)
+    rows = np.array([5, 1])
+    args = (np.float32(0.01), np.float32(0.9), np.float32(0.999), np.float32(1e-16), np.float32(0.1))
+    want = [a.copy() for a in (p, m, v)]
+    for i, r in enumerate(rows):
+        K.adam_step(want[0][r], want[1][r], want[2][r], g[i], *args)
+    K.adam_rows(p, m, v, rows, g, *args)
+    for got, ref in zip((p, m, v), want):
+        np.testing.assert_array_equal(got, ref)
+    before = p.copy()
+    K.momentum_rows(p, v, rows, g, np.float32(0.1), np.float32(0.9), np.float32(0.0))
+    np.testing.assert_array_equal(np.delete(p, rows, axis=0), np.delete(before, rows, axis=0))
+    assert (p[rows] != before[rows]).all()

@@ -587,8 +587,8 @@ def tree_all_log_probs(node_logits, codes, points, lengths):
 # ------------------------------------------------------------------------ the full softmax on BLAS minibatches
 # The full softmax trains through numpy's matrix products (fastemb.models.nplm.dense_gradients): these kernels
 # do the parts around them that numpy would do in several passes over a [B, V] array or with np.add.at.
-# They are serial: on the shared 2-core machine a parallel region between two BLAS calls cost more in
-# waiting threads than it saved (measured: the update step 140 ms with 2 threads, a few ms with 1).
+# They are serial (no Numba parallel region: on the shared 2-core machine one between two BLAS calls cost more in
+# spinning threads than it saved); the trainer runs them on its own threads, one slice of the vocabulary each.
 
 # e^x for x <= 0 in float32, vectorised (Numba has no vector exp without Intel's SVML): x = n·ln 2 + r with
 # |r| <= ln 2 / 2 (ln 2 in two parts, Cody & Waite), e^r by Cephes's degree-7 polynomial (expf), and 2^n written
@@ -634,24 +634,43 @@ def _row_normaliser(row, store, fast, scratch):
 
 
 @njit(cache=True, nogil=True, fastmath=True)
-def softmax_gradient(Z, tgt, scale, fast):
-    """In place: the logits Z [B, V] become ∂(scale · Σ_e −log softmax(Z[e])[tgt[e]])/∂Z, i.e.
-    scale · (softmax(Z[e]) − onehot(tgt[e])). Returns each row's −log P(tgt[e]) (float64 [B]). `fast`: the
-    vectorised float32 exp (Z float32), else np.exp."""
-    B, V = Z.shape
-    loss = np.empty(B, np.float64)
-    scratch = np.empty(V if fast else 0, np.float32)
+def softmax_exp(Z, bias, tgt, lo, fast, row_max, row_sum, target_logit):
+    """The softmax's first half over a slice of the vocabulary (Z [B, n]: the logits of words lo .. lo+n−1 but
+    their biases, bias [n]), in place: Z[e] + bias becomes e^(Z[e] + bias − m_e), m_e the row's maximum (row_max,
+    float64 [B]), Σ_j e^(Z[e, j] + bias[j] − m_e) goes to row_sum, and the target's logit to target_logit where
+    the target is in the slice (−inf where it is not). `fast`: the vectorised float32 exp (Z float32), else np.exp."""
+    B, n = Z.shape
+    scratch = np.empty(n if fast else 0, np.float32)
     for e in range(B):
         row = Z[e]
-        y = tgt[e]
-        zy = np.float64(row[y])
-        m, s = _row_normaliser(row, True, fast, scratch)
-        loss[e] = np.log(s) - (zy - m)
-        f = scale / s
-        for j in range(V):
+        for j in range(n):
+            row[j] += bias[j]
+        y = tgt[e] - lo
+        target_logit[e] = np.float64(row[y]) if 0 <= y < n else -np.inf
+        m, total = _row_normaliser(row, True, fast, scratch)
+        row_max[e] = m
+        row_sum[e] = total
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def softmax_gradient(Z, tgt, lo, factor, scale, col_sum):
+    """The second half, in place: Z[e] (from softmax_exp) times factor[e] (scale · e^(m_e − M_e) / S_e, M_e and S_e
+    the maximum and the sum over every slice) is scale · softmax; scale is taken off at the target where it is in
+    the slice: Z becomes ∂(scale · Σ_e −log P(tgt[e]))/∂(its logits), and col_sum [n] its sum over the rows (the
+    biases' gradient)."""
+    B, n = Z.shape
+    for j in range(n):
+        col_sum[j] = 0.0
+    for e in range(B):
+        row = Z[e]
+        f = factor[e]
+        for j in range(n):
             row[j] *= f
-        row[y] -= scale
-    return loss
+        y = tgt[e] - lo
+        if 0 <= y < n:
+            row[y] -= scale
+        for j in range(n):
+            col_sum[j] += row[j]
 
 
 @njit(cache=True, nogil=True, fastmath=True)
@@ -667,13 +686,40 @@ def log_softmax_at(Z, tgt):
 
 
 @njit(cache=True, nogil=True)
-def scatter_rows(dst, ids, rows):
-    """dst[ids[i]] += rows[i] for every i (ids in range of dst's rows, checked by the caller)."""
-    d = dst.shape[1]
+def sum_rows(ids, rows, n_ids):
+    """The distinct ids (first seen first, int64 [U]) and the sum of the rows of each (rows [N, d] → [U, d]),
+    ids in 0 .. n_ids − 1 (checked by the caller)."""
+    slot = np.full(n_ids, -1, np.int64)
+    order = np.empty(ids.shape[0], np.int64)
+    U = 0
+    for i in range(ids.shape[0]):
+        if slot[ids[i]] < 0:
+            slot[ids[i]] = U
+            order[U] = ids[i]
+            U += 1
+    out = np.zeros((U, rows.shape[1]), rows.dtype)
+    for i in range(ids.shape[0]):
+        r = out[slot[ids[i]]]
+        x = rows[i]
+        for k in range(r.shape[0]):
+            r[k] += x[k]
+    return order[:U].copy(), out
+
+
+@njit(cache=True, nogil=True)
+def adam_rows(p, m, v, ids, g, lr, b1, b2, eps2, decay):
+    """adam_step on the rows ids[i] of p, m and v with the gradients g[i] (lazy Adam: the other rows stay put)."""
     for i in range(ids.shape[0]):
         r = ids[i]
-        for k in range(d):
-            dst[r, k] += rows[i, k]
+        adam_step(p[r], m[r], v[r], g[i], lr, b1, b2, eps2, decay)
+
+
+@njit(cache=True, nogil=True)
+def momentum_rows(p, v, ids, g, lr, mu, decay):
+    """momentum_step on the rows ids[i] of p and v with the gradients g[i] (lazy momentum)."""
+    for i in range(ids.shape[0]):
+        r = ids[i]
+        momentum_step(p[r], v[r], g[i], lr, mu, decay)
 
 
 @njit(cache=True, nogil=True, fastmath=True)

@@ -5,8 +5,9 @@ prediction and perplexity of a saved model).
 The model: the `context` previous words' vectors (dim each) concatenated, a hidden layer act(W·x + b) of
 `hidden` units, and an output layer over the vocabulary: a full softmax, a sampled softmax (Jean et al. 2015),
 NCE (Mnih & Teh 2012) or a hierarchical softmax over fastemb.models.huffman's tree; with the full softmax,
-optionally Bengio et al.'s direct connections from the context vectors to the output layer (`direct`) and
-dropout on the hidden layer (`dropout`).
+optionally a second hidden layer (`hidden2`: the output layer's vectors then have its size), Bengio et al.'s
+direct connections from the context vectors to the output layer (`direct`) and dropout on the last hidden layer
+(`dropout`).
 
 - Sentence starts: the words before a sentence's first word are a reserved boundary token (one more
   trained vector, saved as /model/boundary), so every token of the corpus is predicted once per epoch, the
@@ -14,13 +15,14 @@ dropout on the hidden layer (`dropout`).
   has an end word: train on lines ending with " </s>" and score with `score_events(eos=True)` (eval --eos). Words outside the
   vocabulary are dropped from the token stream before contexts are formed (as for every fastemb algorithm);
   perplexity is measured on held-out text the same way (coverage says how many tokens were kept).
-- Training: minibatch SGD with momentum on the mean loss of a minibatch, the learning rate decayed linearly
-  from alpha to min_alpha (optional L2 weight decay on weights and word vectors) or, with `valid`, kept
-  until the held-out perplexity stops falling, then multiplied by lr_decay; `patience` epochs without gain
-  stop training and the best epoch's parameters are the result.
+- Training: minibatch steps on the mean loss of a minibatch, by Adam (the full softmax's default) or SGD with
+  momentum, the learning rate (adam_alpha or alpha) decayed linearly to min_alpha (optional L2 weight decay on
+  weights and word vectors) or, with `valid`, kept until the held-out perplexity stops falling, then multiplied
+  by lr_decay; `patience` epochs without gain stop training and the best epoch's parameters are the result.
 - The full softmax trains on minibatches as matrix products through numpy's BLAS (`dense_gradients`; the
-  softmax and the momentum step are fused Numba kernels), all parameters dense (every row steps every
-  minibatch). The other output layers run the Hogwild kernels below. Momentum is TensorFlow's
+  softmax and the optimizer's step are fused Numba kernels), all parameters dense (every row steps every
+  minibatch); with several threads the output layer runs in one slice of the vocabulary per thread. The other
+  output layers run the Hogwild kernels below, with momentum. Momentum is TensorFlow's
   for sparse gradients: the rows of the word vectors and of the output layer that a minibatch touches take
   v = μ·v + g, p -= lr·v; the others keep their velocity and stay put ("lazy" momentum). W and b are dense.
 - Order: an epoch visits the corpus in pieces of ~PIECE_TOKENS tokens (whole sentences) in the order of a
@@ -46,7 +48,7 @@ from typing import Optional
 import numpy as np
 
 from fastemb.errors import FastembError, FileError, OptionError, UnknownWord, param
-from fastemb.options import DIM, EPOCHS, Options, Spec, between
+from fastemb.options import DIM, EPOCHS, Options, Spec, above_at_most, between
 from fastemb.registry import Algorithm
 from fastemb.loop import call_ranges, check_unit_work, units_per_call
 from fastemb.models.word2vec import ALPHA, MIN_ALPHA, MIN_ALPHA_RATIO
@@ -60,13 +62,14 @@ PIECE_TOKENS = 512       # an epoch visits the corpus in pieces of whole sentenc
 FULL_MAX_WORDS = 10000   # softmax "auto": the full softmax (BLAS minibatches) up to this many words, sampled above
 SOFTMAXES = ("auto", "full", "sampled", "nce", "hs")
 ACTIVATIONS = ("tanh", "logistic")
-OPTIMIZERS = ("momentum", "adam")
+OPTIMIZERS = ("auto", "adam", "momentum")
 ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8
+ADAM_ALPHA, MOMENTUM_ALPHA, MOMENTUM = 0.008, 0.15, 0.9   # default learning rates, measured: docs/language-model.md
 CODES = {"full": 0, "sampled": 1, "nce": 2, "hs": 3}
 MODEL_ARRAYS = ("boundary", "hidden_weight", "hidden_bias", "output_weight", "output_bias")
 BLAS_THREADS = 1          # OpenBLAS threads of the full softmax's products: on the shared 2-core machine 2 threads
                           # were 70x slower per minibatch (V 500) and 2.5x (V 6,000) than 1 (threads spinning)
-MIN_PART = 16             # full softmax: a minibatch is cut into parts of at least this many examples (one per thread)
+MIN_SLICE = 256           # full softmax: the output layer runs in slices of at least this many words (one a thread)
 PARAMS = ("emb", "W", "b", "W2", "b2", "out", "out_b", "direct")   # trained arrays (W2, b2 with hidden2; direct
                                                                   # with --direct)
 SCHEDULE_HEAD = 4        # schedule array: learning rate, best held-out perplexity, epochs without gain, best epoch
@@ -77,10 +80,10 @@ class NPLMOptions(Options):
     """A neural probabilistic language model (Bengio et al. 2003): the previous `context` words predict the next
     through a hidden layer; its word vectors are the embedding, and the saved model predicts (`fastemb
     predict`) and scores held-out text (`fastemb eval --text`)."""
-    dim: int = DIM(50)
+    dim: int = DIM(32)
     context: int = Spec(int, "Language model: how many previous words predict the next one (sentence starts "
-                             "are padded with a boundary token).", check=between(1, 64))(3)
-    hidden: int = Spec(int, "Language model: units of the hidden layer.", check=between(1, 100_000))(100)
+                             "are padded with a boundary token).", check=between(1, 64))(6)
+    hidden: int = Spec(int, "Language model: units of the hidden layer.", check=between(1, 100_000))(64)
     softmax: str = Spec(str, "Language model output layer: full softmax, sampled softmax (Jean et al. 2015), NCE "
                              "(Mnih & Teh 2012) or hierarchical softmax over a Huffman tree (hs); auto: full "
                              f"up to {FULL_MAX_WORDS:,} words, sampled above.", choices=SOFTMAXES)("auto")
@@ -88,11 +91,14 @@ class NPLMOptions(Options):
                              "(shared by its examples).", check=between(1, 100_000))(100)
     activation: str = Spec(str, "Language model: the hidden layer's activation.", choices=ACTIVATIONS)("tanh")
     momentum: float = Spec(float, "SGD momentum (0: plain SGD); rows of sparse gradients take it lazily, when "
-                                  "touched.", check=between(0, 0.999))(0.9)
+                                  "touched.", check=between(0, 0.999))(MOMENTUM)
     batch: int = Spec(int, "Examples per minibatch (one SGD step on their mean loss).",
-                      check=between(1, 1 << 16))(64)
-    optimizer: str = Spec(str, "full softmax: the update rule: SGD with momentum, or Adam (Kingma & Ba 2015: "
-                                "per-parameter steps; alpha is its step size).", choices=OPTIMIZERS)("momentum")
+                      check=between(1, 1 << 16))(128)
+    optimizer: str = Spec(str, "The update rule: Adam (Kingma & Ba 2015: per-parameter steps of size adam_alpha; "
+                                "full softmax only) or SGD with momentum (learning rate alpha); auto: Adam with the "
+                                "full softmax, momentum with the others.", choices=OPTIMIZERS)("auto")
+    adam_alpha: float = Spec(float, "optimizer adam: the initial step size, decayed as alpha is (alpha is the "
+                                    "momentum optimizer's learning rate).", check=above_at_most(0, 10))(ADAM_ALPHA)
     weight_decay: float = Spec(float, "L2 penalty on the weights and word vectors (not the biases), added to their "
                                       "gradients when they take a step.", check=between(0, 1))(0.0)
     dropout: float = Spec(float, "full softmax: fraction of the last hidden layer's units dropped in training "
@@ -115,13 +121,13 @@ class NPLMOptions(Options):
                                  "counts as no gain.", check=between(0, 0.5))(0.003)
     patience: int = Spec(int, "with valid: epochs without gain before training stops early.",
                          check=between(1, 1000))(2)
-    epochs: int = EPOCHS(3)
-    alpha: float = ALPHA(0.15)
+    epochs: int = EPOCHS(5)
+    alpha: float = ALPHA(MOMENTUM_ALPHA)
     min_alpha: Optional[float] = MIN_ALPHA(None)
 
     def check(self):
-        if self.min_alpha is not None and self.min_alpha > self.alpha:
-            raise OptionError("min_alpha", f"must not exceed {param('alpha')} {self.alpha} (got {self.min_alpha})")
+        if self.optimizer != "auto" or self.softmax != "auto":
+            self.rates(FULL_MAX_WORDS)   # known without the vocabulary's size (else checked by the trainer)
         if self.softmax not in ("full", "auto"):
             if self.direct:
                 raise OptionError("direct", f"needs {param('softmax')} full (got {self.softmax})")
@@ -129,12 +135,29 @@ class NPLMOptions(Options):
                 raise OptionError("hidden2", f"needs {param('softmax')} full (got {self.softmax})")
             if self.dropout:
                 raise OptionError("dropout", f"needs {param('softmax')} full (got {self.softmax})")
-            if self.optimizer != "momentum":
-                raise OptionError("optimizer", f"{self.optimizer} needs {param('softmax')} full (got {self.softmax})")
+            if self.optimizer == "adam":
+                raise OptionError("optimizer", f"adam needs {param('softmax')} full (got {self.softmax})")
 
-    @property
-    def final_alpha(self) -> float:
-        return self.alpha * MIN_ALPHA_RATIO if self.min_alpha is None else self.min_alpha
+    def rates(self, n_words) -> tuple:
+        """The optimizer (auto resolved for a vocabulary of n_words), its initial and its final learning rate. The
+        other optimizer's settings must stay at their defaults: they would be ignored."""
+        optimizer = self.optimizer
+        if optimizer == "auto":
+            optimizer = "adam" if resolve_softmax(self.softmax, n_words) == "full" else "momentum"
+        if optimizer == "adam" and self.alpha != MOMENTUM_ALPHA:
+            raise OptionError("alpha", f"is the learning rate of {param('optimizer')} momentum; Adam's (the "
+                                       f"optimizer here) is {param('adam_alpha')}")
+        if optimizer == "adam" and self.momentum != MOMENTUM:
+            raise OptionError("momentum", f"applies to {param('optimizer')} momentum; the optimizer here is Adam")
+        if optimizer == "momentum" and self.adam_alpha != ADAM_ALPHA:
+            raise OptionError("adam_alpha", f"is Adam's step size; the optimizer here is momentum (its learning rate "
+                                            f"is {param('alpha')})")
+        alpha = self.adam_alpha if optimizer == "adam" else self.alpha
+        final = alpha * MIN_ALPHA_RATIO if self.min_alpha is None else self.min_alpha
+        if final > alpha:
+            raise OptionError("min_alpha", f"must not exceed {param('adam_alpha' if optimizer == 'adam' else 'alpha')} "
+                                           f"{alpha:g} (got {self.min_alpha})")
+        return optimizer, alpha, final
 
 
 def resolve_softmax(softmax: str, n_words: int) -> str:
@@ -263,7 +286,7 @@ def _is_dense(options, n_words) -> bool:
     """Whether training runs the BLAS minibatch path (full softmax: checked in NPLMOptions.check and here
     for auto, which resolves by the vocabulary's size)."""
     softmax = resolve_softmax(options.softmax, n_words)
-    if softmax != "full" and (options.direct or options.dropout or options.hidden2 or options.optimizer != "momentum"):
+    if softmax != "full" and (options.direct or options.dropout or options.hidden2 or options.optimizer == "adam"):
         raise OptionError("direct" if options.direct else "dropout" if options.dropout else
                           "hidden2" if options.hidden2 else "optimizer",
                           f"needs the full softmax ({param('softmax')} auto chose {softmax} for {n_words:,} words)")
@@ -284,10 +307,10 @@ def _activation_slope(H, activation):
     return (1 - H * H) if activation == "tanh" else H * (1 - H)
 
 
-def forward(p, ctx, activation, keep=None):
+def hidden_forward(p, ctx, activation, keep=None):
     """The inputs X [B, n·dim], the last hidden layer's activations H [B, hidden or hidden2] (before dropout),
-    those after dropout Hd, the logits Z [B, V] and the first hidden layer's activations H1 (None without a second
-    layer) of the contexts ctx [B, n] (ids checked by the caller); `keep` (0 or 1/(1−dropout)) masks H."""
+    those after dropout Hd and the first hidden layer's activations H1 (None without a second layer) of the
+    contexts ctx [B, n] (ids checked by the caller); `keep` (0 or 1/(1−dropout)) masks H."""
     X = p["emb"][ctx].reshape(len(ctx), -1)
     A = X @ p["W"].T
     A += p["b"]
@@ -299,24 +322,96 @@ def forward(p, ctx, activation, keep=None):
         A += p["b2"]
         H = _activate(A, activation)
     Hd = H * keep if keep is not None else H
-    Z = Hd @ p["out"].T
-    Z += p["out_b"]
+    return X, H, Hd, H1
+
+
+def output_logits(p, X, Hd, lo=0, hi=None, bias=True):
+    """The logits [B, hi − lo] of the output layer's rows lo..hi−1 (words, for the full softmax); bias=False:
+    without the output biases."""
+    hi = len(p["out"]) if hi is None else hi
+    Z = Hd @ p["out"][lo:hi].T
+    if bias:
+        Z += p["out_b"][lo:hi]
     if p.get("direct") is not None:
-        Z += X @ p["direct"].T
-    return X, H, Hd, Z, H1
+        Z += X @ p["direct"][lo:hi].T
+    return Z
 
 
-def dense_gradients(p, ctx, tgt, activation="tanh", keep=None, scale=None):
+def forward(p, ctx, activation, keep=None):
+    """hidden_forward's X, H, Hd, the logits Z [B, V] and H1."""
+    X, H, Hd, H1 = hidden_forward(p, ctx, activation, keep)
+    return X, H, Hd, output_logits(p, X, Hd), H1
+
+
+def _output_slice_forward(p, X, Hd, tgt, lo, hi):
+    """The softmax's first half over the words lo..hi−1: their logits as e^(z − m) per row, with m, Σ e^(z − m)
+    and the target's logit (kernels.nplm.softmax_exp)."""
+    from fastemb.kernels import nplm as K
+    Z = output_logits(p, X, Hd, lo, hi, bias=False)
+    B = len(Z)
+    stats = np.empty((3, B), np.float64)
+    K.softmax_exp(Z, p["out_b"][lo:hi], tgt, lo, Z.dtype == np.float32, stats[0], stats[1], stats[2])
+    return Z, stats
+
+
+def _output_slice_backward(p, X, Hd, tgt, lo, hi, Z, factor, scale, on_slice):
+    """The softmax's second half over the words lo..hi−1 and their rows' gradients; returns their contribution
+    to ∂/∂Hd (and ∂/∂X through direct connections, else None), taken before on_slice(lo, hi, g) may step them."""
+    from fastemb.kernels import nplm as K
+    g = {"out_b": np.empty(hi - lo, Z.dtype)}
+    K.softmax_gradient(Z, tgt, lo, factor.astype(Z.dtype), Z.dtype.type(scale), g["out_b"])
+    g["out"] = Z.T @ Hd
+    dHd = Z @ p["out"][lo:hi]
+    dX = None
+    if p.get("direct") is not None:
+        g["direct"] = Z.T @ X
+        dX = Z @ p["direct"][lo:hi]
+    on_slice(lo, hi, g)
+    return dHd, dX
+
+
+def dense_gradients(p, ctx, tgt, activation="tanh", keep=None, scale=None, slices=1, pool=None, on_slice=None):
     """Summed loss Σ −log P(tgt | ctx) of a minibatch and the gradients of `scale` times it (default 1/B: its
     MEAN) over every array of p (full softmax; `keep` the dropout mask or None). Matrix products through numpy
-    (BLAS); works in the arrays' float type (float32 in training, float64 in the gradient tests)."""
-    from fastemb.kernels import nplm as K
+    (BLAS); works in the arrays' float type (float32 in training, float64 in the gradient tests).
+
+    The output layer runs in `slices` slices of its rows (the vocabulary), slice 0 on this thread and the others
+    on the pool's, in two phases (the softmax needs every slice's maximum and sum); the slices' contributions to
+    the layers below are summed in slice order, so a result depends on the number of slices, not on timing. With
+    on_slice, each slice's gradients (out, out_b, direct) go to on_slice(lo, hi, g) on its thread, once the layers
+    below have what they need from those rows (the trainer steps them there), and g holds the others. The word
+    vectors' gradient is g["emb"] [U, dim] for the rows g["emb_rows"] [U] (the distinct context words)."""
     B = len(ctx)
-    X, H, Hd, G, H1 = forward(p, ctx, activation, keep)
-    scale = G.dtype.type(1.0 / B if scale is None else scale)
-    loss = K.softmax_gradient(G, np.ascontiguousarray(tgt, np.int64), scale, G.dtype == np.float32)
-    g = {"out": G.T @ Hd, "out_b": G.sum(axis=0)}
-    dA = G @ p["out"]
+    scale = 1.0 / B if scale is None else scale
+    tgt = np.ascontiguousarray(tgt, np.int64)
+    X, H, Hd, H1 = hidden_forward(p, ctx, activation, keep)
+    V = len(p["out"])
+    slices = max(1, min(int(slices), V)) if pool is not None else 1
+    cuts = [V * i // slices for i in range(slices + 1)]
+    bounds = list(zip(cuts[:-1], cuts[1:]))
+
+    def across(fn, args):  # fn(*args[i]) for every slice, slice 0 here, the others on the pool
+        jobs = [pool.submit(fn, *a) for a in args[1:]]
+        return [fn(*args[0])] + [j.result() for j in jobs]
+    first = across(_output_slice_forward, [(p, X, Hd, tgt, lo, hi) for lo, hi in bounds])
+    stats = np.stack([st for _, st in first])                       # [slices, 3, B]
+    top = stats[:, 0].max(axis=0)
+    weights = np.exp(stats[:, 0] - top) * stats[:, 1]                # each slice's Σ e^(z − top)
+    total = weights.sum(axis=0)
+    loss = np.log(total) + top - stats[:, 2].max(axis=0)
+    factors = scale * np.exp(stats[:, 0] - top) / total
+    g = {}
+
+    def keep_slice(lo, hi, part):
+        for name, x in part.items():
+            if name not in g:
+                g[name] = np.empty((V,) + x.shape[1:], x.dtype)
+            g[name][lo:hi] = x
+    second = across(_output_slice_backward, [(p, X, Hd, tgt, lo, hi, Z, factors[i], scale, on_slice or keep_slice)
+                                             for i, ((lo, hi), (Z, _)) in enumerate(zip(bounds, first))])
+    dA = second[0][0]
+    for dHd, _ in second[1:]:
+        dA += dHd
     if keep is not None:
         dA *= keep
     dA *= _activation_slope(H, activation)
@@ -328,11 +423,12 @@ def dense_gradients(p, ctx, tgt, activation="tanh", keep=None, scale=None):
     g["W"] = dA.T @ X
     g["b"] = dA.sum(axis=0)
     dX = dA @ p["W"]
-    if p.get("direct") is not None:
-        g["direct"] = G.T @ X
-        dX += G @ p["direct"]
-    g["emb"] = np.zeros_like(p["emb"])
-    K.scatter_rows(g["emb"], np.ascontiguousarray(ctx, np.int64).ravel(), dX.reshape(-1, p["emb"].shape[1]))
+    for _, dX_direct in second:
+        if dX_direct is not None:
+            dX += dX_direct
+    from fastemb.kernels import nplm as K
+    g["emb_rows"], g["emb"] = K.sum_rows(np.ascontiguousarray(ctx, np.int64).ravel(),
+                                         dX.reshape(-1, p["emb"].shape[1]), len(p["emb"]))
     return float(loss.sum()), g
 
 
@@ -383,6 +479,7 @@ class NPLMTrainer:
             raise OptionError("samples", f"is {options.samples:,}, more than the {V:,} words of the vocabulary it "
                                          f"draws from: give at most {V:,} (or {param('softmax')} full)")
         self.dense = _is_dense(options, V)
+        self.optimizer, self.alpha, self.final_alpha = options.rates(V)
         specs = self.array_specs(options, V)
         if self.softmax == "hs":
             self.codes, self.points, self.lengths = _tree_arrays(tree_of(counts))
@@ -401,14 +498,14 @@ class NPLMTrainer:
             arrays = dict(p)
             for name, a in p.items():
                 arrays["v_" + name] = np.zeros_like(a)
-                if options.optimizer == "adam":
+                if self.optimizer == "adam":
                     arrays["m_" + name] = np.zeros_like(a)
-            if options.optimizer == "adam":
+            if self.optimizer == "adam":
                 arrays["adam_steps"] = np.zeros(1, np.float64)
             if options.valid:
                 arrays.update({"best_" + name: a.copy() for name, a in p.items()})
                 arrays["schedule"] = np.zeros(specs["schedule"][0], np.float32)
-                arrays["schedule"][0] = options.alpha
+                arrays["schedule"][0] = self.alpha
         self.p = {k: np.ascontiguousarray(arrays[k], specs[k][1]) for k in specs}
         self.n_samples = options.samples if self.softmax in ("sampled", "nce") else 0
         q = counts.astype(np.float64) / counts.sum()
@@ -428,7 +525,7 @@ class NPLMTrainer:
         shapes = _param_shapes(options, n_words)
         specs = {name: (shape, "float32") for name, shape in shapes.items()}
         specs.update({"v_" + name: (shape, "float32") for name, shape in shapes.items()})
-        if options.optimizer == "adam":   # v_: the running mean of the squared gradient, m_: of the gradient
+        if options.rates(n_words)[0] == "adam":   # v_: the running mean of the squared gradient, m_: of the gradient
             specs.update({"m_" + name: (shape, "float32") for name, shape in shapes.items()})
             specs["adam_steps"] = ((1,), "float64")
         if options.valid:
@@ -512,8 +609,7 @@ class NPLMTrainer:
         sched = self._schedule()
         if sched is not None:
             return float(sched[0])
-        o = self.o
-        return max(o.final_alpha, o.alpha - (o.alpha - o.final_alpha) * done / max(self.total_work, 1.0))
+        return max(self.final_alpha, self.alpha - (self.alpha - self.final_alpha) * done / max(self.total_work, 1.0))
 
     def run_epoch(self, state):
         o, epoch = self.o, state.epoch
@@ -547,7 +643,7 @@ class NPLMTrainer:
                     total = self._dense_block(ids, ends, epoch, b, before, pool)
             else:
                 sched = self._schedule()
-                alpha, min_alpha = (float(sched[0]),) * 2 if sched is not None else (o.alpha, o.final_alpha)
+                alpha, min_alpha = (float(sched[0]),) * 2 if sched is not None else (self.alpha, self.final_alpha)
                 # work-sized calls (fastemb.loop): chunks of at most CHUNK_EXAMPLES examples and about one call's
                 # work each, as many per call as the threads take; one thread trains the block bit for bit alike
                 chunk_batches = units_per_call(self.batch_work, 1, max(1, CHUNK_EXAMPLES // o.batch))
@@ -569,60 +665,64 @@ class NPLMTrainer:
             yield Step(work=len(ids), loss=total, count=len(ids), extra=f"alpha {current:.5f}")
 
     def _dense_block(self, ids, ends, epoch, block, before, pool) -> float:
-        """One block on the full softmax: its positions shuffled, minibatches of `batch` examples, each one
-        momentum step from the gradients of dense_gradients (BLAS), applied by a fused kernel. A minibatch's
-        examples are cut into `threads` parts whose gradients are computed at once (numpy and the kernels free
-        the GIL; one BLAS thread each) and summed in part order: a run is reproducible for a given thread count."""
+        """One block on the full softmax: its positions shuffled, minibatches of `batch` examples, each one step
+        of the optimizer from dense_gradients (BLAS) applied by a fused kernel. With a pool, the output layer runs
+        in one slice of the vocabulary per thread (numpy and the kernels free the GIL; one BLAS thread each), each
+        slice's rows stepped on its thread: a run is reproducible for a given thread count."""
         o, p, K = self.o, self.p, self.K
         ctx_all = K.sentence_contexts(ids, ends, o.context, self.V)
         rng = generator(self.seed, epoch, block, 0x64656E7365)
         order = rng.permutation(len(ids))
-        names = [n for n in PARAMS if n in p]
-        params = {n: p[n] for n in names}
-        mu, total = np.float32(o.momentum), 0.0
+        params = {n: p[n] for n in PARAMS if n in p}
+        slices = min(self.threads, max(1, self.V // MIN_SLICE)) if pool is not None else 1
+        total = 0.0
         keep_scale = np.float32(1.0 / (1.0 - o.dropout)) if o.dropout else None
         for lo in range(0, len(ids), o.batch):
             sel = order[lo:lo + o.batch]
             keep = None
             if keep_scale is not None:
                 keep = (rng.random((len(sel), o.hidden2 or o.hidden), dtype=np.float32) >= o.dropout) * keep_scale
-            loss, g = self._minibatch_gradients(params, ctx_all[sel], ids[sel], keep, pool)
+            rates = self._step_rates(self.learning_rate(before + lo))
+
+            def step_slice(a, b, g, rates=rates):
+                for name, x in g.items():
+                    self._step(name, x, rates, a, b)
+            loss, g = dense_gradients(params, ctx_all[sel], ids[sel], o.activation, keep, slices=slices, pool=pool,
+                                      on_slice=step_slice)
             total += loss
-            lr = self.learning_rate(before + lo)
-            if o.optimizer == "adam":
-                t = p["adam_steps"][0] = p["adam_steps"][0] + 1
-                b1, b2 = ADAM_BETAS
-                c2 = math.sqrt(1 - b2 ** t)
-                lr, eps = lr * c2 / (1 - b1 ** t), ADAM_EPS * c2
-            for n in names:
-                decay = np.float32(0.0 if n in ("b", "b2", "out_b") else o.weight_decay)
-                if o.optimizer == "adam":
-                    K.adam_step(p[n].reshape(-1), p["m_" + n].reshape(-1), p["v_" + n].reshape(-1), g[n].reshape(-1),
-                                np.float32(lr), np.float32(b1), np.float32(b2), np.float32(eps * eps), decay)
-                else:
-                    K.momentum_step(p[n].reshape(-1), p["v_" + n].reshape(-1), g[n].reshape(-1), np.float32(lr), mu,
-                                    decay)
+            emb_rows = g.pop("emb_rows")
+            for name, x in g.items():
+                self._step(name, x, rates, rows=emb_rows if name == "emb" else None)
         return total
 
-    def _minibatch_gradients(self, params, ctx, tgt, keep, pool):
-        """The summed loss and the gradients of the mean loss of one minibatch, in parts over the pool's threads
-        (each part at least MIN_PART examples)."""
-        B = len(tgt)
-        parts = max(1, min(self.threads, B // MIN_PART)) if pool is not None else 1
-        act = self.o.activation
-        if parts == 1:
-            return dense_gradients(params, ctx, tgt, act, keep)
-        cuts = [B * i // parts for i in range(parts + 1)]
-        jobs = [pool.submit(dense_gradients, params, ctx[a:b], tgt[a:b], act, None if keep is None else keep[a:b],
-                            1.0 / B) for a, b in zip(cuts[1:-1], cuts[2:])]
-        a, b = cuts[0], cuts[1]
-        loss, g = dense_gradients(params, ctx[a:b], tgt[a:b], act, None if keep is None else keep[a:b], 1.0 / B)
-        for job in jobs:
-            part_loss, part = job.result()
-            loss += part_loss
-            for n, x in part.items():
-                g[n] += x
-        return loss, g
+    def _step_rates(self, lr) -> tuple:
+        """This minibatch's (lr, μ) for momentum or (lr, β1, β2, eps²) for Adam, its bias corrections folded in."""
+        if self.optimizer != "adam":
+            return np.float32(lr), np.float32(self.o.momentum)
+        t = self.p["adam_steps"][0] = self.p["adam_steps"][0] + 1
+        b1, b2 = ADAM_BETAS
+        c2 = math.sqrt(1 - b2 ** t)
+        return (np.float32(lr * c2 / (1 - b1 ** t)), np.float32(b1), np.float32(b2),
+                np.float32((ADAM_EPS * c2) ** 2))
+
+    def _step(self, name, g, rates, lo=None, hi=None, rows=None):
+        """One step of the array `name` (its rows lo..hi−1, or the rows `rows` with g one row each: the word
+        vectors, stepped lazily) along its gradient g, by the run's optimizer."""
+        p = self.p
+        decay = np.float32(0.0 if name in ("b", "b2", "out_b") else self.o.weight_decay)
+        if rows is not None:
+            if self.optimizer == "adam":
+                self.K.adam_rows(p[name], p["m_" + name], p["v_" + name], rows, g, *rates, decay)
+            else:
+                self.K.momentum_rows(p[name], p["v_" + name], rows, g, *rates, decay)
+            return
+        rows = slice(lo, hi)
+        if self.optimizer == "adam":
+            self.K.adam_step(p[name][rows].reshape(-1), p["m_" + name][rows].reshape(-1),
+                             p["v_" + name][rows].reshape(-1), g.reshape(-1), *rates, decay)
+        else:
+            self.K.momentum_step(p[name][rows].reshape(-1), p["v_" + name][rows].reshape(-1), g.reshape(-1), *rates,
+                                 decay)
 
     def log_probs(self, ids, ends, params=None) -> np.ndarray:
         """log P of every token of sentences (ids < V, ends) under the current (or given) parameters, with
@@ -633,8 +733,7 @@ class NPLMTrainer:
             return dense_log_probs(p, ctx, ids, self.o.activation)
         out = np.empty(len(ids), np.float64)
         for a in range(0, len(ids), 1024):
-            H = forward({k: p[k] for k in ("emb", "W", "b", "out", "out_b")}, ctx[a:a + 1024],
-                        self.o.activation)[1]
+            H = hidden_forward({k: p[k] for k in ("emb", "W", "b")}, ctx[a:a + 1024], self.o.activation)[1]
             out[a:a + 1024] = self.K.tree_log_probs(H, ids[a:a + 1024], p["out"], p["out_b"], self.codes,
                                                      self.points, self.lengths)
         return out
