@@ -14,8 +14,9 @@ the validation figure beside it the epoch's own. The mixture NPLM + KN 5-gram: t
 cross-validation on the held-out text (chosen on the odd lines and applied to the even ones, and the
 reverse), so no line is scored with a weight fitted on it.
 
-Speed: the full softmax's floating-point work per token is 6·hidden·(V + context·dim) + 6·(context·dim)·hidden
-(+ 6·V·context·dim with direct connections): forward and two backward products per layer. It is stated as
+Speed: the full softmax's floating-point work per token is 6·(hidden·context·dim + hidden2·hidden + rows·V), rows
+the output layer's (hidden2, or hidden without a second layer), + 6·V·context·dim with direct connections: a
+forward and two backward products per layer. It is stated as
 GFLOP/s over the training wall time and over the process's CPU time, against the machine's nominal peak
 (cores × clock × 32 single-precision FLOP per cycle for AVX2 with two FMA units) and against a plain sgemm of
 the output layer's shape measured in the same run (what BLAS reaches on this machine now).
@@ -90,14 +91,18 @@ def kenlm(bin_dir, order, paths, directory):
 
 
 def sgemm_gflops(m, k, n, seconds=2.0):
+    """GFLOP/s of one BLAS thread (as training runs them) on [m, k]·[k, n], over its CPU time (the machine is
+    shared: CPU time is what this thread got)."""
+    from fastemb.parallel import blas_threads
     a = np.random.default_rng(0).random((m, k), dtype=np.float32)
     b = np.random.default_rng(1).random((n, k), dtype=np.float32)
-    a @ b.T
-    reps, t = 0, time.perf_counter()
-    while time.perf_counter() - t < seconds:
+    with blas_threads(1):
         a @ b.T
-        reps += 1
-    return 2.0 * m * k * n * reps / (time.perf_counter() - t) / 1e9
+        reps, t = 0, time.thread_time()
+        while time.thread_time() - t < seconds:
+            a @ b.T
+            reps += 1
+        return 2.0 * m * k * n * reps / (time.thread_time() - t) / 1e9
 
 
 def nominal_peak_gflops():
@@ -112,7 +117,7 @@ def nominal_peak_gflops():
 
 def flops_per_token(o, V):
     nd = o.context * o.dim
-    return 6 * o.hidden * (V + nd) + (6 * V * nd if o.direct else 0)
+    return 6 * (o.hidden * nd + o.hidden2 * o.hidden + (o.hidden2 or o.hidden) * V) + (6 * V * nd if o.direct else 0)
 
 
 def run_nplm(paths, options):
@@ -122,27 +127,36 @@ def run_nplm(paths, options):
     t0 = time.perf_counter()
 
     def measure(run):
-        t = time.perf_counter()
+        t, c, m = time.perf_counter(), time.process_time(), time.thread_time()
+        train_s = t - t0 - sum(e["eval_seconds"] for e in per_epoch)
+        train_cpu = c - cpu - sum(e["eval_cpu_seconds"] for e in per_epoch)
         r = LanguageModel(run.embeddings()).score_events(paths["held_lines"], eos=True, unk=OOV)
         valid = run.trainer.valid_perplexities
-        per_epoch.append({"epoch": run.epoch, "words_per_second": run.rate, "perplexity": r["perplexity"],
+        per_epoch.append({"epoch": run.epoch, "tokens": run.trainer.work_per_epoch, "words_per_second": run.rate,
+                          "perplexity": r["perplexity"],
                           "valid_perplexity": valid[-1] if valid else None, "eval_seconds": time.perf_counter() - t,
-                          "elapsed": time.perf_counter() - t0})
-        print(f"  nplm epoch {run.epoch}: {run.rate:,.0f} words/s, held-out perplexity {r['perplexity']:.2f}"
-              + (f" (validation {valid[-1]:.2f})" if valid else ""), flush=True)
-    cpu = time.process_time()
+                          "eval_cpu_seconds": time.process_time() - c, "train_seconds": train_s,
+                          "eval_main_seconds": time.thread_time() - m, "train_cpu_seconds": train_cpu,
+                          "train_main_seconds": m - main - sum(e["eval_main_seconds"] for e in per_epoch)})
+        print(f"  nplm epoch {run.epoch}: {train_s:.1f} s ({train_cpu:.1f} s CPU) so far, {run.rate:,.0f} words/s, "
+              f"held-out perplexity {r['perplexity']:.2f}" + (f" (validation {valid[-1]:.2f})" if valid else ""),
+              flush=True)
+    cpu, main = time.process_time(), time.thread_time()
     emb = fastemb.train(paths["train_eos"], "nplm", min_count=1, callbacks=[measure], **options)
-    cpu = time.process_time() - cpu
+    cpu = time.process_time() - cpu - sum(e["eval_cpu_seconds"] for e in per_epoch)
+    main = time.thread_time() - main - sum(e["eval_main_seconds"] for e in per_epoch)
     wall = time.perf_counter() - t0
     lm = LanguageModel(emb)
     final = lm.score_events(paths["held_lines"], eos=True, unk=OOV)
     o = NPLMOptions(**{k: v for k, v in options.items() if k in NPLMOptions.specs()})
     train_s = wall - sum(e["eval_seconds"] for e in per_epoch)
+    seen = sum(e["tokens"] for e in per_epoch)
     return lm, final, {"model": "fastemb nplm", "options": options, "epochs": per_epoch, "train_seconds": train_s,
-                       "cpu_seconds": cpu, "words": len(emb), "best_epoch": emb.attrs.get("best_epoch"),
+                       "train_tokens_seen": seen,
+                       "cpu_seconds": cpu, "main_thread_seconds": main, "words": len(emb), "best_epoch": emb.attrs.get("best_epoch"),
                        "perplexity": final["perplexity"], "tokens": final["tokens"],
                        "flops_per_token": flops_per_token(o, len(emb)),
-                       "words_per_second": float(np.median([e["words_per_second"] for e in per_epoch]))}
+                       "words_per_second": seen / train_s}
 
 
 def main(argv=None):
@@ -185,11 +199,16 @@ def main(argv=None):
         results["models"].append(r)
         o = NPLMOptions(**{k: v for k, v in options.items() if k in specs})
         V = r["words"]
-        gflop = r["flops_per_token"] * r["words_per_second"] / 1e9
-        ref = sgemm_gflops(o.batch, o.hidden, V)
+        tokens = r["train_tokens_seen"]
+        gflop = r["flops_per_token"] * tokens / r["train_seconds"] / 1e9
+        gflop_main = r["flops_per_token"] * tokens / r["main_thread_seconds"] / 1e9
+        gflop_cpu = r["flops_per_token"] * tokens / r["cpu_seconds"] / 1e9
+        ref = sgemm_gflops(o.batch, o.hidden2 or o.hidden, V)
         results["speed"] = {"gflops_per_token": r["flops_per_token"] / 1e9, "gflops": gflop,
+                            "gflops_main_thread": gflop_main, "gflops_per_cpu_second": gflop_cpu,
                             "nominal_peak_gflops": peak, "fraction_of_peak": gflop / peak,
-                            "sgemm_gflops_now": ref, "fraction_of_sgemm": gflop / ref}
+                            "fraction_of_peak_main_thread": gflop_main / peak, "sgemm_gflops_one_thread": ref,
+                            "fraction_of_sgemm_per_cpu_second": gflop_cpu / ref}
         if 5 in ngram:
             a_lp = final["log_probs"]
             b_lp = ngram[5]["log10_probs"] * math.log(10)
@@ -217,11 +236,23 @@ def main(argv=None):
         mx = results["mixture"]
         print(f"| mixture nplm + KN 5-gram (weights {mx['weights'][0]:.2f}, {mx['weights'][1]:.2f}, 2-fold) | | | "
               f"{mx['perplexity']:.2f} ({100 * mx['vs_5gram']:+.1f}% vs the 5-gram) |")
+    for m in results["models"]:
+        if "epochs" in m:
+            print(f"\nnplm: {m['train_seconds']:.1f} s wall in training, {m['cpu_seconds']:.1f} s of CPU over all "
+                  f"threads, {m['main_thread_seconds']:.1f} s of it the main thread's (the critical path: the wall "
+                  f"time on idle cores, each thread a core)\n"
+                  "| epoch | wall s | CPU s | main-thread CPU s | words/s (wall) | held-out perplexity |\n"
+                  "|---|---|---|---|---|---|")
+            for e in m["epochs"]:
+                print(f"| {e['epoch']} | {e['train_seconds']:.1f} | {e['train_cpu_seconds']:.1f} | "
+                      f"{e['train_main_seconds']:.1f} | {e['words_per_second']:,.0f} | {e['perplexity']:.2f} |")
     s = results["speed"]
-    print(f"\nfull softmax: {s['gflops_per_token'] * 1e3:.2f} MFLOP/token, {s['gflops']:.2f} GFLOP/s = "
-          f"{100 * s['fraction_of_peak']:.1f}% of the nominal peak {s['nominal_peak_gflops']:.0f} GFLOP/s, "
-          f"{100 * s['fraction_of_sgemm']:.0f}% of a plain sgemm of the output layer's shape now "
-          f"({s['sgemm_gflops_now']:.1f} GFLOP/s)")
+    print(f"\nfull softmax: {s['gflops_per_token'] * 1e3:.2f} MFLOP/token; {s['gflops']:.1f} GFLOP/s over the wall "
+          f"time = {100 * s['fraction_of_peak']:.1f}% of the nominal peak {s['nominal_peak_gflops']:.0f} GFLOP/s; "
+          f"{s['gflops_main_thread']:.1f} GFLOP/s over the main thread's CPU time (idle cores) = "
+          f"{100 * s['fraction_of_peak_main_thread']:.1f}% of the peak; {s['gflops_per_cpu_second']:.1f} GFLOP per "
+          f"CPU second = {100 * s['fraction_of_sgemm_per_cpu_second']:.0f}% of one BLAS thread's plain sgemm of the "
+          f"output layer's shape ({s['sgemm_gflops_one_thread']:.1f} GFLOP/s per CPU second)")
     if a.json:
         with open(a.json, "w", encoding="utf-8") as f:
             json.dump(results, f, indent=1, default=float)

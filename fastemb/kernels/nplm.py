@@ -587,61 +587,139 @@ def tree_all_log_probs(node_logits, codes, points, lengths):
 # ------------------------------------------------------------------------ the full softmax on BLAS minibatches
 # The full softmax trains through numpy's matrix products (fastemb.models.nplm.dense_gradients): these kernels
 # do the parts around them that numpy would do in several passes over a [B, V] array or with np.add.at.
-# They are serial: on the shared 2-core machine a parallel region between two BLAS calls cost more in
-# waiting threads than it saved (measured: the update step 140 ms with 2 threads, a few ms with 1).
+# They are serial (no Numba parallel region: on the shared 2-core machine one between two BLAS calls cost more in
+# spinning threads than it saved); the trainer runs them on its own threads, one slice of the vocabulary each.
 
-@njit(cache=True, nogil=True, fastmath=True)
-def softmax_gradient(Z, tgt, scale):
-    """In place: the logits Z [B, V] become ∂(scale · Σ_e −log softmax(Z[e])[tgt[e]])/∂Z, i.e.
-    scale · (softmax(Z[e]) − onehot(tgt[e])). Returns each row's −log P(tgt[e]) (float64 [B])."""
-    B, V = Z.shape
-    loss = np.empty(B, np.float64)
-    for e in range(B):
-        row = Z[e]
-        m = row[0]
-        for j in range(1, V):
-            if row[j] > m:
-                m = row[j]
-        s = 0.0
+# e^x for x <= 0 in float32, vectorised (Numba has no vector exp without Intel's SVML): x = n·ln 2 + r with
+# |r| <= ln 2 / 2 (ln 2 in two parts, Cody & Waite), e^r by Cephes's degree-7 polynomial (expf), and 2^n written
+# into a float's exponent bits. Relative error about 1e-7 (float32's own), 3-4x faster than one libm call per word.
+_LOG2E, _LN2_HI, _LN2_LO = np.float32(1.4426950408889634), np.float32(0.693359375), np.float32(-2.12194440e-4)
+_P0, _P1, _P2 = np.float32(1.9875691500e-4), np.float32(1.3981999507e-3), np.float32(8.3334519073e-3)
+_P3, _P4, _P5 = np.float32(4.1665795894e-2), np.float32(1.6666665459e-1), np.float32(5.0000001201e-1)
+_EXP_MIN = np.float32(-87.0)   # e^-87 ≈ 1.6e-38: the smallest power of 2 that stays a normal float32
+
+
+@njit(cache=True, nogil=True, fastmath=True, inline="always")
+def _row_normaliser(row, store, fast, scratch):
+    """The row's maximum m and Σ_j e^(row[j] − m) (float64): the one row loop of the full softmax's kernels.
+    With `store` the row becomes e^(row − m) in place; with `fast` (float32 rows only; scratch float32 [len(row)])
+    through the vectorised exp above, otherwise through np.exp (in float64 when not stored)."""
+    V = row.shape[0]
+    m = row[0]
+    for j in range(1, V):
+        m = max(m, row[j])
+    s = 0.0
+    if fast:
+        bits = scratch.view(np.int32)
+        for j in range(V):
+            x = max(np.float32(row[j] - m), _EXP_MIN)
+            n = np.floor(x * _LOG2E + np.float32(0.5))
+            r = x - n * _LN2_HI - n * _LN2_LO
+            p = ((((_P0 * r + _P1) * r + _P2) * r + _P3) * r + _P4) * r + _P5
+            row[j] = p * r * r + r + np.float32(1.0)
+            bits[j] = (np.int32(n) + np.int32(127)) << 23
+        for j in range(V):
+            x = row[j] * scratch[j]
+            row[j] = x
+            s += x
+    elif store:
         for j in range(V):
             x = np.exp(row[j] - m)
             row[j] = x
             s += x
-        y = tgt[e]
-        loss[e] = -(np.log(row[y] / s))
-        f = scale / s
+    else:
         for j in range(V):
+            s += np.exp(np.float64(row[j] - m))
+    return m, s
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def softmax_exp(Z, bias, tgt, lo, fast, row_max, row_sum, target_logit):
+    """The softmax's first half over a slice of the vocabulary (Z [B, n]: the logits of words lo .. lo+n−1 but
+    their biases, bias [n]), in place: Z[e] + bias becomes e^(Z[e] + bias − m_e), m_e the row's maximum (row_max,
+    float64 [B]), Σ_j e^(Z[e, j] + bias[j] − m_e) goes to row_sum, and the target's logit to target_logit where
+    the target is in the slice (−inf where it is not). `fast`: the vectorised float32 exp (Z float32), else np.exp."""
+    B, n = Z.shape
+    scratch = np.empty(n if fast else 0, np.float32)
+    for e in range(B):
+        row = Z[e]
+        for j in range(n):
+            row[j] += bias[j]
+        y = tgt[e] - lo
+        target_logit[e] = np.float64(row[y]) if 0 <= y < n else -np.inf
+        m, total = _row_normaliser(row, True, fast, scratch)
+        row_max[e] = m
+        row_sum[e] = total
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def softmax_gradient(Z, tgt, lo, factor, scale, col_sum):
+    """The second half, in place: Z[e] (from softmax_exp) times factor[e] (scale · e^(m_e − M_e) / S_e, M_e and S_e
+    the maximum and the sum over every slice) is scale · softmax; scale is taken off at the target where it is in
+    the slice: Z becomes ∂(scale · Σ_e −log P(tgt[e]))/∂(its logits), and col_sum [n] its sum over the rows (the
+    biases' gradient)."""
+    B, n = Z.shape
+    for j in range(n):
+        col_sum[j] = 0.0
+    for e in range(B):
+        row = Z[e]
+        f = factor[e]
+        for j in range(n):
             row[j] *= f
-        row[y] -= scale
-    return loss
+        y = tgt[e] - lo
+        if 0 <= y < n:
+            row[y] -= scale
+        for j in range(n):
+            col_sum[j] += row[j]
 
 
 @njit(cache=True, nogil=True, fastmath=True)
 def log_softmax_at(Z, tgt):
     """log softmax(Z[e])[tgt[e]] of every row (float64 [B]), Z left unchanged."""
-    B, V = Z.shape
+    B = Z.shape[0]
     out = np.empty(B, np.float64)
+    scratch = np.empty(0, np.float32)
     for e in range(B):
-        row = Z[e]
-        m = row[0]
-        for j in range(1, V):
-            if row[j] > m:
-                m = row[j]
-        s = 0.0
-        for j in range(V):
-            s += np.exp(np.float64(row[j] - m))
-        out[e] = np.float64(row[tgt[e]] - m) - np.log(s)
+        m, s = _row_normaliser(Z[e], False, False, scratch)
+        out[e] = np.float64(Z[e, tgt[e]] - m) - np.log(s)
     return out
 
 
 @njit(cache=True, nogil=True)
-def scatter_rows(dst, ids, rows):
-    """dst[ids[i]] += rows[i] for every i (ids in range of dst's rows, checked by the caller)."""
-    d = dst.shape[1]
+def sum_rows(ids, rows, n_ids):
+    """The distinct ids (first seen first, int64 [U]) and the sum of the rows of each (rows [N, d] → [U, d]),
+    ids in 0 .. n_ids − 1 (checked by the caller)."""
+    slot = np.full(n_ids, -1, np.int64)
+    order = np.empty(ids.shape[0], np.int64)
+    U = 0
+    for i in range(ids.shape[0]):
+        if slot[ids[i]] < 0:
+            slot[ids[i]] = U
+            order[U] = ids[i]
+            U += 1
+    out = np.zeros((U, rows.shape[1]), rows.dtype)
+    for i in range(ids.shape[0]):
+        r = out[slot[ids[i]]]
+        x = rows[i]
+        for k in range(r.shape[0]):
+            r[k] += x[k]
+    return order[:U].copy(), out
+
+
+@njit(cache=True, nogil=True)
+def adam_rows(p, m, v, ids, g, lr, b1, b2, eps2, decay):
+    """adam_step on the rows ids[i] of p, m and v with the gradients g[i] (lazy Adam: the other rows stay put)."""
     for i in range(ids.shape[0]):
         r = ids[i]
-        for k in range(d):
-            dst[r, k] += rows[i, k]
+        adam_step(p[r], m[r], v[r], g[i], lr, b1, b2, eps2, decay)
+
+
+@njit(cache=True, nogil=True)
+def momentum_rows(p, v, ids, g, lr, mu, decay):
+    """momentum_step on the rows ids[i] of p and v with the gradients g[i] (lazy momentum)."""
+    for i in range(ids.shape[0]):
+        r = ids[i]
+        momentum_step(p[r], v[r], g[i], lr, mu, decay)
 
 
 @njit(cache=True, nogil=True, fastmath=True)
@@ -653,3 +731,41 @@ def momentum_step(p, v, g, lr, mu, decay):
         x = mu * v[i] + g[i] + decay * p[i]
         v[i] = x
         p[i] -= lr * x
+
+
+# Adam's 1/√v: a first guess from the float's bits and two Newton steps (relative error below 1e-5, as good as
+# Adam's scale needs); Numba's sqrt does not vectorise (one sqrtss a value), this does. In slices of _SLICE values.
+_RSQRT_MAGIC = np.int32(0x5F375A86)
+_SLICE = 1024
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def adam_step(p, m, v, g, lr, b1, b2, eps2, decay):
+    """Adam (Kingma & Ba 2015) in place over flat float32 views, an L2 penalty `decay` added to the gradient:
+    g' = g + decay·p, m = β1·m + (1 − β1)·g', v = β2·v + (1 − β2)·g'², p −= lr·m / √(v + eps²). The caller folds
+    the bias corrections into lr and eps (the paper's section 2, last paragraph)."""
+    c1 = np.float32(1) - b1
+    c2 = np.float32(1) - b2
+    half, three_halves = np.float32(0.5), np.float32(1.5)
+    buf = np.empty(_SLICE, np.float32)
+    bits = buf.view(np.int32)
+    n = p.shape[0]
+    for a in range(0, n, _SLICE):   # loops over few arrays each, so that LLVM vectorises them (alias checks)
+        k = min(n - a, _SLICE)
+        pa, ma, va, ga = p[a:a + k], m[a:a + k], v[a:a + k], g[a:a + k]
+        for i in range(k):
+            buf[i] = ga[i] + decay * pa[i]
+        for i in range(k):
+            ma[i] = b1 * ma[i] + c1 * buf[i]
+        for i in range(k):
+            x = b2 * va[i] + c2 * buf[i] * buf[i]
+            va[i] = x
+            buf[i] = x + eps2
+        for i in range(k):
+            bits[i] = _RSQRT_MAGIC - (bits[i] >> 1)
+        for i in range(k):
+            u = half * (va[i] + eps2)
+            y = buf[i]
+            y = y * (three_halves - u * y * y)
+            y = y * (three_halves - u * y * y)
+            pa[i] -= lr * ma[i] * y

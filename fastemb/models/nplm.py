@@ -5,8 +5,9 @@ prediction and perplexity of a saved model).
 The model: the `context` previous words' vectors (dim each) concatenated, a hidden layer act(W·x + b) of
 `hidden` units, and an output layer over the vocabulary: a full softmax, a sampled softmax (Jean et al. 2015),
 NCE (Mnih & Teh 2012) or a hierarchical softmax over fastemb.models.huffman's tree; with the full softmax,
-optionally Bengio et al.'s direct connections from the context vectors to the output layer (`direct`) and
-dropout on the hidden layer (`dropout`).
+optionally a second hidden layer (`hidden2`: the output layer's vectors then have its size), Bengio et al.'s
+direct connections from the context vectors to the output layer (`direct`) and dropout on the last hidden layer
+(`dropout`).
 
 - Sentence starts: the words before a sentence's first word are a reserved boundary token (one more
   trained vector, saved as /model/boundary), so every token of the corpus is predicted once per epoch, the
@@ -14,13 +15,14 @@ dropout on the hidden layer (`dropout`).
   has an end word: train on lines ending with " </s>" and score with `score_events(eos=True)` (eval --eos). Words outside the
   vocabulary are dropped from the token stream before contexts are formed (as for every fastemb algorithm);
   perplexity is measured on held-out text the same way (coverage says how many tokens were kept).
-- Training: minibatch SGD with momentum on the mean loss of a minibatch, the learning rate decayed linearly
-  from alpha to min_alpha (optional L2 weight decay on weights and word vectors) or, with `valid`, kept
-  until the held-out perplexity stops falling, then multiplied by lr_decay; `patience` epochs without gain
-  stop training and the best epoch's parameters are the result.
+- Training: minibatch steps on the mean loss of a minibatch, by Adam (the full softmax's default) or SGD with
+  momentum, the learning rate (adam_alpha or alpha) decayed linearly to min_alpha (optional L2 weight decay on
+  weights and word vectors) or, with `valid`, kept until the held-out perplexity stops falling, then multiplied
+  by lr_decay; `patience` epochs without gain stop training and the best epoch's parameters are the result.
 - The full softmax trains on minibatches as matrix products through numpy's BLAS (`dense_gradients`; the
-  softmax and the momentum step are fused Numba kernels), all parameters dense (every row steps every
-  minibatch). The other output layers run the Hogwild kernels below. Momentum is TensorFlow's
+  softmax and the optimizer's step are fused Numba kernels), all parameters dense (every row steps every
+  minibatch); with several threads the output layer runs in one slice of the vocabulary per thread. The other
+  output layers run the Hogwild kernels below, with momentum. Momentum is TensorFlow's
   for sparse gradients: the rows of the word vectors and of the output layer that a minibatch touches take
   v = μ·v + g, p -= lr·v; the others keep their velocity and stay put ("lazy" momentum). W and b are dense.
 - Order: an epoch visits the corpus in pieces of ~PIECE_TOKENS tokens (whole sentences) in the order of a
@@ -46,7 +48,7 @@ from typing import Optional
 import numpy as np
 
 from fastemb.errors import FastembError, FileError, OptionError, UnknownWord, param
-from fastemb.options import DIM, EPOCHS, Options, Spec, between
+from fastemb.options import DIM, EPOCHS, Options, Spec, above_at_most, between
 from fastemb.registry import Algorithm
 from fastemb.loop import call_ranges, check_unit_work, units_per_call
 from fastemb.models.word2vec import ALPHA, MIN_ALPHA, MIN_ALPHA_RATIO
@@ -60,11 +62,16 @@ PIECE_TOKENS = 512       # an epoch visits the corpus in pieces of whole sentenc
 FULL_MAX_WORDS = 10000   # softmax "auto": the full softmax (BLAS minibatches) up to this many words, sampled above
 SOFTMAXES = ("auto", "full", "sampled", "nce", "hs")
 ACTIVATIONS = ("tanh", "logistic")
+OPTIMIZERS = ("auto", "adam", "momentum")
+ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8
+ADAM_ALPHA, MOMENTUM_ALPHA, MOMENTUM = 0.008, 0.15, 0.9   # default learning rates, measured: docs/language-model.md
 CODES = {"full": 0, "sampled": 1, "nce": 2, "hs": 3}
 MODEL_ARRAYS = ("boundary", "hidden_weight", "hidden_bias", "output_weight", "output_bias")
 BLAS_THREADS = 1          # OpenBLAS threads of the full softmax's products: on the shared 2-core machine 2 threads
                           # were 70x slower per minibatch (V 500) and 2.5x (V 6,000) than 1 (threads spinning)
-PARAMS = ("emb", "W", "b", "out", "out_b", "direct")   # trained arrays (direct only with --direct)
+MIN_SLICE = 256           # full softmax: the output layer runs in slices of at least this many words (one a thread)
+PARAMS = ("emb", "W", "b", "W2", "b2", "out", "out_b", "direct")   # trained arrays (W2, b2 with hidden2; direct
+                                                                  # with --direct)
 SCHEDULE_HEAD = 4        # schedule array: learning rate, best held-out perplexity, epochs without gain, best epoch
 
 
@@ -73,10 +80,10 @@ class NPLMOptions(Options):
     """A neural probabilistic language model (Bengio et al. 2003): the previous `context` words predict the next
     through a hidden layer; its word vectors are the embedding, and the saved model predicts (`fastemb
     predict`) and scores held-out text (`fastemb eval --text`)."""
-    dim: int = DIM(50)
+    dim: int = DIM(32)
     context: int = Spec(int, "Language model: how many previous words predict the next one (sentence starts "
-                             "are padded with a boundary token).", check=between(1, 64))(3)
-    hidden: int = Spec(int, "Language model: units of the hidden layer.", check=between(1, 100_000))(100)
+                             "are padded with a boundary token).", check=between(1, 64))(6)
+    hidden: int = Spec(int, "Language model: units of the hidden layer.", check=between(1, 100_000))(64)
     softmax: str = Spec(str, "Language model output layer: full softmax, sampled softmax (Jean et al. 2015), NCE "
                              "(Mnih & Teh 2012) or hierarchical softmax over a Huffman tree (hs); auto: full "
                              f"up to {FULL_MAX_WORDS:,} words, sampled above.", choices=SOFTMAXES)("auto")
@@ -84,13 +91,22 @@ class NPLMOptions(Options):
                              "(shared by its examples).", check=between(1, 100_000))(100)
     activation: str = Spec(str, "Language model: the hidden layer's activation.", choices=ACTIVATIONS)("tanh")
     momentum: float = Spec(float, "SGD momentum (0: plain SGD); rows of sparse gradients take it lazily, when "
-                                  "touched.", check=between(0, 0.999))(0.9)
+                                  "touched.", check=between(0, 0.999))(MOMENTUM)
     batch: int = Spec(int, "Examples per minibatch (one SGD step on their mean loss).",
-                      check=between(1, 1 << 16))(64)
+                      check=between(1, 1 << 16))(128)
+    optimizer: str = Spec(str, "The update rule: Adam (Kingma & Ba 2015: per-parameter steps of size adam_alpha; "
+                                "full softmax only) or SGD with momentum (learning rate alpha); auto: Adam with the "
+                                "full softmax, momentum with the others.", choices=OPTIMIZERS)("auto")
+    adam_alpha: float = Spec(float, "optimizer adam: the initial step size, decayed as alpha is (alpha is the "
+                                    "momentum optimizer's learning rate).", check=above_at_most(0, 10))(ADAM_ALPHA)
     weight_decay: float = Spec(float, "L2 penalty on the weights and word vectors (not the biases), added to their "
                                       "gradients when they take a step.", check=between(0, 1))(0.0)
-    dropout: float = Spec(float, "full softmax: fraction of hidden units dropped in training (inverted dropout; "
-                                 "none at prediction).", check=between(0, 0.9))(0.0)
+    dropout: float = Spec(float, "full softmax: fraction of the last hidden layer's units dropped in training "
+                                 "(inverted dropout; none at prediction).", check=between(0, 0.9))(0.0)
+    hidden2: int = Spec(int, "full softmax: units of a second hidden layer between the hidden layer and the "
+                             "output layer, whose vectors then have this size (Vaswani et al. 2013's output "
+                             "embedding): a wide hidden layer before a small, cheap output layer (0: none).",
+                        check=between(0, 100_000))(0)
     direct: bool = Spec(bool, "full softmax: Bengio et al.'s direct connections from the context words' vectors "
                               "to the output layer (a V×(context·dim) matrix more).")(False)
     valid: float = Spec(float, "Fraction of the corpus (pieces of whole sentences, chosen by the seed) held out "
@@ -105,22 +121,43 @@ class NPLMOptions(Options):
                                  "counts as no gain.", check=between(0, 0.5))(0.003)
     patience: int = Spec(int, "with valid: epochs without gain before training stops early.",
                          check=between(1, 1000))(2)
-    epochs: int = EPOCHS(3)
-    alpha: float = ALPHA(0.15)
+    epochs: int = EPOCHS(5)
+    alpha: float = ALPHA(MOMENTUM_ALPHA)
     min_alpha: Optional[float] = MIN_ALPHA(None)
 
     def check(self):
-        if self.min_alpha is not None and self.min_alpha > self.alpha:
-            raise OptionError("min_alpha", f"must not exceed {param('alpha')} {self.alpha} (got {self.min_alpha})")
+        if self.optimizer != "auto" or self.softmax != "auto":
+            self.rates(FULL_MAX_WORDS)   # known without the vocabulary's size (else checked by the trainer)
         if self.softmax not in ("full", "auto"):
             if self.direct:
                 raise OptionError("direct", f"needs {param('softmax')} full (got {self.softmax})")
+            if self.hidden2:
+                raise OptionError("hidden2", f"needs {param('softmax')} full (got {self.softmax})")
             if self.dropout:
                 raise OptionError("dropout", f"needs {param('softmax')} full (got {self.softmax})")
+            if self.optimizer == "adam":
+                raise OptionError("optimizer", f"adam needs {param('softmax')} full (got {self.softmax})")
 
-    @property
-    def final_alpha(self) -> float:
-        return self.alpha * MIN_ALPHA_RATIO if self.min_alpha is None else self.min_alpha
+    def rates(self, n_words) -> tuple:
+        """The optimizer (auto resolved for a vocabulary of n_words), its initial and its final learning rate. The
+        other optimizer's settings must stay at their defaults: they would be ignored."""
+        optimizer = self.optimizer
+        if optimizer == "auto":
+            optimizer = "adam" if resolve_softmax(self.softmax, n_words) == "full" else "momentum"
+        if optimizer == "adam" and self.alpha != MOMENTUM_ALPHA:
+            raise OptionError("alpha", f"is the learning rate of {param('optimizer')} momentum; Adam's (the "
+                                       f"optimizer here) is {param('adam_alpha')}")
+        if optimizer == "adam" and self.momentum != MOMENTUM:
+            raise OptionError("momentum", f"applies to {param('optimizer')} momentum; the optimizer here is Adam")
+        if optimizer == "momentum" and self.adam_alpha != ADAM_ALPHA:
+            raise OptionError("adam_alpha", f"is Adam's step size; the optimizer here is momentum (its learning rate "
+                                            f"is {param('alpha')})")
+        alpha = self.adam_alpha if optimizer == "adam" else self.alpha
+        final = alpha * MIN_ALPHA_RATIO if self.min_alpha is None else self.min_alpha
+        if final > alpha:
+            raise OptionError("min_alpha", f"must not exceed {param('adam_alpha' if optimizer == 'adam' else 'alpha')} "
+                                           f"{alpha:g} (got {self.min_alpha})")
+        return optimizer, alpha, final
 
 
 def resolve_softmax(softmax: str, n_words: int) -> str:
@@ -138,7 +175,9 @@ def _param_shapes(options, n_words) -> dict:
     nd = options.context * options.dim
     rows = output_rows(options.softmax, n_words)
     shapes = {"emb": (n_words + 1, options.dim), "W": (options.hidden, nd), "b": (options.hidden,),
-              "out": (rows, options.hidden), "out_b": (rows,)}
+              "out": (rows, options.hidden2 or options.hidden), "out_b": (rows,)}
+    if options.hidden2:
+        shapes.update(W2=(options.hidden2, options.hidden), b2=(options.hidden2,))
     if options.direct:
         shapes["direct"] = (rows, nd)
     return shapes
@@ -178,6 +217,12 @@ def model_shapes(path, attrs, n_words, dim, group) -> dict:
               "output_weight": (rows, hidden), "output_bias": (rows,)}
     if "direct_weight" in group:  # Bengio's direct connections (full softmax): context words to output
         shapes["direct_weight"] = (rows, context * dim)
+    declared2 = getattr(group.get("hidden2_weight"), "shape", None)
+    if "hidden2_weight" in group:  # a second hidden layer (full softmax): the output layer's rows take its size
+        if declared2 is None or len(declared2) != 2 or not 1 <= declared2[0] <= 100_000:
+            raise FileError(f"{path}: damaged language model (/model/hidden2_weight is {declared2})")
+        k = int(declared2[0])
+        shapes.update(hidden2_weight=(k, hidden), hidden2_bias=(k,), output_weight=(rows, k))
     labels = {"hidden_weight": f"hidden×{context * dim} (context {context} × dim {dim})"}
     return {name: (shape, labels.get(name, "×".join(map(str, shape)))) for name, shape in shapes.items()}
 
@@ -228,6 +273,10 @@ def init_params(options, counts, seed) -> dict:
         out_b = np.log(p / p.sum()).astype(np.float32)
     p = {"emb": emb, "W": W, "b": np.zeros(shapes["b"], np.float32), "out": np.zeros(shapes["out"], np.float32),
          "out_b": out_b}
+    if "W2" in shapes:
+        limit = math.sqrt(6.0 / (options.hidden + options.hidden2))
+        p["W2"] = ((rng.random(shapes["W2"], dtype=np.float32) * 2 - 1) * np.float32(limit)).astype(np.float32)
+        p["b2"] = np.zeros(shapes["b2"], np.float32)
     if "direct" in shapes:
         p["direct"] = np.zeros(shapes["direct"], np.float32)
     return p
@@ -237,54 +286,149 @@ def _is_dense(options, n_words) -> bool:
     """Whether training runs the BLAS minibatch path (full softmax: checked in NPLMOptions.check and here
     for auto, which resolves by the vocabulary's size)."""
     softmax = resolve_softmax(options.softmax, n_words)
-    if softmax != "full" and (options.direct or options.dropout):
-        raise OptionError("direct" if options.direct else "dropout",
+    if softmax != "full" and (options.direct or options.dropout or options.hidden2 or options.optimizer == "adam"):
+        raise OptionError("direct" if options.direct else "dropout" if options.dropout else
+                          "hidden2" if options.hidden2 else "optimizer",
                           f"needs the full softmax ({param('softmax')} auto chose {softmax} for {n_words:,} words)")
     return softmax == "full"
 
 
-def forward(p, ctx, activation, keep=None):
-    """The inputs X [B, n·dim], hidden activations H [B, hidden] (before dropout) and logits Z [B, V] of the
-    contexts ctx [B, n] (ids checked by the caller); `keep` [B, hidden] (0 or 1/(1−dropout)) masks H."""
-    emb, W = p["emb"], p["W"]
-    X = emb[ctx].reshape(len(ctx), -1)
-    A = X @ W.T
-    A += p["b"]
+def _activate(A, activation):
+    """act(A) in place."""
     if activation == "tanh":
-        H = np.tanh(A, out=A)
-    else:
-        H = np.exp(-A, out=A)
-        H += 1
-        np.reciprocal(H, out=H)
+        return np.tanh(A, out=A)
+    H = np.exp(-A, out=A)
+    H += 1
+    return np.reciprocal(H, out=H)
+
+
+def _activation_slope(H, activation):
+    """act'(A) from H = act(A)."""
+    return (1 - H * H) if activation == "tanh" else H * (1 - H)
+
+
+def hidden_forward(p, ctx, activation, keep=None):
+    """The inputs X [B, n·dim], the last hidden layer's activations H [B, hidden or hidden2] (before dropout),
+    those after dropout Hd and the first hidden layer's activations H1 (None without a second layer) of the
+    contexts ctx [B, n] (ids checked by the caller); `keep` (0 or 1/(1−dropout)) masks H."""
+    X = p["emb"][ctx].reshape(len(ctx), -1)
+    A = X @ p["W"].T
+    A += p["b"]
+    H = _activate(A, activation)
+    H1 = None
+    if p.get("W2") is not None:
+        H1 = H
+        A = H1 @ p["W2"].T
+        A += p["b2"]
+        H = _activate(A, activation)
     Hd = H * keep if keep is not None else H
-    Z = Hd @ p["out"].T
-    Z += p["out_b"]
+    return X, H, Hd, H1
+
+
+def output_logits(p, X, Hd, lo=0, hi=None, bias=True):
+    """The logits [B, hi − lo] of the output layer's rows lo..hi−1 (words, for the full softmax); bias=False:
+    without the output biases."""
+    hi = len(p["out"]) if hi is None else hi
+    Z = Hd @ p["out"][lo:hi].T
+    if bias:
+        Z += p["out_b"][lo:hi]
     if p.get("direct") is not None:
-        Z += X @ p["direct"].T
-    return X, H, Hd, Z
+        Z += X @ p["direct"][lo:hi].T
+    return Z
 
 
-def dense_gradients(p, ctx, tgt, activation="tanh", keep=None):
-    """Summed loss Σ −log P(tgt | ctx) of a minibatch and the gradients of its MEAN over every array of p
-    (full softmax; `keep` the dropout mask or None). Matrix products through numpy (BLAS); works in the
-    arrays' float type (float32 in training, float64 in the gradient tests)."""
+def forward(p, ctx, activation, keep=None):
+    """hidden_forward's X, H, Hd, the logits Z [B, V] and H1."""
+    X, H, Hd, H1 = hidden_forward(p, ctx, activation, keep)
+    return X, H, Hd, output_logits(p, X, Hd), H1
+
+
+def _output_slice_forward(p, X, Hd, tgt, lo, hi):
+    """The softmax's first half over the words lo..hi−1: their logits as e^(z − m) per row, with m, Σ e^(z − m)
+    and the target's logit (kernels.nplm.softmax_exp)."""
     from fastemb.kernels import nplm as K
+    Z = output_logits(p, X, Hd, lo, hi, bias=False)
+    B = len(Z)
+    stats = np.empty((3, B), np.float64)
+    K.softmax_exp(Z, p["out_b"][lo:hi], tgt, lo, Z.dtype == np.float32, stats[0], stats[1], stats[2])
+    return Z, stats
+
+
+def _output_slice_backward(p, X, Hd, tgt, lo, hi, Z, factor, scale, on_slice):
+    """The softmax's second half over the words lo..hi−1 and their rows' gradients; returns their contribution
+    to ∂/∂Hd (and ∂/∂X through direct connections, else None), taken before on_slice(lo, hi, g) may step them."""
+    from fastemb.kernels import nplm as K
+    g = {"out_b": np.empty(hi - lo, Z.dtype)}
+    K.softmax_gradient(Z, tgt, lo, factor.astype(Z.dtype), Z.dtype.type(scale), g["out_b"])
+    g["out"] = Z.T @ Hd
+    dHd = Z @ p["out"][lo:hi]
+    dX = None
+    if p.get("direct") is not None:
+        g["direct"] = Z.T @ X
+        dX = Z @ p["direct"][lo:hi]
+    on_slice(lo, hi, g)
+    return dHd, dX
+
+
+def dense_gradients(p, ctx, tgt, activation="tanh", keep=None, scale=None, slices=1, pool=None, on_slice=None):
+    """Summed loss Σ −log P(tgt | ctx) of a minibatch and the gradients of `scale` times it (default 1/B: its
+    MEAN) over every array of p (full softmax; `keep` the dropout mask or None). Matrix products through numpy
+    (BLAS); works in the arrays' float type (float32 in training, float64 in the gradient tests).
+
+    The output layer runs in `slices` slices of its rows (the vocabulary), slice 0 on this thread and the others
+    on the pool's, in two phases (the softmax needs every slice's maximum and sum); the slices' contributions to
+    the layers below are summed in slice order, so a result depends on the number of slices, not on timing. With
+    on_slice, each slice's gradients (out, out_b, direct) go to on_slice(lo, hi, g) on its thread, once the layers
+    below have what they need from those rows (the trainer steps them there), and g holds the others. The word
+    vectors' gradient is g["emb"] [U, dim] for the rows g["emb_rows"] [U] (the distinct context words)."""
     B = len(ctx)
-    X, H, Hd, G = forward(p, ctx, activation, keep)
-    loss = K.softmax_gradient(G, np.ascontiguousarray(tgt, np.int64), G.dtype.type(1.0 / B))
-    g = {"out": G.T @ Hd, "out_b": G.sum(axis=0)}
-    dA = G @ p["out"]
+    scale = 1.0 / B if scale is None else scale
+    tgt = np.ascontiguousarray(tgt, np.int64)
+    X, H, Hd, H1 = hidden_forward(p, ctx, activation, keep)
+    V = len(p["out"])
+    slices = max(1, min(int(slices), V)) if pool is not None else 1
+    cuts = [V * i // slices for i in range(slices + 1)]
+    bounds = list(zip(cuts[:-1], cuts[1:]))
+
+    def across(fn, args):  # fn(*args[i]) for every slice, slice 0 here, the others on the pool
+        jobs = [pool.submit(fn, *a) for a in args[1:]]
+        return [fn(*args[0])] + [j.result() for j in jobs]
+    first = across(_output_slice_forward, [(p, X, Hd, tgt, lo, hi) for lo, hi in bounds])
+    stats = np.stack([st for _, st in first])                       # [slices, 3, B]
+    top = stats[:, 0].max(axis=0)
+    weights = np.exp(stats[:, 0] - top) * stats[:, 1]                # each slice's Σ e^(z − top)
+    total = weights.sum(axis=0)
+    loss = np.log(total) + top - stats[:, 2].max(axis=0)
+    factors = scale * np.exp(stats[:, 0] - top) / total
+    g = {}
+
+    def keep_slice(lo, hi, part):
+        for name, x in part.items():
+            if name not in g:
+                g[name] = np.empty((V,) + x.shape[1:], x.dtype)
+            g[name][lo:hi] = x
+    second = across(_output_slice_backward, [(p, X, Hd, tgt, lo, hi, Z, factors[i], scale, on_slice or keep_slice)
+                                             for i, ((lo, hi), (Z, _)) in enumerate(zip(bounds, first))])
+    dA = second[0][0]
+    for dHd, _ in second[1:]:
+        dA += dHd
     if keep is not None:
         dA *= keep
-    dA *= (1 - H * H) if activation == "tanh" else H * (1 - H)
+    dA *= _activation_slope(H, activation)
+    if H1 is not None:  # back through the second layer to the first
+        g["W2"] = dA.T @ H1
+        g["b2"] = dA.sum(axis=0)
+        dA = dA @ p["W2"]
+        dA *= _activation_slope(H1, activation)
     g["W"] = dA.T @ X
     g["b"] = dA.sum(axis=0)
     dX = dA @ p["W"]
-    if p.get("direct") is not None:
-        g["direct"] = G.T @ X
-        dX += G @ p["direct"]
-    g["emb"] = np.zeros_like(p["emb"])
-    K.scatter_rows(g["emb"], np.ascontiguousarray(ctx, np.int64).ravel(), dX.reshape(-1, p["emb"].shape[1]))
+    for _, dX_direct in second:
+        if dX_direct is not None:
+            dX += dX_direct
+    from fastemb.kernels import nplm as K
+    g["emb_rows"], g["emb"] = K.sum_rows(np.ascontiguousarray(ctx, np.int64).ravel(),
+                                         dX.reshape(-1, p["emb"].shape[1]), len(p["emb"]))
     return float(loss.sum()), g
 
 
@@ -307,9 +451,11 @@ def unigram_entropy(counts) -> float:
 def batch_work(options, n_words, softmax, n_cols) -> int:
     """Multiply-adds of one minibatch (forward, backward, the momentum steps; the dense hidden layer is stepped
     whole every minibatch): the unit the trainer sizes its kernel calls by (fastemb.loop)."""
-    B, H, nd = options.batch, options.hidden, options.context * options.dim
+    B, H, H2, nd = options.batch, options.hidden, options.hidden2, options.context * options.dim
     cols = n_words if softmax == "full" else n_cols
-    return 3 * B * H * (nd + cols) + 3 * H * (nd + 1) + 3 * min(B * cols, n_words) * (H + 1) + 3 * B * nd
+    Ho = H2 or H   # the output layer's rows
+    return (3 * B * (H * nd + H2 * H + Ho * cols) + 3 * (H * (nd + 1) + H2 * (H + 1)) + 3 * min(B * cols, n_words)
+            * (Ho + 1) + 3 * B * nd)
 
 
 class NPLMTrainer:
@@ -333,6 +479,7 @@ class NPLMTrainer:
             raise OptionError("samples", f"is {options.samples:,}, more than the {V:,} words of the vocabulary it "
                                          f"draws from: give at most {V:,} (or {param('softmax')} full)")
         self.dense = _is_dense(options, V)
+        self.optimizer, self.alpha, self.final_alpha = options.rates(V)
         specs = self.array_specs(options, V)
         if self.softmax == "hs":
             self.codes, self.points, self.lengths = _tree_arrays(tree_of(counts))
@@ -351,11 +498,15 @@ class NPLMTrainer:
             arrays = dict(p)
             for name, a in p.items():
                 arrays["v_" + name] = np.zeros_like(a)
+                if self.optimizer == "adam":
+                    arrays["m_" + name] = np.zeros_like(a)
+            if self.optimizer == "adam":
+                arrays["adam_steps"] = np.zeros(1, np.float64)
             if options.valid:
                 arrays.update({"best_" + name: a.copy() for name, a in p.items()})
                 arrays["schedule"] = np.zeros(specs["schedule"][0], np.float32)
-                arrays["schedule"][0] = options.alpha
-        self.p = {k: np.ascontiguousarray(arrays[k], np.float32) for k in specs}
+                arrays["schedule"][0] = self.alpha
+        self.p = {k: np.ascontiguousarray(arrays[k], specs[k][1]) for k in specs}
         self.n_samples = options.samples if self.softmax in ("sampled", "nce") else 0
         q = counts.astype(np.float64) / counts.sum()
         self.cdf = np.cumsum(q)
@@ -374,6 +525,9 @@ class NPLMTrainer:
         shapes = _param_shapes(options, n_words)
         specs = {name: (shape, "float32") for name, shape in shapes.items()}
         specs.update({"v_" + name: (shape, "float32") for name, shape in shapes.items()})
+        if options.rates(n_words)[0] == "adam":   # v_: the running mean of the squared gradient, m_: of the gradient
+            specs.update({"m_" + name: (shape, "float32") for name, shape in shapes.items()})
+            specs["adam_steps"] = ((1,), "float64")
         if options.valid:
             specs.update({"best_" + name: (shape, "float32") for name, shape in shapes.items()})
             specs["schedule"] = ((SCHEDULE_HEAD + options.epochs,), "float32")
@@ -455,10 +609,25 @@ class NPLMTrainer:
         sched = self._schedule()
         if sched is not None:
             return float(sched[0])
-        o = self.o
-        return max(o.final_alpha, o.alpha - (o.alpha - o.final_alpha) * done / max(self.total_work, 1.0))
+        return max(self.final_alpha, self.alpha - (self.alpha - self.final_alpha) * done / max(self.total_work, 1.0))
 
     def run_epoch(self, state):
+        o, epoch = self.o, state.epoch
+        pool = None
+        if self.dense and self.threads > 1:
+            from concurrent.futures import ThreadPoolExecutor
+            pool = ThreadPoolExecutor(self.threads - 1)
+        try:
+            yield from self._epoch_blocks(state, pool)
+        finally:
+            if pool is not None:
+                pool.shutdown()
+        if o.valid:
+            from fastemb.parallel import blas_threads
+            with blas_threads(BLAS_THREADS):
+                self._validate(epoch)
+
+    def _epoch_blocks(self, state, pool):
         from fastemb.loop import Step
         o, p = self.o, self.p
         epoch = state.epoch
@@ -471,10 +640,10 @@ class NPLMTrainer:
             if self.dense:
                 from fastemb.parallel import blas_threads
                 with blas_threads(BLAS_THREADS):
-                    total = self._dense_block(ids, ends, epoch, b, before)
+                    total = self._dense_block(ids, ends, epoch, b, before, pool)
             else:
                 sched = self._schedule()
-                alpha, min_alpha = (float(sched[0]),) * 2 if sched is not None else (o.alpha, o.final_alpha)
+                alpha, min_alpha = (float(sched[0]),) * 2 if sched is not None else (self.alpha, self.final_alpha)
                 # work-sized calls (fastemb.loop): chunks of at most CHUNK_EXAMPLES examples and about one call's
                 # work each, as many per call as the threads take; one thread trains the block bit for bit alike
                 chunk_batches = units_per_call(self.batch_work, 1, max(1, CHUNK_EXAMPLES // o.batch))
@@ -494,34 +663,66 @@ class NPLMTrainer:
                 total = float(loss.sum())
             current = self.learning_rate(before + len(ids))
             yield Step(work=len(ids), loss=total, count=len(ids), extra=f"alpha {current:.5f}")
-        if o.valid:
-            from fastemb.parallel import blas_threads
-            with blas_threads(BLAS_THREADS):
-                self._validate(epoch)
 
-    def _dense_block(self, ids, ends, epoch, block, before) -> float:
-        """One block on the full softmax: its positions shuffled, minibatches of `batch` examples, each one
-        momentum step computed by dense_gradients (BLAS) and applied by a fused kernel."""
+    def _dense_block(self, ids, ends, epoch, block, before, pool) -> float:
+        """One block on the full softmax: its positions shuffled, minibatches of `batch` examples, each one step
+        of the optimizer from dense_gradients (BLAS) applied by a fused kernel. With a pool, the output layer runs
+        in one slice of the vocabulary per thread (numpy and the kernels free the GIL; one BLAS thread each), each
+        slice's rows stepped on its thread: a run is reproducible for a given thread count."""
         o, p, K = self.o, self.p, self.K
         ctx_all = K.sentence_contexts(ids, ends, o.context, self.V)
         rng = generator(self.seed, epoch, block, 0x64656E7365)
         order = rng.permutation(len(ids))
-        names = [n for n in PARAMS if n in p]
-        params = {n: p[n] for n in names}
-        mu, total = np.float32(o.momentum), 0.0
+        params = {n: p[n] for n in PARAMS if n in p}
+        slices = min(self.threads, max(1, self.V // MIN_SLICE)) if pool is not None else 1
+        total = 0.0
         keep_scale = np.float32(1.0 / (1.0 - o.dropout)) if o.dropout else None
         for lo in range(0, len(ids), o.batch):
             sel = order[lo:lo + o.batch]
             keep = None
             if keep_scale is not None:
-                keep = (rng.random((len(sel), o.hidden), dtype=np.float32) >= o.dropout) * keep_scale
-            loss, g = dense_gradients(params, ctx_all[sel], ids[sel], o.activation, keep)
+                keep = (rng.random((len(sel), o.hidden2 or o.hidden), dtype=np.float32) >= o.dropout) * keep_scale
+            rates = self._step_rates(self.learning_rate(before + lo))
+
+            def step_slice(a, b, g, rates=rates):
+                for name, x in g.items():
+                    self._step(name, x, rates, a, b)
+            loss, g = dense_gradients(params, ctx_all[sel], ids[sel], o.activation, keep, slices=slices, pool=pool,
+                                      on_slice=step_slice)
             total += loss
-            lr = np.float32(self.learning_rate(before + lo))
-            for n in names:
-                decay = np.float32(0.0 if n in ("b", "out_b") else o.weight_decay)
-                K.momentum_step(p[n].reshape(-1), p["v_" + n].reshape(-1), g[n].reshape(-1), lr, mu, decay)
+            emb_rows = g.pop("emb_rows")
+            for name, x in g.items():
+                self._step(name, x, rates, rows=emb_rows if name == "emb" else None)
         return total
+
+    def _step_rates(self, lr) -> tuple:
+        """This minibatch's (lr, μ) for momentum or (lr, β1, β2, eps²) for Adam, its bias corrections folded in."""
+        if self.optimizer != "adam":
+            return np.float32(lr), np.float32(self.o.momentum)
+        t = self.p["adam_steps"][0] = self.p["adam_steps"][0] + 1
+        b1, b2 = ADAM_BETAS
+        c2 = math.sqrt(1 - b2 ** t)
+        return (np.float32(lr * c2 / (1 - b1 ** t)), np.float32(b1), np.float32(b2),
+                np.float32((ADAM_EPS * c2) ** 2))
+
+    def _step(self, name, g, rates, lo=None, hi=None, rows=None):
+        """One step of the array `name` (its rows lo..hi−1, or the rows `rows` with g one row each: the word
+        vectors, stepped lazily) along its gradient g, by the run's optimizer."""
+        p = self.p
+        decay = np.float32(0.0 if name in ("b", "b2", "out_b") else self.o.weight_decay)
+        if rows is not None:
+            if self.optimizer == "adam":
+                self.K.adam_rows(p[name], p["m_" + name], p["v_" + name], rows, g, *rates, decay)
+            else:
+                self.K.momentum_rows(p[name], p["v_" + name], rows, g, *rates, decay)
+            return
+        rows = slice(lo, hi)
+        if self.optimizer == "adam":
+            self.K.adam_step(p[name][rows].reshape(-1), p["m_" + name][rows].reshape(-1),
+                             p["v_" + name][rows].reshape(-1), g.reshape(-1), *rates, decay)
+        else:
+            self.K.momentum_step(p[name][rows].reshape(-1), p["v_" + name][rows].reshape(-1), g.reshape(-1), *rates,
+                                 decay)
 
     def log_probs(self, ids, ends, params=None) -> np.ndarray:
         """log P of every token of sentences (ids < V, ends) under the current (or given) parameters, with
@@ -532,8 +733,7 @@ class NPLMTrainer:
             return dense_log_probs(p, ctx, ids, self.o.activation)
         out = np.empty(len(ids), np.float64)
         for a in range(0, len(ids), 1024):
-            H = forward({k: p[k] for k in ("emb", "W", "b", "out", "out_b")}, ctx[a:a + 1024],
-                        self.o.activation)[1]
+            H = hidden_forward({k: p[k] for k in ("emb", "W", "b")}, ctx[a:a + 1024], self.o.activation)[1]
             out[a:a + 1024] = self.K.tree_log_probs(H, ids[a:a + 1024], p["out"], p["out_b"], self.codes,
                                                      self.points, self.lengths)
         return out
@@ -587,6 +787,8 @@ class NPLMTrainer:
             attrs["hs_tree_sha256"] = tree_digest(self.codes, self.points, self.lengths)
         if "direct" in p:
             model["direct_weight"] = p["direct"].copy()
+        if "W2" in p:
+            model.update(hidden2_weight=p["W2"].copy(), hidden2_bias=p["b2"].copy())
         return {"vectors": p["emb"][:V].copy(), "model": model, "attrs": attrs}
 
 
@@ -641,15 +843,26 @@ class LanguageModel:
         rows = V - 1 if softmax == "hs" else V
         expected = {"boundary": (dim,), "hidden_bias": (hidden,), "output_weight": (rows, hidden),
                     "output_bias": (rows,)}
-        direct = model.get("direct_weight")
-        if direct is not None:
-            direct = np.asarray(direct)
-            if direct.dtype.kind != "f" or not np.isfinite(direct).all():
-                raise bad("/model/direct_weight must hold finite floats")
+        for name in ("direct_weight", "hidden2_weight", "hidden2_bias"):  # the full softmax's options
+            x = model.get(name)
+            if x is None:
+                continue
+            x = np.asarray(x)
+            if x.dtype.kind != "f" or not np.isfinite(x).all():
+                raise bad(f"/model/{name} must hold finite floats")
             if softmax == "hs":
-                raise bad("direct connections with a tree output layer")
-            arrays["direct_weight"] = np.ascontiguousarray(direct, np.float32)
+                raise bad(f"/model/{name} with a tree output layer")
+            arrays[name] = np.ascontiguousarray(x, np.float32)
+        if "direct_weight" in arrays:
             expected["direct_weight"] = (rows, context * dim)
+        if ("hidden2_weight" in arrays) != ("hidden2_bias" in arrays):
+            raise bad("/model/hidden2_weight and /model/hidden2_bias must come together")
+        if "hidden2_weight" in arrays:
+            W2 = arrays["hidden2_weight"]
+            if W2.ndim != 2 or W2.shape[0] < 1:
+                raise bad(f"/model/hidden2_weight is {'×'.join(map(str, W2.shape))}, expected hidden2×{hidden}")
+            expected.update(hidden2_weight=(W2.shape[0], hidden), hidden2_bias=(W2.shape[0],),
+                            output_weight=(rows, W2.shape[0]))
         for name, shape in expected.items():
             if arrays[name].shape != shape:
                 raise bad(f"/model/{name} is {'×'.join(map(str, arrays[name].shape))}, expected "
@@ -675,6 +888,7 @@ class LanguageModel:
         self.W, self.b = W, arrays["hidden_bias"]
         self.out, self.out_b = arrays["output_weight"], arrays["output_bias"]
         self.direct = arrays.get("direct_weight")
+        self.W2, self.b2 = arrays.get("hidden2_weight"), arrays.get("hidden2_bias")
         record = _record(a)
         corpus = record.get("corpus_options") if isinstance(record.get("corpus_options"), dict) else {}
         self.lowercase = bool(corpus.get("lowercase", a.get("lowercase", False)))
@@ -691,8 +905,8 @@ class LanguageModel:
     @property
     def params(self) -> dict:
         """The model's arrays under the trainer's names (emb holds the boundary vector as row V)."""
-        return {"emb": self.table, "W": self.W, "b": self.b, "out": self.out, "out_b": self.out_b,
-                "direct": self.direct}
+        return {"emb": self.table, "W": self.W, "b": self.b, "W2": self.W2, "b2": self.b2, "out": self.out,
+                "out_b": self.out_b, "direct": self.direct}
 
     @property
     def params64(self) -> dict:
@@ -773,8 +987,8 @@ class LanguageModel:
         if chunk is None:
             from fastemb.loop import units_per_call
             from fastemb.parallel import max_threads
-            chunk = units_per_call(self.hidden * (self.context * self.dim + self.out.shape[0] + 1), max_threads(),
-                                   1024)
+            chunk = units_per_call(self.hidden * (self.context * self.dim + 1) + self.out.size
+                                   + (0 if self.W2 is None else self.W2.size), max_threads(), 1024)
         ids = np.ascontiguousarray(ids, np.int64)
         ends = np.ascontiguousarray(ends, np.int64)
         if len(ids) and (ids.min() < 0 or ids.max() >= self.V):
