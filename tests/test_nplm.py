@@ -362,7 +362,8 @@ def test_sampled_softmax_and_nce_approach_the_full_softmax(tmp_path):
 @pytest.mark.slow
 def test_kjv_heldout_perplexity_beats_kneser_ney_trigram(tmp_path):
     """On a quarter of KJV's verses (~200k tokens, the 500 most frequent words; 1 in 20 verses held out) the NPLM
-    (4 words of context) beats interpolated modified Kneser-Ney on the same token ids: 31.2 against 34.0 here."""
+    (4 words of context, Adam, weight decay 1e-4) beats interpolated modified Kneser-Ney on the same token ids: 31.9
+    against 34.0 here (33.0 without the weight decay)."""
     train, held = _kjv_split(tmp_path, 4)
     emb = fastemb.train(train, "nplm", max_vocab=500, softmax="full", context=4, epochs=6, weight_decay=1e-4, seed=1)
     score = fastemb.LanguageModel(emb).score(held)

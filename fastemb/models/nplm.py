@@ -121,7 +121,7 @@ class NPLMOptions(Options):
                                  "counts as no gain.", check=between(0, 0.5))(0.003)
     patience: int = Spec(int, "with valid: epochs without gain before training stops early.",
                          check=between(1, 1000))(2)
-    epochs: int = EPOCHS(5)
+    epochs: int = EPOCHS(4)
     alpha: float = ALPHA(MOMENTUM_ALPHA)
     min_alpha: Optional[float] = MIN_ALPHA(None)
 
