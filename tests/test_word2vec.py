@@ -68,23 +68,25 @@ def test_sg_pair_matches_numpy_gradient_step(dim):
 
 
 @pytest.mark.parametrize("dim", DIMS)
-@pytest.mark.parametrize("n_out,six", [(3, False), (6, False), (6, True), (5, True), (3, True)])
-def test_shared_negative_window_matches_numpy_matrix_step(dim, n_out, six):
+@pytest.mark.parametrize("n_out,six,nc", [(3, False, 4), (6, False, 4), (6, True, 4), (5, True, 4), (3, True, 4),
+                                          (6, True, 3), (4, True, 5), (6, True, 1)])
+def test_shared_negative_window_matches_numpy_matrix_step(dim, n_out, six, nc):
     """The general window kernel, and the fused one for negative 5 (six output slots, fewer when negatives
-    that drew the centre word were dropped)."""
+    that drew the centre word were dropped; contexts in pairs, an odd one last)."""
     syn0, syn1 = rand_params(n=9, dim=dim)
     s0, s1 = syn0.copy(), syn1.copy()
-    ctx = np.array([1, 3, 4, 1])  # a repeated context word gets both updates
+    ctx = np.array([1, 3, 4, 1, 6])[:nc]  # a repeated context word gets both updates
     out = np.array([2, 0, 5, 7, 8, 6])[:n_out]
     alpha = np.float32(0.05)
-    d_ctx, d_out = np.zeros((4, dim), np.float32), np.zeros((6, dim), np.float32)
+    d_ctx, d_out = np.full((nc, dim), np.nan, np.float32), np.full((6, dim), np.nan, np.float32)  # scratch
     if six:
         padded = np.concatenate([out, np.full(6 - n_out, -1)])  # slots past n_out are never read as rows
-        loss = kernels(dim).sg_window_shared6(syn0, syn1, ctx, 4, padded, n_out, alpha, SIG, NLS, d_ctx, d_out)
+        loss = kernels(dim).sg_window_shared6(syn0, syn1, ctx, nc, padded, n_out, alpha, SIG, NLS, d_ctx, d_out,
+                                              np.arange(nc))
     else:
         codes = np.array([0] + [1] * (n_out - 1), np.uint8)  # the centre word, then the negatives
-        loss = kernels(dim).sg_window_shared(syn0, syn1, ctx, 4, out, n_out, codes, alpha, SIG, NLS,
-                                             np.zeros((4, n_out), np.float32), d_ctx, d_out)
+        loss = kernels(dim).sg_window_shared(syn0, syn1, ctx, nc, out, n_out, codes, alpha, SIG, NLS,
+                                             np.zeros((nc, n_out), np.float32), d_ctx, d_out)
     S = s0[ctx] @ s1[out].T
     labels = np.zeros(n_out)
     labels[0] = 1

@@ -66,3 +66,24 @@ def prefetch_row(typingctx, matrix, row):
             builder.call(fn, [builder.gep(base, [off]), ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
         return context.get_dummy_value()
     return sig, codegen
+
+
+def _no_alias_option():
+    """{"no_alias": True} where this Numba can declare a kernel's array arguments free of aliasing (LLVM's
+    `noalias`, the flag Numba sets for its own parfor bodies), else {}. Without it LLVM cannot know that the
+    rows a window kernel writes (deltas, scratch) do not overlap the rows it reads, and guards every
+    vectorised loop with run-time overlap checks, one per pair of arrays, each time the loop is entered:
+    for the six-slot window kernels, entered once per context word, that cost ~10-15% of an epoch.
+    Only for kernels whose array arguments are distinct buffers (never two views of one array)."""
+    try:
+        from numba.core import compiler, cpu, options
+        if not hasattr(compiler.Flags, "noalias"):
+            return {}
+        if not hasattr(cpu.CPUTargetOptions, "no_alias"):
+            cpu.CPUTargetOptions.no_alias = options.TargetOptions.Mapping("noalias")
+        return {"no_alias": True}
+    except (ImportError, AttributeError):
+        return {}
+
+
+NO_ALIAS = _no_alias_option()

@@ -18,7 +18,8 @@ from numba import njit, prange
 
 from fastemb.kernels.rng import splitmix as _splitmix
 from fastemb.kernels.rng import xorshift as _next
-from fastemb.kernels.w2v import draw_negatives, sig_loss, subsample
+from fastemb.kernels.prefetch import NO_ALIAS
+from fastemb.kernels.w2v import draw_negatives, shared6, sig_loss, subsample
 
 DIM = None  # the row length as a constant, in the copies compiled for one dimension (w2v_dims.py)
 
@@ -199,71 +200,12 @@ def sg_window_hidden(H, D, slots, nc, syn1, out, n_out, alpha, sig_table, nls_ta
     return loss
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _g_of(f, o, n_out, alpha, sig_table, nls_table):
-    """(g, loss) of output slot o given its score f; slots past n_out are padding (g 0, no loss)."""
-    if o >= n_out:
-        return np.float32(0.0), np.float32(0.0)
-    label = np.float32(1.0) if o == 0 else np.float32(0.0)
-    s, loss = sig_loss(f, label, sig_table, nls_table)
-    return (label - s) * alpha, loss
-
-
-@njit(cache=True, nogil=True, fastmath=True)
+@njit(cache=True, nogil=True, fastmath=True, **NO_ALIAS)
 def sg_window_hidden6(H, D, slots, nc, syn1, out, n_out, alpha, sig_table, nls_table, d_out):
-    """sg_window_hidden for negative 5 (at most six output rows) in two fused sweeps per context, as
-    w2v.sg_window_shared6: the six scores in one pass over the hidden vector, then its delta (added to
-    D[slots[c]]) and the six output deltas in a second. Slots past n_out repeat out[0] with gradient 0."""
-    r0 = syn1[out[0]]
-    r1 = syn1[out[1 if n_out > 1 else 0]]
-    r2 = syn1[out[2 if n_out > 2 else 0]]
-    r3 = syn1[out[3 if n_out > 3 else 0]]
-    r4 = syn1[out[4 if n_out > 4 else 0]]
-    r5 = syn1[out[5 if n_out > 5 else 0]]
-    e0, e1, e2, e3, e4, e5 = d_out[0], d_out[1], d_out[2], d_out[3], d_out[4], d_out[5]
-    dim = _n(r0)
-    for k in range(dim):
-        e0[k] = 0.0
-        e1[k] = 0.0
-        e2[k] = 0.0
-        e3[k] = 0.0
-        e4[k] = 0.0
-        e5[k] = 0.0
-    loss = 0.0
-    for c in range(nc):
-        h = H[slots[c]]
-        f0 = f1 = f2 = f3 = f4 = f5 = np.float32(0.0)
-        for k in range(dim):
-            x = h[k]
-            f0 += x * r0[k]
-            f1 += x * r1[k]
-            f2 += x * r2[k]
-            f3 += x * r3[k]
-            f4 += x * r4[k]
-            f5 += x * r5[k]
-        g0, p0 = _g_of(f0, 0, n_out, alpha, sig_table, nls_table)
-        g1, p1 = _g_of(f1, 1, n_out, alpha, sig_table, nls_table)
-        g2, p2 = _g_of(f2, 2, n_out, alpha, sig_table, nls_table)
-        g3, p3 = _g_of(f3, 3, n_out, alpha, sig_table, nls_table)
-        g4, p4 = _g_of(f4, 4, n_out, alpha, sig_table, nls_table)
-        g5, p5 = _g_of(f5, 5, n_out, alpha, sig_table, nls_table)
-        loss += p0 + p1 + p2 + p3 + p4 + p5
-        dc = D[slots[c]]
-        for k in range(dim):
-            x = h[k]
-            dc[k] += g0 * r0[k] + g1 * r1[k] + g2 * r2[k] + g3 * r3[k] + g4 * r4[k] + g5 * r5[k]
-            e0[k] += g0 * x
-            e1[k] += g1 * x
-            e2[k] += g2 * x
-            e3[k] += g3 * x
-            e4[k] += g4 * x
-            e5[k] += g5 * x
-    for o in range(n_out):
-        row = syn1[out[o]]
-        e = d_out[o]
-        for k in range(dim):
-            row[k] += e[k]
-    return loss
+    """sg_window_hidden for negative 5 (at most six output rows), fused as w2v.sg_window_shared6 (the shared
+    six-slot window w2v.shared6): context c's delta is added to D[slots[c]]. Slots past n_out repeat out[0]
+    with gradient 0."""
+    return shared6(H, slots, nc, D, slots, syn1, out, n_out, alpha, sig_table, nls_table, d_out, _n(d_out[0]))
 
 
 @njit(cache=True, nogil=True, fastmath=True)

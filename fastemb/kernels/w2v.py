@@ -12,7 +12,7 @@ faster at dim 100 with 2 threads). Numba caches each copy like any module.
 import numpy as np
 from numba import njit, prange
 
-from fastemb.kernels.prefetch import prefetch_row
+from fastemb.kernels.prefetch import NO_ALIAS, prefetch_row
 from fastemb.kernels.rng import stream as _stream
 from fastemb.kernels.rng import uniform as _uniform
 from fastemb.kernels.rng import xorshift as _next
@@ -127,7 +127,7 @@ def _add_rows(matrix, rows, n, deltas):
             row[k] += d[k]
 
 
-@njit(cache=True, nogil=True, fastmath=True)
+@njit(cache=True, nogil=True, fastmath=True, **NO_ALIAS)
 def sg_window_shared(syn0, syn1, ctx, nc, out, n_out, codes, alpha, sig_table, nls_table, G, d_ctx, d_out):
     """Skip-gram on one window with output rows shared by its contexts (HogBatch, Ji et al. 2016): every
     context row predicts out[o] with label 1 − codes[o] for o < n_out — the centre word (code 0) and the
@@ -159,21 +159,20 @@ def _g_of(f, o, n_out, alpha, sig_table, nls_table):
     return (label - s) * alpha, loss
 
 
-@njit(cache=True, nogil=True, fastmath=True)
-def sg_window_shared6(syn0, syn1, ctx, nc, out, n_out, alpha, sig_table, nls_table, d_ctx, d_out):
-    """sg_window_shared for the default negative 5 (at most six output rows), in two fused sweeps per
-    context row: its six scores in one pass over the row (six independent accumulators, the input row read
-    once), then its delta and the six output deltas in a second. Slots past n_out (a negative that drew the
-    centre word is dropped) repeat out[0] with gradient 0. Same arithmetic as sg_window_shared up to the
-    order of float sums; the updates are applied after the window, from the values read before it."""
-    r0 = syn1[out[0]]
-    r1 = syn1[out[1 if n_out > 1 else 0]]
-    r2 = syn1[out[2 if n_out > 2 else 0]]
-    r3 = syn1[out[3 if n_out > 3 else 0]]
-    r4 = syn1[out[4 if n_out > 4 else 0]]
-    r5 = syn1[out[5 if n_out > 5 else 0]]
-    e0, e1, e2, e3, e4, e5 = d_out[0], d_out[1], d_out[2], d_out[3], d_out[4], d_out[5]
-    dim = _n(r0)
+# ---- the six output slots of negative 5 (the default): the word and five negatives. Shared by the fused
+# kernels below and kernels/subword.py; `dim` is passed in so that the copies compiled for one dimension
+# (w2v_dims) see a constant trip count after inlining.
+@njit(cache=True, nogil=True, inline="always")
+def rows6(matrix, out, n_out):
+    """The six output rows out[0..5] of `matrix`; slots past n_out repeat out[0] (their gradient is 0)."""
+    return (matrix[out[0]], matrix[out[1 if n_out > 1 else 0]], matrix[out[2 if n_out > 2 else 0]],
+            matrix[out[3 if n_out > 3 else 0]], matrix[out[4 if n_out > 4 else 0]],
+            matrix[out[5 if n_out > 5 else 0]])
+
+
+@njit(cache=True, nogil=True, inline="always")
+def zero6(e, dim):
+    e0, e1, e2, e3, e4, e5 = e
     for k in range(dim):
         e0[k] = 0.0
         e1[k] = 0.0
@@ -181,37 +180,81 @@ def sg_window_shared6(syn0, syn1, ctx, nc, out, n_out, alpha, sig_table, nls_tab
         e3[k] = 0.0
         e4[k] = 0.0
         e5[k] = 0.0
+
+
+@njit(cache=True, nogil=True, inline="always")
+def grads6(x, r, n_out, alpha, sig_table, nls_table, dim):
+    """The six scores x·r[o] in one pass over x (six independent accumulators), then their gradients:
+    ((g0..g5), summed loss)."""
+    r0, r1, r2, r3, r4, r5 = r
+    f0 = f1 = f2 = f3 = f4 = f5 = np.float32(0.0)
+    for k in range(dim):
+        v = x[k]
+        f0 += v * r0[k]
+        f1 += v * r1[k]
+        f2 += v * r2[k]
+        f3 += v * r3[k]
+        f4 += v * r4[k]
+        f5 += v * r5[k]
+    g0, p0 = _g_of(f0, 0, n_out, alpha, sig_table, nls_table)
+    g1, p1 = _g_of(f1, 1, n_out, alpha, sig_table, nls_table)
+    g2, p2 = _g_of(f2, 2, n_out, alpha, sig_table, nls_table)
+    g3, p3 = _g_of(f3, 3, n_out, alpha, sig_table, nls_table)
+    g4, p4 = _g_of(f4, 4, n_out, alpha, sig_table, nls_table)
+    g5, p5 = _g_of(f5, 5, n_out, alpha, sig_table, nls_table)
+    return (g0, g1, g2, g3, g4, g5), p0 + p1 + p2 + p3 + p4 + p5
+
+
+@njit(cache=True, nogil=True, inline="always")
+def backward6(x, g, r, err, acc, dim):
+    """One pass: err += Σ_o g[o]·r[o] (the input's error) and acc[o] += g[o]·x (the rows' deltas; acc may be
+    the rows r themselves, each element read for err before its own update)."""
+    g0, g1, g2, g3, g4, g5 = g
+    r0, r1, r2, r3, r4, r5 = r
+    a0, a1, a2, a3, a4, a5 = acc
+    for k in range(dim):
+        v = x[k]
+        err[k] += g0 * r0[k] + g1 * r1[k] + g2 * r2[k] + g3 * r3[k] + g4 * r4[k] + g5 * r5[k]
+        a0[k] += g0 * v
+        a1[k] += g1 * v
+        a2[k] += g2 * v
+        a3[k] += g3 * v
+        a4[k] += g4 * v
+        a5[k] += g5 * v
+
+
+@njit(cache=True, nogil=True, inline="always")
+def shared6(X, xi, nc, D, di, syn1, out, n_out, alpha, sig_table, nls_table, d_out, dim):
+    """Skip-gram on one window with the six output rows shared by its contexts (HogBatch): input vector
+    X[xi[c]] predicts out[0] (label 1) and out[1:n_out] (label 0) for c < nc; its delta is added to D[di[c]]
+    (distinct rows, not X's), the output rows' deltas are summed in d_out and added to syn1 after the window,
+    so every gradient uses the values read before it: per input, its six scores in one pass over the rows,
+    then its delta and the six row deltas in a second. Returns the summed loss."""
+    r = rows6(syn1, out, n_out)
+    e = (d_out[0], d_out[1], d_out[2], d_out[3], d_out[4], d_out[5])
+    zero6(e, dim)
     loss = 0.0
     for c in range(nc):
-        l1 = syn0[ctx[c]]
-        f0 = f1 = f2 = f3 = f4 = f5 = np.float32(0.0)
-        for k in range(dim):
-            x = l1[k]
-            f0 += x * r0[k]
-            f1 += x * r1[k]
-            f2 += x * r2[k]
-            f3 += x * r3[k]
-            f4 += x * r4[k]
-            f5 += x * r5[k]
-        g0, p0 = _g_of(f0, 0, n_out, alpha, sig_table, nls_table)
-        g1, p1 = _g_of(f1, 1, n_out, alpha, sig_table, nls_table)
-        g2, p2 = _g_of(f2, 2, n_out, alpha, sig_table, nls_table)
-        g3, p3 = _g_of(f3, 3, n_out, alpha, sig_table, nls_table)
-        g4, p4 = _g_of(f4, 4, n_out, alpha, sig_table, nls_table)
-        g5, p5 = _g_of(f5, 5, n_out, alpha, sig_table, nls_table)
-        loss += p0 + p1 + p2 + p3 + p4 + p5
-        dc = d_ctx[c]
-        for k in range(dim):
-            x = l1[k]
-            dc[k] = g0 * r0[k] + g1 * r1[k] + g2 * r2[k] + g3 * r3[k] + g4 * r4[k] + g5 * r5[k]
-            e0[k] += g0 * x
-            e1[k] += g1 * x
-            e2[k] += g2 * x
-            e3[k] += g3 * x
-            e4[k] += g4 * x
-            e5[k] += g5 * x
-    _add_rows(syn0, ctx, nc, d_ctx)
+        x = X[xi[c]]
+        g, pair_loss = grads6(x, r, n_out, alpha, sig_table, nls_table, dim)
+        loss += pair_loss
+        backward6(x, g, r, D[di[c]], e, dim)
     _add_rows(syn1, out, n_out, d_out)
+    return loss
+
+
+@njit(cache=True, nogil=True, fastmath=True, **NO_ALIAS)
+def sg_window_shared6(syn0, syn1, ctx, nc, out, n_out, alpha, sig_table, nls_table, d_ctx, d_out, slots):
+    """sg_window_shared for the default negative 5 (at most six output rows), fused (shared6): the context
+    deltas are summed in d_ctx[slots[c]] (slots: 0, 1, 2, ...) and added to syn0 after the window. Same
+    arithmetic as sg_window_shared up to the order of float sums."""
+    dim = _n(d_ctx[0])
+    for c in range(nc):
+        d = d_ctx[c]
+        for k in range(dim):
+            d[k] = 0.0
+    loss = shared6(syn0, ctx, nc, d_ctx, slots, syn1, out, n_out, alpha, sig_table, nls_table, d_out, dim)
+    _add_rows(syn0, ctx, nc, d_ctx)
     return loss
 
 
@@ -235,7 +278,7 @@ def _predict(h, syn1, rows, codes, n, alpha, sig_table, nls_table, neu1e):
     return loss
 
 
-@njit(cache=True, nogil=True, fastmath=True)
+@njit(cache=True, nogil=True, fastmath=True, **NO_ALIAS)
 def sg_pair_hs(syn0, syn1, context, points, codes, length, alpha, sig_table, nls_table, neu1e):
     """word2vec.c's skip-gram step under hierarchical softmax: the context's input vector predicts the centre
     word's tree path; the input row is updated after the whole path. Returns the loss."""
@@ -248,7 +291,7 @@ def sg_pair_hs(syn0, syn1, context, points, codes, length, alpha, sig_table, nls
     return loss
 
 
-@njit(cache=True, nogil=True, fastmath=True)
+@njit(cache=True, nogil=True, fastmath=True, **NO_ALIAS)
 def sg_pair(syn0, syn1, context, out, n_out, alpha, sig_table, nls_table, neu1e):
     """word2vec.c's skip-gram step: the context's input vector predicts out[0] (the centre word) against
     its own negatives out[1:n_out]; the input row is updated after all targets. Returns the loss."""
@@ -261,7 +304,7 @@ def sg_pair(syn0, syn1, context, out, n_out, alpha, sig_table, nls_table, neu1e)
     return loss
 
 
-@njit(cache=True, nogil=True, fastmath=True)
+@njit(cache=True, nogil=True, fastmath=True, **NO_ALIAS)
 def cbow_window(syn0, syn1, syn1_hs, ctx, nc, out, n_out, points, codes, length, alpha, cbow_mean, sig_table,
                 nls_table, neu1, neu1e):
     """word2vec.c's CBOW step: the (mean of the) context input vectors predict out[0] against out[1:n_out]
@@ -292,7 +335,7 @@ def cbow_window(syn0, syn1, syn1_hs, ctx, nc, out, n_out, points, codes, length,
     return loss
 
 
-@njit(cache=True, nogil=True, fastmath=True)
+@njit(cache=True, nogil=True, fastmath=True, **NO_ALIAS)
 def cbow_window6(syn0, syn1, ctx, nc, out, n_out, alpha, cbow_mean, sig_table, nls_table, neu1, neu1e):
     """cbow_window for the default negative 5 without a tree, fused as sg_window_shared6: the six output rows'
     scores in one pass over the hidden vector, then the hidden error and the six row updates in a second.
@@ -310,41 +353,16 @@ def cbow_window6(syn0, syn1, ctx, nc, out, n_out, alpha, cbow_mean, sig_table, n
         inv = np.float32(1.0) / np.float32(nc)
         for k in range(dim):
             neu1[k] *= inv
-    r0 = syn1[out[0]]
-    r1 = syn1[out[1 if n_out > 1 else 0]]
-    r2 = syn1[out[2 if n_out > 2 else 0]]
-    r3 = syn1[out[3 if n_out > 3 else 0]]
-    r4 = syn1[out[4 if n_out > 4 else 0]]
-    r5 = syn1[out[5 if n_out > 5 else 0]]
-    f0 = f1 = f2 = f3 = f4 = f5 = np.float32(0.0)
+    r = rows6(syn1, out, n_out)
+    g, loss = grads6(neu1, r, n_out, alpha, sig_table, nls_table, dim)
     for k in range(dim):
-        x = neu1[k]
-        f0 += x * r0[k]
-        f1 += x * r1[k]
-        f2 += x * r2[k]
-        f3 += x * r3[k]
-        f4 += x * r4[k]
-        f5 += x * r5[k]
-    g0, p0 = _g_of(f0, 0, n_out, alpha, sig_table, nls_table)
-    g1, p1 = _g_of(f1, 1, n_out, alpha, sig_table, nls_table)
-    g2, p2 = _g_of(f2, 2, n_out, alpha, sig_table, nls_table)
-    g3, p3 = _g_of(f3, 3, n_out, alpha, sig_table, nls_table)
-    g4, p4 = _g_of(f4, 4, n_out, alpha, sig_table, nls_table)
-    g5, p5 = _g_of(f5, 5, n_out, alpha, sig_table, nls_table)
-    for k in range(dim):
-        x = neu1[k]
-        neu1e[k] = g0 * r0[k] + g1 * r1[k] + g2 * r2[k] + g3 * r3[k] + g4 * r4[k] + g5 * r5[k]
-        r0[k] += g0 * x
-        r1[k] += g1 * x
-        r2[k] += g2 * x
-        r3[k] += g3 * x
-        r4[k] += g4 * x
-        r5[k] += g5 * x
+        neu1e[k] = 0.0
+    backward6(neu1, g, r, neu1e, r, dim)  # the rows step at once (word2vec.c's CBOW order)
     for c in range(nc):
         l1 = syn0[ctx[c]]
         for k in range(dim):
             l1[k] += neu1e[k]
-    return p0 + p1 + p2 + p3 + p4 + p5
+    return loss
 
 
 @njit(parallel=True, fastmath=True, cache=True, nogil=True)
@@ -384,6 +402,7 @@ def train_chunks(ids, sent_ends, chunk_sents, syn0, syn1, keep_prob, alias_prob,
         G = np.empty((max_ctx, n_slots), np.float32)
         d_ctx = np.empty((max_ctx, dim), np.float32)
         d_out = np.empty((n_slots, dim), np.float32)
+        iota = np.arange(max_ctx)
         neu1 = np.empty(dim, np.float32)
         neu1e = np.empty(dim, np.float32)
         loss = 0.0
@@ -450,7 +469,7 @@ def train_chunks(ids, sent_ends, chunk_sents, syn0, syn1, keep_prob, alias_prob,
                     out[0] = word
                     if negative == 5:
                         loss += sg_window_shared6(syn0, syn1, ctx, nc, out, n_out, alpha, sig_table,
-                                                  nls_table, d_ctx, d_out)
+                                                  nls_table, d_ctx, d_out, iota)
                     else:
                         loss += sg_window_shared(syn0, syn1, ctx, nc, out, n_out, ns_codes, alpha, sig_table,
                                                  nls_table, G, d_ctx, d_out)
