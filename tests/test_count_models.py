@@ -173,3 +173,23 @@ def test_orthonormal_columns_cholesky_qr2():
     Y[:, 9] = Y[:, 0]  # rank 9: the Gram matrix is singular
     Q = orthonormal_columns(Y)
     np.testing.assert_allclose(Q @ (Q.T @ Y), Y, atol=1e-4)
+
+
+def test_small_svd_matches_lapack_on_the_wide_matrix():
+    """The randomized SVD's last step, through the QR of the tall Bt, gives LAPACK's SVD of the wide B = Btᵀ:
+    the same singular values and (up to sign) vectors, also ill-conditioned and rank deficient."""
+    from fastemb.models.ppmi import small_svd
+    rng = np.random.default_rng(5)
+    U, _ = np.linalg.qr(rng.standard_normal((3000, 40)))
+    V, _ = np.linalg.qr(rng.standard_normal((40, 40)))
+    for spectrum in (np.linspace(10, 1, 40), np.logspace(3, -3, 40), np.r_[np.linspace(5, 1, 30), np.zeros(10)]):
+        Bt = ((U * spectrum) @ V.T).astype(np.float32)
+        u, s, vt = small_svd(Bt)
+        u_ref, s_ref, vt_ref = np.linalg.svd(Bt.T.astype(np.float64), full_matrices=False)
+        np.testing.assert_allclose(s, s_ref, atol=1e-5 * s_ref[0])
+        np.testing.assert_allclose((u * s) @ vt, Bt.T, atol=1e-5 * s_ref[0])  # B = u S vt
+        np.testing.assert_allclose(vt @ vt.T, np.eye(40), atol=1e-6)
+        top = int((spectrum > 1e-2 * spectrum[0]).sum())  # well-separated leading singular vectors
+        signs = np.sign(np.sum(u[:, :top] * u_ref[:, :top], axis=0))
+        np.testing.assert_allclose(u[:, :top] * signs, u_ref[:, :top], atol=1e-4)
+        np.testing.assert_allclose(vt[:top] * signs[:, None], vt_ref[:top], atol=1e-4)

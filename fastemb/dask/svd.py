@@ -121,7 +121,7 @@ def randomized_svd_blocks(blocks, k, client, *, n_iter=4, oversample=10, seed=1)
     range finder with power iterations (same Gaussian start for the same seed), every product computed per
     block in a task, QR by TSQR. Returns (U, s, vt) like the local solver, up to rounding."""
     require()
-    from fastemb.models.ppmi import gaussian_start
+    from fastemb.models.ppmi import gaussian_start, small_svd
     blocks = _as_blocks(client, blocks)
     shapes = client.gather([client.submit(_shape, b) for b in blocks])
     n_rows, n_cols = sum(s[0] for s in shapes), shapes[0][1]
@@ -137,7 +137,7 @@ def randomized_svd_blocks(blocks, k, client, *, n_iter=4, oversample=10, seed=1)
         Q = _tsqr(client, [client.submit(_matmat, b, zf) for b in blocks])
         log.info(f"svd: power iteration {it + 1}/{n_iter}")
     Bt = _sum_products(client, Mt, Q)
-    u_b, s, vt = np.linalg.svd(Bt.T.astype(np.float64), full_matrices=False)
+    u_b, s, vt = small_svd(Bt)
     uf = shared(client, u_b[:, :k])
     U = np.vstack(client.gather([client.submit(_times, q, uf) for q in Q]))
     return U.astype(np.float32), s[:k].astype(np.float32), vt[:k].astype(np.float32)

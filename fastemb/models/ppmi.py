@@ -111,21 +111,43 @@ def fix_signs(U, vt):
     return U * signs, vt * signs[:, None]
 
 
-def orthonormal_columns(Y):
-    """An orthonormal basis (float32) of the columns of a tall, skinny Y by CholeskyQR2 (Fukaya et al. 2014):
-    R from the Cholesky factor of the float64 Gram matrix YᵀY, Y ← Y R⁻¹, done twice. Two matrix products per
-    step, which use every BLAS thread, where Householder QR's panel factorisation barely scales (it was most
-    of the randomized SVD's time). When the Gram matrix is not numerically positive definite (Y nearly rank
-    deficient), Householder QR."""
+def cholesky_qr2(Y):
+    """Y = Q R (Q float64 with orthonormal columns, R upper triangular) for a tall, skinny Y by CholeskyQR2
+    (Fukaya et al. 2014): R from the Cholesky factor of the float64 Gram matrix YᵀY, Y ← Y R⁻¹, done twice.
+    Two matrix products per step, which use every BLAS thread, where Householder QR's panel factorisation
+    barely scales. Raises numpy.linalg.LinAlgError when the Gram matrix is not numerically positive definite
+    (Y nearly rank deficient)."""
     import scipy.linalg
     Q = np.asarray(Y, np.float64)
+    eye = np.eye(Q.shape[1])
+    R = eye
     for _ in range(2):
-        try:
-            R = scipy.linalg.cholesky(Q.T @ Q, lower=False)
-        except np.linalg.LinAlgError:
-            return np.linalg.qr(np.asarray(Y, np.float32))[0]
-        Q = Q @ scipy.linalg.solve_triangular(R, np.eye(R.shape[0]), lower=False)
-    return Q.astype(np.float32)
+        step = scipy.linalg.cholesky(Q.T @ Q, lower=False)
+        Q = Q @ scipy.linalg.solve_triangular(step, eye, lower=False)
+        R = step @ R
+    return Q, R
+
+
+def orthonormal_columns(Y):
+    """An orthonormal basis (float32) of the columns of a tall, skinny Y: CholeskyQR2 (it was Householder QR,
+    most of the randomized SVD's time), or Householder QR when Y is nearly rank deficient."""
+    try:
+        return cholesky_qr2(Y)[0].astype(np.float32)
+    except np.linalg.LinAlgError:
+        return np.linalg.qr(np.asarray(Y, np.float32))[0]
+
+
+def small_svd(Bt):
+    """The SVD of B = Btᵀ (wide: width x n) as (u, s, vt) through the QR of the tall Bt = Q R: B = Rᵀ Qᵀ, so
+    the SVD of the small Rᵀ = u S w gives B = u S (w Qᵀ). LAPACK's SVD of the wide matrix itself took ~5 s
+    on one thread for 110 x 47k (the benchmark corpus) and does not scale; this is two products and a
+    110 x 110 SVD."""
+    try:
+        Q, R = cholesky_qr2(Bt)
+    except np.linalg.LinAlgError:
+        Q, R = np.linalg.qr(np.asarray(Bt, np.float64))
+    u, s, w = np.linalg.svd(R.T)
+    return u, s, w @ Q.T
 
 
 def randomized_svd(M, k, *, n_iter=4, oversample=10, seed=1, threads=1):
@@ -141,7 +163,7 @@ def randomized_svd(M, k, *, n_iter=4, oversample=10, seed=1, threads=1):
             Z = orthonormal_columns(matmat(Mt, Q, threads))
             Q = orthonormal_columns(matmat(M, Z, threads))
         Bt = matmat(Mt, Q, threads)  # (Qᵀ M)ᵀ
-        u_b, s, vt = np.linalg.svd(Bt.T.astype(np.float64), full_matrices=False)
+        u_b, s, vt = small_svd(Bt)
         U = (Q.astype(np.float64) @ u_b)[:, :k]
     return U.astype(np.float32), s[:k].astype(np.float32), vt[:k].astype(np.float32)
 
