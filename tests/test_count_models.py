@@ -88,14 +88,18 @@ def dense_ppmi(X, cds, neg):
     return np.maximum(pmi, 0)
 
 
-@pytest.mark.parametrize("cds,neg", [(1.0, 1.0), (0.75, 1.0), (0.75, 5.0), (1.0, 3.0)])
-def test_ppmi_equals_dense_reference(cds, neg):
+@pytest.mark.parametrize("cds,neg,threads", [(1.0, 1.0, 1), (0.75, 1.0, 2), (0.75, 5.0, 1), (1.0, 3.0, 2)])
+def test_ppmi_equals_dense_reference(cds, neg, threads):
     rng = np.random.default_rng(1)
     X = rng.poisson(1.5, (40, 40)) * (rng.random((40, 40)) < 0.3)
     X[0, 0] = 3  # no empty row or column
     X[:, 0] += 1
     X[0, :] += 1
-    got = ppmi_matrix(sp.csr_matrix(X), cds=cds, shift=neg)
+    X[5, :] = 0  # an empty row, and stored zeros
+    Xs = sp.csr_matrix(X)
+    Xs.data[::7] = 0
+    X = Xs.toarray()
+    got = ppmi_matrix(Xs, cds=cds, shift=neg, threads=threads)
     np.testing.assert_allclose(got.toarray(), dense_ppmi(X, cds, neg), rtol=1e-5, atol=1e-6)
     assert (got.data > 0).all()  # kept sparse: only positive entries stored
 

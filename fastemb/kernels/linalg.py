@@ -1,5 +1,37 @@
-"""Numba kernels for the randomized SVD: sparse (CSR) times dense, parallel over rows."""
+"""Numba kernels of PPMI-SVD, parallel over rows: the PPMI of a CSR matrix, and sparse (CSR) times dense."""
+import math
+
+import numpy as np
 from numba import njit, prange
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def pmi_values(indptr, indices, data, log_row, log_col, log_total, log_shift, out, kept):
+    """out[p] = log data[p] + log_total − log_row[i] − log_col[indices[p]] − log_shift for the nonzeros p of
+    row i (the same float64 operations in the same order as the numpy formula), kept[i] = how many are > 0."""
+    n_rows = indptr.shape[0] - 1
+    for i in prange(n_rows):
+        n = 0
+        for p in range(indptr[i], indptr[i + 1]):
+            v = math.log(data[p]) + log_total - log_row[i] - log_col[indices[p]] - log_shift
+            out[p] = v
+            if v > 0:
+                n += 1
+        kept[i] = n
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def keep_positive(indptr, indices, values, new_indptr, new_indices, new_data):
+    """The entries > 0 of a CSR matrix (indptr, indices, values) into new_indptr's rows, as float32."""
+    n_rows = indptr.shape[0] - 1
+    for i in prange(n_rows):
+        q = new_indptr[i]
+        for p in range(indptr[i], indptr[i + 1]):
+            v = values[p]
+            if v > 0:
+                new_indices[q] = indices[p]
+                new_data[q] = np.float32(v)
+                q += 1
 
 
 @njit(parallel=True, fastmath=True, cache=True, nogil=True)

@@ -51,34 +51,39 @@ def smoothed_columns(col_sum, cds):
     return col_smooth, float(np.log(col_smooth.sum()))
 
 
-def ppmi_rows(X, col_smooth, log_total, shift=1.0):
+def ppmi_rows(X, col_smooth, log_total, shift=1.0, threads=1):
     """PPMI of the rows of X given the whole matrix's smoothed column sums (`smoothed_columns`): the same
-    formula for the whole matrix (ppmi_matrix) and for a row block on a Dask worker."""
+    formula for the whole matrix (ppmi_matrix) and for a row block on a Dask worker. Computed by Numba
+    kernels on `threads` threads, row by row."""
     import scipy.sparse as sp
     if shift <= 0:
         raise FastembError(f"{param('shift')} must be positive (got {shift})")
     X = sp.csr_matrix(X, dtype=np.float64)
-    X.eliminate_zeros()
     row_sum = np.asarray(X.sum(axis=1)).ravel()
-    rows = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
-    with np.errstate(divide="ignore"):
-        pmi = (np.log(X.data) + log_total - np.log(row_sum[rows]) - np.log(col_smooth[X.indices])
-               - np.log(shift))
-    keep = pmi > 0
-    counts = np.bincount(rows[keep], minlength=X.shape[0])
-    indptr = np.zeros(X.shape[0] + 1, np.int64)
-    np.cumsum(counts, out=indptr[1:])
-    return sp.csr_matrix((pmi[keep].astype(np.float32), X.indices[keep].astype(np.int32), indptr),
-                         shape=X.shape)
+    k = _kernels()
+    indptr = X.indptr.astype(np.int64)
+    indices = X.indices.astype(np.int32)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_row, log_col = np.log(row_sum), np.log(np.asarray(col_smooth, np.float64))
+    pmi = np.empty(X.nnz, np.float64)
+    kept = np.empty(X.shape[0], np.int64)
+    new_indptr = np.zeros(X.shape[0] + 1, np.int64)
+    with numba_threads(threads):
+        k.pmi_values(indptr, indices, X.data, log_row, log_col, float(log_total), float(np.log(shift)), pmi, kept)
+        np.cumsum(kept, out=new_indptr[1:])
+        new_indices = np.empty(new_indptr[-1], np.int32)
+        new_data = np.empty(new_indptr[-1], np.float32)
+        k.keep_positive(indptr, indices, pmi, new_indptr, new_indices, new_data)
+    return sp.csr_matrix((new_data, new_indices, new_indptr), shape=X.shape)
 
 
-def ppmi_matrix(X, cds=0.75, shift=1.0):
+def ppmi_matrix(X, cds=0.75, shift=1.0, threads=1):
     """max(0, log(X_wc · Σ_c f(c)^cds / (f(w) · f(c)^cds)) − log shift) as float32 CSR, zeros dropped.
     f(w) are the row sums and f(c) the column sums of X."""
     import scipy.sparse as sp
     X = sp.csr_matrix(X, dtype=np.float64)
     col_smooth, log_total = smoothed_columns(np.asarray(X.sum(axis=0)).ravel(), cds)
-    return ppmi_rows(X, col_smooth, log_total, shift)
+    return ppmi_rows(X, col_smooth, log_total, shift, threads)
 
 
 def check_ppmi(nnz):
@@ -216,7 +221,7 @@ class PPMITrainer:
             U, s, vt = self.factorize(dim=o.dim, cds=o.cds, shift=o.shift, seed=self.seed)
             method, nnz = "randomized (dask)", None
         else:
-            M = ppmi_matrix(self.X, cds=o.cds, shift=o.shift)
+            M = ppmi_matrix(self.X, cds=o.cds, shift=o.shift, threads=self.threads)
             t1 = time.perf_counter()
             log.info(f"ppmi: {M.nnz:,} positive entries of {self.X.nnz:,} ({t1 - t0:.1f}s)")
             check_ppmi(M.nnz)
