@@ -83,9 +83,9 @@ def dense_ppmi(X, cds, neg):
     total = X.sum()
     pw = X.sum(1) / total
     pc = X.sum(0) ** cds / (X.sum(0) ** cds).sum()
-    with np.errstate(divide="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore"):
         pmi = np.log((X / total) / np.outer(pw, pc)) - np.log(neg)
-    return np.maximum(pmi, 0)
+    return np.maximum(np.nan_to_num(pmi, nan=0.0, neginf=0.0), 0)  # an empty row: no entry
 
 
 @pytest.mark.parametrize("cds,neg,threads", [(1.0, 1.0, 1), (0.75, 1.0, 2), (0.75, 5.0, 1), (1.0, 3.0, 2)])
