@@ -254,7 +254,8 @@ def model_shapes(path, attrs, n_words, dim, group) -> dict:
             raise FileError(f"{path}: damaged language model (/model/hidden2_weight is {declared2})")
         k = int(declared2[0])
         shapes.update(hidden2_weight=(k, hidden), hidden2_bias=(k,), output_weight=(rows, k))
-    labels = {"hidden_weight": f"hidden×{context * dim} (context {context} × dim {dim})"}
+    labels = {"hidden_weight": f"hidden×{context * dim} (context {context} × dim {dim})",
+              "ngram_weight": f"{attrs.get('ngram_size')} (ngram_size)"}
     return {name: (shape, labels.get(name, "×".join(map(str, shape)))) for name, shape in shapes.items()}
 
 
