@@ -634,17 +634,24 @@ def _row_normaliser(row, store, fast, scratch):
 
 
 @njit(cache=True, nogil=True, fastmath=True)
-def softmax_exp(Z, bias, tgt, lo, fast, row_max, row_sum, target_logit):
+def softmax_exp(Z, bias, tgt, lo, fast, row_max, row_sum, target_logit, ngram=None, offsets=None):
     """The softmax's first half over a slice of the vocabulary (Z [B, n]: the logits of words lo .. lo+n−1 but
     their biases, bias [n]), in place: Z[e] + bias becomes e^(Z[e] + bias − m_e), m_e the row's maximum (row_max,
     float64 [B]), Σ_j e^(Z[e, j] + bias[j] − m_e) goes to row_sum, and the target's logit to target_logit where
-    the target is in the slice (−inf where it is not). `fast`: the vectorised float32 exp (Z float32), else np.exp."""
+    the target is in the slice (−inf where it is not). `fast`: the vectorised float32 exp (Z float32), else np.exp.
+    With ngram and offsets, the n-gram features' slices (ngram_add's) are added to each row with its bias, while
+    the row is in cache (offsets checked by the caller: _check_slices)."""
     B, n = Z.shape
     scratch = np.empty(n if fast else 0, np.float32)
     for e in range(B):
         row = Z[e]
         for j in range(n):
             row[j] += bias[j]
+        if offsets is not None:
+            for k in range(offsets.shape[1]):
+                a = offsets[e, k] + lo
+                for j in range(n):
+                    row[j] += ngram[a + j]
         y = tgt[e] - lo
         target_logit[e] = np.float64(row[y]) if 0 <= y < n else -np.inf
         m, total = _row_normaliser(row, True, fast, scratch)

@@ -413,10 +413,15 @@ def _output_slice_forward(p, X, Hd, tgt, lo, hi, offsets=None):
     """The softmax's first half over the words lo..hi−1: their logits as e^(z − m) per row, with m, Σ e^(z − m)
     and the target's logit (kernels.nplm.softmax_exp)."""
     from fastemb.kernels import nplm as K
-    Z = output_logits(p, X, Hd, lo, hi, bias=False, offsets=offsets)
+    Z = output_logits(p, X, Hd, lo, hi, bias=False)
     B = len(Z)
     stats = np.empty((3, B), np.float64)
-    K.softmax_exp(Z, p["out_b"][lo:hi], tgt, lo, Z.dtype == np.float32, stats[0], stats[1], stats[2])
+    if offsets is None:
+        K.softmax_exp(Z, p["out_b"][lo:hi], tgt, lo, Z.dtype == np.float32, stats[0], stats[1], stats[2])
+    else:   # the n-gram features added row by row with the biases, in cache
+        K._check_slices(Z, p["ngram"], offsets, lo)
+        K.softmax_exp(Z, p["out_b"][lo:hi], tgt, lo, Z.dtype == np.float32, stats[0], stats[1], stats[2],
+                      p["ngram"], offsets)
     return Z, stats
 
 
