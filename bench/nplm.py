@@ -133,9 +133,10 @@ def nominal_peak_gflops():
 
 
 def flops_per_token(o, V):
+    from fastemb.models.nplm import ngram_order_of
     nd = o.context * o.dim
     return (6 * (o.hidden * nd + o.hidden2 * o.hidden + (o.hidden2 or o.hidden) * V) + (6 * V * nd if o.direct else 0)
-            + 3 * max(o.ngram_order - 1, 0) * V)
+            + 3 * max(ngram_order_of(o, V) - 1, 0) * V)
 
 
 def run_nplm(paths, options):

@@ -168,8 +168,8 @@ def test_crafted_ngram_array_cli_is_one_line(ngram_model, tmp_path):
     ({"ngram_order": 66}, "ngram_order", "between 0 and 65"),
     ({"ngram_order": 3, "ngram_size": 1000}, "ngram_size", "between 1,024 and"),
     ({"ngram_order": 3, "ngram_alpha": 0}, "ngram_alpha", "must be positive"),
-    ({"ngram_size": 1 << 20}, "ngram_size", "applies with ngram_order 2 or more"),
-    ({"ngram_alpha": 0.5}, "ngram_alpha", "applies with ngram_order"),
+    ({"ngram_order": 0, "ngram_size": 1 << 20}, "ngram_size", "applies with ngram_order 2 or more"),
+    ({"softmax": "hs", "ngram_alpha": 0.5}, "ngram_alpha", "applies with ngram_order"),
     ({"ngram_order": 3, "softmax": "hs"}, "ngram_order", "needs softmax full"),
 ])
 def test_options_bounds_name_the_option(options, name, message):
@@ -177,6 +177,20 @@ def test_options_bounds_name_the_option(options, name, message):
         fastemb.NPLMOptions(**options)
     assert str(e.value).startswith(name)
     assert message in str(e.value), str(e.value)
+
+
+def test_default_order_follows_the_softmax_and_context(kjv_small):
+    """ngram_order's default: 3 with the full softmax (at most context + 1), none with the others; the order
+    trained is the one saved."""
+    V = 500
+    assert nplm.ngram_order_of(fastemb.NPLMOptions(), V) == nplm.NGRAM_ORDER == 3
+    assert nplm.ngram_order_of(fastemb.NPLMOptions(context=1), V) == 2
+    assert nplm.ngram_order_of(fastemb.NPLMOptions(softmax="hs"), V) == 0
+    assert nplm.ngram_order_of(fastemb.NPLMOptions(), nplm.FULL_MAX_WORDS + 1) == 0   # auto: sampled
+    emb = fastemb.train(kjv_small, "nplm", max_vocab=100, dim=4, hidden=4, context=1, epochs=1, threads=1,
+                        ngram_size=2048)
+    assert emb.attrs["ngram_order"] == 2 and emb.model["ngram_weight"].shape == (2048,)
+    assert fastemb.LanguageModel(emb).ngram_order == 2
 
 
 def test_hash_smaller_than_the_vocabulary_is_refused(kjv_small):

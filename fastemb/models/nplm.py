@@ -75,6 +75,7 @@ PARAMS = ("emb", "W", "b", "W2", "b2", "out", "out_b", "direct", "ngram")   # tr
                                                                            # --ngram-order)
 STATELESS = ("ngram",)   # stepped by plain SGD (ngram_alpha): no optimizer state
 MAX_NGRAM_SIZE = 1 << 30
+NGRAM_ORDER, NGRAM_ALPHA = 3, 60.0   # defaults with the full softmax, measured: docs/language-model.md
 SCHEDULE_HEAD = 4        # schedule array: learning rate, best held-out perplexity, epochs without gain, best epoch
 
 
@@ -112,16 +113,17 @@ class NPLMOptions(Options):
                         check=between(0, 100_000))(0)
     direct: bool = Spec(bool, "full softmax: Bengio et al.'s direct connections from the context words' vectors "
                               "to the output layer (a V×(context·dim) matrix more).")(False)
-    ngram_order: int = Spec(int, "full softmax: hashed n-gram features connected straight to the output layer "
-                                 "(Mikolov et al. 2011's maximum-entropy direct connections): for each n = 2 .. "
-                                 "ngram_order the previous n−1 words pick, by a hash, a slice of V weights of one "
-                                 "array of ngram_size weights, added to the logits (order 1 is the output bias); "
-                                 "at most context + 1 (0: none).", check=between(0, 65))(0)
+    ngram_order: Optional[int] = Spec(
+        int, "full softmax: hashed n-gram features connected straight to the output layer (Mikolov et al. 2011's "
+             "maximum-entropy direct connections): for each n = 2 .. ngram_order the previous n−1 words pick, by a "
+             "hash, a slice of V weights of one array of ngram_size weights, added to the logits (order 1 is the "
+             "output bias); at most context + 1 (0: none).", check=between(0, 65), optional=True,
+        none_means=f"{NGRAM_ORDER} (at most context + 1) with the full softmax, 0 with the others")(None)
     ngram_size: int = Spec(int, "with ngram_order: weights in the hashed n-gram array (float32; at least the "
                                 "vocabulary's size).", check=between(1 << 10, MAX_NGRAM_SIZE))(1 << 22)
     ngram_alpha: float = Spec(float, "with ngram_order: the SGD learning rate of the n-gram weights (on the "
                                      "minibatch's mean loss), decayed as the model's.",
-                              check=above_at_most(0, 1000))(1.0)
+                              check=above_at_most(0, 1000))(NGRAM_ALPHA)
     valid: float = Spec(float, "Fraction of the corpus (pieces of whole sentences, chosen by the seed) held out "
                                "from training; its perplexity is logged after each epoch, the learning rate "
                                "is multiplied by lr_decay when it stops falling, training stops after "
@@ -134,7 +136,7 @@ class NPLMOptions(Options):
                                  "counts as no gain.", check=between(0, 0.5))(0.003)
     patience: int = Spec(int, "with valid: epochs without gain before training stops early.",
                          check=between(1, 1000))(2)
-    epochs: int = EPOCHS(4)
+    epochs: int = EPOCHS(2)
     alpha: float = ALPHA(MOMENTUM_ALPHA)
     min_alpha: Optional[float] = MIN_ALPHA(None)
 
@@ -152,15 +154,15 @@ class NPLMOptions(Options):
                 raise OptionError("optimizer", f"adam needs {param('softmax')} full (got {self.softmax})")
             if self.ngram_order:
                 raise OptionError("ngram_order", f"needs {param('softmax')} full (got {self.softmax})")
-        if self.ngram_order == 1 or self.ngram_order > self.context + 1:
+        if self.ngram_order is not None and (self.ngram_order == 1 or self.ngram_order > self.context + 1):
             raise OptionError("ngram_order", f"must be 0 (none) or 2 .. {param('context')} + 1 = "
                                              f"{self.context + 1} (got {self.ngram_order}; order 1 is the output "
                                              f"layer's bias)")
-        if not self.ngram_order:
+        if self.ngram_order == 0 or self.ngram_order is None and self.softmax not in ("full", "auto"):
             defaults = NPLMOptions.__dataclass_fields__
             for name in ("ngram_size", "ngram_alpha"):
                 if getattr(self, name) != defaults[name].default:
-                    raise OptionError(name, f"applies with {param('ngram_order')} 2 or more (got 0)")
+                    raise OptionError(name, f"applies with {param('ngram_order')} 2 or more (none here)")
 
     def rates(self, n_words) -> tuple:
         """The optimizer (auto resolved for a vocabulary of n_words), its initial and its final learning rate. The
@@ -190,6 +192,13 @@ def resolve_softmax(softmax: str, n_words: int) -> str:
     return softmax
 
 
+def ngram_order_of(options, n_words) -> int:
+    """The n-gram features' order (0: none): ngram_order, or its default for the softmax `auto` resolves to."""
+    if options.ngram_order is not None:
+        return options.ngram_order
+    return min(NGRAM_ORDER, options.context + 1) if resolve_softmax(options.softmax, n_words) == "full" else 0
+
+
 def output_rows(softmax: str, n_words: int) -> int:
     """Rows of the output layer: one per word, or one per internal node of the tree (hs)."""
     return n_words - 1 if resolve_softmax(softmax, n_words) == "hs" else n_words
@@ -204,7 +213,7 @@ def _param_shapes(options, n_words) -> dict:
         shapes.update(W2=(options.hidden2, options.hidden), b2=(options.hidden2,))
     if options.direct:
         shapes["direct"] = (rows, nd)
-    if options.ngram_order:
+    if ngram_order_of(options, n_words):
         shapes["ngram"] = (options.ngram_size,)
     return shapes
 
@@ -531,7 +540,7 @@ def batch_work(options, n_words, softmax, n_cols) -> int:
     cols = n_words if softmax == "full" else n_cols
     Ho = H2 or H   # the output layer's rows
     return (3 * B * (H * nd + H2 * H + Ho * cols) + 3 * (H * (nd + 1) + H2 * (H + 1)) + 3 * min(B * cols, n_words)
-            * (Ho + 1) + 3 * B * nd + 2 * B * max(options.ngram_order - 1, 0) * cols)
+            * (Ho + 1) + 3 * B * nd + 2 * B * max(ngram_order_of(options, n_words) - 1, 0) * cols)
 
 
 class NPLMTrainer:
@@ -555,7 +564,8 @@ class NPLMTrainer:
             raise OptionError("samples", f"is {options.samples:,}, more than the {V:,} words of the vocabulary it "
                                          f"draws from: give at most {V:,} (or {param('softmax')} full)")
         self.dense = _is_dense(options, V)
-        if options.ngram_order and options.ngram_size < V:
+        self.ngram_order = ngram_order_of(options, V)
+        if self.ngram_order and options.ngram_size < V:
             raise OptionError("ngram_size", f"is {options.ngram_size:,}, fewer weights than the {V:,} words of the "
                                             f"vocabulary (each n-gram history has a slice of V weights)")
         self.optimizer, self.alpha, self.final_alpha = options.rates(V)
@@ -771,7 +781,7 @@ class NPLMTrainer:
                 for name, x in g.items():
                     self._step(name, x, rates, a, b)
             loss, g = dense_gradients(params, ctx_all[sel], ids[sel], o.activation, keep, slices=slices, pool=pool,
-                                      on_slice=step_slice, ngram_order=o.ngram_order)
+                                      on_slice=step_slice, ngram_order=self.ngram_order)
             total += loss
             ngram = g.pop("ngram", None)
             if ngram is not None:   # plain SGD, the array cut in one range of indices per thread (no races)
@@ -823,7 +833,7 @@ class NPLMTrainer:
         p = params or self.p
         ctx = self.K.sentence_contexts(ids, ends, self.o.context, self.V)
         if self.softmax != "hs":
-            return dense_log_probs(p, ctx, ids, self.o.activation, ngram_order=self.o.ngram_order)
+            return dense_log_probs(p, ctx, ids, self.o.activation, ngram_order=self.ngram_order)
         out = np.empty(len(ids), np.float64)
         for a in range(0, len(ids), 1024):
             H = hidden_forward({k: p[k] for k in ("emb", "W", "b")}, ctx[a:a + 1024], self.o.activation)[1]
@@ -869,7 +879,7 @@ class NPLMTrainer:
         V = self.V
         sched = self._schedule()
         p = self.p
-        attrs = {"softmax": self.softmax, "language_model": "nplm"}
+        attrs = {"softmax": self.softmax, "language_model": "nplm", "ngram_order": self.ngram_order}
         if sched is not None and sched[1] > 0:
             p = {n: self.p["best_" + n] for n in PARAMS if n in self.p}
             attrs.update(valid_perplexity=self.valid_perplexities, best_epoch=int(sched[3]),
