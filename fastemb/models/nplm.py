@@ -7,7 +7,8 @@ The model: the `context` previous words' vectors (dim each) concatenated, a hidd
 NCE (Mnih & Teh 2012) or a hierarchical softmax over fastemb.models.huffman's tree; with the full softmax,
 optionally a second hidden layer (`hidden2`: the output layer's vectors then have its size), Bengio et al.'s
 direct connections from the context vectors to the output layer (`direct`) and dropout on the last hidden layer
-(`dropout`).
+(`dropout`); by default hashed n-gram features straight to the output layer (`ngram_order`, Mikolov et al.
+2011's maximum-entropy connections: kernels/nplm.py's ngram_* kernels), stepped by plain SGD (`ngram_alpha`).
 
 - Sentence starts: the words before a sentence's first word are a reserved boundary token (one more
   trained vector, saved as /model/boundary), so every token of the corpus is predicted once per epoch, the
