@@ -16,7 +16,8 @@ reverse), so no line is scored with a weight fitted on it.
 
 Speed: the full softmax's floating-point work per token is 6·(hidden·context·dim + hidden2·hidden + rows·V), rows
 the output layer's (hidden2, or hidden without a second layer), + 6·V·context·dim with direct connections: a
-forward and two backward products per layer. It is stated as
+forward and two backward products per layer; + 3·(ngram_order − 1)·V with n-gram features (each order's slice added
+to the logits, and its SGD step). It is stated as
 GFLOP/s over the training wall time and over the main thread's CPU time (the critical path: the wall time on
 idle cores, the other threads' slices of the vocabulary being as big; on a shared machine the wall time counts
 what others took), against the machine's nominal peak (cores × clock × 32 single-precision FLOP per cycle for
@@ -132,8 +133,10 @@ def nominal_peak_gflops():
 
 
 def flops_per_token(o, V):
+    from fastemb.models.nplm import ngram_order_of
     nd = o.context * o.dim
-    return 6 * (o.hidden * nd + o.hidden2 * o.hidden + (o.hidden2 or o.hidden) * V) + (6 * V * nd if o.direct else 0)
+    return (6 * (o.hidden * nd + o.hidden2 * o.hidden + (o.hidden2 or o.hidden) * V) + (6 * V * nd if o.direct else 0)
+            + 3 * max(ngram_order_of(o, V) - 1, 0) * V)
 
 
 def run_nplm(paths, options):

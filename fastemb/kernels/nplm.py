@@ -634,17 +634,24 @@ def _row_normaliser(row, store, fast, scratch):
 
 
 @njit(cache=True, nogil=True, fastmath=True)
-def softmax_exp(Z, bias, tgt, lo, fast, row_max, row_sum, target_logit):
+def softmax_exp(Z, bias, tgt, lo, fast, row_max, row_sum, target_logit, ngram=None, offsets=None):
     """The softmax's first half over a slice of the vocabulary (Z [B, n]: the logits of words lo .. lo+n−1 but
     their biases, bias [n]), in place: Z[e] + bias becomes e^(Z[e] + bias − m_e), m_e the row's maximum (row_max,
     float64 [B]), Σ_j e^(Z[e, j] + bias[j] − m_e) goes to row_sum, and the target's logit to target_logit where
-    the target is in the slice (−inf where it is not). `fast`: the vectorised float32 exp (Z float32), else np.exp."""
+    the target is in the slice (−inf where it is not). `fast`: the vectorised float32 exp (Z float32), else np.exp.
+    With ngram and offsets, the n-gram features' slices (ngram_add's) are added to each row with its bias, while
+    the row is in cache (offsets checked by the caller: _check_slices)."""
     B, n = Z.shape
     scratch = np.empty(n if fast else 0, np.float32)
     for e in range(B):
         row = Z[e]
         for j in range(n):
             row[j] += bias[j]
+        if offsets is not None:
+            for k in range(offsets.shape[1]):
+                a = offsets[e, k] + lo
+                for j in range(n):
+                    row[j] += ngram[a + j]
         y = tgt[e] - lo
         target_logit[e] = np.float64(row[y]) if 0 <= y < n else -np.inf
         m, total = _row_normaliser(row, True, fast, scratch)
@@ -769,3 +776,92 @@ def adam_step(p, m, v, g, lr, b1, b2, eps2, decay):
             y = y * (three_halves - u * y * y)
             y = y * (three_halves - u * y * y)
             pa[i] -= lr * ma[i] * y
+
+
+# ------------------------------------------------------------------------ hashed n-gram features (ngram_order)
+# Mikolov et al. 2011's maximum-entropy direct connections: for each order k + 1 = 2 .. N, the k previous words
+# (the context's last k ids, the boundary token V before a sentence's start) are hashed to an offset o_k in
+# 0 .. S − V of one float array D [S]; the logit of word w gets + D[o_k + w] (order 1, a unigram bias, is the
+# output layer's bias already). The words of one history are a
+# contiguous slice of V weights; two histories share a weight only where o + w = o' + w' (pair-level collisions).
+_NG_SEED = np.uint64(0x9E3779B97F4A7C15)
+_NG_MUL = np.uint64(0xBF58476D1CE4E5B9)
+
+
+@njit(cache=True, nogil=True)
+def _ngram_offsets(ctx, order, size, V, out):
+    B, n = ctx.shape
+    span = np.uint64(size - V + 1)
+    for e in range(B):
+        for k in range(1, order):
+            x = np.uint64(k + 1) * _NG_SEED
+            for i in range(k):
+                x = (x ^ np.uint64(ctx[e, n - 1 - i] + 1)) * _NG_MUL
+                x ^= x >> np.uint64(31)
+            out[e, k - 1] = np.int64(x % span)
+
+
+def ngram_offsets(ctx, order, size, V) -> np.ndarray:
+    """int64 [B, order − 1]: the offset in an n-gram array of `size` weights of the slice of V weights of each
+    context's history of k = 1 .. order − 1 words (ctx [B, n] ids in 0 .. V, V the boundary; 2 ≤ order ≤ n + 1)."""
+    ctx = np.ascontiguousarray(ctx, np.int64)
+    if ctx.ndim != 2 or not 2 <= order <= ctx.shape[1] + 1 or not 2 <= V <= size:
+        raise ValueError(f"ngram_offsets: order {order} with a context of {ctx.shape}, size {size}, V {V}")
+    if ctx.size and (ctx.min() < 0 or ctx.max() > V):
+        raise ValueError("ngram_offsets: context ids must be in 0 .. V")
+    out = np.empty((ctx.shape[0], order - 1), np.int64)
+    _ngram_offsets(ctx, order, size, V, out)
+    return out
+
+
+def _check_slices(Z, D, offsets, lo):
+    if Z.ndim != 2 or offsets.ndim != 2 or offsets.shape[0] != Z.shape[0] or D.ndim != 1 or lo < 0:
+        raise ValueError(f"n-gram slices: logits {Z.shape}, offsets {offsets.shape}, weights {D.shape}, lo {lo}")
+    if offsets.size and (offsets.min() < 0 or offsets.max() + lo + Z.shape[1] > D.shape[0]):
+        raise ValueError("n-gram slices: an offset runs past the n-gram array")
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def _ngram_add(Z, D, offsets, lo):
+    B, n = Z.shape
+    K = offsets.shape[1]
+    for e in range(B):
+        row = Z[e]
+        k = 0
+        while k + 2 <= K:   # two orders a pass over the row
+            a = offsets[e, k] + lo
+            c = offsets[e, k + 1] + lo
+            for j in range(n):
+                row[j] += D[a + j] + D[c + j]
+            k += 2
+        if k < K:
+            a = offsets[e, k] + lo
+            for j in range(n):
+                row[j] += D[a + j]
+
+
+def ngram_add(Z, D, offsets, lo):
+    """Z[e, j] += Σ_k D[offsets[e, k] + lo + j]: the n-gram features of the words lo .. lo + n − 1 (Z [B, n])."""
+    _check_slices(Z, D, offsets, lo)
+    _ngram_add(Z, D, offsets, lo)
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def _ngram_sgd(D, offsets, G, lo, d_lo, d_hi, lr):
+    B, n = G.shape
+    for e in range(B):
+        g = G[e]
+        for k in range(offsets.shape[1]):
+            a = offsets[e, k] + lo
+            j0 = max(0, d_lo - a)
+            j1 = min(n, d_hi - a)
+            for j in range(j0, j1):
+                D[a + j] -= lr * g[j]
+
+
+def ngram_sgd(D, offsets, G, lo, d_lo, d_hi, lr):
+    """D[offsets[e, k] + lo + j] −= lr · G[e, j] (G [B, n]: ∂loss/∂ the logits of words lo .. lo + n − 1), only
+    where the index is in d_lo .. d_hi − 1: threads given disjoint index ranges step D without races, each index
+    taking its contributions in (example, order) order."""
+    _check_slices(G, D, offsets, lo)
+    _ngram_sgd(D, offsets, G, lo, max(0, int(d_lo)), min(int(d_hi), D.shape[0]), lr)

@@ -7,7 +7,8 @@ The model: the `context` previous words' vectors (dim each) concatenated, a hidd
 NCE (Mnih & Teh 2012) or a hierarchical softmax over fastemb.models.huffman's tree; with the full softmax,
 optionally a second hidden layer (`hidden2`: the output layer's vectors then have its size), Bengio et al.'s
 direct connections from the context vectors to the output layer (`direct`) and dropout on the last hidden layer
-(`dropout`).
+(`dropout`); by default hashed n-gram features straight to the output layer (`ngram_order`, Mikolov et al.
+2011's maximum-entropy connections: kernels/nplm.py's ngram_* kernels), stepped by plain SGD (`ngram_alpha`).
 
 - Sentence starts: the words before a sentence's first word are a reserved boundary token (one more
   trained vector, saved as /model/boundary), so every token of the corpus is predicted once per epoch, the
@@ -70,8 +71,12 @@ MODEL_ARRAYS = ("boundary", "hidden_weight", "hidden_bias", "output_weight", "ou
 BLAS_THREADS = 1          # OpenBLAS threads of the full softmax's products: on the shared 2-core machine 2 threads
                           # were 70x slower per minibatch (V 500) and 2.5x (V 6,000) than 1 (threads spinning)
 MIN_SLICE = 256           # full softmax: the output layer runs in slices of at least this many words (one a thread)
-PARAMS = ("emb", "W", "b", "W2", "b2", "out", "out_b", "direct")   # trained arrays (W2, b2 with hidden2; direct
-                                                                  # with --direct)
+PARAMS = ("emb", "W", "b", "W2", "b2", "out", "out_b", "direct", "ngram")   # trained arrays (W2, b2 with hidden2;
+                                                                           # direct with --direct; ngram with
+                                                                           # --ngram-order)
+STATELESS = ("ngram",)   # stepped by plain SGD (ngram_alpha): no optimizer state
+MAX_NGRAM_SIZE = 1 << 30
+NGRAM_ORDER, NGRAM_ALPHA = 3, 60.0   # defaults with the full softmax, measured: docs/language-model.md
 SCHEDULE_HEAD = 4        # schedule array: learning rate, best held-out perplexity, epochs without gain, best epoch
 
 
@@ -109,6 +114,17 @@ class NPLMOptions(Options):
                         check=between(0, 100_000))(0)
     direct: bool = Spec(bool, "full softmax: Bengio et al.'s direct connections from the context words' vectors "
                               "to the output layer (a V×(context·dim) matrix more).")(False)
+    ngram_order: Optional[int] = Spec(
+        int, "full softmax: hashed n-gram features connected straight to the output layer (Mikolov et al. 2011's "
+             "maximum-entropy direct connections): for each n = 2 .. ngram_order the previous n−1 words pick, by a "
+             "hash, a slice of V weights of one array of ngram_size weights, added to the logits (order 1 is the "
+             "output bias); at most context + 1 (0: none).", check=between(0, 65), optional=True,
+        none_means=f"{NGRAM_ORDER} (at most context + 1) with the full softmax, 0 with the others")(None)
+    ngram_size: int = Spec(int, "with ngram_order: weights in the hashed n-gram array (float32; at least the "
+                                "vocabulary's size).", check=between(1 << 10, MAX_NGRAM_SIZE))(1 << 22)
+    ngram_alpha: float = Spec(float, "with ngram_order: the SGD learning rate of the n-gram weights (on the "
+                                     "minibatch's mean loss), decayed as the model's.",
+                              check=above_at_most(0, 1000))(NGRAM_ALPHA)
     valid: float = Spec(float, "Fraction of the corpus (pieces of whole sentences, chosen by the seed) held out "
                                "from training; its perplexity is logged after each epoch, the learning rate "
                                "is multiplied by lr_decay when it stops falling, training stops after "
@@ -121,7 +137,7 @@ class NPLMOptions(Options):
                                  "counts as no gain.", check=between(0, 0.5))(0.003)
     patience: int = Spec(int, "with valid: epochs without gain before training stops early.",
                          check=between(1, 1000))(2)
-    epochs: int = EPOCHS(4)
+    epochs: int = EPOCHS(2)
     alpha: float = ALPHA(MOMENTUM_ALPHA)
     min_alpha: Optional[float] = MIN_ALPHA(None)
 
@@ -137,6 +153,17 @@ class NPLMOptions(Options):
                 raise OptionError("dropout", f"needs {param('softmax')} full (got {self.softmax})")
             if self.optimizer == "adam":
                 raise OptionError("optimizer", f"adam needs {param('softmax')} full (got {self.softmax})")
+            if self.ngram_order:
+                raise OptionError("ngram_order", f"needs {param('softmax')} full (got {self.softmax})")
+        if self.ngram_order is not None and (self.ngram_order == 1 or self.ngram_order > self.context + 1):
+            raise OptionError("ngram_order", f"must be 0 (none) or 2 .. {param('context')} + 1 = "
+                                             f"{self.context + 1} (got {self.ngram_order}; order 1 is the output "
+                                             f"layer's bias)")
+        if self.ngram_order == 0 or self.ngram_order is None and self.softmax not in ("full", "auto"):
+            defaults = NPLMOptions.__dataclass_fields__
+            for name in ("ngram_size", "ngram_alpha"):
+                if getattr(self, name) != defaults[name].default:
+                    raise OptionError(name, f"applies with {param('ngram_order')} 2 or more (none here)")
 
     def rates(self, n_words) -> tuple:
         """The optimizer (auto resolved for a vocabulary of n_words), its initial and its final learning rate. The
@@ -166,6 +193,13 @@ def resolve_softmax(softmax: str, n_words: int) -> str:
     return softmax
 
 
+def ngram_order_of(options, n_words) -> int:
+    """The n-gram features' order (0: none): ngram_order, or its default for the softmax `auto` resolves to."""
+    if options.ngram_order is not None:
+        return options.ngram_order
+    return min(NGRAM_ORDER, options.context + 1) if resolve_softmax(options.softmax, n_words) == "full" else 0
+
+
 def output_rows(softmax: str, n_words: int) -> int:
     """Rows of the output layer: one per word, or one per internal node of the tree (hs)."""
     return n_words - 1 if resolve_softmax(softmax, n_words) == "hs" else n_words
@@ -180,6 +214,8 @@ def _param_shapes(options, n_words) -> dict:
         shapes.update(W2=(options.hidden2, options.hidden), b2=(options.hidden2,))
     if options.direct:
         shapes["direct"] = (rows, nd)
+    if ngram_order_of(options, n_words):
+        shapes["ngram"] = (options.ngram_size,)
     return shapes
 
 
@@ -217,13 +253,19 @@ def model_shapes(path, attrs, n_words, dim, group) -> dict:
               "output_weight": (rows, hidden), "output_bias": (rows,)}
     if "direct_weight" in group:  # Bengio's direct connections (full softmax): context words to output
         shapes["direct_weight"] = (rows, context * dim)
+    if "ngram_weight" in group:  # hashed n-gram features: as many weights as the recorded ngram_size
+        size = attrs.get("ngram_size")
+        if isinstance(size, bool) or not isinstance(size, int) or not n_words <= size <= MAX_NGRAM_SIZE:
+            raise FileError(f"{path}: damaged language model (ngram_size {size!r} with /model/ngram_weight)")
+        shapes["ngram_weight"] = (size,)
     declared2 = getattr(group.get("hidden2_weight"), "shape", None)
     if "hidden2_weight" in group:  # a second hidden layer (full softmax): the output layer's rows take its size
         if declared2 is None or len(declared2) != 2 or not 1 <= declared2[0] <= 100_000:
             raise FileError(f"{path}: damaged language model (/model/hidden2_weight is {declared2})")
         k = int(declared2[0])
         shapes.update(hidden2_weight=(k, hidden), hidden2_bias=(k,), output_weight=(rows, k))
-    labels = {"hidden_weight": f"hidden×{context * dim} (context {context} × dim {dim})"}
+    labels = {"hidden_weight": f"hidden×{context * dim} (context {context} × dim {dim})",
+              "ngram_weight": f"{attrs.get('ngram_size')} (ngram_size)"}
     return {name: (shape, labels.get(name, "×".join(map(str, shape)))) for name, shape in shapes.items()}
 
 
@@ -279,6 +321,8 @@ def init_params(options, counts, seed) -> dict:
         p["b2"] = np.zeros(shapes["b2"], np.float32)
     if "direct" in shapes:
         p["direct"] = np.zeros(shapes["direct"], np.float32)
+    if "ngram" in shapes:
+        p["ngram"] = np.zeros(shapes["ngram"], np.float32)
     return p
 
 
@@ -286,9 +330,10 @@ def _is_dense(options, n_words) -> bool:
     """Whether training runs the BLAS minibatch path (full softmax: checked in NPLMOptions.check and here
     for auto, which resolves by the vocabulary's size)."""
     softmax = resolve_softmax(options.softmax, n_words)
-    if softmax != "full" and (options.direct or options.dropout or options.hidden2 or options.optimizer == "adam"):
+    if softmax != "full" and (options.direct or options.dropout or options.hidden2 or options.optimizer == "adam"
+                              or options.ngram_order):
         raise OptionError("direct" if options.direct else "dropout" if options.dropout else
-                          "hidden2" if options.hidden2 else "optimizer",
+                          "hidden2" if options.hidden2 else "ngram_order" if options.ngram_order else "optimizer",
                           f"needs the full softmax ({param('softmax')} auto chose {softmax} for {n_words:,} words)")
     return softmax == "full"
 
@@ -325,32 +370,68 @@ def hidden_forward(p, ctx, activation, keep=None):
     return X, H, Hd, H1
 
 
-def output_logits(p, X, Hd, lo=0, hi=None, bias=True):
+def ngram_offsets(p, ctx, ngram_order):
+    """The offsets [B, ngram_order − 1] of the contexts' n-gram slices in p["ngram"] (None without n-gram
+    features): kernels.nplm.ngram_offsets."""
+    if p.get("ngram") is None:
+        return None
+    from fastemb.kernels import nplm as K
+    return K.ngram_offsets(ctx, ngram_order, len(p["ngram"]), len(p["out"]))
+
+
+def output_logits(p, X, Hd, lo=0, hi=None, bias=True, offsets=None):
     """The logits [B, hi − lo] of the output layer's rows lo..hi−1 (words, for the full softmax); bias=False:
-    without the output biases."""
+    without the output biases; offsets (ngram_offsets): the n-gram features' slices, added."""
     hi = len(p["out"]) if hi is None else hi
     Z = Hd @ p["out"][lo:hi].T
     if bias:
         Z += p["out_b"][lo:hi]
     if p.get("direct") is not None:
         Z += X @ p["direct"][lo:hi].T
+    if offsets is not None:
+        from fastemb.kernels import nplm as K
+        K.ngram_add(Z, p["ngram"], offsets, lo)
     return Z
 
 
-def forward(p, ctx, activation, keep=None):
+def forward(p, ctx, activation, keep=None, ngram_order=0):
     """hidden_forward's X, H, Hd, the logits Z [B, V] and H1."""
     X, H, Hd, H1 = hidden_forward(p, ctx, activation, keep)
-    return X, H, Hd, output_logits(p, X, Hd), H1
+    return X, H, Hd, output_logits(p, X, Hd, offsets=ngram_offsets(p, ctx, ngram_order)), H1
 
 
-def _output_slice_forward(p, X, Hd, tgt, lo, hi):
+class NgramGradient:
+    """The gradient of the n-gram array without making it dense: each slice of words lo.. and its ∂loss/∂logits
+    Z [B, n], at the examples' offsets. `step` applies plain SGD to the indices d_lo .. d_hi − 1 of the array
+    (threads given disjoint ranges), `dense` makes the whole gradient (tests)."""
+
+    def __init__(self, offsets, parts):
+        self.offsets, self.parts = offsets, parts
+
+    def step(self, D, lr, d_lo=0, d_hi=None):
+        from fastemb.kernels import nplm as K
+        for lo, Z in self.parts:
+            K.ngram_sgd(D, self.offsets, Z, lo, d_lo, len(D) if d_hi is None else d_hi, Z.dtype.type(lr))
+
+    def dense(self, size, dtype=np.float64):
+        g = np.zeros(size, dtype)
+        self.step(g, -1.0)
+        return g
+
+
+def _output_slice_forward(p, X, Hd, tgt, lo, hi, offsets=None):
     """The softmax's first half over the words lo..hi−1: their logits as e^(z − m) per row, with m, Σ e^(z − m)
     and the target's logit (kernels.nplm.softmax_exp)."""
     from fastemb.kernels import nplm as K
     Z = output_logits(p, X, Hd, lo, hi, bias=False)
     B = len(Z)
     stats = np.empty((3, B), np.float64)
-    K.softmax_exp(Z, p["out_b"][lo:hi], tgt, lo, Z.dtype == np.float32, stats[0], stats[1], stats[2])
+    if offsets is None:
+        K.softmax_exp(Z, p["out_b"][lo:hi], tgt, lo, Z.dtype == np.float32, stats[0], stats[1], stats[2])
+    else:   # the n-gram features added row by row with the biases, in cache
+        K._check_slices(Z, p["ngram"], offsets, lo)
+        K.softmax_exp(Z, p["out_b"][lo:hi], tgt, lo, Z.dtype == np.float32, stats[0], stats[1], stats[2],
+                      p["ngram"], offsets)
     return Z, stats
 
 
@@ -370,7 +451,8 @@ def _output_slice_backward(p, X, Hd, tgt, lo, hi, Z, factor, scale, on_slice):
     return dHd, dX
 
 
-def dense_gradients(p, ctx, tgt, activation="tanh", keep=None, scale=None, slices=1, pool=None, on_slice=None):
+def dense_gradients(p, ctx, tgt, activation="tanh", keep=None, scale=None, slices=1, pool=None, on_slice=None,
+                    ngram_order=0):
     """Summed loss Σ −log P(tgt | ctx) of a minibatch and the gradients of `scale` times it (default 1/B: its
     MEAN) over every array of p (full softmax; `keep` the dropout mask or None). Matrix products through numpy
     (BLAS); works in the arrays' float type (float32 in training, float64 in the gradient tests).
@@ -380,7 +462,8 @@ def dense_gradients(p, ctx, tgt, activation="tanh", keep=None, scale=None, slice
     the layers below are summed in slice order, so a result depends on the number of slices, not on timing. With
     on_slice, each slice's gradients (out, out_b, direct) go to on_slice(lo, hi, g) on its thread, once the layers
     below have what they need from those rows (the trainer steps them there), and g holds the others. The word
-    vectors' gradient is g["emb"] [U, dim] for the rows g["emb_rows"] [U] (the distinct context words)."""
+    vectors' gradient is g["emb"] [U, dim] for the rows g["emb_rows"] [U] (the distinct context words); the n-gram
+    array's (with p["ngram"] and ngram_order) is g["ngram"], an NgramGradient."""
     B = len(ctx)
     scale = 1.0 / B if scale is None else scale
     tgt = np.ascontiguousarray(tgt, np.int64)
@@ -393,7 +476,8 @@ def dense_gradients(p, ctx, tgt, activation="tanh", keep=None, scale=None, slice
     def across(fn, args):  # fn(*args[i]) for every slice, slice 0 here, the others on the pool
         jobs = [pool.submit(fn, *a) for a in args[1:]]
         return [fn(*args[0])] + [j.result() for j in jobs]
-    first = across(_output_slice_forward, [(p, X, Hd, tgt, lo, hi) for lo, hi in bounds])
+    offsets = ngram_offsets(p, ctx, ngram_order)
+    first = across(_output_slice_forward, [(p, X, Hd, tgt, lo, hi, offsets) for lo, hi in bounds])
     stats = np.stack([st for _, st in first])                       # [slices, 3, B]
     top = stats[:, 0].max(axis=0)
     weights = np.exp(stats[:, 0] - top) * stats[:, 1]                # each slice's Σ e^(z − top)
@@ -409,6 +493,8 @@ def dense_gradients(p, ctx, tgt, activation="tanh", keep=None, scale=None, slice
             g[name][lo:hi] = x
     second = across(_output_slice_backward, [(p, X, Hd, tgt, lo, hi, Z, factors[i], scale, on_slice or keep_slice)
                                              for i, ((lo, hi), (Z, _)) in enumerate(zip(bounds, first))])
+    if offsets is not None:
+        g["ngram"] = NgramGradient(offsets, [(lo, Z) for (lo, _), (Z, _) in zip(bounds, first)])
     dA = second[0][0]
     for dHd, _ in second[1:]:
         dA += dHd
@@ -432,12 +518,12 @@ def dense_gradients(p, ctx, tgt, activation="tanh", keep=None, scale=None, slice
     return float(loss.sum()), g
 
 
-def dense_log_probs(p, ctx, tgt, activation="tanh", chunk=512) -> np.ndarray:
+def dense_log_probs(p, ctx, tgt, activation="tanh", chunk=512, ngram_order=0) -> np.ndarray:
     """log P(tgt[e] | ctx[e]) under the full softmax (float64 [N]), in chunks of `chunk` examples."""
     from fastemb.kernels import nplm as K
     out = np.empty(len(tgt), np.float64)
     for a in range(0, len(tgt), chunk):
-        Z = forward(p, ctx[a:a + chunk], activation)[3]
+        Z = forward(p, ctx[a:a + chunk], activation, ngram_order=ngram_order)[3]
         out[a:a + chunk] = K.log_softmax_at(Z, np.ascontiguousarray(tgt[a:a + chunk], np.int64))
     return out
 
@@ -455,7 +541,7 @@ def batch_work(options, n_words, softmax, n_cols) -> int:
     cols = n_words if softmax == "full" else n_cols
     Ho = H2 or H   # the output layer's rows
     return (3 * B * (H * nd + H2 * H + Ho * cols) + 3 * (H * (nd + 1) + H2 * (H + 1)) + 3 * min(B * cols, n_words)
-            * (Ho + 1) + 3 * B * nd)
+            * (Ho + 1) + 3 * B * nd + 2 * B * max(ngram_order_of(options, n_words) - 1, 0) * cols)
 
 
 class NPLMTrainer:
@@ -479,6 +565,10 @@ class NPLMTrainer:
             raise OptionError("samples", f"is {options.samples:,}, more than the {V:,} words of the vocabulary it "
                                          f"draws from: give at most {V:,} (or {param('softmax')} full)")
         self.dense = _is_dense(options, V)
+        self.ngram_order = ngram_order_of(options, V)
+        if self.ngram_order and options.ngram_size < V:
+            raise OptionError("ngram_size", f"is {options.ngram_size:,}, fewer weights than the {V:,} words of the "
+                                            f"vocabulary (each n-gram history has a slice of V weights)")
         self.optimizer, self.alpha, self.final_alpha = options.rates(V)
         specs = self.array_specs(options, V)
         if self.softmax == "hs":
@@ -497,6 +587,8 @@ class NPLMTrainer:
             p = init_params(options, counts, seed)
             arrays = dict(p)
             for name, a in p.items():
+                if name in STATELESS:
+                    continue
                 arrays["v_" + name] = np.zeros_like(a)
                 if self.optimizer == "adam":
                     arrays["m_" + name] = np.zeros_like(a)
@@ -524,9 +616,10 @@ class NPLMTrainer:
     def array_specs(options, n_words) -> dict:
         shapes = _param_shapes(options, n_words)
         specs = {name: (shape, "float32") for name, shape in shapes.items()}
-        specs.update({"v_" + name: (shape, "float32") for name, shape in shapes.items()})
+        stepped = {name: shape for name, shape in shapes.items() if name not in STATELESS}
+        specs.update({"v_" + name: (shape, "float32") for name, shape in stepped.items()})
         if options.rates(n_words)[0] == "adam":   # v_: the running mean of the squared gradient, m_: of the gradient
-            specs.update({"m_" + name: (shape, "float32") for name, shape in shapes.items()})
+            specs.update({"m_" + name: (shape, "float32") for name, shape in stepped.items()})
             specs["adam_steps"] = ((1,), "float64")
         if options.valid:
             specs.update({"best_" + name: (shape, "float32") for name, shape in shapes.items()})
@@ -682,14 +775,25 @@ class NPLMTrainer:
             keep = None
             if keep_scale is not None:
                 keep = (rng.random((len(sel), o.hidden2 or o.hidden), dtype=np.float32) >= o.dropout) * keep_scale
-            rates = self._step_rates(self.learning_rate(before + lo))
+            rate = self.learning_rate(before + lo)
+            rates = self._step_rates(rate)
 
             def step_slice(a, b, g, rates=rates):
                 for name, x in g.items():
                     self._step(name, x, rates, a, b)
             loss, g = dense_gradients(params, ctx_all[sel], ids[sel], o.activation, keep, slices=slices, pool=pool,
-                                      on_slice=step_slice)
+                                      on_slice=step_slice, ngram_order=self.ngram_order)
             total += loss
+            ngram = g.pop("ngram", None)
+            if ngram is not None:   # plain SGD, the array cut in one range of indices per thread (no races)
+                lr = o.ngram_alpha * rate / self.alpha   # decayed as the model's rate is
+                D = p["ngram"]
+                parts = slices if pool is not None else 1
+                cuts = [len(D) * i // parts for i in range(parts + 1)]
+                jobs = [pool.submit(ngram.step, D, lr, cuts[i], cuts[i + 1]) for i in range(1, parts)]
+                ngram.step(D, lr, cuts[0], cuts[1])
+                for j in jobs:
+                    j.result()
             emb_rows = g.pop("emb_rows")
             for name, x in g.items():
                 self._step(name, x, rates, rows=emb_rows if name == "emb" else None)
@@ -730,7 +834,7 @@ class NPLMTrainer:
         p = params or self.p
         ctx = self.K.sentence_contexts(ids, ends, self.o.context, self.V)
         if self.softmax != "hs":
-            return dense_log_probs(p, ctx, ids, self.o.activation)
+            return dense_log_probs(p, ctx, ids, self.o.activation, ngram_order=self.ngram_order)
         out = np.empty(len(ids), np.float64)
         for a in range(0, len(ids), 1024):
             H = hidden_forward({k: p[k] for k in ("emb", "W", "b")}, ctx[a:a + 1024], self.o.activation)[1]
@@ -776,7 +880,7 @@ class NPLMTrainer:
         V = self.V
         sched = self._schedule()
         p = self.p
-        attrs = {"softmax": self.softmax, "language_model": "nplm"}
+        attrs = {"softmax": self.softmax, "language_model": "nplm", "ngram_order": self.ngram_order}
         if sched is not None and sched[1] > 0:
             p = {n: self.p["best_" + n] for n in PARAMS if n in self.p}
             attrs.update(valid_perplexity=self.valid_perplexities, best_epoch=int(sched[3]),
@@ -787,6 +891,8 @@ class NPLMTrainer:
             attrs["hs_tree_sha256"] = tree_digest(self.codes, self.points, self.lengths)
         if "direct" in p:
             model["direct_weight"] = p["direct"].copy()
+        if "ngram" in p:
+            model["ngram_weight"] = p["ngram"].copy()
         if "W2" in p:
             model.update(hidden2_weight=p["W2"].copy(), hidden2_bias=p["b2"].copy())
         return {"vectors": p["emb"][:V].copy(), "model": model, "attrs": attrs}
@@ -843,7 +949,7 @@ class LanguageModel:
         rows = V - 1 if softmax == "hs" else V
         expected = {"boundary": (dim,), "hidden_bias": (hidden,), "output_weight": (rows, hidden),
                     "output_bias": (rows,)}
-        for name in ("direct_weight", "hidden2_weight", "hidden2_bias"):  # the full softmax's options
+        for name in ("direct_weight", "hidden2_weight", "hidden2_bias", "ngram_weight"):  # the full softmax's
             x = model.get(name)
             if x is None:
                 continue
@@ -855,6 +961,18 @@ class LanguageModel:
             arrays[name] = np.ascontiguousarray(x, np.float32)
         if "direct_weight" in arrays:
             expected["direct_weight"] = (rows, context * dim)
+        ngram_order = a.get("ngram_order", 0)
+        if isinstance(ngram_order, bool) or not isinstance(ngram_order, int) or \
+                not (ngram_order == 0 or 2 <= ngram_order <= context + 1):
+            raise bad(f"ngram_order {ngram_order!r} with context {context}")
+        if bool(ngram_order) != ("ngram_weight" in arrays):
+            raise bad(f"ngram_order {ngram_order} " + ("without /model/ngram_weight" if ngram_order else
+                                                        "with /model/ngram_weight"))
+        if "ngram_weight" in arrays:
+            D = arrays["ngram_weight"]
+            if D.ndim != 1 or not V <= D.shape[0] <= MAX_NGRAM_SIZE or D.shape[0] != a.get("ngram_size"):
+                raise bad(f"/model/ngram_weight is {'×'.join(map(str, D.shape))}, expected ngram_size "
+                          f"{a.get('ngram_size')!r} weights, at least the {V} words")
         if ("hidden2_weight" in arrays) != ("hidden2_bias" in arrays):
             raise bad("/model/hidden2_weight and /model/hidden2_bias must come together")
         if "hidden2_weight" in arrays:
@@ -888,6 +1006,7 @@ class LanguageModel:
         self.W, self.b = W, arrays["hidden_bias"]
         self.out, self.out_b = arrays["output_weight"], arrays["output_bias"]
         self.direct = arrays.get("direct_weight")
+        self.ngram, self.ngram_order = arrays.get("ngram_weight"), ngram_order
         self.W2, self.b2 = arrays.get("hidden2_weight"), arrays.get("hidden2_bias")
         record = _record(a)
         corpus = record.get("corpus_options") if isinstance(record.get("corpus_options"), dict) else {}
@@ -906,7 +1025,7 @@ class LanguageModel:
     def params(self) -> dict:
         """The model's arrays under the trainer's names (emb holds the boundary vector as row V)."""
         return {"emb": self.table, "W": self.W, "b": self.b, "W2": self.W2, "b2": self.b2, "out": self.out,
-                "out_b": self.out_b, "direct": self.direct}
+                "out_b": self.out_b, "direct": self.direct, "ngram": self.ngram}
 
     @property
     def params64(self) -> dict:
@@ -961,7 +1080,7 @@ class LanguageModel:
                 h = self._hidden(ctx)[0]
                 logits = self.out.astype(np.float64) @ h.astype(np.float64) + self.out_b
             else:  # float64 throughout, as sequence_log_probs (eval --text, perplexity)
-                logits = forward(self.params64, ctx, self.activation)[3][0]
+                logits = forward(self.params64, ctx, self.activation, ngram_order=self.ngram_order)[3][0]
             if self.softmax == "hs":
                 lp = self.K.tree_all_log_probs(logits, self.codes, self.points, self.lengths)
             else:
@@ -998,7 +1117,7 @@ class LanguageModel:
         ctx = self.K.sentence_contexts(ids, ends, self.context, self.V)
         if self.softmax != "hs":
             with np.errstate(all="ignore"):  # overflow shows as a non-finite perplexity (score: an error)
-                return dense_log_probs(self.params64, ctx, ids, self.activation, chunk)
+                return dense_log_probs(self.params64, ctx, ids, self.activation, chunk, self.ngram_order)
         out = np.empty(len(ids), np.float64)
         for a in range(0, len(ids), chunk):
             H = self._hidden(ctx[a:a + chunk])
