@@ -108,10 +108,10 @@ class Word2VecOptions(Options):
 class SGNSOptions(Word2VecOptions):
     """Skip-gram with negative sampling. Its defaults were chosen on the benchmark corpus (5.96M tokens, dim 100,
     window 5, negative 5, sample 1e-4, 5 epochs; a grid over learning rate, initialisation, ns-exponent,
-    shared/per-pair negatives and w/w+c output, 3-6 seeds each; README: Defaults): learning rate 0.04,
-    init width 2, negatives drawn from unigram^0.6 and word + context vectors saved give WS353 0.684 and
-    analogy 0.215 (fastText: 0.661 / 0.211; word2vec.c's settings here: 0.630 / 0.204)."""
-    alpha: float = ALPHA(0.04)
+    shared/per-pair negatives and w/w+c output, 3-6 seeds each; docs/algorithms.md): learning rate 0.05,
+    init width 2, negatives drawn from unigram^0.6 and word + context vectors saved give WS353 0.691, SimLex
+    0.427 and analogy 0.218 (fastText: 0.666 / 0.418 / 0.211; word2vec.c's settings here: 0.630 / - / 0.204)."""
+    alpha: float = ALPHA(0.05)
     ns_exponent: float = NS_EXPONENT(0.6)
     init_width: float = INIT_WIDTH(2.0)
     add_contexts: bool = ADD_CONTEXTS(True)
