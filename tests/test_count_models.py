@@ -197,3 +197,27 @@ def test_small_svd_matches_lapack_on_the_wide_matrix():
         signs = np.sign(np.sum(u[:, :top] * u_ref[:, :top], axis=0))
         np.testing.assert_allclose(u[:, :top] * signs, u_ref[:, :top], atol=1e-4)
         np.testing.assert_allclose(vt[:top] * signs[:, None], vt_ref[:top], atol=1e-4)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_blocked_sparse_product_and_balanced_blocks(threads):
+    """The product over row blocks equals scipy's, every row in exactly one block, and the blocks of a matrix
+    whose row lengths fall steeply (as frequency-ordered co-occurrences do) carry about equal work."""
+    import scipy.sparse as sp
+    from fastemb.models.ppmi import matmat, row_blocks
+    rng = np.random.default_rng(threads)
+    n = 600
+    lengths = np.maximum(1, (n / np.arange(1, n + 1)).astype(int))  # Zipf-like rows
+    lengths[[7, 300]] = 0  # empty rows
+    indptr = np.concatenate([[0], np.cumsum(lengths)])
+    indices = np.concatenate([np.sort(rng.choice(n, size=k, replace=False)) for k in lengths]).astype(np.int32)
+    A = sp.csr_matrix((rng.standard_normal(indptr[-1]).astype(np.float32), indices, indptr), shape=(n, n))
+    B = rng.standard_normal((n, 13)).astype(np.float32)
+    import numba
+    np.testing.assert_allclose(matmat(A, B, min(threads, numba.config.NUMBA_NUM_THREADS)), A @ B, rtol=1e-4,
+                               atol=1e-4)
+    blocks = row_blocks(A.indptr, threads)
+    assert blocks[0] == 0 and blocks[-1] == n and (np.diff(blocks) > 0).all()
+    work = np.add.reduceat(lengths + 1, blocks[:-1])
+    per_thread = [w.sum() for w in np.array_split(work, threads)]  # each thread: a run of as many blocks
+    assert max(per_thread) <= 1.25 * (work.sum() / threads) + lengths.max()

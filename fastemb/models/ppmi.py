@@ -68,12 +68,14 @@ def ppmi_rows(X, col_smooth, log_total, shift=1.0, threads=1):
     pmi = np.empty(X.nnz, np.float64)
     kept = np.empty(X.shape[0], np.int64)
     new_indptr = np.zeros(X.shape[0] + 1, np.int64)
+    blocks = row_blocks(indptr, threads)
     with numba_threads(threads):
-        k.pmi_values(indptr, indices, X.data, log_row, log_col, float(log_total), float(np.log(shift)), pmi, kept)
+        k.pmi_values(blocks, indptr, indices, X.data, log_row, log_col, float(log_total), float(np.log(shift)), pmi,
+                     kept)
         np.cumsum(kept, out=new_indptr[1:])
         new_indices = np.empty(new_indptr[-1], np.int32)
         new_data = np.empty(new_indptr[-1], np.float32)
-        k.keep_positive(indptr, indices, pmi, new_indptr, new_indices, new_data)
+        k.keep_positive(blocks, indptr, indices, pmi, new_indptr, new_indices, new_data)
     return sp.csr_matrix((new_data, new_indices, new_indptr), shape=X.shape)
 
 
@@ -96,11 +98,23 @@ def check_rank(k, n):
         raise FastembError(f"{param('dim')} {k} must be smaller than the vocabulary ({n} words)")
 
 
+def row_blocks(indptr, threads, per_thread=16):
+    """Row boundaries cutting a CSR matrix into threads x per_thread blocks of about equal work (nonzeros +
+    rows): the kernels' threads take equal numbers of blocks (kernels/linalg.py)."""
+    indptr = np.asarray(indptr, np.int64)
+    n_rows = indptr.shape[0] - 1
+    n = max(1, min(n_rows, threads * per_thread))
+    work = indptr + np.arange(n_rows + 1)  # cumulative nonzeros + rows up to each row
+    cuts = np.searchsorted(work, np.linspace(0, work[-1], n + 1)[1:-1])
+    return np.unique(np.concatenate([[0], cuts, [n_rows]])).astype(np.int64)
+
+
 def matmat(A, B, threads):
     """A (float32 CSR) @ B (dense) as float32 with the parallel Numba kernel on `threads` threads."""
     out = np.empty((A.shape[0], B.shape[1]), np.float32)
     with numba_threads(threads):
-        _kernels().csr_matmat(A.indptr, A.indices, A.data, np.ascontiguousarray(B, dtype=np.float32), out)
+        _kernels().csr_matmat(row_blocks(A.indptr, threads), A.indptr, A.indices, A.data,
+                              np.ascontiguousarray(B, dtype=np.float32), out)
     return out
 
 
@@ -121,14 +135,13 @@ def cholesky_qr2(Y):
     (Fukaya et al. 2014): R from the Cholesky factor of the float64 Gram matrix YᵀY, Y ← Y R⁻¹, done twice.
     Two matrix products per step, which use every BLAS thread, where Householder QR's panel factorisation
     barely scales. Raises numpy.linalg.LinAlgError when the Gram matrix is not numerically positive definite
-    (Y nearly rank deficient)."""
-    import scipy.linalg
+    (Y nearly rank deficient). numpy's linear algebra only: scipy's own BLAS ran these small products slower on 2
+    threads than on 1 (numpy: 1.7x faster on 2)."""
     Q = np.asarray(Y, np.float64)
-    eye = np.eye(Q.shape[1])
-    R = eye
+    R = np.eye(Q.shape[1])
     for _ in range(2):
-        step = scipy.linalg.cholesky(Q.T @ Q, lower=False)
-        Q = Q @ scipy.linalg.solve_triangular(step, eye, lower=False)
+        step = np.linalg.cholesky(Q.T @ Q).T  # upper triangular: QᵀQ = stepᵀ step
+        Q = Q @ np.linalg.inv(step)
         R = step @ R
     return Q, R
 
