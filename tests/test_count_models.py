@@ -221,3 +221,37 @@ def test_blocked_sparse_product_and_balanced_blocks(threads):
     work = np.add.reduceat(lengths + 1, blocks[:-1])
     per_thread = [w.sum() for w in np.array_split(work, threads)]  # each thread: a run of as many blocks
     assert max(per_thread) <= 1.25 * (work.sum() / threads) + lengths.max()
+
+
+def test_parallel_record_shuffle_is_a_uniform_permutation():
+    """GloVe's parallel shuffle (random buckets, then an inside-out Fisher-Yates per bucket) permutes the rows,
+    does not depend on the thread count, and is uniform: every row lands at every position equally often and
+    every ordering of three rows is equally likely (checked through small buckets, so the bucket path runs)."""
+    import numba
+    from fastemb.kernels import glove as K
+    rng = np.random.default_rng(0)
+    recs = rng.integers(0, 2 ** 32, (5000, 4), dtype=np.uint64).astype(np.uint32)
+    runs = []
+    for threads in sorted({1, min(2, numba.config.NUMBA_NUM_THREADS)}):
+        numba.set_num_threads(threads)
+        r = recs.copy()
+        K.shuffle_records(r, np.empty_like(r), 7, 3, 64)
+        runs.append(r)
+    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    assert (runs[0] == runs[-1]).all()
+    assert not (runs[0] == recs).all()
+    key = lambda a: np.sort(a.view(np.dtype((np.void, 16))).ravel())  # noqa: E731  rows as one value each
+    assert (key(runs[0]) == key(recs)).all()
+    n, trials = 6, 12000  # 6 rows in buckets of ~2 (3 buckets)
+    pos = np.zeros((n, n))
+    orders = {}
+    r = np.arange(n, dtype=np.uint32).reshape(n, 1).repeat(4, 1)
+    scratch = np.empty_like(r)
+    for epoch in range(trials):
+        x = r.copy()
+        K.shuffle_records(x, scratch, 1, epoch, 2)
+        pos[x[:, 0], np.arange(n)] += 1
+        first = [int(v) for v in x[:, 0] if v < 3]
+        orders[tuple(first)] = orders.get(tuple(first), 0) + 1
+    np.testing.assert_allclose(pos / trials, 1 / n, atol=0.02)
+    assert len(orders) == 6 and max(abs(c / trials - 1 / 6) for c in orders.values()) < 0.02

@@ -11,18 +11,64 @@ from fastemb.kernels.rng import stream as _stream
 from fastemb.kernels.rng import xorshift as _next
 
 
-@njit(cache=True, nogil=True)
-def shuffle_records(records, seed, epoch):
-    """Fisher-Yates over the rows of `records`, in place, from the stream (seed, epoch)."""
-    state = _stream(seed, epoch)
+SHUFFLE_PIECES = 64       # the shuffle's input pieces, each with its own stream (not one per thread: the
+                          # permutation at a seed does not depend on the thread count)
+SHUFFLE_BUCKET_ROWS = 16384  # rows per bucket on average (~256 KB of records: a core's cache)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _bucket(r, n_buckets):
+    """A bucket in [0, n_buckets) from the high 32 of 64 random bits (multiply-shift)."""
+    return np.int64(((r >> np.uint64(32)) * np.uint64(n_buckets)) >> np.uint64(32))
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def shuffle_records(records, scratch, seed, epoch, bucket_rows):
+    """The rows of `records` in a uniformly random order, in place, in parallel (Sanders 1998): every row goes
+    to a random bucket, the rows are scattered into their buckets in `scratch` (an array of the same shape),
+    and each bucket is shuffled back into its span of `records` by the inside-out Fisher-Yates. Random buckets
+    then a uniform shuffle of each give a uniform permutation; every stream comes from (seed, epoch) and a
+    piece or bucket number, so the order does not depend on the thread count. A serial Fisher-Yates over the
+    whole array (a cache miss per row) was GloVe's serial part: ~20% of an epoch on 2 threads."""
+    n = records.shape[0]
     width = records.shape[1]
-    for i in range(records.shape[0] - 1, 0, -1):
-        state, r = _next(state)
-        j = np.int64(r % np.uint64(i + 1))
-        for c in range(width):
-            t = records[i, c]
-            records[i, c] = records[j, c]
-            records[j, c] = t
+    n_buckets = min(max(n // bucket_rows, 1), 1 << 16)
+    n_pieces = SHUFFLE_PIECES
+    counter = np.int64(epoch) << np.int64(32)
+    counts = np.zeros((n_pieces, n_buckets), np.int64)
+    for p in prange(n_pieces):
+        state = _stream(seed, counter + p)
+        for _ in range(p * n // n_pieces, (p + 1) * n // n_pieces):
+            state, r = _next(state)
+            counts[p, _bucket(r, n_buckets)] += 1
+    pos = np.empty((n_pieces, n_buckets), np.int64)
+    starts = np.empty(n_buckets + 1, np.int64)
+    o = 0
+    for b in range(n_buckets):  # bucket-major: bucket b's rows from piece 0, then piece 1, ...
+        starts[b] = o
+        for p in range(n_pieces):
+            pos[p, b] = o
+            o += counts[p, b]
+    starts[n_buckets] = o
+    for p in prange(n_pieces):
+        state = _stream(seed, counter + p)  # the same draws as the counting pass
+        for i in range(p * n // n_pieces, (p + 1) * n // n_pieces):
+            state, r = _next(state)
+            b = _bucket(r, n_buckets)
+            q = pos[p, b]
+            pos[p, b] = q + 1
+            for c in range(width):
+                scratch[q, c] = records[i, c]
+    for b in prange(n_buckets):
+        state = _stream(seed, counter + n_pieces + b)
+        lo = starts[b]
+        for i in range(starts[b + 1] - lo):
+            state, r = _next(state)
+            j = _bucket(r, i + 1)  # from the high bits: the low bits of a fresh xorshift64* stream are biased
+            for c in range(width):
+                if j != i:
+                    records[lo + i, c] = records[lo + j, c]
+                records[lo + j, c] = scratch[lo + i, c]
 
 
 @njit(cache=True, nogil=True, fastmath=True, error_model="numpy")

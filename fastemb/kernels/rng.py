@@ -33,6 +33,9 @@ def uniform(r):
 
 @njit(cache=True, nogil=True, inline="always")
 def stream(seed, counter):
-    """The xorshift state (never 0) of stream `counter` of `seed`."""
-    state, _ = splitmix(np.uint64(seed) * np.uint64(0xD1B54A32D192ED03) + np.uint64(counter))
-    return state | np.uint64(1)
+    """The xorshift state (never 0) of stream `counter` of `seed`: splitmix64's mixed output, so neighbouring
+    counters start far apart. (Until 2026-12-07 this took splitmix's incremented input instead: neighbouring
+    streams started one apart and their first draws were correlated, which a uniformity test of GloVe's
+    parallel shuffle caught.)"""
+    _, z = splitmix(np.uint64(seed) * np.uint64(0xD1B54A32D192ED03) + np.uint64(counter))
+    return z | np.uint64(1)

@@ -16,7 +16,7 @@ Compiled like w2v.py: as it is (DIM None) and as a copy per common dimension (se
 import numpy as np
 from numba import njit, prange
 
-from fastemb.kernels.rng import splitmix as _splitmix
+from fastemb.kernels.rng import stream as _stream
 from fastemb.kernels.rng import xorshift as _next
 from fastemb.kernels.prefetch import NO_ALIAS
 from fastemb.kernels.w2v import draw_negatives, shared6, sig_loss, subsample
@@ -239,7 +239,7 @@ def train_chunks(ids, sent_ends, chunk_sents, syn0, syn1, indptr, indices, keep_
     max_ctx = 2 * window
     R = 2 * window + 2  # ring of live positions: [p - window, p + window]
     for q in prange(n_chunks):
-        state, _ = _splitmix(np.uint64(seed) * np.uint64(0xD1B54A32D192ED03) + np.uint64(chunk_base + q))
+        state = _stream(seed, chunk_base + q)
         state = state | np.uint64(1)
         s_lo = chunk_sents[q]
         s_hi = chunk_sents[q + 1]

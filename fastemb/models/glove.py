@@ -35,8 +35,9 @@ class GloveOptions(Options):
 
 
 def memory_bytes(options, n_words, nnz=0) -> int:
-    """Word and context parameter rows (vector, accumulators, bias) and the 16-byte records."""
-    return 2 * n_words * (2 * options.dim + 2) * 4 + 16 * nnz
+    """Word and context parameter rows (vector, accumulators, bias), the 16-byte records and the parallel
+    shuffle's scratch copy of them."""
+    return 2 * n_words * (2 * options.dim + 2) * 4 + 32 * nnz
 
 
 def default_x_max(data) -> float:
@@ -84,6 +85,7 @@ class GloveTrainer:
         values[:, 2] = np.log(x.astype(np.float64))
         values[:, 3] = glove_weights(x, self.x_max, options.weight_exponent)
         self.pairs, self.values = pairs, values
+        self.scratch = np.empty_like(pairs)  # the parallel shuffle's buckets
         del coo, x, keep
         self.n_words = X.shape[0]
         if arrays is None:
@@ -95,8 +97,12 @@ class GloveTrainer:
             self.Pc = self.P if options.tied else arrays["Pc"]
         # a resumed run replays the shuffles: the records' order is the product of every epoch's shuffle
         for epoch in range(state.epoch + (1 if state.block else 0)):
-            K.shuffle_records(self.pairs, self.seed, epoch)
+            self.shuffle(epoch)
         self.work_per_epoch = len(self.pairs)
+
+    def shuffle(self, epoch):
+        """The records in a fresh uniformly random order (from the seed and the epoch), in parallel."""
+        self.K.shuffle_records(self.pairs, self.scratch, self.seed, epoch, self.K.SHUFFLE_BUCKET_ROWS)
 
     def _params(self, rng):
         # GloVe C's initialisation: vector and bias uniform in [-0.5/d, 0.5/d]; AdaGrad accumulators at 1
@@ -124,7 +130,7 @@ class GloveTrainer:
     def run_epoch(self, state):
         from fastemb.loop import Step, call_ranges
         if state.block == 0:
-            self.K.shuffle_records(self.pairs, self.seed, state.epoch)
+            self.shuffle(state.epoch)
         n_chunks = self.n_chunks
         for b, lo in enumerate(range(0, len(self.pairs), RECORDS_PER_CALL)):
             if b < state.block:
