@@ -1,9 +1,9 @@
 """The NPLM against KenLM's modified Kneser-Ney 3-gram and 5-gram (issue 29's protocol), in one run:
 
-    python -m bench.nplm [--kenlm DIR] [--json OUT] [--epochs N] [OPTION=VALUE ...]
+    python -m bench.nplm [--kenlm DIR] [--json OUT] [--epochs N] [--corpus TEXT] [--min-count 5] [OPTION=VALUE ...]
 
-Protocol: every 20th line (verse) of the shipped sample (0, 20, 40, ...) is held out, the others train; words
-with a training count below 5 become the one word <oov> in both (KenLM reserves <unk> for itself); every
+Protocol: every 20th line (verse) of the shipped sample (0, 20, 40, ...; or of --corpus) is held out, the others
+train; words with a training count below --min-count (5) become the one word <oov> in both (KenLM reserves <unk> for itself); every
 line ends with an end-of-sentence event (KenLM's </s>; for the NPLM the word </s> appended to each training
 line, scored with `eval --eos`). KenLM (`lmplz -o 3` / `-o 5`, built from source: --kenlm names the directory
 holding lmplz, default $KENLM_BIN or /tmp/kenlm-build/build/bin) is timed and its ARPA output is scored by
@@ -44,9 +44,10 @@ SAMPLE = os.path.join(ROOT, "corpora", "kjv.txt.gz")
 OOV, EOS = "<oov>", "</s>"
 
 
-def split(directory, held_every=20, min_count=5):
+def split(directory, held_every=20, min_count=5, corpus=SAMPLE):
     """train.txt / held.txt (KenLM's input: words only) and train.eos.txt (the NPLM's: each line + ' </s>')."""
-    with gzip.open(SAMPLE, "rt", encoding="utf-8") as f:
+    with (gzip.open(corpus, "rt", encoding="utf-8") if corpus.endswith(".gz")
+          else open(corpus, encoding="utf-8", errors="replace")) as f:
         lines = [ln.split() for ln in f]
     train = [s for i, s in enumerate(lines) if i % held_every and s]
     held = [s for i, s in enumerate(lines) if i % held_every == 0 and s]
@@ -183,6 +184,10 @@ def main(argv=None):
     p.add_argument("--kenlm", default=os.environ.get("KENLM_BIN", "/tmp/kenlm-build/build/bin"))
     p.add_argument("--json", default=None)
     p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--corpus", default=SAMPLE, help="text to split (default: the shipped KJV sample; e.g. "
+                                                     "bench/cache/en1m.txt, the benchmark corpus's first million "
+                                                     "tokens, for a larger vocabulary)")
+    p.add_argument("--min-count", type=int, default=5, help="training count below which a word is <oov>")
     p.add_argument("options", nargs="*", help="nplm options as NAME=VALUE (context=4 hidden=100 ...)")
     a = p.parse_args(argv)
     from fastemb.arpa import best_mixture_weight, mixture_log_probs
@@ -199,7 +204,7 @@ def main(argv=None):
     results = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {mhz:.0f} MHz",
                "load_average": os.getloadavg(), "date": time.strftime("%Y-%m-%d %H:%M"), "models": []}
     with tempfile.TemporaryDirectory() as d:
-        paths = split(d)
+        paths = split(d, min_count=a.min_count, corpus=a.corpus)
         print(f"{paths['words']:,} words (train count >= 5, <oov>, </s>), {paths['train_tokens']:,} training "
               f"tokens, {len(paths['held_lines']):,} held-out lines", flush=True)
         ngram = {}
