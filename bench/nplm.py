@@ -205,7 +205,7 @@ def main(argv=None):
                "load_average": os.getloadavg(), "date": time.strftime("%Y-%m-%d %H:%M"), "models": []}
     with tempfile.TemporaryDirectory() as d:
         paths = split(d, min_count=a.min_count, corpus=a.corpus)
-        print(f"{paths['words']:,} words (train count >= 5, <oov>, </s>), {paths['train_tokens']:,} training "
+        print(f"{paths['words']:,} words (train count >= {a.min_count}, <oov>, </s>), {paths['train_tokens']:,} training "
               f"tokens, {len(paths['held_lines']):,} held-out lines", flush=True)
         ngram = {}
         lmplz = os.path.join(a.kenlm, "lmplz")
