@@ -2,12 +2,20 @@ import contextlib
 import gzip
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
 
 import numpy as np
 import pytest
+
+# A test run started as a background job of a non-interactive shell (`bash .ci/run &`, nohup) inherits SIGINT
+# ignored, and so does every process it starts: the tests that interrupt a `fastemb` process with SIGINT would
+# see it go on. A handler here (not "ignored") is reset to the default in the children, which then install
+# Python's KeyboardInterrupt as usual.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CORPORA = os.path.join(ROOT, "corpora")
