@@ -89,11 +89,14 @@ _WARMED = set()
 def _warm_kernels(args, corpus, tmp_path):
     """Compile (or load from Numba's cache) the kernels a signal test will call, with small sizes and one epoch:
     the test then measures how a training call answers a signal, not how a first compilation does."""
-    key = tuple(a for a in args if a in ("glove", "cbow", "nplm", "sampled", "nce", "hs"))
+    from fastemb.models.w2v_dims import SPECIALISED_DIMS
+    dim = args[args.index("--dim") + 1] if "--dim" in args else None
+    keep_dim = dim is not None and int(dim) in SPECIALISED_DIMS  # word2vec kernels compiled for that dimension
+    key = tuple(a for a in args if a in ("glove", "cbow", "nplm", "sampled", "nce", "hs")) + (keep_dim and dim,)
     if key in _WARMED:
         return
-    small = {"--dim": "8", "--hidden": "8", "--epochs": "1", "--negative": "5", "--samples": "5", "--context": "2",
-             "--batch": "16"}
+    small = {"--dim": dim if keep_dim else "8", "--hidden": "8", "--epochs": "1", "--negative": "5",
+             "--samples": "5", "--context": "2", "--batch": "16"}
     warm = [small.get(prev, a) if prev in small else a for prev, a in zip([None] + list(args), args)]
     p = subprocess.run([sys.executable, "-m", "fastemb", warm[0], corpus, "-o", tmp_path / "warm.h5", "--force",
                         "--quiet", *warm[1:]], cwd=ROOT, capture_output=True, text=True, timeout=600,
