@@ -18,6 +18,22 @@ if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def central_differences(loss, arr, eps=1e-6):
+    """(loss() with arr[i] + eps − loss() with arr[i] − eps) / 2 eps for every element of arr (changed in place and
+    restored): the finite-difference gradient the kernels' analytic gradients are checked against."""
+    flat = arr.reshape(-1)
+    out = np.empty(flat.size)
+    for i in range(flat.size):
+        old = flat[i]
+        flat[i] = old + eps
+        up = loss()
+        flat[i] = old - eps
+        down = loss()
+        flat[i] = old
+        out[i] = (up - down) / (2 * eps)
+    return out
 CORPORA = os.path.join(ROOT, "corpora")
 SAMPLE = os.path.join(CORPORA, "kjv.txt.gz")
 
