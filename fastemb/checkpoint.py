@@ -309,7 +309,7 @@ def load_checkpoint(path, reader=None) -> Resumable:
             raise FileError(f"{path}: damaged checkpoint vocabulary ({len(words)} words, {len(counts)} counts)")
         if state.epoch > options.epochs:
             raise FileError(f"{path}: damaged checkpoint state ({state.epoch} epochs done of {options.epochs})")
-        specs = array_specs(len(words))
+        specs = array_specs(words)
         if "arrays" not in f or set(f["arrays"].keys()) != set(specs):
             have = sorted(f["arrays"].keys()) if "arrays" in f else []
             raise FileError(f"{path}: damaged checkpoint: arrays {have}, expected {sorted(specs)}")
@@ -349,9 +349,9 @@ def record_options(record, path):
 
 
 def algorithm_reader(record, path):
-    """load_checkpoint's reader for the registry's algorithms: (options, n_words -> array specs)."""
+    """load_checkpoint's reader for the registry's algorithms: (options, vocabulary -> array specs)."""
     algorithm, options = record_options(record, path)
-    return options, lambda n_words: algorithm.trainer.array_specs(options, n_words)
+    return options, lambda words: algorithm.trainer.array_specs(options, words)
 
 
 def check_input_digests(record, paths, path) -> dict:

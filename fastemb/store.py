@@ -458,20 +458,25 @@ def save_embeddings(path, words, counts, vectors, *, context=None, bias=None, co
 
 
 def write_subwords(f, sub):
-    """/subword: the n-gram rows [buckets, d] and (a model trained here) the words' own input rows [V, d];
-    attrs minn, maxn, buckets, hash (docs/subwords.md)."""
+    """/subword: the n-gram rows ([buckets, d], or [U, d] with /subword/ngram_buckets [U] naming each row's
+    bucket) and (a model trained here) the words' own input rows [V, d]; attrs minn, maxn, buckets, hash
+    (docs/subwords.md)."""
     g = f.create_group("subword")
     for k, v in sub.attrs().items():
         g.attrs[k] = v
     g.create_dataset("ngrams", data=np.ascontiguousarray(sub.ngram_vectors, np.float32))
+    if sub.ngram_buckets is not None:
+        g.create_dataset("ngram_buckets", data=np.ascontiguousarray(sub.ngram_buckets, np.int64))
     if sub.word_vectors is not None:
         g.create_dataset("words", data=np.ascontiguousarray(sub.word_vectors, np.float32))
 
 
-def read_subwords(path, f, n, d):
+def read_subwords(path, f, words, d):
     """The /subword group checked against its attrs and the vocabulary (n words, d dimensions): the n-gram
-    settings in range, the hash the one fastemb computes, /subword/ngrams [buckets, d] and /subword/words
-    [n, d] (optional) finite float32. None when the file has no /subword."""
+    settings in range, the hash the one fastemb computes, /subword/ngrams [buckets, d] (or [U, d] with
+    /subword/ngram_buckets: U distinct buckets in range, among them every bucket the vocabulary `words`' n-grams
+    fall in) and /subword/words [n, d] (optional) finite float32. None when the file has no /subword."""
+    n = len(words)
     if "subword" not in f:
         return None
     g = f["subword"]
@@ -484,13 +489,32 @@ def read_subwords(path, f, n, d):
                         f"{HASH_NAME!r}")
     minn, maxn, buckets = (int(a[k]) if isinstance(a[k], np.integer) else a[k] for k in ("minn", "maxn", "buckets"))
     check_settings(minn, maxn, buckets, f"{path}: /subword")
-    ngrams = read_array(path, f, "subword/ngrams", ndim=2, shape=(buckets, d), dtype=np.float32)
+    ids = None
+    if "subword/ngram_buckets" in f:
+        ds = f["subword/ngram_buckets"]
+        if hasattr(ds, "shape") and len(ds.shape) == 1 and ds.shape[0] > buckets:
+            raise FileError(f"{path}: /subword/ngram_buckets lists {ds.shape[0]:,} rows for {buckets:,} buckets")
+        ids = read_array(path, f, "subword/ngram_buckets", ndim=1, kinds="iu")
+        if ids.dtype.kind == "u" and len(ids) and ids.max() >= buckets:
+            raise FileError(f"{path}: /subword/ngram_buckets holds buckets outside [0, {buckets})")
+        ids = ids.astype(np.int64)
+        if len(ids) and (ids.min() < 0 or ids.max() >= buckets):
+            raise FileError(f"{path}: /subword/ngram_buckets holds buckets outside [0, {buckets})")
+        if len(np.unique(ids)) != len(ids):
+            raise FileError(f"{path}: /subword/ngram_buckets lists a bucket twice")
+        from fastemb.subwords import used_buckets
+        missing = np.setdiff1d(used_buckets(words, minn, maxn, buckets), ids, assume_unique=True)
+        if len(missing):
+            raise FileError(f"{path}: /subword/ngram_buckets has no row for {len(missing):,} buckets the "
+                            f"vocabulary's n-grams use (minn {minn}, maxn {maxn}, buckets {buckets})")
+    rows = buckets if ids is None else len(ids)
+    ngrams = read_array(path, f, "subword/ngrams", ndim=2, shape=(rows, d), dtype=np.float32)
     words = read_array(path, f, "subword/words", ndim=2, shape=(n, d), dtype=np.float32) if "subword/words" in f \
         else None
     for name, arr in (("ngrams", ngrams), ("words", words)):
         if arr is not None and arr.size and np.abs(arr).max() > np.finfo(np.float32).max:
             raise FileError(f"{path}: /subword/{name} holds values beyond float32's range")
-    return {"minn": minn, "maxn": maxn, "buckets": buckets, "ngrams": ngrams, "words": words}
+    return {"minn": minn, "maxn": maxn, "buckets": buckets, "ngrams": ngrams, "words": words, "ngram_buckets": ids}
 
 
 def _model_arrays(model) -> dict:
@@ -596,7 +620,7 @@ def load_embeddings(path, *, limit=None, dtype=np.float32, mmap=False) -> dict:
             from fastemb.models.nplm import model_shapes
             expected = model_shapes(path, out["attrs"], n, d, f["model"])
         out["model"] = read_model(path, f, expected, "language model")
-        out["subwords"] = read_subwords(path, f, n, d)
+        out["subwords"] = read_subwords(path, f, words, d)
         return out
 
 

@@ -83,45 +83,103 @@ def check_settings(minn, maxn, buckets, where="subwords"):
                         f"1 <= minn <= maxn <= 100 and 1 <= buckets <= {MAX_BUCKETS})")
 
 
+def used_buckets(words, minn, maxn, buckets) -> np.ndarray:
+    """The buckets the n-grams of `words` fall in (sorted, distinct)."""
+    _, idx = word_rows(words, minn, maxn, buckets, with_word=False)
+    return np.unique(idx - len(words))
+
+
+def compact_rows(words, weights, minn, maxn, buckets):
+    """word_rows with rows for the used buckets only: (indptr, indices, ngram_buckets). Row n + i (n words) is
+    bucket ngram_buckets[i]; a bucket no word uses has no row (it would never be trained). The buckets are
+    ordered by weight, the summed `weights` (one per word, e.g. its expected count of training positions) of
+    the words that use them, then by bucket: the rows trained most often are neighbours in memory (on the
+    benchmark corpus 217k of 2M buckets are used, and an epoch is ~14% faster than over all buckets)."""
+    n = len(words)
+    indptr, idx = word_rows(words, minn, maxn, buckets)
+    ng = idx >= n
+    b = idx[ng] - n
+    used, inverse = np.unique(b, return_inverse=True)
+    per_row = np.repeat(np.asarray(weights, np.float64), np.diff(indptr))[ng]
+    total = np.bincount(inverse, weights=per_row, minlength=len(used))
+    order = np.lexsort((used, -total))
+    rank = np.empty(len(used), np.int64)
+    rank[order] = np.arange(len(used))
+    idx = idx.copy()
+    idx[ng] = n + rank[inverse]
+    return indptr, idx, used[order].astype(np.int64)
+
+
 class SubwordVectors:
     """The n-gram rows of a subword model, answering vectors for words outside its vocabulary: the mean of
     the rows of the word's n-grams (fastText's get_word_vector). An n-gram counts as known when some
     vocabulary word has it (its row was trained); a word none of whose n-grams is known has no vector
-    (UnknownWord), as gensim's FastTextKeyedVectors raises KeyError for a word without n-grams."""
+    (UnknownWord), as gensim's FastTextKeyedVectors raises KeyError for a word without n-grams.
 
-    def __init__(self, words, minn, maxn, buckets, ngram_vectors, word_vectors=None):
+    `ngram_vectors` holds one row per bucket (`ngram_buckets` None: row b is bucket b, as a fastText .bin) or
+    one row per bucket listed in `ngram_buckets` (a model trained here keeps the buckets its vocabulary uses);
+    a bucket without a row counts as a zero row in the mean."""
+
+    def __init__(self, words, minn, maxn, buckets, ngram_vectors, word_vectors=None, ngram_buckets=None):
         self.minn, self.maxn, self.buckets = int(minn), int(maxn), int(buckets)
         self.ngram_vectors = np.ascontiguousarray(ngram_vectors, np.float32)
-        if self.ngram_vectors.ndim != 2 or self.ngram_vectors.shape[0] != self.buckets:
-            raise FastembError(f"{self.ngram_vectors.shape} n-gram rows for {self.buckets} buckets")
+        self.ngram_buckets = None if ngram_buckets is None else np.ascontiguousarray(ngram_buckets, np.int64)
+        rows = self.buckets if self.ngram_buckets is None else len(self.ngram_buckets)
+        if self.ngram_vectors.ndim != 2 or self.ngram_vectors.shape[0] != rows:
+            raise FastembError(f"{self.ngram_vectors.shape} n-gram rows for {rows} buckets")
+        if self.ngram_buckets is not None and (self.ngram_buckets.ndim != 1 or len(self.ngram_buckets) and (
+                self.ngram_buckets.min() < 0 or self.ngram_buckets.max() >= self.buckets)):
+            raise FastembError(f"n-gram bucket ids outside [0, {self.buckets})")
         # the words' own input rows (a subword model trained here: what continued training starts from)
         self.word_vectors = None if word_vectors is None else np.ascontiguousarray(word_vectors, np.float32)
         if self.word_vectors is not None and self.word_vectors.shape != (len(words), self.ngram_vectors.shape[1]):
             raise FastembError(f"{self.word_vectors.shape} word rows for {len(words)} words")
         self._words = words
         self._known = None
+        self._sorted = None
 
     def copy(self) -> "SubwordVectors":
         return SubwordVectors(list(self._words), self.minn, self.maxn, self.buckets, self.ngram_vectors.copy(),
-                              None if self.word_vectors is None else self.word_vectors.copy())
+                              None if self.word_vectors is None else self.word_vectors.copy(),
+                              None if self.ngram_buckets is None else self.ngram_buckets.copy())
+
+    def rows_of(self, bucket_ids) -> np.ndarray:
+        """The row of each bucket in ngram_vectors, -1 where the model has none."""
+        ids = np.asarray(bucket_ids, np.int64)
+        if self.ngram_buckets is None:
+            return ids
+        if self._sorted is None:
+            order = np.argsort(self.ngram_buckets, kind="stable")
+            self._sorted = (self.ngram_buckets[order], order)
+        keys, order = self._sorted
+        if not len(keys):
+            return np.full(ids.shape, -1, np.int64)
+        pos = np.minimum(np.searchsorted(keys, ids), len(keys) - 1)
+        return np.where(keys[pos] == ids, order[pos], -1)
 
     @property
     def known(self) -> np.ndarray:
-        """Bool per bucket: used by some vocabulary word."""
+        """The buckets some vocabulary word uses (sorted)."""
         if self._known is None:
-            n = len(self._words)
-            _, idx = word_rows(self._words, self.minn, self.maxn, self.buckets, with_word=False)
-            known = np.zeros(self.buckets, bool)
-            known[idx - n] = True
-            self._known = known
+            self._known = used_buckets(self._words, self.minn, self.maxn, self.buckets)
         return self._known
+
+    def is_known(self, bucket_ids) -> np.ndarray:
+        ids = np.asarray(bucket_ids, np.int64)
+        known = self.known
+        if not len(known):
+            return np.zeros(ids.shape, bool)
+        pos = np.minimum(np.searchsorted(known, ids), len(known) - 1)
+        return known[pos] == ids
 
     def vector(self, word):
         """The mean of the word's n-gram rows, or None when it has no known n-gram."""
         ids = [b for _, b in ngram_spans(word, self.minn, self.maxn, self.buckets)]
-        if not ids or not self.known[ids].any():
+        if not ids or not self.is_known(ids).any():
             return None
-        return self.ngram_vectors[ids].mean(axis=0, dtype=np.float64).astype(np.float32)
+        rows = self.rows_of(ids)
+        total = self.ngram_vectors[rows[rows >= 0]].sum(axis=0, dtype=np.float64)
+        return (total / len(ids)).astype(np.float32)
 
     def get(self, word):
         v = self.vector(word)

@@ -508,15 +508,16 @@ def _execute(plan: _Plan):
     return emb
 
 
-def _check_room(plan, n_words):
+def _check_room(plan, words):
     """The model and its checkpoints must fit on their disks: refused now rather than after training."""
     from fastemb.files import check_space
+    n_words = len(words)
     if plan.output is not None:
         check_space(os.path.dirname(os.path.abspath(plan.output)),
                     plan.algorithm.saved_size(plan.options, n_words), plan.output)
     if plan.checkpoint is not None:
         import numpy as np
-        specs = plan.algorithm.trainer.array_specs(plan.options, n_words)
+        specs = plan.algorithm.trainer.array_specs(plan.options, words)
         need = sum(int(np.prod(shape)) * np.dtype(dtype).itemsize for shape, dtype in specs.values())
         check_space(os.path.dirname(os.path.abspath(plan.checkpoint)), need + 32 * n_words, plan.checkpoint)
 
@@ -584,7 +585,7 @@ def _fit(plan, data, words, counts, input_attrs, fingerprint, threads):
     log.info(f"{algorithm.name}: {len(words):,} words" + (f", {nnz:,} co-occurrences" if nnz else "") +
              f"; the model needs about {human(need)}B")
     check_fits(algorithm.name, need, plan.corpus_options is not None)
-    _check_room(plan, len(words))
+    _check_room(plan, words)
     state, arrays = TrainState(), None
     if plan.resumed is not None:
         ck = plan.resumed

@@ -170,22 +170,29 @@ def test_subword_model_file_and_oov_queries(sub_model):
         g = f["subword"]
         assert (g.attrs["minn"], g.attrs["maxn"], g.attrs["buckets"]) == (3, 5, 20000)
         assert g.attrs["hash"] == S.HASH_NAME
-        assert g["ngrams"].shape == (20000, 100) and g["words"].shape == f["embedding"].shape
+        stored = g["ngram_buckets"][()]
+        assert g["ngrams"].shape == (len(stored), 100) and g["words"].shape == f["embedding"].shape
         assert not f.attrs["add_contexts"]
     e = fastemb.load(path)
     assert e.subwords is not None and "watersz" not in e
+    # rows for exactly the buckets the vocabulary's n-grams use (a slow reference), each once
+    used = {b for w in e.words for _, b in S.ngram_spans(w, 3, 5, 20000)}
+    assert sorted(stored.tolist()) == sorted(used) and len(used) < 20000
     # an in-vocabulary vector is the mean of the word's own row and its n-gram rows
     i = e.index["waters"]
-    rows = [e.subwords.word_vectors[i]] + [e.subwords.ngram_vectors[b]
+    rows = [e.subwords.word_vectors[i]] + [e.subwords.ngram_vectors[int(np.flatnonzero(stored == b)[0])]
                                            for _, b in S.ngram_spans("waters", 3, 5, 20000)]
     np.testing.assert_allclose(e["waters"], np.mean(rows, axis=0), atol=1e-6)
-    # words outside the vocabulary: from their n-grams, close to the word they are spelt like
+    # words outside the vocabulary: from their n-grams, close to the word they are spelt like; an n-gram no
+    # vocabulary word has has no row and counts as zero in the mean
     v = e["watersz"]
+    grams = [b for _, b in S.ngram_spans("watersz", 3, 5, 20000)]
+    expect = sum(e.subwords.ngram_vectors[int(np.flatnonzero(stored == b)[0])] for b in grams if b in used)
+    np.testing.assert_allclose(v, expect / len(grams), atol=1e-6)
     assert v.shape == (100,) and np.isfinite(v).all()
     assert e.similarity("watersz", "waters") > e.similarity("watersz", "son") + 0.1
     assert e.most_similar("watersz", topn=5)
     # no n-gram known to the model (none of its buckets is used by a vocabulary word): KeyError, as gensim
-    used = {b for w in e.words for _, b in S.ngram_spans(w, 3, 5, 20000)}
     unknown = next(w for w in (f"q{i}j" for i in range(1000))
                    if not used & {b for _, b in S.ngram_spans(w, 3, 5, 20000)})
     assert e.has_vector("watersz") and not e.has_vector(unknown)
@@ -253,8 +260,9 @@ def test_subword_resume_equals_uninterrupted(tmp_path, kjv_small):
 
 def test_options():
     from fastemb.models.word2vec import CBOWOptions, SGNSOptions
-    assert SGNSOptions().maxn == 0 and SGNSOptions().bucket_rows == 0     # off by default: runs as before
-    assert SGNSOptions(maxn=6).bucket_rows == 2_000_000 and CBOWOptions(maxn=6).minn == 3
+    assert SGNSOptions().maxn == 0 and SGNSOptions().ngram_rows_bound(1000) == 0   # off by default: as before
+    assert SGNSOptions(maxn=6).ngram_rows_bound(10**6) == 2_000_000 and CBOWOptions(maxn=6).minn == 3
+    assert SGNSOptions(maxn=6).ngram_rows_bound(1000) == 24_000
     with pytest.raises(OptionError, match="minn"):
         SGNSOptions(minn=5, maxn=4)
     with pytest.raises(OptionError, match="hs"):
@@ -280,8 +288,26 @@ def test_crafted_subword_groups_refused(sub_model, tmp_path):
         with h5py.File(p, "r+") as f:
             edit(f["subword"])
         return p
+    def ids(g, values):
+        del g["ngram_buckets"]
+        g.create_dataset("ngram_buckets", data=values)
+
+    def drop_row(g):
+        keep_ids, keep_rows = g["ngram_buckets"][1:], g["ngrams"][1:]
+        del g["ngram_buckets"], g["ngrams"]
+        g.create_dataset("ngram_buckets", data=keep_ids)
+        g.create_dataset("ngrams", data=keep_rows)
     cases = [
-        (lambda g: g.attrs.__setitem__("buckets", 19999), "shape"),
+        (lambda g: g.attrs.__setitem__("buckets", 19999), "ngram_buckets"),
+        (lambda g: g.attrs.__setitem__("buckets", 100), "ngram_buckets lists .* rows for 100 buckets"),
+        (lambda g: ids(g, np.r_[g["ngram_buckets"][:-1], g["ngram_buckets"][0]]), "twice"),
+        (lambda g: ids(g, np.r_[g["ngram_buckets"][:-1], 20000]), "outside"),
+        (lambda g: ids(g, np.r_[g["ngram_buckets"][:-1], -1]), "outside"),
+        (lambda g: ids(g, np.r_[g["ngram_buckets"][:-1].astype(np.uint64), np.uint64(2**63 + 5)]), "outside"),
+        (lambda g: (lambda rows: (g.__delitem__("ngrams"), g.create_dataset("ngrams", data=rows)))(
+            g["ngrams"][:-1]), "shape"),
+        (lambda g: ids(g, g["ngram_buckets"][()].astype(np.float64)), "integers"),
+        (drop_row, "no row for"),
         (lambda g: g.attrs.__setitem__("hash", "md5"), "hashes"),
         (lambda g: g.attrs.__setitem__("minn", 0), "n-gram settings"),
         (lambda g: g.attrs.__setitem__("maxn", 2), "n-gram settings"),
@@ -292,6 +318,67 @@ def test_crafted_subword_groups_refused(sub_model, tmp_path):
         p = crafted(edit)
         with pytest.raises(FileError, match=message):
             fastemb.load(p)
+
+
+def test_dense_subword_layout_still_loads(sub_model, tmp_path):
+    """A file with a row per bucket and no /subword/ngram_buckets (files before 2026-12-07's compact layout,
+    and fastText's own) gives the same vectors, the buckets without a row of the compact file being zero."""
+    path, _ = sub_model
+    import shutil
+    p = tmp_path / "dense.h5"
+    shutil.copy(path, p)
+    with h5py.File(p, "r+") as f:
+        g = f["subword"]
+        dense = np.zeros((20000, 100), np.float32)
+        dense[g["ngram_buckets"][()]] = g["ngrams"][()]
+        del g["ngram_buckets"], g["ngrams"]
+        g.create_dataset("ngrams", data=dense)
+    a, b = fastemb.load(path), fastemb.load(p)
+    assert b.subwords.ngram_buckets is None
+    for w in ("watersz", "kingdomz", "sons"):
+        np.testing.assert_allclose(a[w], b[w], atol=1e-7)
+
+
+def test_compact_rows_against_word_rows():
+    """compact_rows names the same buckets as word_rows, row by row, with one row per used bucket, ordered by
+    the summed weight of the words using it."""
+    words = ["the", "then", "there", "naïve", "café", "日本語", "a", "</s>", "kingdoms", "kingdom"]
+    weights = np.array([100.0, 7, 5, 3, 3, 2, 50, 1, 4, 6])
+    n = len(words)
+    indptr0, idx0 = S.word_rows(words, 2, 5, 5003)
+    indptr, idx, ids = S.compact_rows(words, weights, 2, 5, 5003)
+    np.testing.assert_array_equal(indptr, indptr0)
+    back = np.where(idx >= n, n + ids[np.maximum(idx - n, 0)], idx)
+    np.testing.assert_array_equal(back, idx0)
+    assert len(set(ids.tolist())) == len(ids) == len(set((idx0[idx0 >= n] - n).tolist()))
+    total = {}
+    for w in range(n):
+        for r in set(idx0[indptr0[w]:indptr0[w + 1]].tolist()) - {w}:
+            total[r - n] = total.get(r - n, 0.0) + weights[w] * sum(idx0[indptr0[w]:indptr0[w + 1]] == r)
+    order = sorted(total, key=lambda b: (-total[b], b))
+    assert ids.tolist() == order
+
+
+def test_continued_subword_rows_carry_over(sub_model, kjv_small):
+    """Continuing a subword model on a larger vocabulary keeps every n-gram row it had (rows follow their
+    bucket, not their position) and starts the new buckets' rows at random."""
+    from fastemb.models.word2vec import SGNSOptions, continue_arrays
+    from fastemb.vocab import Vocab
+    path, _ = sub_model
+    e = fastemb.load(path)
+    words = list(e.words) + ["zzyzx", "quokkas"]
+    vocab = Vocab(words, np.r_[np.asarray(e.counts), [5, 5]].astype(np.int64))
+    o = SGNSOptions(maxn=5, minn=3, buckets=20000)
+    syn0 = continue_arrays(o, e, vocab, 1)["syn0"]
+    from fastemb.models.word2vec import subword_layout
+    _, _, ids = subword_layout(vocab, o)
+    n = len(words)
+    assert syn0.shape == (n + len(ids), 100)
+    old = e.subwords
+    rows = old.rows_of(ids)
+    assert (rows >= 0).sum() == len(old.ngram_buckets) and (rows < 0).any()
+    np.testing.assert_array_equal(syn0[n + np.flatnonzero(rows >= 0)], old.ngram_vectors[rows[rows >= 0]])
+    np.testing.assert_array_equal(syn0[:len(e)], old.word_vectors)
 
 
 # ------------------------------------------------------------------------------------------ fastText .bin

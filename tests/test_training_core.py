@@ -369,8 +369,8 @@ class ToyTrainer:
         self.work_per_epoch = corpus.n_tokens
 
     @staticmethod
-    def array_specs(options, n_words):
-        return {"W": ((n_words, options.dim), "float32")}
+    def array_specs(options, words):
+        return {"W": ((len(words), options.dim), "float32")}
 
     def arrays(self):
         return {"W": self.W}

@@ -10,7 +10,9 @@ Training: Hogwild over chunks as in w2v.py (per-chunk RNG, shared negatives per 
 of each sentence position (the mean of its word's rows) is computed once, when the position enters the
 first window that uses it, and its accumulated update is spread to every row of the word once the last
 window that uses it is done (at most 2·window positions later): each row gets the hidden layer's whole
-update, as fastText does for its unsupervised models (its `normalizeGradient_` is off there).
+update, as fastText does for its unsupervised models (its `normalizeGradient_` is off there). Gathering a
+position's ~15 rows is bound by memory latency: the rows of the position two steps beyond the window are
+prefetched (kernels/prefetch.py), and the n-gram rows are ordered by use (subwords.compact_rows).
 Compiled like w2v.py: as it is (DIM None) and as a copy per common dimension (see w2v_dims.kernels).
 """
 import numpy as np
@@ -18,7 +20,7 @@ from numba import njit, prange
 
 from fastemb.kernels.rng import stream as _stream
 from fastemb.kernels.rng import xorshift as _next
-from fastemb.kernels.prefetch import NO_ALIAS
+from fastemb.kernels.prefetch import NO_ALIAS, prefetch_row
 from fastemb.kernels.w2v import draw_negatives, shared6, sig_loss, subsample
 
 DIM = None  # the row length as a constant, in the copies compiled for one dimension (w2v_dims.py)
@@ -130,7 +132,9 @@ def mean_rows(matrix, indptr, indices, out):
 
 
 # ------------------------------------------------------------------------------------------------ training
-@njit(cache=True, nogil=True, inline="always")
+# _load_hidden and _spread are calls (not inlined) whose arrays are declared free of aliasing: LLVM then keeps
+# the row being summed or added in registers across the word's rows (measured ~10% of an epoch).
+@njit(cache=True, nogil=True, **NO_ALIAS)
 def _load_hidden(syn0, indices, a0, a1, dst):
     """dst = mean of the word's rows syn0[indices[a0:a1]]."""
     for k in range(_n(dst)):
@@ -144,7 +148,7 @@ def _load_hidden(syn0, indices, a0, a1, dst):
         dst[k] *= inv
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True, **NO_ALIAS)
 def _spread(syn0, indices, a0, a1, delta):
     """Every row of the word gets the whole delta (fastText's unsupervised update)."""
     for p in range(a0, a1):
@@ -237,6 +241,7 @@ def train_chunks(ids, sent_ends, chunk_sents, syn0, syn1, indptr, indices, keep_
     dim = syn0.shape[1]
     n_chunks = chunk_sents.shape[0] - 1
     max_ctx = 2 * window
+    ahead = cbow or shared_negatives  # negatives shared by a window: drawn a position ahead, rows prefetched
     R = 2 * window + 2  # ring of live positions: [p - window, p + window]
     for q in prange(n_chunks):
         state = _stream(seed, chunk_base + q)
@@ -251,6 +256,9 @@ def train_chunks(ids, sent_ends, chunk_sents, syn0, syn1, indptr, indices, keep_
         sent = np.empty(longest, np.int64)
         slots = np.empty(max_ctx, np.int64)
         out = np.empty(negative + 1, np.int64)
+        nxt = np.empty(negative + 1, np.int64)
+        n_next = 0
+        n_drawn = 0
         G = np.empty((max_ctx, negative + 1), np.float32)
         d_out = np.empty((max(negative + 1, 6), dim), np.float32)
         H = np.empty((R, dim), np.float32)
@@ -265,10 +273,20 @@ def train_chunks(ids, sent_ends, chunk_sents, syn0, syn1, indptr, indices, keep_
             progress = (work_before + a0) / total_work
             alpha = np.float32(max(min_alpha, alpha0 - (alpha0 - min_alpha) * progress))
             n, state = subsample(ids, a0, a1, keep_prob, state, sent)
+            if ahead and n > 0:
+                n_next, state = draw_negatives(nxt, negative, sent[0], alias_prob, alias_idx, state)
             loaded = 0   # positions whose hidden vector is in H
             applied = 0  # positions whose update has been spread to their rows
             for p in range(n):
                 word = sent[p]
+                if ahead:
+                    out, nxt = nxt, out
+                    n_drawn = n_next
+                    if p + 1 < n:
+                        n_next, state = draw_negatives(nxt, negative, sent[p + 1], alias_prob, alias_idx, state)
+                        for j in range(1, n_next):
+                            prefetch_row(syn1, nxt[j])
+                        prefetch_row(syn1, sent[p + 1])
                 state, r = _next(state)
                 reduced = np.int64(r % np.uint64(window))
                 lo = max(0, p - window + reduced)
@@ -281,6 +299,10 @@ def train_chunks(ids, sent_ends, chunk_sents, syn0, syn1, indptr, indices, keep_
                     for k in range(dim):
                         dd[k] = 0.0
                     loaded += 1
+                if p + window + 2 < n:  # the rows of a position two steps before its window can need them
+                    coming = sent[p + window + 2]
+                    for q2 in range(indptr[coming], indptr[coming + 1]):
+                        prefetch_row(syn0, indices[q2])
                 nc = 0
                 for j in range(lo, hi):
                     if j != p:
@@ -288,7 +310,10 @@ def train_chunks(ids, sent_ends, chunk_sents, syn0, syn1, indptr, indices, keep_
                         nc += 1
                 if nc > 0:
                     out[0] = word
-                    n_out, state = draw_negatives(out, negative, word, alias_prob, alias_idx, state)
+                    if ahead:
+                        n_out = n_drawn
+                    else:
+                        n_out, state = draw_negatives(out, negative, word, alias_prob, alias_idx, state)
                     if cbow:
                         # fastText's CBOW: the mean over every row of every context word (or, --cbow-sum,
                         # the sum of the context words' vectors)

@@ -634,7 +634,7 @@ def _plan_resume(path, data, options, init, params) -> _Plan:
 
 
 def _read_record(record, path):
-    """fastemb.checkpoint.load_checkpoint's reader for a classifier's checkpoint: (options, n_words -> the
+    """fastemb.checkpoint.load_checkpoint's reader for a classifier's checkpoint: (options, vocabulary -> the
     arrays it must hold)."""
     from fastemb.checkpoint import VERSION
     if not isinstance(record, dict) or record.get("version") != VERSION:
@@ -649,7 +649,7 @@ def _read_record(record, path):
             raise TypeError(f"labels = {n_labels!r}")
     except (OptionError, KeyError, TypeError) as e:
         raise FileError(f"{path}: damaged checkpoint record ({e})") from None
-    return o, lambda n_words: {"embedding": ((n_words + o.bucket_rows, o.dim), np.float32),
+    return o, lambda words: {"embedding": ((len(words) + o.bucket_rows, o.dim), np.float32),
                                "output": ((n_labels, o.dim), np.float32)}
 
 

@@ -113,8 +113,8 @@ class GloveTrainer:
         return p
 
     @staticmethod
-    def array_specs(options, n_words) -> dict:
-        row = ((n_words, 2 * options.dim + 2), "float32")
+    def array_specs(options, words) -> dict:
+        row = ((len(words), 2 * options.dim + 2), "float32")
         return {"P": row} if options.tied else {"P": row, "Pc": row}
 
     def arrays(self) -> dict:

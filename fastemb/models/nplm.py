@@ -582,7 +582,7 @@ class NPLMTrainer:
                                             f"of the "
                                             f"vocabulary (each n-gram history has a slice of V weights)")
         self.optimizer, self.alpha, self.final_alpha = options.rates(V)
-        specs = self.array_specs(options, V)
+        specs = self.array_specs(options, corpus.vocab.words)
         if self.softmax == "hs":
             self.codes, self.points, self.lengths = _tree_arrays(tree_of(counts))
             n_cols = self.codes.shape[1]
@@ -625,7 +625,8 @@ class NPLMTrainer:
         self.threads = threads
 
     @staticmethod
-    def array_specs(options, n_words) -> dict:
+    def array_specs(options, words) -> dict:
+        n_words = len(words)
         shapes = _param_shapes(options, n_words)
         specs = {name: (shape, "float32") for name, shape in shapes.items()}
         stepped = {name: shape for name, shape in shapes.items() if name not in STATELESS}

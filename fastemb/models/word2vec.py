@@ -94,10 +94,11 @@ class Word2VecOptions(Options):
     def subwords(self) -> bool:
         return self.maxn > 0
 
-    @property
-    def bucket_rows(self) -> int:
-        """Input rows of the n-gram buckets (none without subwords)."""
-        return self.buckets if self.maxn > 0 else 0
+    def ngram_rows_bound(self, n_words) -> int:
+        """About how many n-gram rows a vocabulary of n_words uses (none without subwords): a model has rows
+        for the buckets its words use only (subwords.compact_rows), at most the buckets and, at fastText's
+        lengths, about 5 new buckets a word (217k for the benchmark corpus's 47k words): 24 a word bounds it."""
+        return min(self.buckets, 24 * n_words) if self.maxn > 0 else 0
 
     @property
     def final_alpha(self) -> float:
@@ -137,18 +138,20 @@ def _n_nodes(n_words) -> int:
 def memory_bytes(options, n_words, nnz=0) -> int:
     """Input vectors (and n-gram buckets), output vectors of negative sampling, node vectors of the
     hierarchical softmax tree; with subwords also the words' row lists (about 20 rows a word)."""
-    rows = n_words * (1 + (options.negative > 0)) + (_n_nodes(n_words) if options.hs else 0) + options.bucket_rows
+    ngram_rows = options.ngram_rows_bound(n_words)
+    rows = n_words * (1 + (options.negative > 0)) + (_n_nodes(n_words) if options.hs else 0) + ngram_rows
     extra = n_words * 64 * 5 if options.hs else 0
     if options.subwords:
-        extra += n_words * 8 * 24 + options.bucket_rows  # the CSR of rows, the known-bucket mask
+        extra += n_words * 8 * 24 * 3 + ngram_rows * 8  # the CSR of rows (and its temporaries), the bucket ids
     return rows * options.dim * 4 + extra
 
 
 def output_bytes(options, n_words) -> int:
     """The saved file: vectors, context vectors (negative sampling only), vocabulary; with subwords the n-gram
     rows and the words' own rows."""
-    rows = n_words * (1 + (options.negative > 0)) + (options.bucket_rows + n_words if options.subwords else 0)
-    return rows * options.dim * 4 + 32 * n_words
+    ngram_rows = options.ngram_rows_bound(n_words)
+    rows = n_words * (1 + (options.negative > 0)) + (ngram_rows + n_words if options.subwords else 0)
+    return rows * options.dim * 4 + 32 * n_words + 8 * ngram_rows
 
 
 def init_vectors(n_words, dim, seed, init_width):
@@ -206,10 +209,13 @@ def _continue_subwords(options, init, vocab, seed, sub):
         raise FastembError(f"{param('init')}: its words' own input rows are not in the file (a fastText .bin "
                            f"or vectors-only file), so it cannot be trained further")
     n_new = len(vocab)
-    syn0 = subword_init(n_new, options, seed)
+    ngram_buckets = subword_layout(vocab, options)[2]
+    syn0 = subword_init(n_new + len(ngram_buckets), options, seed)
     n = len(init)
     syn0[:n] = sub.word_vectors
-    syn0[n_new:] = sub.ngram_vectors
+    rows = sub.rows_of(ngram_buckets)  # the n-gram rows the model has; buckets new to it start at random
+    have = rows >= 0
+    syn0[n_new + np.flatnonzero(have)] = sub.ngram_vectors[rows[have]]
     syn1 = np.zeros((n_new, options.dim), np.float32)
     context = init.context_vectors
     if context is not None and np.shape(context) == init.vectors.shape:
@@ -217,10 +223,20 @@ def _continue_subwords(options, init, vocab, seed, sub):
     return {"syn0": syn0, "syn1": syn1}
 
 
-def subword_init(n_words, options, seed):
-    """Input rows of a subword model: the words' rows then the n-gram buckets, uniform as init_vectors."""
+def subword_layout(vocab, options):
+    """(indptr, indices, ngram_buckets) of a subword model over `vocab`: each word's input rows, the n-gram
+    rows being those of the buckets the vocabulary uses, ordered by how often training will touch them (the
+    words' counts after subsampling) so the busiest rows share cache lines and pages (subwords.compact_rows)."""
+    from fastemb.sampling import keep_probabilities
+    from fastemb.subwords import compact_rows
+    counts = np.asarray(vocab.counts, np.float64)
+    return compact_rows(vocab.words, counts * keep_probabilities(vocab.counts, options.sample), options.minn,
+                        options.maxn, options.buckets)
+
+
+def subword_init(rows, options, seed):
+    """`rows` input rows of a subword model (the words' rows, then the n-gram rows), uniform as init_vectors."""
     rng = np.random.default_rng(seed)
-    rows = n_words + options.bucket_rows
     syn0 = np.empty((rows, options.dim), np.float32)
     step = 1 << 16
     scale = np.float32(2.0 * options.init_width / options.dim)
@@ -265,11 +281,11 @@ class Word2VecTrainer:
         self.rows = None
         if options.subwords:
             from fastemb.kernels import subword as KS
-            from fastemb.subwords import word_rows
             self.kernels = kernels(options.dim, KS)
-            self.rows = word_rows(vocab.words, options.minn, options.maxn, options.buckets)
+            indptr, indices, self.ngram_buckets = subword_layout(vocab, options)
+            self.rows = (indptr, indices)
             if arrays is None:
-                arrays = {"syn0": subword_init(len(vocab), options, seed),
+                arrays = {"syn0": subword_init(len(vocab) + len(self.ngram_buckets), options, seed),
                           "syn1": np.zeros((len(vocab), options.dim), np.float32)}
         if arrays is None:
             syn0, syn1 = init_vectors(len(vocab), options.dim, seed, options.init_width)
@@ -318,8 +334,11 @@ class Word2VecTrainer:
             span_for(options)
 
     @staticmethod
-    def array_specs(options, n_words) -> dict:
-        specs = {"syn0": ((n_words + options.bucket_rows, options.dim), "float32")}
+    def array_specs(options, words) -> dict:
+        from fastemb.subwords import used_buckets
+        n_words = len(words)
+        ngram_rows = len(used_buckets(words, options.minn, options.maxn, options.buckets)) if options.subwords else 0
+        specs = {"syn0": ((n_words + ngram_rows, options.dim), "float32")}
         if options.negative > 0:
             specs["syn1"] = ((n_words, options.dim), "float32")
         if options.hs:
@@ -454,7 +473,7 @@ class Word2VecTrainer:
         vectors = np.empty((n, self.o.dim), np.float32)
         KS.mean_rows(self.syn0, self.rows[0], self.rows[1], vectors)
         sub = SubwordVectors(self.corpus.vocab.words, self.o.minn, self.o.maxn, self.o.buckets, self.syn0[n:],
-                             word_vectors=self.syn0[:n])
+                             word_vectors=self.syn0[:n], ngram_buckets=self.ngram_buckets)
         return {"vectors": vectors, "context_vectors": self.syn1, "subwords": sub,
                 "attrs": {"add_contexts": False}}
 
