@@ -110,14 +110,14 @@ def train(corpus=None, algo=None, *, cooc=None, options=None, corpus_options=Non
         plan = _plan(req, callbacks, output, force, checkpoint, checkpoint_every, resume, tmp_dir)
         if plan.client is None:
             return _execute(plan)
-        from fastemb.dask import cluster_guard, connect
+        from fastemb.dask import cluster_guard, connect, release
         with cluster_guard(plan.client):
             plan.client, owned = connect(plan.client)
             try:
                 return _execute(plan)
             finally:
                 if owned:
-                    plan.client.close()
+                    release(plan.client)
 
 
 # ------------------------------------------------------------------------------------------ planning

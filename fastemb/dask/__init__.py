@@ -11,11 +11,11 @@ Tasks are pure functions of their arguments, so Dask recomputes whatever a dead 
 the same. Importing this package loads neither dask nor numba: without dask every entry point fails with one
 line (`pip install 'fastemb[dask]'`).
 """
-from fastemb.dask.cluster import DASK_MISSING, cluster_guard, connect
+from fastemb.dask.cluster import DASK_MISSING, cluster_guard, connect, release
 from fastemb.dask.cooc import cooccurrence_blocks, cooccurrences
 from fastemb.dask.shards import DEFAULT_SHARD_BYTES, HEAD_BYTES, Shard, shards
 from fastemb.dask.svd import ppmi_blocks, ppmi_svd, randomized_svd_blocks
 from fastemb.dask.vocab import vocabulary
 
-__all__ = ["DASK_MISSING", "cluster_guard", "DEFAULT_SHARD_BYTES", "HEAD_BYTES", "Shard", "connect", "cooccurrence_blocks",
+__all__ = ["DASK_MISSING", "cluster_guard", "DEFAULT_SHARD_BYTES", "HEAD_BYTES", "Shard", "connect", "release", "cooccurrence_blocks",
            "cooccurrences", "ppmi_blocks", "ppmi_svd", "randomized_svd_blocks", "shards", "vocabulary"]

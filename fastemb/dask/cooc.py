@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fastemb.dask.cluster import (check_workers, client_of, require, shared, track, worker_addresses,
+from fastemb.dask.cluster import (check_workers, client_of, release, require, shared, track, worker_addresses,
                                   worker_threads)
 from fastemb.dask.shards import DEFAULT_SHARD_BYTES, shards
 from fastemb.dask.vocab import corpus_options_of, corpus_params_of, encoded_blocks, sentence_bases, vocab_pass
@@ -213,7 +213,7 @@ def cooccurrences(paths, corpus_options=None, cooc_options=None, client=None, se
         return result
     finally:
         if owned:
-            client.close()
+            release(client)
 
 
 def _stream_ranges(client, run, sink):
@@ -242,7 +242,7 @@ def cooccurrence_blocks(paths, corpus_options=None, cooc_options=None, client=No
     shard_list = shards(paths, shard_bytes, storage_options)
     client, owned = client_of(client)
     if owned:
-        client.close()
+        release(client)
         raise FastembError("cooccurrence_blocks needs a dask.distributed Client (its results stay on it)")
     run = _cooc_run(shard_list, copts, options, client, int(seed), partitions, storage_options)
     n = len(run.vocab)

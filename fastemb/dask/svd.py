@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fastemb.dask.cluster import client_of, require, shared, tree_reduce, worker_addresses, worker_threads
+from fastemb.dask.cluster import client_of, release, require, shared, tree_reduce, worker_addresses, worker_threads
 from fastemb.errors import FastembError, param
 from fastemb.progress import log
 
@@ -163,4 +163,4 @@ def ppmi_svd(X, client=None, *, dim=100, cds=0.75, shift=1.0, seed=1, n_iter=4, 
         return U, s, vt
     finally:
         if owned:
-            client.close()
+            release(client)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fastemb.dask.cluster import check_workers, client_of, require, track, tree_reduce
+from fastemb.dask.cluster import check_workers, client_of, release, require, track, tree_reduce
 from fastemb.dask.shards import DEFAULT_SHARD_BYTES, Collect, NoProgress, ShardReader, shards
 from fastemb.errors import param
 from fastemb.progress import log
@@ -157,7 +157,7 @@ def vocabulary(paths, corpus_options=None, client=None, *, shard_bytes: int = DE
         return vocab_pass(client, shard_list, copts, corpus_params_of(copts, storage_options), False).vocab
     finally:
         if owned:
-            client.close()
+            release(client)
 
 
 # ---------------------------------------------------------------------------- encoding with a vocabulary
