@@ -196,10 +196,11 @@ def main():
     print("\n| tool | seconds | WS353 all | WS353 in-vocab | WS353 OOV pairs | SimLex | analogy |")
     print("|---|---|---|---|---|---|---|")
     for tool, rs in by.items():
-        def m(k, rs=rs):
-            return float(np.mean([x[k] for x in rs]))
-        print(f"| {tool} | {m('seconds'):.1f} | {m('ws353_all'):.3f} | {m('ws353_invocab'):.3f} | {m('ws353_oov'):.3f} "
-              f"(n={rs[0]['ws353_oov_n']}) | {m('simlex'):.3f} | {m('analogy'):.3f} |")
+        def m(k, rs=rs, digits=3):
+            v = [x[k] for x in rs]
+            return f"{np.mean(v):.{digits}f}" + (f" ± {np.std(v):.{digits}f}" if len(v) > 1 else "")
+        print(f"| {tool} | {m('seconds', digits=1)} | {m('ws353_all')} | {m('ws353_invocab')} | {m('ws353_oov')} "
+              f"(n={rs[0]['ws353_oov_n']}) | {m('simlex')} | {m('analogy')} |")
     if "fastemb" in by:
         base = np.mean([x["seconds"] for x in by["fastemb"]])
         for tool in by:
