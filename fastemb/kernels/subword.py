@@ -21,7 +21,7 @@ from numba import njit, prange
 from fastemb.kernels.rng import stream as _stream
 from fastemb.kernels.rng import xorshift as _next
 from fastemb.kernels.prefetch import NO_ALIAS, prefetch_row
-from fastemb.kernels.w2v import draw_negatives, shared6, sig_loss, subsample
+from fastemb.kernels.w2v import draw_ahead, draw_negatives, shared6, sig_loss, subsample
 
 DIM = None  # the row length as a constant, in the copies compiled for one dimension (w2v_dims.py)
 
@@ -283,10 +283,7 @@ def train_chunks(ids, sent_ends, chunk_sents, syn0, syn1, indptr, indices, keep_
                     out, nxt = nxt, out
                     n_drawn = n_next
                     if p + 1 < n:
-                        n_next, state = draw_negatives(nxt, negative, sent[p + 1], alias_prob, alias_idx, state)
-                        for j in range(1, n_next):
-                            prefetch_row(syn1, nxt[j])
-                        prefetch_row(syn1, sent[p + 1])
+                        n_next, state = draw_ahead(nxt, negative, sent[p + 1], alias_prob, alias_idx, state, syn1)
                 state, r = _next(state)
                 reduced = np.int64(r % np.uint64(window))
                 lo = max(0, p - window + reduced)

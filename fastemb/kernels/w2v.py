@@ -62,6 +62,17 @@ def _draw_negatives(out, negative, word, alias_prob, alias_idx, state):
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _draw_ahead(nxt, negative, word, alias_prob, alias_idx, state, syn1):
+    """The next window's negatives (its centre is `word`) drawn one position early, and their output rows
+    and the word's prefetched while the current window computes. Returns (n_next, state)."""
+    n_next, state = _draw_negatives(nxt, negative, word, alias_prob, alias_idx, state)
+    for j in range(1, n_next):
+        prefetch_row(syn1, nxt[j])
+    prefetch_row(syn1, word)
+    return n_next, state
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _sig_loss(f, label, sig_table, nls_table):
     """(sigmoid(f), the pair's negative log-likelihood) by table lookup."""
     if f > MAX_EXP:
@@ -421,10 +432,7 @@ def train_chunks(ids, sent_ends, chunk_sents, syn0, syn1, keep_prob, alias_prob,
                     out, nxt = nxt, out
                     n_drawn = n_next
                     if p + 1 < n:
-                        n_next, state = _draw_negatives(nxt, negative, sent[p + 1], alias_prob, alias_idx, state)
-                        for j in range(1, n_next):
-                            prefetch_row(syn1, nxt[j])
-                        prefetch_row(syn1, sent[p + 1])
+                        n_next, state = _draw_ahead(nxt, negative, sent[p + 1], alias_prob, alias_idx, state, syn1)
                         if p + 1 + window < n:
                             prefetch_row(syn0, sent[p + 1 + window])
                 state, r = _next(state)
@@ -485,6 +493,7 @@ def train_chunks(ids, sent_ends, chunk_sents, syn0, syn1, keep_prob, alias_prob,
 
 # the helpers other kernel modules share (kernels/subword.py)
 draw_negatives = _draw_negatives
+draw_ahead = _draw_ahead
 sig_loss = _sig_loss
 subsample = _subsample
 
