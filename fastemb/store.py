@@ -495,11 +495,9 @@ def read_subwords(path, f, words, d):
         if hasattr(ds, "shape") and len(ds.shape) == 1 and ds.shape[0] > buckets:
             raise FileError(f"{path}: /subword/ngram_buckets lists {ds.shape[0]:,} rows for {buckets:,} buckets")
         ids = read_array(path, f, "subword/ngram_buckets", ndim=1, kinds="iu")
-        if ids.dtype.kind == "u" and len(ids) and ids.max() >= buckets:
+        if len(ids) and (ids.min() < 0 or ids.max() >= buckets):  # before any cast: uint64 cannot wrap
             raise FileError(f"{path}: /subword/ngram_buckets holds buckets outside [0, {buckets})")
         ids = ids.astype(np.int64)
-        if len(ids) and (ids.min() < 0 or ids.max() >= buckets):
-            raise FileError(f"{path}: /subword/ngram_buckets holds buckets outside [0, {buckets})")
         if len(np.unique(ids)) != len(ids):
             raise FileError(f"{path}: /subword/ngram_buckets lists a bucket twice")
         from fastemb.subwords import used_buckets

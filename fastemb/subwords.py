@@ -83,6 +83,14 @@ def check_settings(minn, maxn, buckets, where="subwords"):
                         f"1 <= minn <= maxn <= 100 and 1 <= buckets <= {MAX_BUCKETS})")
 
 
+def _positions(keys, ids) -> np.ndarray:
+    """The index of each id in the sorted array `keys`, -1 where it is absent."""
+    if not len(keys):
+        return np.full(ids.shape, -1, np.int64)
+    pos = np.minimum(np.searchsorted(keys, ids), len(keys) - 1)
+    return np.where(keys[pos] == ids, pos, -1)
+
+
 def used_buckets(words, minn, maxn, buckets) -> np.ndarray:
     """The buckets the n-grams of `words` fall in (sorted, distinct)."""
     _, idx = word_rows(words, minn, maxn, buckets, with_word=False)
@@ -152,10 +160,8 @@ class SubwordVectors:
             order = np.argsort(self.ngram_buckets, kind="stable")
             self._sorted = (self.ngram_buckets[order], order)
         keys, order = self._sorted
-        if not len(keys):
-            return np.full(ids.shape, -1, np.int64)
-        pos = np.minimum(np.searchsorted(keys, ids), len(keys) - 1)
-        return np.where(keys[pos] == ids, order[pos], -1)
+        pos = _positions(keys, ids)
+        return np.where(pos >= 0, order[np.maximum(pos, 0)], -1) if len(keys) else pos
 
     @property
     def known(self) -> np.ndarray:
@@ -165,12 +171,7 @@ class SubwordVectors:
         return self._known
 
     def is_known(self, bucket_ids) -> np.ndarray:
-        ids = np.asarray(bucket_ids, np.int64)
-        known = self.known
-        if not len(known):
-            return np.zeros(ids.shape, bool)
-        pos = np.minimum(np.searchsorted(known, ids), len(known) - 1)
-        return known[pos] == ids
+        return _positions(self.known, np.asarray(bucket_ids, np.int64)) >= 0
 
     def vector(self, word):
         """The mean of the word's n-gram rows, or None when it has no known n-gram."""
