@@ -71,8 +71,9 @@ def test_sg_pair_matches_numpy_gradient_step(dim):
 @pytest.mark.parametrize("n_out,six,nc", [(3, False, 4), (6, False, 4), (6, True, 4), (5, True, 4), (3, True, 4),
                                           (6, True, 3), (4, True, 5), (6, True, 1)])
 def test_shared_negative_window_matches_numpy_matrix_step(dim, n_out, six, nc):
-    """The general window kernel, and the fused one for negative 5 (six output slots, fewer when negatives
-    that drew the centre word were dropped; contexts in pairs, an odd one last)."""
+    """The general window kernel (every gradient from the values read before the window), and the fused one
+    for negative 5 (six output slots, fewer when negatives that drew the centre word were dropped; context
+    rows updated in place in turn, so the repeated context word reads its own first update)."""
     syn0, syn1 = rand_params(n=9, dim=dim)
     s0, s1 = syn0.copy(), syn1.copy()
     ctx = np.array([1, 3, 4, 1, 6])[:nc]  # a repeated context word gets both updates
@@ -81,22 +82,32 @@ def test_shared_negative_window_matches_numpy_matrix_step(dim, n_out, six, nc):
     d_ctx, d_out = np.full((nc, dim), np.nan, np.float32), np.full((6, dim), np.nan, np.float32)  # scratch
     if six:
         padded = np.concatenate([out, np.full(6 - n_out, -1)])  # slots past n_out are never read as rows
-        loss = kernels(dim).sg_window_shared6(syn0, syn1, ctx, nc, padded, n_out, alpha, SIG, NLS, d_ctx, d_out,
-                                              np.arange(nc))
+        loss = kernels(dim).sg_window_shared6(syn0, syn1, ctx, nc, padded, n_out, alpha, SIG, NLS, d_out)
     else:
         codes = np.array([0] + [1] * (n_out - 1), np.uint8)  # the centre word, then the negatives
         loss = kernels(dim).sg_window_shared(syn0, syn1, ctx, nc, out, n_out, codes, alpha, SIG, NLS,
                                              np.zeros((nc, n_out), np.float32), d_ctx, d_out)
-    S = s0[ctx] @ s1[out].T
     labels = np.zeros(n_out)
     labels[0] = 1
-    Gr = (labels - np.vectorize(table_sigmoid)(S)) * alpha
-    ref_loss = -(np.log(sigmoid(S[:, 0])).sum() + np.log(1 - sigmoid(S[:, 1:])).sum())
-    assert loss == pytest.approx(ref_loss, rel=2e-2)
-    d0 = Gr @ s1[out]
-    d1 = Gr.T @ s0[ctx]
-    np.add.at(s0, ctx, d0)
+    sig = np.vectorize(table_sigmoid)
+    if six:  # context rows updated in place one after another, output rows after the window
+        d1 = np.zeros((n_out, dim))
+        ref_loss = 0.0
+        for c in ctx:
+            x = s0[c].copy()
+            S = s1[out] @ x
+            ref_loss -= np.log(sigmoid(S[0])) + np.log(1 - sigmoid(S[1:])).sum()
+            g = (labels - sig(S)) * alpha
+            s0[c] += g @ s1[out]
+            d1 += np.outer(g, x)
+    else:  # every gradient from the values read before the window
+        S = s0[ctx] @ s1[out].T
+        ref_loss = -(np.log(sigmoid(S[:, 0])).sum() + np.log(1 - sigmoid(S[:, 1:])).sum())
+        Gr = (labels - sig(S)) * alpha
+        d1 = Gr.T @ s0[ctx]
+        np.add.at(s0, ctx, Gr @ s1[out])
     np.add.at(s1, out, d1)
+    assert loss == pytest.approx(ref_loss, rel=2e-2)
     np.testing.assert_allclose(syn0, s0, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(syn1, s1, rtol=1e-5, atol=1e-6)
 

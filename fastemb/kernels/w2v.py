@@ -219,7 +219,8 @@ def grads6(x, r, n_out, alpha, sig_table, nls_table, dim):
 @njit(cache=True, nogil=True, inline="always")
 def backward6(x, g, r, err, acc, dim):
     """One pass: err += Σ_o g[o]·r[o] (the input's error) and acc[o] += g[o]·x (the rows' deltas; acc may be
-    the rows r themselves, each element read for err before its own update)."""
+    the rows r themselves, each element read for err before its own update; err may be x itself, whose
+    element is read before it is updated)."""
     g0, g1, g2, g3, g4, g5 = g
     r0, r1, r2, r3, r4, r5 = r
     a0, a1, a2, a3, a4, a5 = acc
@@ -238,9 +239,10 @@ def backward6(x, g, r, err, acc, dim):
 def shared6(X, xi, nc, D, di, syn1, out, n_out, alpha, sig_table, nls_table, d_out, dim):
     """Skip-gram on one window with the six output rows shared by its contexts (HogBatch): input vector
     X[xi[c]] predicts out[0] (label 1) and out[1:n_out] (label 0) for c < nc; its delta is added to D[di[c]]
-    (distinct rows, not X's), the output rows' deltas are summed in d_out and added to syn1 after the window,
-    so every gradient uses the values read before it: per input, its six scores in one pass over the rows,
-    then its delta and the six row deltas in a second. Returns the summed loss."""
+    (scratch rows, or X itself with di = xi: the input updated in place once its scores are computed), the
+    output rows' deltas are summed in d_out and added to syn1 after the window, so every output gradient
+    uses the values read before it: per input, its six scores in one pass over the rows, then its delta and
+    the six row deltas in a second. Returns the summed loss."""
     r = rows6(syn1, out, n_out)
     e = (d_out[0], d_out[1], d_out[2], d_out[3], d_out[4], d_out[5])
     zero6(e, dim)
@@ -255,18 +257,12 @@ def shared6(X, xi, nc, D, di, syn1, out, n_out, alpha, sig_table, nls_table, d_o
 
 
 @njit(cache=True, nogil=True, fastmath=True, **NO_ALIAS)
-def sg_window_shared6(syn0, syn1, ctx, nc, out, n_out, alpha, sig_table, nls_table, d_ctx, d_out, slots):
-    """sg_window_shared for the default negative 5 (at most six output rows), fused (shared6): the context
-    deltas are summed in d_ctx[slots[c]] (slots: 0, 1, 2, ...) and added to syn0 after the window. Same
-    arithmetic as sg_window_shared up to the order of float sums."""
-    dim = _n(d_ctx[0])
-    for c in range(nc):
-        d = d_ctx[c]
-        for k in range(dim):
-            d[k] = 0.0
-    loss = shared6(syn0, ctx, nc, d_ctx, slots, syn1, out, n_out, alpha, sig_table, nls_table, d_out, dim)
-    _add_rows(syn0, ctx, nc, d_ctx)
-    return loss
+def sg_window_shared6(syn0, syn1, ctx, nc, out, n_out, alpha, sig_table, nls_table, d_out):
+    """sg_window_shared for the default negative 5 (at most six output rows), fused (shared6), with each
+    context row updated in place right after its six scores (word2vec.c's order; no scratch rows and no
+    second pass over them). Same arithmetic as sg_window_shared up to the order of float sums, except that a
+    context word repeated in the window reads its row as updated by its earlier occurrence."""
+    return shared6(syn0, ctx, nc, syn0, ctx, syn1, out, n_out, alpha, sig_table, nls_table, d_out, _n(d_out[0]))
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -413,7 +409,6 @@ def train_chunks(ids, sent_ends, chunk_sents, syn0, syn1, keep_prob, alias_prob,
         G = np.empty((max_ctx, n_slots), np.float32)
         d_ctx = np.empty((max_ctx, dim), np.float32)
         d_out = np.empty((n_slots, dim), np.float32)
-        iota = np.arange(max_ctx)
         neu1 = np.empty(dim, np.float32)
         neu1e = np.empty(dim, np.float32)
         loss = 0.0
@@ -477,7 +472,7 @@ def train_chunks(ids, sent_ends, chunk_sents, syn0, syn1, keep_prob, alias_prob,
                     out[0] = word
                     if negative == 5:
                         loss += sg_window_shared6(syn0, syn1, ctx, nc, out, n_out, alpha, sig_table,
-                                                  nls_table, d_ctx, d_out, iota)
+                                                  nls_table, d_out)
                     else:
                         loss += sg_window_shared(syn0, syn1, ctx, nc, out, n_out, ns_codes, alpha, sig_table,
                                                  nls_table, G, d_ctx, d_out)
