@@ -488,7 +488,8 @@ class Embeddings:
             from fastemb.subwords import SubwordVectors
             s = d["subwords"]
             subwords = SubwordVectors(d["words"], s["minn"], s["maxn"], s["buckets"], s["ngrams"],
-                                      word_vectors=s.get("words"), ngram_buckets=s.get("ngram_buckets"))
+                                      word_vectors=s.get("words"), ngram_buckets=s.get("ngram_buckets"),
+                                      known=s.get("known"))
         return cls(d["words"], d["vectors"], d["counts"], context_vectors=d["context_embedding"],
                    bias=d["bias"], context_bias=d["context_bias"], svd=d["svd"], attrs=d["attrs"],
                    model=d.get("model"), subwords=subwords)

@@ -489,7 +489,7 @@ def read_subwords(path, f, words, d):
                         f"{HASH_NAME!r}")
     minn, maxn, buckets = (int(a[k]) if isinstance(a[k], np.integer) else a[k] for k in ("minn", "maxn", "buckets"))
     check_settings(minn, maxn, buckets, f"{path}: /subword")
-    ids = None
+    ids = used = None
     if "subword/ngram_buckets" in f:
         ds = f["subword/ngram_buckets"]
         if hasattr(ds, "shape") and len(ds.shape) == 1 and ds.shape[0] > buckets:
@@ -501,7 +501,8 @@ def read_subwords(path, f, words, d):
         if len(np.unique(ids)) != len(ids):
             raise FileError(f"{path}: /subword/ngram_buckets lists a bucket twice")
         from fastemb.subwords import used_buckets
-        missing = np.setdiff1d(used_buckets(words, minn, maxn, buckets), ids, assume_unique=True)
+        used = used_buckets(words, minn, maxn, buckets)
+        missing = np.setdiff1d(used, ids, assume_unique=True)
         if len(missing):
             raise FileError(f"{path}: /subword/ngram_buckets has no row for {len(missing):,} buckets the "
                             f"vocabulary's n-grams use (minn {minn}, maxn {maxn}, buckets {buckets})")
@@ -512,7 +513,8 @@ def read_subwords(path, f, words, d):
     for name, arr in (("ngrams", ngrams), ("words", words)):
         if arr is not None and arr.size and np.abs(arr).max() > np.finfo(np.float32).max:
             raise FileError(f"{path}: /subword/{name} holds values beyond float32's range")
-    return {"minn": minn, "maxn": maxn, "buckets": buckets, "ngrams": ngrams, "words": words, "ngram_buckets": ids}
+    return {"minn": minn, "maxn": maxn, "buckets": buckets, "ngrams": ngrams, "words": words, "ngram_buckets": ids,
+            "known": used}
 
 
 def _model_arrays(model) -> dict:

@@ -126,9 +126,11 @@ class SubwordVectors:
 
     `ngram_vectors` holds one row per bucket (`ngram_buckets` None: row b is bucket b, as a fastText .bin) or
     one row per bucket listed in `ngram_buckets` (a model trained here keeps the buckets its vocabulary uses);
-    a bucket without a row counts as a zero row in the mean."""
+    a bucket without a row counts as a zero row in the mean. `known`, when the caller has computed it, is
+    used_buckets(words, minn, maxn, buckets) (else it is computed at the first query of an unknown word)."""
 
-    def __init__(self, words, minn, maxn, buckets, ngram_vectors, word_vectors=None, ngram_buckets=None):
+    def __init__(self, words, minn, maxn, buckets, ngram_vectors, word_vectors=None, ngram_buckets=None,
+                 known=None):
         self.minn, self.maxn, self.buckets = int(minn), int(maxn), int(buckets)
         self.ngram_vectors = np.ascontiguousarray(ngram_vectors, np.float32)
         self.ngram_buckets = None if ngram_buckets is None else np.ascontiguousarray(ngram_buckets, np.int64)
@@ -143,13 +145,13 @@ class SubwordVectors:
         if self.word_vectors is not None and self.word_vectors.shape != (len(words), self.ngram_vectors.shape[1]):
             raise FastembError(f"{self.word_vectors.shape} word rows for {len(words)} words")
         self._words = words
-        self._known = None
+        self._known = None if known is None else np.asarray(known, np.int64)  # the caller's used_buckets
         self._sorted = None
 
     def copy(self) -> "SubwordVectors":
         return SubwordVectors(list(self._words), self.minn, self.maxn, self.buckets, self.ngram_vectors.copy(),
                               None if self.word_vectors is None else self.word_vectors.copy(),
-                              None if self.ngram_buckets is None else self.ngram_buckets.copy())
+                              None if self.ngram_buckets is None else self.ngram_buckets.copy(), self._known)
 
     def rows_of(self, bucket_ids) -> np.ndarray:
         """The row of each bucket in ngram_vectors, -1 where the model has none."""

@@ -178,6 +178,7 @@ def test_subword_model_file_and_oov_queries(sub_model):
     # rows for exactly the buckets the vocabulary's n-grams use (a slow reference), each once
     used = {b for w in e.words for _, b in S.ngram_spans(w, 3, 5, 20000)}
     assert sorted(stored.tolist()) == sorted(used) and len(used) < 20000
+    assert e.subwords.known.tolist() == sorted(used)  # the load's check computed it: passed on, the same set
     # an in-vocabulary vector is the mean of the word's own row and its n-gram rows
     i = e.index["waters"]
     rows = [e.subwords.word_vectors[i]] + [e.subwords.ngram_vectors[int(np.flatnonzero(stored == b)[0])]
@@ -275,6 +276,8 @@ def test_cbow_subwords_train(kjv_small):
     e = fastemb.train(kjv_small, algo="cbow", maxn=4, buckets=5000, epochs=2, threads=2, seed=1)
     assert e.subwords is not None and np.isfinite(e.vectors).all()
     assert e.similarity("sons", "son") > e.similarity("sons", "land")
+    # the trained model's known buckets (passed on by the trainer) are those its vocabulary's n-grams use
+    assert e.subwords.known.tolist() == S.used_buckets(list(e.words), 3, 4, 5000).tolist()
 
 
 # ------------------------------------------------------------------------------------------ the HDF5 layout
