@@ -145,7 +145,7 @@ class SubwordVectors:
         if self.word_vectors is not None and self.word_vectors.shape != (len(words), self.ngram_vectors.shape[1]):
             raise FastembError(f"{self.word_vectors.shape} word rows for {len(words)} words")
         self._words = words
-        self._known = None if known is None else np.asarray(known, np.int64)  # the caller's used_buckets
+        self._known = None if known is None else np.unique(np.asarray(known, np.int64))  # sorted, distinct
         self._sorted = None
 
     def copy(self) -> "SubwordVectors":
