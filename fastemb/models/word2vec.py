@@ -479,7 +479,7 @@ class Word2VecTrainer:
         KS.mean_rows(self.syn0, self.rows[0], self.rows[1], vectors)
         sub = SubwordVectors(self.corpus.vocab.words, self.o.minn, self.o.maxn, self.o.buckets, self.syn0[n:],
                              word_vectors=self.syn0[:n], ngram_buckets=self.ngram_buckets,
-                             known=np.sort(self.ngram_buckets))  # compact_rows: exactly the used buckets
+                             known=self.ngram_buckets)  # compact_rows: exactly the used buckets
         return {"vectors": vectors, "context_vectors": self.syn1, "subwords": sub,
                 "attrs": {"add_contexts": False}}
 
