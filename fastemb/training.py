@@ -628,6 +628,9 @@ def _fit(plan, data, words, counts, input_attrs, fingerprint, threads):
         else:
             trainer.fit()
     wall = time.perf_counter() - start
+    finish = getattr(trainer, "finish", None)
+    if finish is not None:
+        finish()  # the run is over: a trainer may hand its arrays over without copying them
     emb = make_embeddings()
     a = emb.attrs
     a["threads"] = threads

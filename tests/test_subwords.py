@@ -280,6 +280,24 @@ def test_cbow_subwords_train(kjv_small):
     assert e.subwords.known.tolist() == S.used_buckets(list(e.words), 3, 4, 5000).tolist()
 
 
+def test_first_run_notice_checks_the_subword_kernel(kjv_small, monkeypatch):
+    """The compile notice looks at the kernel a subword run calls (not skip-gram's, which such a run never
+    compiles: it announced "compiling kernels" on every run)."""
+    from fastemb import compiling
+    from fastemb.kernels import subword
+    seen = []
+    real = compiling.notice
+
+    def spy(kernels, *a, **k):
+        seen.extend(kernels)
+        return real(kernels, *a, **k)
+    monkeypatch.setattr(compiling, "notice", spy)
+    fastemb.train(kjv_small, maxn=4, buckets=3000, epochs=1, threads=1, seed=1, dim=16)
+    trainers = [k for k in seen if k.py_func.__name__ == "train_chunks"]
+    assert len(trainers) == 1  # the generic subword kernel (dim 16 has no specialised copy)
+    assert trainers[0].py_func.__code__.co_filename == subword.train_chunks.py_func.__code__.co_filename
+
+
 # ------------------------------------------------------------------------------------------ the HDF5 layout
 def test_crafted_subword_groups_refused(sub_model, tmp_path):
     path, _ = sub_model

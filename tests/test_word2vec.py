@@ -195,6 +195,44 @@ def test_one_thread_runs_are_reproducible(tmp_path):
     assert not np.array_equal(a.vectors, c.vectors)
 
 
+@pytest.mark.parametrize("rows,dim,width", [(1, 3, 16), (7, 100, 112), (300, 50, 64), (5, 64, 64), (0, 8, 16)])
+def test_row_matrix_alignment_and_in_place_unpadding(rows, dim, width):
+    from fastemb.models.w2v_dims import row_matrix, unpadded
+    data = np.random.default_rng(rows).random((rows, dim), dtype=np.float32)
+    view, matrix = row_matrix(rows, dim, width, data)
+    assert matrix.shape == (rows, width) and matrix.flags.c_contiguous and (matrix.ctypes.data % 64 == 0 or rows == 0)
+    assert np.shares_memory(view, matrix) or rows == 0
+    np.testing.assert_array_equal(view, data)
+    assert not matrix[:, dim:].any()  # the padding is zero
+    packed = unpadded(matrix, dim)
+    assert packed.flags.c_contiguous and packed.shape == (rows, dim)
+    assert np.shares_memory(packed, matrix) or rows == 0  # in place: no second copy of the model
+    np.testing.assert_array_equal(packed, data)
+
+
+@pytest.mark.parametrize("params", [dict(algo="sgns"), dict(algo="cbow"), dict(algo="sgns", maxn=4, buckets=3000)])
+def test_rows_on_cache_lines_train_as_unpadded_rows(kjv_small, monkeypatch, params):
+    """The kernels compiled for dim 100 take the model's rows padded to whole 64-byte lines (112 floats) and
+    starting on one; a 1-thread run gives bit for bit the vectors of unpadded rows."""
+    from fastemb.models import w2v_dims
+    seen = []
+
+    def layout(run):
+        seen.append((run.trainer._syn0.shape[1], run.trainer._syn0.ctypes.data % 64, run.trainer._syn1.ctypes.data % 64,
+                     run.trainer.syn0.shape[1], np.shares_memory(run.trainer.syn0, run.trainer._syn0)))
+    opts = dict(params, epochs=1, threads=1, seed=3, sample=1e-3, min_count=3)
+    padded = train(kjv_small, callbacks=[layout], **opts)
+    assert seen == [(112, 0, 0, 100, True)]
+    monkeypatch.setattr(w2v_dims, "row_width", lambda dim, module: dim)
+    plain = train(kjv_small, callbacks=[layout], **opts)
+    assert seen[1][0] == 100
+    np.testing.assert_array_equal(padded.vectors, plain.vectors)
+    np.testing.assert_array_equal(padded.context_vectors, plain.context_vectors)
+    if "maxn" in params:
+        np.testing.assert_array_equal(padded.subwords.ngram_vectors, plain.subwords.ngram_vectors)
+        assert padded.subwords.ngram_vectors.flags.c_contiguous
+
+
 @pytest.fixture(scope="module")
 def kjv_sgns():
     return train(SAMPLE, "sgns", epochs=5, sample=1e-3, threads=2)

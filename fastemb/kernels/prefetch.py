@@ -6,9 +6,13 @@ overlaps with the work of the others. Out-of-range indices are allowed (never re
 `prefetch_row(matrix, i)` asks for every line of row i of a C-contiguous 2-D array: the word2vec kernels,
 bound by the latency of fetching rows scattered over two matrices of tens of megabytes, fetch the next
 window's rows while the current window computes.
+`aligned_rows(n, width)` is a scratch matrix whose rows start on cache lines (models/w2v_dims.row_matrix
+keeps the model's own rows so): a row's 64-byte vector loads then never straddle two lines; `pack_rows`
+removes such padding in place.
 """
+import numpy as np
 from llvmlite import ir
-from numba import types
+from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
@@ -37,6 +41,26 @@ def prefetch(typingctx, arr, index):
 
 
 _LINE = 64
+
+
+@njit(cache=True, nogil=True, inline="always")
+def aligned_rows(n, width):
+    """An uninitialised (n, width) float32 matrix whose first row starts on a 64-byte boundary (Numba's own
+    arrays start on 32), so every row does when `width` is a multiple of 16 floats."""
+    raw = np.empty(n * width + 16, np.float32)
+    off = ((64 - raw.ctypes.data % 64) % 64) // 4
+    return raw[off:off + n * width].reshape((n, width))
+
+
+@njit(cache=True, nogil=True)
+def pack_rows(flat, rows, dim, width):
+    """In place: the first `dim` values of each of `rows` rows stored `width` apart in `flat` moved to be
+    `dim` apart (rows 0, 1, ... in order; a value never moves up, so nothing is overwritten before it moves)."""
+    for i in range(1, rows):
+        src = i * width
+        dst = i * dim
+        for k in range(dim):
+            flat[dst + k] = flat[src + k]
 
 
 @intrinsic

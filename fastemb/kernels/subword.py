@@ -10,9 +10,9 @@ Training: Hogwild over chunks as in w2v.py (per-chunk RNG, shared negatives per 
 of each sentence position (the mean of its word's rows) is computed once, when the position enters the
 first window that uses it, and its accumulated update is spread to every row of the word once the last
 window that uses it is done (at most 2·window positions later): each row gets the hidden layer's whole
-update, as fastText does for its unsupervised models (its `normalizeGradient_` is off there). Gathering a
-position's ~15 rows is bound by memory latency: the rows of the position two steps beyond the window are
-prefetched (kernels/prefetch.py), and the n-gram rows are ordered by use (subwords.compact_rows).
+update, as fastText does for its unsupervised models (its `normalizeGradient_` is off there). Gathering and
+spreading a position's ~20 rows is bound by memory: the n-gram rows are ordered by use
+(subwords.compact_rows) and start on cache lines (w2v_dims.row_matrix); prefetching them measured nothing.
 Compiled like w2v.py: as it is (DIM None) and as a copy per common dimension (see w2v_dims.kernels).
 """
 import numpy as np
@@ -20,7 +20,7 @@ from numba import njit, prange
 
 from fastemb.kernels.rng import stream as _stream
 from fastemb.kernels.rng import xorshift as _next
-from fastemb.kernels.prefetch import NO_ALIAS, prefetch_row
+from fastemb.kernels.prefetch import NO_ALIAS, aligned_rows
 from fastemb.kernels.w2v import draw_ahead, draw_negatives, shared6, sig_loss, subsample
 
 DIM = None  # the row length as a constant, in the copies compiled for one dimension (w2v_dims.py)
@@ -238,7 +238,7 @@ def train_chunks(ids, sent_ends, chunk_sents, syn0, syn1, indptr, indices, keep_
     """Train the subword model on the sentences of one block (chunk q: sentences chunk_sents[q] to
     chunk_sents[q+1]-1); word w's input rows are indices[indptr[w]:indptr[w+1]] of syn0. The arguments
     otherwise mean what they mean in w2v.train_chunks (negative sampling only)."""
-    dim = syn0.shape[1]
+    width = syn0.shape[1]  # the rows' stored width (w2v_dims.row_width)
     n_chunks = chunk_sents.shape[0] - 1
     max_ctx = 2 * window
     ahead = cbow or shared_negatives  # negatives shared by a window: drawn a position ahead, rows prefetched
@@ -260,11 +260,13 @@ def train_chunks(ids, sent_ends, chunk_sents, syn0, syn1, indptr, indices, keep_
         n_next = 0
         n_drawn = 0
         G = np.empty((max_ctx, negative + 1), np.float32)
-        d_out = np.empty((max(negative + 1, 6), dim), np.float32)
-        H = np.empty((R, dim), np.float32)
-        D = np.empty((R, dim), np.float32)
-        neu1 = np.empty(dim, np.float32)
-        neu1e = np.empty(dim, np.float32)
+        d_out = aligned_rows(max(negative + 1, 6), width)
+        H = aligned_rows(R, width)
+        D = aligned_rows(R, width)
+        hidden = aligned_rows(2, width)
+        neu1 = hidden[0]
+        neu1e = hidden[1]
+        dim = _n(neu1)  # the vector's length (width's first values)
         loss = 0.0
         pairs = 0
         for s in range(s_lo, s_hi):
@@ -296,10 +298,6 @@ def train_chunks(ids, sent_ends, chunk_sents, syn0, syn1, indptr, indices, keep_
                     for k in range(dim):
                         dd[k] = 0.0
                     loaded += 1
-                if p + window + 2 < n:  # the rows of a position two steps before its window can need them
-                    coming = sent[p + window + 2]
-                    for q2 in range(indptr[coming], indptr[coming + 1]):
-                        prefetch_row(syn0, indices[q2])
                 nc = 0
                 for j in range(lo, hi):
                     if j != p:

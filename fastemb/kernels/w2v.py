@@ -12,7 +12,7 @@ faster at dim 100 with 2 threads). Numba caches each copy like any module.
 import numpy as np
 from numba import njit, prange
 
-from fastemb.kernels.prefetch import NO_ALIAS, prefetch_row
+from fastemb.kernels.prefetch import NO_ALIAS, aligned_rows, prefetch_row
 from fastemb.kernels.rng import stream as _stream
 from fastemb.kernels.rng import uniform as _uniform
 from fastemb.kernels.rng import xorshift as _next
@@ -407,10 +407,11 @@ def train_chunks(ids, sent_ends, chunk_sents, syn0, syn1, keep_prob, alias_prob,
         ns_codes = np.ones(negative + 1, np.uint8)  # negative sampling as codes: the centre word 0, negatives 1
         ns_codes[0] = 0
         G = np.empty((max_ctx, n_slots), np.float32)
-        d_ctx = np.empty((max_ctx, dim), np.float32)
-        d_out = np.empty((n_slots, dim), np.float32)
-        neu1 = np.empty(dim, np.float32)
-        neu1e = np.empty(dim, np.float32)
+        d_ctx = aligned_rows(max_ctx, dim)  # dim: the rows' stored width (w2v_dims.row_width)
+        d_out = aligned_rows(n_slots, dim)
+        hidden = aligned_rows(2, dim)
+        neu1 = hidden[0]
+        neu1e = hidden[1]
         loss = 0.0
         pairs = 0
         for s in range(s_lo, s_hi):

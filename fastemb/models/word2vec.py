@@ -159,12 +159,23 @@ def output_bytes(options, n_words) -> int:
     return rows * options.dim * 4 + 32 * n_words + 8 * ngram_rows
 
 
-def init_vectors(n_words, dim, seed, init_width):
-    """Input vectors uniform in [-init_width/d, init_width/d], output vectors zero."""
-    rng = generator(seed)
-    syn0 = ((rng.random((n_words, dim), dtype=np.float32) - np.float32(0.5))
-            * np.float32(2.0 * init_width / dim)).astype(np.float32)
+def init_vectors(n_words, dim, seed, init_width, out=None):
+    """Input vectors uniform in [-init_width/d, init_width/d] (written into `out` when given), output vectors
+    zero."""
+    syn0 = np.empty((n_words, dim), np.float32) if out is None else out
+    _uniform_rows(generator(seed), syn0, np.float32(2.0 * init_width / dim))
     return syn0, np.zeros((n_words, dim), np.float32)
+
+
+def _uniform_rows(rng, out, scale):
+    """out = (uniform [0, 1) - 0.5) * scale, drawn in slices of rows (no temporary of the whole matrix; the
+    same numbers as one draw of the whole shape)."""
+    step = 1 << 16
+    for r0 in range(0, out.shape[0], step):
+        part = rng.random((min(step, out.shape[0] - r0), out.shape[1]), dtype=np.float32)
+        part -= np.float32(0.5)
+        part *= scale
+        out[r0:r0 + len(part)] = part
 
 
 def continue_arrays(options, init, vocab, seed) -> dict:
@@ -239,17 +250,11 @@ def subword_layout(vocab, options):
                         options.maxn, options.buckets)
 
 
-def subword_init(rows, options, seed):
-    """`rows` input rows of a subword model (the words' rows, then the n-gram rows), uniform as init_vectors."""
-    rng = np.random.default_rng(seed)
-    syn0 = np.empty((rows, options.dim), np.float32)
-    step = 1 << 16
-    scale = np.float32(2.0 * options.init_width / options.dim)
-    for r0 in range(0, rows, step):  # in slices: no float64 temporary of the whole matrix
-        part = rng.random((min(step, rows - r0), options.dim), dtype=np.float32)
-        part -= np.float32(0.5)
-        part *= scale
-        syn0[r0:r0 + len(part)] = part
+def subword_init(rows, options, seed, out=None):
+    """`rows` input rows of a subword model (the words' rows, then the n-gram rows), uniform as init_vectors
+    (written into `out` when given)."""
+    syn0 = np.empty((rows, options.dim), np.float32) if out is None else out
+    _uniform_rows(np.random.default_rng(seed), syn0, np.float32(2.0 * options.init_width / options.dim))
     return syn0
 
 
@@ -276,11 +281,10 @@ class Word2VecTrainer:
 
     def __init__(self, options: Word2VecOptions, corpus, *, seed, threads, state, arrays=None):
         from fastemb.kernels import w2v as K
-        from fastemb.models.w2v_dims import kernels
+        from fastemb.models.w2v_dims import kernels, row_matrix, row_width
         from fastemb.sampling import keep_probabilities
         self.K, self.o, self.corpus, self.seed = K, options, corpus, seed
         self.kernels = kernels(options.dim)
-        self.entry_kernels = [self.kernels.train_chunks]  # what compiling.notice checks before the first call
         self.cbow = isinstance(options, CBOWOptions)
         vocab = corpus.vocab
         self.rows = None
@@ -289,18 +293,26 @@ class Word2VecTrainer:
             self.kernels = kernels(options.dim, KS)
             indptr, indices, self.ngram_buckets = subword_layout(vocab, options)
             self.rows = (indptr, indices)
-            if arrays is None:
-                arrays = {"syn0": subword_init(len(vocab) + len(self.ngram_buckets), options, seed),
-                          "syn1": np.zeros((len(vocab), options.dim), np.float32)}
+        # syn0 and syn1 live in matrices whose rows start on cache lines (w2v_dims.row_matrix): the kernels
+        # take those (self._syn0, self._syn1), everything else the (rows, dim) views self.syn0, self.syn1
+        width = options.dim if options.device == "cuda" else row_width(options.dim, self.kernels)
+        dim = options.dim
         if arrays is None:
-            syn0, syn1 = init_vectors(len(vocab), options.dim, seed, options.init_width)
-            arrays = {"syn0": syn0}
-            if options.negative > 0:
-                arrays["syn1"] = syn1
+            n_in = len(vocab) + (len(self.ngram_buckets) if options.subwords else 0)
+            self.syn0, self._syn0 = row_matrix(n_in, dim, width)
+            if options.subwords:
+                subword_init(n_in, options, seed, out=self.syn0)
+            else:
+                init_vectors(len(vocab), dim, seed, options.init_width, out=self.syn0)
+            n_out = len(vocab) if options.subwords or options.negative > 0 else 0
+            self.syn1, self._syn1 = row_matrix(n_out, dim, width)
+            arrays = {}
             if options.hs:
-                arrays["syn1_hs"] = np.zeros((_n_nodes(len(vocab)), options.dim), np.float32)
-        self.syn0 = arrays["syn0"]
-        self.syn1 = arrays.get("syn1", np.zeros((0, options.dim), np.float32))
+                arrays["syn1_hs"] = np.zeros((_n_nodes(len(vocab)), dim), np.float32)
+        else:
+            self.syn0, self._syn0 = row_matrix(len(arrays["syn0"]), dim, width, arrays["syn0"])
+            syn1 = arrays.get("syn1")
+            self.syn1, self._syn1 = row_matrix(0 if syn1 is None else len(syn1), dim, width, syn1)
         if options.hs:
             from fastemb.models.huffman import build
             self.tree = build(vocab.counts)
@@ -325,6 +337,7 @@ class Word2VecTrainer:
         self.chunk_tokens = CHUNK_TOKENS if CHUNK_TOKENS * self.token_work <= MAX_UNIT_WORK else \
             max(1, MAX_UNIT_WORK // self.token_work)
         self.chunks_per_call = units_per_call(self.chunk_tokens * self.token_work, threads)
+        self.entry_kernels = [self.kernels.train_chunks]  # what compiling.notice checks before the first call
         self.gpu = None
         if options.device == "cuda":
             from fastemb.models.w2v_cuda import CudaWord2Vec
@@ -362,6 +375,14 @@ class Word2VecTrainer:
         if self.o.hs:
             out["syn1_hs"] = self.syn1_hs
         return out
+
+    def finish(self):
+        """The run is over (training.py calls this once before the final result): the padded rows are packed
+        in place, so the result takes syn0 and syn1 without copies."""
+        from fastemb.models.w2v_dims import unpadded
+        self._sync()
+        self._syn0 = self.syn0 = unpadded(self._syn0, self.o.dim)
+        self._syn1 = self.syn1 = unpadded(self._syn1, self.o.dim)
 
     def vectors(self):
         self._sync()
@@ -417,12 +438,12 @@ class Word2VecTrainer:
         o = self.o
         if self.rows is not None:
             indptr, indices = self.rows
-            self.kernels.train_chunks(ids, ends, chunk_sents, self.syn0, self.syn1, indptr, indices, self.keep,
+            self.kernels.train_chunks(ids, ends, chunk_sents, self._syn0, self._syn1, indptr, indices, self.keep,
                                       self.alias_prob, self.alias_idx, self.sig, self.nls, self.cbow, shared,
                                       cbow_mean, o.window, o.negative, alpha, min_alpha, work_before, total_work,
                                       seed, chunk_base, loss, pairs)
         else:
-            self.kernels.train_chunks(ids, ends, chunk_sents, self.syn0, self.syn1, self.keep, self.alias_prob,
+            self.kernels.train_chunks(ids, ends, chunk_sents, self._syn0, self._syn1, self.keep, self.alias_prob,
                                       self.alias_idx, self.sig, self.nls, self.cbow, shared, cbow_mean, o.window,
                                       o.negative, alpha, min_alpha, work_before, total_work, seed, chunk_base,
                                       loss, pairs, *self.hs_arrays)
@@ -462,10 +483,12 @@ class Word2VecTrainer:
             return {"vectors": vectors, "context_vectors": self.syn1, "attrs": attrs}
         if self.rows is not None:
             return self._subword_result()
+        syn0 = np.ascontiguousarray(self.syn0)  # a copy where the rows are padded
         if self.o.negative == 0:
-            return {"vectors": self.syn0, "context_vectors": None, "attrs": {"add_contexts": False}}
-        vectors = self.syn0 + self.syn1 if self.o.add_contexts else self.syn0
-        return {"vectors": vectors, "context_vectors": self.syn1}
+            return {"vectors": syn0, "context_vectors": None, "attrs": {"add_contexts": False}}
+        syn1 = np.ascontiguousarray(self.syn1)
+        vectors = syn0 + syn1 if self.o.add_contexts else syn0
+        return {"vectors": vectors, "context_vectors": syn1}
 
 
     def _subword_result(self) -> dict:
@@ -476,11 +499,12 @@ class Word2VecTrainer:
         from fastemb.kernels import subword as KS
         n = len(self.corpus.vocab)
         vectors = np.empty((n, self.o.dim), np.float32)
-        KS.mean_rows(self.syn0, self.rows[0], self.rows[1], vectors)
-        sub = SubwordVectors(self.corpus.vocab.words, self.o.minn, self.o.maxn, self.o.buckets, self.syn0[n:],
-                             word_vectors=self.syn0[:n], ngram_buckets=self.ngram_buckets,
+        KS.mean_rows(self._syn0, self.rows[0], self.rows[1], vectors)
+        sub = SubwordVectors(self.corpus.vocab.words, self.o.minn, self.o.maxn, self.o.buckets,
+                             np.ascontiguousarray(self.syn0[n:]), word_vectors=np.ascontiguousarray(self.syn0[:n]),
+                             ngram_buckets=self.ngram_buckets,
                              known=self.ngram_buckets)  # compact_rows: exactly the used buckets
-        return {"vectors": vectors, "context_vectors": self.syn1, "subwords": sub,
+        return {"vectors": vectors, "context_vectors": np.ascontiguousarray(self.syn1), "subwords": sub,
                 "attrs": {"add_contexts": False}}
 
 
