@@ -47,10 +47,21 @@ def row_width(dim: int, module) -> int:
     """Floats per stored row for `module`'s kernels: `dim` rounded up to whole cache lines for a copy compiled
     for `dim` (its row loops run over the first dim values only), else `dim` (the generic kernels run over
     the whole row). Rows that start on cache lines keep the kernels' 64-byte vector loads and stores within
-    one line each: 7-9% less training time at dim 100 (skip-gram and the subword model, 2026-12-08)."""
+    one line each: 7-13% less training time at dim 100 (skip-gram and the subword model, 2026-12-08)."""
     if getattr(module, "DIM", None) is None:
         return int(dim)
+    return padded_width(dim)
+
+
+def padded_width(dim: int) -> int:
+    """`dim` rounded up to whole cache lines (16 floats)."""
     return -(-int(dim) // LINE_FLOATS) * LINE_FLOATS
+
+
+def stored_width(dim: int, device: str = "cpu") -> int:
+    """The row width training will use for `dim` (for memory estimates, before any kernel is loaded): padded
+    for the specialised dimensions on the CPU."""
+    return padded_width(dim) if int(dim) in SPECIALISED_DIMS and device != "cuda" else int(dim)
 
 
 def row_matrix(rows: int, dim: int, width: int, data=None):

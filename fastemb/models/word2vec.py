@@ -141,14 +141,16 @@ def _n_nodes(n_words) -> int:
 
 
 def memory_bytes(options, n_words, nnz=0) -> int:
-    """Input vectors (and n-gram buckets), output vectors of negative sampling, node vectors of the
-    hierarchical softmax tree; with subwords also the words' row lists (about 20 rows a word)."""
+    """Input vectors (and n-gram buckets), output vectors of negative sampling (rows padded to cache lines as
+    training stores them), node vectors of the hierarchical softmax tree; with subwords also the words' row
+    lists (about 20 rows a word)."""
+    from fastemb.models.w2v_dims import stored_width
     ngram_rows = options.ngram_rows_bound(n_words)
-    rows = n_words * (1 + (options.negative > 0)) + (_n_nodes(n_words) if options.hs else 0) + ngram_rows
-    extra = n_words * 64 * 5 if options.hs else 0
+    rows = n_words * (1 + (options.negative > 0 or options.subwords)) + ngram_rows  # stored padded (row_matrix)
+    extra = n_words * 64 * 5 + _n_nodes(n_words) * options.dim * 4 if options.hs else 0
     if options.subwords:
         extra += n_words * 8 * 24 * 3 + ngram_rows * 8  # the CSR of rows (and its temporaries), the bucket ids
-    return rows * options.dim * 4 + extra
+    return rows * stored_width(options.dim, options.device) * 4 + extra
 
 
 def output_bytes(options, n_words) -> int:
