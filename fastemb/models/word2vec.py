@@ -485,12 +485,11 @@ class Word2VecTrainer:
             return {"vectors": vectors, "context_vectors": self.syn1, "attrs": attrs}
         if self.rows is not None:
             return self._subword_result()
-        syn0 = np.ascontiguousarray(self.syn0)  # a copy where the rows are padded
+        # views into the padded rows while training (a snapshot copies them), plain arrays after finish()
         if self.o.negative == 0:
-            return {"vectors": syn0, "context_vectors": None, "attrs": {"add_contexts": False}}
-        syn1 = np.ascontiguousarray(self.syn1)
-        vectors = syn0 + syn1 if self.o.add_contexts else syn0
-        return {"vectors": vectors, "context_vectors": syn1}
+            return {"vectors": self.syn0, "context_vectors": None, "attrs": {"add_contexts": False}}
+        vectors = self.syn0 + self.syn1 if self.o.add_contexts else self.syn0
+        return {"vectors": vectors, "context_vectors": self.syn1}
 
 
     def _subword_result(self) -> dict:
@@ -502,11 +501,10 @@ class Word2VecTrainer:
         n = len(self.corpus.vocab)
         vectors = np.empty((n, self.o.dim), np.float32)
         KS.mean_rows(self._syn0, self.rows[0], self.rows[1], vectors)
-        sub = SubwordVectors(self.corpus.vocab.words, self.o.minn, self.o.maxn, self.o.buckets,
-                             np.ascontiguousarray(self.syn0[n:]), word_vectors=np.ascontiguousarray(self.syn0[:n]),
-                             ngram_buckets=self.ngram_buckets,
+        sub = SubwordVectors(self.corpus.vocab.words, self.o.minn, self.o.maxn, self.o.buckets, self.syn0[n:],
+                             word_vectors=self.syn0[:n], ngram_buckets=self.ngram_buckets,
                              known=self.ngram_buckets)  # compact_rows: exactly the used buckets
-        return {"vectors": vectors, "context_vectors": np.ascontiguousarray(self.syn1), "subwords": sub,
+        return {"vectors": vectors, "context_vectors": self.syn1, "subwords": sub,
                 "attrs": {"add_contexts": False}}
 
 
