@@ -107,15 +107,27 @@ def compact_rows(words, weights, minn, maxn, buckets):
     indptr, idx = word_rows(words, minn, maxn, buckets)
     ng = idx >= n
     b = idx[ng] - n
-    used, inverse = np.unique(b, return_inverse=True)
+    used, inverse = _distinct(b, buckets)
     per_row = np.repeat(np.asarray(weights, np.float64), np.diff(indptr))[ng]
     total = np.bincount(inverse, weights=per_row, minlength=len(used))
     order = np.lexsort((used, -total))
     rank = np.empty(len(used), np.int64)
     rank[order] = np.arange(len(used))
-    idx = idx.copy()
     idx[ng] = n + rank[inverse]
     return indptr, idx, used[order].astype(np.int64)
+
+
+def _distinct(b, buckets):
+    """np.unique(b, return_inverse=True) for bucket ids in [0, buckets): by a table over the buckets when they
+    are not many more than the ids (no sort: ~10x faster at 2M buckets), else by np.unique."""
+    if buckets > max(1 << 22, 16 * len(b)):
+        return np.unique(b, return_inverse=True)
+    seen = np.zeros(buckets, np.bool_)
+    seen[b] = True
+    used = np.flatnonzero(seen)
+    where = np.empty(buckets, np.int64)
+    where[used] = np.arange(len(used))
+    return used, where[b]
 
 
 class SubwordVectors:

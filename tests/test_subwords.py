@@ -92,20 +92,31 @@ def _softplus(x):
     return np.logaddexp(0.0, x)
 
 
-@pytest.mark.parametrize("shared,negative", [(True, 1), (False, 1), (True, 5)])
-def test_kernel_gradient_against_finite_differences(shared, negative):
+@pytest.mark.parametrize("shared,negative,grouped", [(True, 1, False), (False, 1, False), (True, 5, False),
+                                                     (True, 5, True), (False, 1, True)])
+def test_kernel_gradient_against_finite_differences(shared, negative, grouped):
     """One epoch with a tiny learning rate moves every input row by -alpha * n * dL/drow (n = the word's row
     count: fastText gives each row the hidden layer's whole gradient) and every output row by
-    -alpha * dL/drow, L the skip-gram loss with the mean of the word's rows as its input vector."""
+    -alpha * dL/drow, L the skip-gram loss with the mean of the word's rows as its input vector. grouped: the
+    rows train as RowGroups ("abc" and "abd" share "<a" and "ab" and no one else has them: one group; each
+    word's own row and its own n-grams: one group)."""
     from fastemb.kernels import subword as K
     from fastemb.kernels import w2v as W
-    words = ["ab", "ba", "x"]                      # "ab" and "ba": 1 + 3 rows each; 3 buckets force sharing
-    indptr, indices = S.word_rows(words, 2, 2, 3)
+    from fastemb.models.word2vec import RowGroups
+    if grouped:
+        words = ["abc", "abd", "x"]                # 1 + 4 rows each, 2 of them shared
+        indptr, indices, buckets = S.compact_rows(words, np.ones(3), 2, 2, 10007)
+        n_in = 3 + len(buckets)
+    else:
+        words = ["ab", "ba", "x"]                  # "ab" and "ba": 1 + 3 rows each; 3 buckets force sharing
+        indptr, indices = S.word_rows(words, 2, 2, 3)
+        n_in = 3 + 3
     n_rows = np.diff(indptr)
-    assert n_rows[0] == n_rows[1] == 4
+    n = n_rows[0]
+    assert n_rows[0] == n_rows[1]
     rng = np.random.default_rng(3)
     dim = 5
-    syn0 = (rng.standard_normal((3 + 3, dim)) * 0.4).astype(np.float32)
+    syn0 = (rng.standard_normal((n_in, dim)) * 0.4).astype(np.float32)
     syn1 = (rng.standard_normal((3, dim)) * 0.4).astype(np.float32)
     sent = np.array([0, 1, 0, 0, 1, 1, 0, 1], np.int64)  # longer than the ring of live positions (window 1: 4)
     alias_prob, alias_idx = W.alias_table(np.array([0.0, 0.0, 1.0]))  # every negative is word 2
@@ -134,16 +145,21 @@ def test_kernel_gradient_against_finite_differences(shared, negative):
         return grad
 
     g0, g1 = numeric(0), numeric(1)
-    alpha = 1e-3
-    s0, s1 = syn0.copy(), syn1.copy()
+    alpha = 2e-4 if grouped else 1e-3  # 5-row words: a window's updates change the next window's values more
+    s1 = syn1.copy()
     lo = np.zeros(1, np.float64)
     pairs = np.zeros(1, np.int64)
-    K.train_chunks(sent, np.array([len(sent)], np.int64), np.array([0, 1], np.int64), s0, s1, indptr, indices,
-                   np.zeros(0, np.float32), alias_prob, alias_idx, sig, nls, False, shared, True, 1, negative,
-                   np.float32(alpha), np.float32(alpha), 0.0, 1.0, 7, 0, lo, pairs)
+    g = RowGroups(indptr, indices, len(syn0), grouped=grouped)
+    assert g.n_groups == (3 + 1 if grouped else n_in)
+    sums = np.zeros((g.n_groups, dim), np.float32)
+    K.group_sums(syn0, g.group_of, sums)
+    K.train_chunks(sent, np.array([len(sent)], np.int64), np.array([0, 1], np.int64), sums, s1, g.indptr, g.indices,
+                   g.spread, g.n_rows, np.zeros(0, np.float32), alias_prob, alias_idx, sig, nls, False, shared,
+                   True, 1, negative, np.float32(alpha), np.float32(alpha), 0.0, 1.0, 7, 0, lo, pairs)
+    s0 = g.ungroup(syn0, sums)
     assert pairs[0] == 2 * (len(sent) - 1)
     assert abs(lo[0] - loss(syn0.astype(np.float64), syn1.astype(np.float64))) < 0.02 * lo[0]
-    expect0 = -alpha * 4 * g0
+    expect0 = -alpha * n * g0
     expect1 = -alpha * g1
     # tolerance: the sigmoid is read from a 1024-entry table (word2vec.c's), and the updates of one window
     # change the next window's values by O(alpha^2)
@@ -378,6 +394,63 @@ def test_compact_rows_against_word_rows():
             total[r - n] = total.get(r - n, 0.0) + weights[w] * sum(idx0[indptr0[w]:indptr0[w + 1]] == r)
     order = sorted(total, key=lambda b: (-total[b], b))
     assert ids.tolist() == order
+
+
+@pytest.mark.parametrize("buckets", [7, 5003])
+def test_row_groups_against_a_slow_reference(buckets):
+    """Rows that every word uses alike train as one group (row_groups against naive.row_groups): with 7
+    buckets most rows are shared, with 5003 rare words keep many rows to themselves; "banana" uses "ana" twice
+    (its group is named twice). The groups' sums give the words' means, and ungroup undoes group_sums."""
+    import naive
+    from fastemb.kernels import subword as K
+    from fastemb.models.word2vec import RowGroups
+    words = ["the", "then", "there", "naïve", "café", "日本語", "a", "banana", "bananas", "kingdoms", "kingdom",
+             "zygote", "zygotes"]
+    n = len(words)
+    indptr, idx, ids = S.compact_rows(words, np.arange(n, 0, -1.0), 2, 5, buckets)
+    n_rows = n + len(ids)
+    g = RowGroups(indptr, idx, n_rows)
+    group_of, sizes, entries = naive.row_groups(indptr, idx, n_rows)
+    assert g.group_of.tolist() == group_of and g.size.tolist() == sizes and g.n_groups == len(sizes)
+    assert (g.n_groups < n_rows) == (buckets > 7)  # 7 buckets: every n-gram row is shared differently
+    for w in range(n):
+        mine = g.indices[g.indptr[w]:g.indptr[w + 1]].tolist()
+        assert {x: mine.count(x) for x in mine} == entries[w]
+        np.testing.assert_array_equal(g.spread[g.indptr[w]:g.indptr[w + 1]], [sizes[x] for x in mine])
+    assert g.n_rows.tolist() == np.diff(indptr).tolist()
+    rng = np.random.default_rng(0)
+    base = rng.standard_normal((n_rows, 6)).astype(np.float32)
+    sums = np.zeros((g.n_groups, 8), np.float32)  # wider than the rows, as padded rows are
+    K.group_sums(base, g.group_of, sums)
+    means, expect = np.empty((n, 6), np.float32), np.empty((n, 6), np.float32)
+    K.mean_groups(sums, g.indptr, g.indices, g.n_rows, means)
+    K.mean_rows(base, indptr, idx, expect)
+    np.testing.assert_allclose(means, expect, atol=1e-6)
+    np.testing.assert_allclose(g.ungroup(base, sums), base, atol=1e-6)
+    moved = sums.copy()
+    moved[:, :6] += np.arange(g.n_groups)[:, None] * g.size[:, None]  # every row of group k moves by k
+    np.testing.assert_allclose(g.ungroup(base, moved), base + g.group_of[:, None], atol=1e-5)
+    inplace = base.copy()
+    g.ungroup(inplace, moved, out=inplace)
+    np.testing.assert_array_equal(inplace, g.ungroup(base, moved))
+
+
+def test_grouped_rows_train_the_model_of_single_rows(kjv_small, monkeypatch):
+    """Training rows in groups is the same model as training every row: a 1-thread run gives the same words'
+    vectors, own rows and n-gram rows up to float rounding, for skip-gram and CBOW."""
+    from fastemb.models import word2vec
+    for algo in ("sgns", "cbow"):
+        opts = dict(algo=algo, maxn=5, buckets=20000, epochs=1, threads=1, seed=4, dim=16, min_count=2)
+        grouped = fastemb.train(kjv_small, **opts)
+        monkeypatch.setattr(word2vec, "GROUP_ROWS", False)
+        single = fastemb.train(kjv_small, **opts)
+        monkeypatch.setattr(word2vec, "GROUP_ROWS", True)
+        scale = np.abs(single.subwords.ngram_vectors).max()
+        assert scale > 0.05  # trained, not the initial values
+        np.testing.assert_allclose(grouped.vectors, single.vectors, atol=1e-4 * scale)
+        np.testing.assert_allclose(grouped.subwords.ngram_vectors, single.subwords.ngram_vectors, atol=1e-4 * scale)
+        np.testing.assert_allclose(grouped.subwords.word_vectors, single.subwords.word_vectors, atol=1e-4 * scale)
+        np.testing.assert_allclose(grouped.context_vectors, single.context_vectors, atol=1e-4 * scale)
 
 
 def test_continued_subword_rows_carry_over(sub_model, kjv_small):

@@ -131,30 +131,184 @@ def mean_rows(matrix, indptr, indices, out):
                 dst[k] *= inv
 
 
+# ------------------------------------------------------------------------------------------------ row groups
+# Every row of a word gets the word's whole update, so two rows that every word uses equally often (the same
+# words, each as many times) receive the same updates all run long: their difference never changes. Such rows
+# train as one row holding their sum (a rare word's own row and the n-grams no other word has; the n-grams a
+# few words share and no other word has), and come back at the end as base + (sum - base sum) / count.
+@njit(cache=True, nogil=True)
+def row_groups(indptr, indices, n_rows):
+    """Group the n_rows rows of the word CSR (indptr, indices; word w's own row is row w, used by w alone)
+    by the list of words that use them (with repeats). Returns (group_of [n_rows], size [n_groups],
+    g_indptr, g_indices, spread): row w is in group w; the other groups are numbered by their first row;
+    word w's entries g_indptr[w]:g_indptr[w+1] name each of its groups as many times as it uses each of the
+    group's rows (once, but twice for "ana" in "banana"), each with spread = the group's size (an update of
+    the word's rows adds to the group's sum that many times). Raises if a group's rows are not used alike."""
+    W = indptr.shape[0] - 1
+    total = indptr[W]
+    start = np.zeros(n_rows + 1, np.int64)
+    for p in range(total):
+        start[indices[p] + 1] += 1
+    for r in range(n_rows):
+        start[r + 1] += start[r]
+    fill = start[:n_rows].copy()
+    users = np.empty(total, np.int64)
+    for w in range(W):  # each row's users in word order, a word that uses it twice listed twice
+        for p in range(indptr[w], indptr[w + 1]):
+            r = indices[p]
+            users[fill[r]] = w
+            fill[r] += 1
+    h = np.empty(n_rows, np.uint64)
+    for r in range(n_rows):
+        x = np.uint64(14695981039346656037) ^ np.uint64(start[r + 1] - start[r])
+        for q in range(start[r], start[r + 1]):
+            x = (x ^ np.uint64(users[q])) * np.uint64(1099511628211)
+        h[r] = x
+    order = np.argsort(h)
+    cls = np.empty(n_rows, np.int64)  # rows with equal user lists share a class (compared, not just hashed)
+    reps = np.empty(n_rows, np.int64)
+    n_cls = 0
+    i = 0
+    while i < n_rows:
+        j = i
+        while j < n_rows and h[order[j]] == h[order[i]]:
+            j += 1
+        first = n_cls
+        for t in range(i, j):
+            r = order[t]
+            found = -1
+            for c in range(first, n_cls):
+                q = reps[c]
+                same = start[q + 1] - start[q] == start[r + 1] - start[r]
+                k = 0
+                while same and k < start[r + 1] - start[r]:
+                    same = users[start[q] + k] == users[start[r] + k]
+                    k += 1
+                if same:
+                    found = c
+                    break
+            if found < 0:
+                reps[n_cls] = r
+                found = n_cls
+                n_cls += 1
+            cls[r] = found
+        i = j
+    gid = np.full(n_cls, -1, np.int64)
+    for w in range(min(W, n_rows)):
+        gid[cls[w]] = w
+    n_groups = min(W, n_rows)
+    group_of = np.empty(n_rows, np.int64)
+    for r in range(n_rows):
+        c = cls[r]
+        if gid[c] < 0:
+            gid[c] = n_groups
+            n_groups += 1
+        group_of[r] = gid[c]
+    size = np.zeros(n_groups, np.int64)
+    for r in range(n_rows):
+        size[group_of[r]] += 1
+    g_indptr = np.zeros(W + 1, np.int64)
+    g_idx = np.empty(total, np.int64)
+    g_spread = np.empty(total, np.float32)
+    seen = np.empty(total, np.int64)
+    uses = np.empty(total, np.int64)
+    n = 0
+    for w in range(W):
+        a = 0  # this word's groups: seen[:a], with how many of its entries name one of their rows
+        for p in range(indptr[w], indptr[w + 1]):
+            g = group_of[indices[p]]
+            k = 0
+            while k < a and seen[k] != g:
+                k += 1
+            if k == a:
+                seen[a] = g
+                uses[a] = 0
+                a += 1
+            uses[k] += 1
+        for k in range(a):
+            g = seen[k]
+            if uses[k] % size[g] != 0:
+                raise ValueError("row_groups: a group's rows are not used alike")
+            for _ in range(uses[k] // size[g]):  # a group whose rows the word uses twice: named twice
+                g_idx[n] = g
+                g_spread[n] = np.float32(size[g])
+                n += 1
+        g_indptr[w + 1] = n
+    return group_of, size, g_indptr, g_idx[:n].copy(), g_spread[:n].copy()
+
+
+@njit(cache=True, nogil=True)
+def group_sums(base, group_of, out):
+    """out[g] = the sum of the rows base[r] of group g (added in row order; out may be wider than base)."""
+    dim = base.shape[1]
+    for g in range(out.shape[0]):
+        for k in range(dim):
+            out[g, k] = 0.0
+    for r in range(base.shape[0]):
+        dst = out[group_of[r]]
+        src = base[r]
+        for k in range(dim):
+            dst[k] += src[k]
+
+
+@njit(cache=True, nogil=True)
+def ungroup(base, sums, group_of, size, out):
+    """The rows as trained: out[r] = base[r] + (sums[g] - the base rows' sum) / size[g] for r in group g (the
+    group's own sum for a group of one row). out may be base (in place)."""
+    dim = base.shape[1]
+    delta = np.zeros((sums.shape[0], dim), np.float32)
+    group_sums(base, group_of, delta)
+    for g in range(sums.shape[0]):
+        inv = np.float32(1.0) / np.float32(max(size[g], 1))
+        for k in range(dim):
+            delta[g, k] = (sums[g, k] - delta[g, k]) * inv
+    for r in range(base.shape[0]):
+        g = group_of[r]
+        dst = out[r]
+        if size[g] == 1:
+            for k in range(dim):
+                dst[k] = sums[g, k]
+        else:
+            src = base[r]
+            d = delta[g]
+            for k in range(dim):
+                dst[k] = src[k] + d[k]
+
+
 # ------------------------------------------------------------------------------------------------ training
 # _load_hidden and _spread are calls (not inlined) whose arrays are declared free of aliasing: LLVM then keeps
 # the row being summed or added in registers across the word's rows (measured ~10% of an epoch).
 @njit(cache=True, nogil=True, **NO_ALIAS)
-def _load_hidden(syn0, indices, a0, a1, dst):
-    """dst = mean of the word's rows syn0[indices[a0:a1]]."""
+def _load_hidden(syn0, indices, a0, a1, inv, dst):
+    """dst = inv * the sum of the rows syn0[indices[a0:a1]] (the word's rows, or its groups of rows: see
+    row_groups)."""
     for k in range(_n(dst)):
         dst[k] = 0.0
     for p in range(a0, a1):
         src = syn0[indices[p]]
         for k in range(_n(dst)):
             dst[k] += src[k]
-    inv = np.float32(1.0) / np.float32(max(a1 - a0, 1))
     for k in range(_n(dst)):
         dst[k] *= inv
 
 
-@njit(cache=True, nogil=True, **NO_ALIAS)
-def _spread(syn0, indices, a0, a1, delta):
-    """Every row of the word gets the whole delta (fastText's unsupervised update)."""
+@njit(cache=True, nogil=True, fastmath={"contract"}, **NO_ALIAS)
+def _spread(syn0, indices, spread, a0, a1, delta):
+    """Every row of the word gets the whole delta (fastText's unsupervised update): a group of rows gets it
+    spread[p] times (its rows times the word's uses of each)."""
     for p in range(a0, a1):
         row = syn0[indices[p]]
+        g = spread[p]
         for k in range(_n(row)):
-            row[k] += delta[k]
+            row[k] += g * delta[k]
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def mean_groups(sums, indptr, indices, n_rows, out):
+    """out[w] = word w's input vector (the mean of its n_rows[w] rows) from the grouped rows (row_groups)."""
+    for w in prange(out.shape[0]):
+        _load_hidden(sums, indices, indptr[w], indptr[w + 1], np.float32(1.0) / np.float32(max(n_rows[w], 1)),
+                     out[w])
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -232,11 +386,13 @@ def predict_hidden(h, syn1, out, n_out, alpha, sig_table, nls_table, neu1e):
 
 
 @njit(parallel=True, fastmath=True, cache=True, nogil=True)
-def train_chunks(ids, sent_ends, chunk_sents, syn0, syn1, indptr, indices, keep_prob, alias_prob, alias_idx,
-                 sig_table, nls_table, cbow, shared_negatives, cbow_mean, window, negative, alpha0, min_alpha,
-                 work_before, total_work, seed, chunk_base, loss_out, pairs_out):
+def train_chunks(ids, sent_ends, chunk_sents, syn0, syn1, indptr, indices, spread, n_rows, keep_prob,
+                 alias_prob, alias_idx, sig_table, nls_table, cbow, shared_negatives, cbow_mean, window, negative,
+                 alpha0, min_alpha, work_before, total_work, seed, chunk_base, loss_out, pairs_out):
     """Train the subword model on the sentences of one block (chunk q: sentences chunk_sents[q] to
-    chunk_sents[q+1]-1); word w's input rows are indices[indptr[w]:indptr[w+1]] of syn0. The arguments
+    chunk_sents[q+1]-1). Word w's input vector is the mean of its n_rows[w] rows, held here as the sum of the
+    rows syn0[indices[p]] for p in indptr[w]:indptr[w+1], each of which gets a word's update spread[p] times
+    (its own rows: once each; groups of rows held as their sum, row_groups: their size). The arguments
     otherwise mean what they mean in w2v.train_chunks (negative sampling only)."""
     width = syn0.shape[1]  # the rows' stored width (w2v_dims.row_width)
     n_chunks = chunk_sents.shape[0] - 1
@@ -293,7 +449,8 @@ def train_chunks(ids, sent_ends, chunk_sents, syn0, syn1, indptr, indices, keep_
                 while loaded < hi:
                     slot = loaded % R
                     w = sent[loaded]
-                    _load_hidden(syn0, indices, indptr[w], indptr[w + 1], H[slot])
+                    _load_hidden(syn0, indices, indptr[w], indptr[w + 1],
+                                 np.float32(1.0) / np.float32(max(n_rows[w], 1)), H[slot])
                     dd = D[slot]
                     for k in range(dim):
                         dd[k] = 0.0
@@ -317,7 +474,7 @@ def train_chunks(ids, sent_ends, chunk_sents, syn0, syn1, indptr, indices, keep_
                         total = 0
                         for c in range(nc):
                             w = sent[lo + c + (1 if lo + c >= p else 0)]
-                            m = indptr[w + 1] - indptr[w]
+                            m = n_rows[w]
                             h = H[slots[c]]
                             wt = np.float32(m) if cbow_mean else np.float32(1.0)
                             for k in range(dim):
@@ -357,11 +514,11 @@ def train_chunks(ids, sent_ends, chunk_sents, syn0, syn1, indptr, indices, keep_
                             pairs += 1
                 while applied <= p - window:  # no later window uses this position
                     w = sent[applied]
-                    _spread(syn0, indices, indptr[w], indptr[w + 1], D[applied % R])
+                    _spread(syn0, indices, spread, indptr[w], indptr[w + 1], D[applied % R])
                     applied += 1
             while applied < loaded:
                 w = sent[applied]
-                _spread(syn0, indices, indptr[w], indptr[w + 1], D[applied % R])
+                _spread(syn0, indices, spread, indptr[w], indptr[w + 1], D[applied % R])
                 applied += 1
         loss_out[q] = loss
         pairs_out[q] = pairs
