@@ -310,11 +310,14 @@ def load_checkpoint(path, reader=None) -> Resumable:
         if state.epoch > options.epochs:
             raise FileError(f"{path}: damaged checkpoint state ({state.epoch} epochs done of {options.epochs})")
         specs = array_specs(words)
-        if "arrays" not in f or set(f["arrays"].keys()) != set(specs):
-            have = sorted(f["arrays"].keys()) if "arrays" in f else []
-            raise FileError(f"{path}: damaged checkpoint: arrays {have}, expected {sorted(specs)}")
+        have = set(f["arrays"].keys()) if "arrays" in f else set()
+        required = {name for name, spec in specs.items() if not (len(spec) > 2 and spec[2] == "optional")}
+        if not required <= have <= set(specs):
+            raise FileError(f"{path}: damaged checkpoint: arrays {sorted(have)}, expected {sorted(specs)}")
         arrays = {}
-        for name, (shape, dtype) in specs.items():
+        for name, (shape, dtype, *_) in specs.items():
+            if name not in have:
+                continue
             ds = f["arrays"][name]
             if not hasattr(ds, "shape") or tuple(ds.shape) != tuple(shape) or ds.dtype != np.dtype(dtype):
                 raise FileError(f"{path}: damaged checkpoint: array {name} is {getattr(ds, 'dtype', '?')} "

@@ -9,7 +9,7 @@ and is listed once in MODULES below. `options` is a frozen `Options` class (defa
 `trainer(options, data, seed=, threads=, state=, arrays=)` builds the model on its input ("corpus": an
 EncodedCorpus; "cooc": a training.CoocData, and then the options class has a nested `cooc` CoocOptions
 field, what counting a corpus for it uses); `memory(options, n_words, nnz)` estimates the model's bytes.
-An iterative trainer provides `array_specs(options, words)` (name -> (shape, dtype) of what a checkpoint
+An iterative trainer provides `array_specs(options, words)` (name -> (shape, dtype[, "optional"]) of what a checkpoint
 holds for the vocabulary `words`), `arrays()`, `run_epoch(state)` (a generator of loop.Step, one per kernel call, resuming at
 state.block), `vectors()`, `reference_loss()` (the untrained model's, for the divergence guard),
 `work_per_epoch`, `unit` ("words" or another work unit), `advice` (the option to lower when training

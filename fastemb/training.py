@@ -518,7 +518,7 @@ def _check_room(plan, words):
     if plan.checkpoint is not None:
         import numpy as np
         specs = plan.algorithm.trainer.array_specs(plan.options, words)
-        need = sum(int(np.prod(shape)) * np.dtype(dtype).itemsize for shape, dtype in specs.values())
+        need = sum(int(np.prod(shape)) * np.dtype(dtype).itemsize for shape, dtype, *_ in specs.values())
         check_space(os.path.dirname(os.path.abspath(plan.checkpoint)), need + 32 * n_words, plan.checkpoint)
 
 

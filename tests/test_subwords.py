@@ -275,6 +275,42 @@ def test_subword_resume_equals_uninterrupted(tmp_path, kjv_small):
     np.testing.assert_array_equal(resumed["watersz"], full["watersz"])
 
 
+@pytest.mark.slow
+def test_subword_checkpoint_of_an_earlier_layout_resumes(tmp_path, kjv_small):
+    """A checkpoint written before rows trained in groups holds the rows as trained in syn0 and no
+    syn0_groups: it still resumes (the groups are summed from those rows), ending where an uninterrupted run
+    ends up to float rounding; a checkpoint with an array of neither layout is refused in one line."""
+    from types import SimpleNamespace
+    from fastemb.checkpoint import algorithm_reader, digest, load_checkpoint
+    from fastemb.models.word2vec import RowGroups, subword_layout
+    opts = dict(maxn=4, buckets=3000, epochs=2, threads=1, seed=5, dim=16)
+    full = fastemb.train(kjv_small, **opts)
+    ck = tmp_path / "run.ckpt"
+
+    def stop(run):
+        if run.epoch == 1:
+            raise fastemb.StopTraining()
+    fastemb.train(kjv_small, checkpoint=str(ck), checkpoint_every="1", callbacks=[stop], **opts)
+    r = load_checkpoint(str(ck))
+    options, _ = algorithm_reader(r.record, str(ck))
+    indptr, indices, _ = subword_layout(SimpleNamespace(words=r.words, counts=r.counts), options)
+    base = r.arrays["syn0"]
+    rows = RowGroups(indptr, indices, len(base)).ungroup(base, r.arrays["syn0_groups"])
+    assert not np.allclose(rows, base)
+    with h5py.File(ck, "r+") as f:
+        a = f["arrays"]
+        del a["syn0"], a["syn0_groups"]
+        a.create_dataset("syn0", data=rows).attrs["sha256"] = digest(rows)
+    resumed = fastemb.train(resume=str(ck))
+    scale = np.abs(full.subwords.ngram_vectors).max()
+    np.testing.assert_allclose(resumed.vectors, full.vectors, atol=1e-4 * scale)
+    np.testing.assert_allclose(resumed.subwords.ngram_vectors, full.subwords.ngram_vectors, atol=1e-4 * scale)
+    with h5py.File(ck, "r+") as f:
+        f["arrays"].create_dataset("syn2", data=np.zeros(3, np.float32))
+    with pytest.raises(FileError, match="damaged checkpoint: arrays"):
+        fastemb.train(resume=str(ck))
+
+
 def test_options():
     from fastemb.models.word2vec import CBOWOptions, SGNSOptions
     assert SGNSOptions().maxn == 0 and SGNSOptions().ngram_rows_bound(1000) == 0   # off by default: as before

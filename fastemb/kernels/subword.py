@@ -253,24 +253,31 @@ def group_sums(base, group_of, out):
 
 @njit(cache=True, nogil=True)
 def ungroup(base, sums, group_of, size, out):
-    """The rows as trained: out[r] = base[r] + (sums[g] - the base rows' sum) / size[g] for r in group g (the
-    group's own sum for a group of one row). out may be base (in place)."""
+    """The rows as trained: out[r] = base[r] + (sums[g] - the sum of the group's base rows) / size[g] for row r
+    of group g, and out[r] = sums[g] for a group of one row. Uses sums as scratch (its groups of several rows
+    are left holding their change per row); out may be base (in place)."""
     dim = base.shape[1]
-    delta = np.zeros((sums.shape[0], dim), np.float32)
-    group_sums(base, group_of, delta)
+    for r in range(base.shape[0]):
+        g = group_of[r]
+        if size[g] > 1:
+            dst = sums[g]
+            src = base[r]
+            for k in range(dim):
+                dst[k] -= src[k]
     for g in range(sums.shape[0]):
-        inv = np.float32(1.0) / np.float32(max(size[g], 1))
-        for k in range(dim):
-            delta[g, k] = (sums[g, k] - delta[g, k]) * inv
+        if size[g] > 1:
+            inv = np.float32(1.0) / np.float32(size[g])
+            for k in range(dim):
+                sums[g, k] *= inv
     for r in range(base.shape[0]):
         g = group_of[r]
         dst = out[r]
+        d = sums[g]
         if size[g] == 1:
             for k in range(dim):
-                dst[k] = sums[g, k]
+                dst[k] = d[k]
         else:
             src = base[r]
-            d = delta[g]
             for k in range(dim):
                 dst[k] = src[k] + d[k]
 

@@ -264,11 +264,12 @@ class RowGroups:
             self.spread = np.ones(len(indices), np.float32)
         self.n_groups = len(self.size)
 
-    def ungroup(self, base, sums, out=None):
-        """The rows as trained: base (the rows when training started) plus the change of each row's group."""
+    def ungroup(self, base, sums, out=None, keep_sums=True):
+        """The rows as trained: base (the rows when training started) plus the change of each row's group.
+        keep_sums False: sums (no longer needed) serves as the scratch, instead of a copy of it."""
         from fastemb.kernels import subword as KS
         out = np.empty_like(base) if out is None else out
-        KS.ungroup(base, sums, self.group_of, self.size, out)
+        KS.ungroup(base, sums.copy() if keep_sums else sums, self.group_of, self.size, out)
         return out
 
 
@@ -404,7 +405,8 @@ class Word2VecTrainer:
                                                     options.buckets)
             n_rows = n_words + len(buckets)
             specs["syn0"] = ((n_rows, options.dim), "float32")
-            specs["syn0_groups"] = ((RowGroups(indptr, indices, n_rows).n_groups, options.dim), "float32")
+            # optional: a checkpoint of an earlier fastemb has the rows as trained in syn0 and no groups
+            specs["syn0_groups"] = ((RowGroups(indptr, indices, n_rows).n_groups, options.dim), "float32", "optional")
         if options.negative > 0:
             specs["syn1"] = ((n_words, options.dim), "float32")
         if options.hs:
@@ -432,7 +434,7 @@ class Word2VecTrainer:
         from fastemb.models.w2v_dims import unpadded
         self._sync()
         if self.groups is not None:  # the rows as trained, made in the memory of the rows as they started
-            self.groups.ungroup(self.base0, self._syn0, out=self.base0)
+            self.groups.ungroup(self.base0, self._syn0, out=self.base0, keep_sums=False)
             self.groups = None
             self._syn0 = self.syn0 = None
         else:
