@@ -471,6 +471,30 @@ def test_row_groups_against_a_slow_reference(buckets):
     np.testing.assert_array_equal(inplace, g.ungroup(base, moved))
 
 
+def test_subword_init_rows_are_uniform_and_per_row():
+    """The subword model's initial rows (kernels.rng.uniform_rows, one stream per row, drawn on every thread):
+    uniform in [-w/2, w/2) with the uniform's spread, the same rows whatever the matrix's size, the thread
+    count or the layout (a padded matrix's view), different for another seed."""
+    from fastemb.kernels.rng import uniform_rows
+    import numba
+    big = np.empty((4000, 100), np.float32)
+    uniform_rows(big, np.float32(0.02), np.uint64(7))
+    assert np.abs(big).max() <= 0.01 and abs(big.mean()) < 2e-4
+    assert abs(big.std() - 0.02 / np.sqrt(12)) < 1e-4
+    assert abs(np.corrcoef(big[:, :-1].ravel(), big[:, 1:].ravel())[0, 1]) < 0.01  # neighbours independent
+    small = np.empty((10, 112), np.float32)[:, :100]
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        uniform_rows(small, np.float32(0.02), np.uint64(7))
+    finally:
+        numba.set_num_threads(before)
+    np.testing.assert_array_equal(small, big[:10])
+    other = np.empty((10, 100), np.float32)
+    uniform_rows(other, np.float32(0.02), np.uint64(8))
+    assert not np.allclose(other, big[:10])
+
+
 def test_grouped_rows_train_the_model_of_single_rows(kjv_small, monkeypatch):
     """Training rows in groups is the same model as training every row: a 1-thread run gives the same words'
     vectors, own rows and n-gram rows up to float rounding, for skip-gram and CBOW."""

@@ -3,7 +3,7 @@ of a chunk, block or sentence (splitmix64 of seed·C + counter, so streams of ne
 independent); xorshift64* draws from a stream. State is a uint64 owned by one chunk or block. Python code
 seeds numpy with fastemb.seeding.generator."""
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -39,3 +39,20 @@ def stream(seed, counter):
     parallel shuffle caught.)"""
     _, z = splitmix(np.uint64(seed) * np.uint64(0xD1B54A32D192ED03) + np.uint64(counter))
     return z | np.uint64(1)
+
+
+# Initialisation draws from streams of seed + 2^40: a run's training streams (seed + epoch * 1_000_003 with a
+# 32-bit seed) stay below it, so no chunk of training replays an initial row's numbers.
+INIT_STREAMS = 1 << 40
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def uniform_rows(out, scale, seed):
+    """out[r] = (uniform [0, 1) - 0.5) * scale, row r drawn from stream(seed + INIT_STREAMS, r): the same
+    numbers on any number of threads, and each row's whatever the matrix's size (24-bit floats)."""
+    for r in prange(out.shape[0]):
+        state = stream(np.uint64(seed) + np.uint64(INIT_STREAMS), r)
+        row = out[r]
+        for k in range(row.shape[0]):
+            state, x = xorshift(state)
+            row[k] = (np.float32(x >> np.uint64(40)) * np.float32(1.0 / 16777216.0) - np.float32(0.5)) * scale
