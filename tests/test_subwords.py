@@ -257,18 +257,24 @@ def test_subword_continue_and_resume(sub_model, tmp_path, kjv_small):
     assert rc == 1 and "buckets" in err and len(err.strip().splitlines()) == 1
 
 
-@pytest.mark.slow
-def test_subword_resume_equals_uninterrupted(tmp_path, kjv_small):
-    """A 1-thread run stopped after an epoch and resumed from its checkpoint ends where an uninterrupted
-    run ends (n-gram rows included)."""
+def _uninterrupted_and_stopped(corpus, tmp_path):
+    """(a 2-epoch 1-thread subword run, the checkpoint of the same run stopped after its first epoch)."""
     opts = dict(maxn=4, buckets=3000, epochs=2, threads=1, seed=5, dim=16)
-    full = fastemb.train(kjv_small, **opts)
+    full = fastemb.train(corpus, **opts)
     ck = tmp_path / "run.ckpt"
 
     def stop(run):
         if run.epoch == 1:
             raise fastemb.StopTraining()
-    fastemb.train(kjv_small, checkpoint=str(ck), checkpoint_every="1", callbacks=[stop], **opts)
+    fastemb.train(corpus, checkpoint=str(ck), checkpoint_every="1", callbacks=[stop], **opts)
+    return full, ck
+
+
+@pytest.mark.slow
+def test_subword_resume_equals_uninterrupted(tmp_path, kjv_small):
+    """A 1-thread run stopped after an epoch and resumed from its checkpoint ends where an uninterrupted
+    run ends (n-gram rows included)."""
+    full, ck = _uninterrupted_and_stopped(kjv_small, tmp_path)
     resumed = fastemb.train(resume=str(ck))
     np.testing.assert_array_equal(resumed.vectors, full.vectors)
     np.testing.assert_array_equal(resumed.subwords.ngram_vectors, full.subwords.ngram_vectors)
@@ -283,14 +289,7 @@ def test_subword_checkpoint_of_an_earlier_layout_resumes(tmp_path, kjv_small):
     from types import SimpleNamespace
     from fastemb.checkpoint import algorithm_reader, digest, load_checkpoint
     from fastemb.models.word2vec import RowGroups, subword_layout
-    opts = dict(maxn=4, buckets=3000, epochs=2, threads=1, seed=5, dim=16)
-    full = fastemb.train(kjv_small, **opts)
-    ck = tmp_path / "run.ckpt"
-
-    def stop(run):
-        if run.epoch == 1:
-            raise fastemb.StopTraining()
-    fastemb.train(kjv_small, checkpoint=str(ck), checkpoint_every="1", callbacks=[stop], **opts)
+    full, ck = _uninterrupted_and_stopped(kjv_small, tmp_path)
     r = load_checkpoint(str(ck))
     options, _ = algorithm_reader(r.record, str(ck))
     indptr, indices, _ = subword_layout(SimpleNamespace(words=r.words, counts=r.counts), options)
