@@ -100,7 +100,8 @@ class TrainingRun:
 
     @property
     def vectors(self):
-        """The current input vectors (a live view: copy what you keep)."""
+        """The current input vectors (a live view, or for a subword model a fresh array of the words' mean
+        vectors: copy what you keep)."""
         return self.trainer.vectors()
 
     def arrays(self) -> dict:

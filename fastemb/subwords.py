@@ -118,16 +118,16 @@ def compact_rows(words, weights, minn, maxn, buckets):
 
 
 def _distinct(b, buckets):
-    """np.unique(b, return_inverse=True) for bucket ids in [0, buckets): by a table over the buckets when they
-    are not many more than the ids (no sort: ~10x faster at 2M buckets), else by np.unique."""
-    if buckets > max(1 << 22, 16 * len(b)):
+    """np.unique(b, return_inverse=True) for bucket ids in [0, buckets): by a table over the buckets (5 bytes a
+    bucket) when they are not many more than the ids (no sort: ~10x faster at 2M buckets), else by np.unique."""
+    if buckets > max(1 << 22, 4 * len(b)):
         return np.unique(b, return_inverse=True)
     seen = np.zeros(buckets, np.bool_)
     seen[b] = True
     used = np.flatnonzero(seen)
-    where = np.empty(buckets, np.int64)
-    where[used] = np.arange(len(used))
-    return used, where[b]
+    where = np.empty(buckets, np.int32)  # fewer than 2^31 buckets
+    where[used] = np.arange(len(used), dtype=np.int32)
+    return used, where[b].astype(np.int64)
 
 
 class SubwordVectors:

@@ -470,6 +470,25 @@ def test_row_groups_against_a_slow_reference(buckets):
     np.testing.assert_array_equal(inplace, g.ungroup(base, moved))
 
 
+def test_finished_subword_trainer_holds_plain_rows(kjv_small):
+    """After a run, its trainer holds the rows as trained: finish() again changes nothing, vectors() and
+    arrays() give the result's vectors and rows (a checkpoint of them resumes as rows without groups), and
+    training further is refused."""
+    seen = []
+    e = fastemb.train(kjv_small, maxn=4, buckets=3000, epochs=1, threads=1, dim=8, seed=2,
+                      callbacks=[lambda run: seen.append(run.trainer)])
+    t = seen[0]
+    assert t.finished
+    t.finish()
+    np.testing.assert_array_equal(t.vectors(), e.vectors)
+    a = t.arrays()
+    assert set(a) == {"syn0", "syn1"}
+    n = len(e.vectors)
+    np.testing.assert_array_equal(a["syn0"][n:], e.subwords.ngram_vectors)
+    with pytest.raises(RuntimeError, match="finished"):
+        t._train(None, None, None, True, True, 0.0, 0.0, 0.0, 1.0, 1, 0, None, None)
+
+
 def test_subword_init_rows_are_uniform_and_per_row():
     """The subword model's initial rows (kernels.rng.uniform_rows, one stream per row, drawn on every thread):
     uniform in [-w/2, w/2) with the uniform's spread, the same rows whatever the matrix's size, the thread

@@ -210,8 +210,11 @@ def row_groups(indptr, indices, n_rows):
     g_indptr = np.zeros(W + 1, np.int64)
     g_idx = np.empty(total, np.int64)
     g_spread = np.empty(total, np.float32)
-    seen = np.empty(total, np.int64)
-    uses = np.empty(total, np.int64)
+    longest = 0
+    for w in range(W):
+        longest = max(longest, indptr[w + 1] - indptr[w])
+    seen = np.empty(longest, np.int64)
+    uses = np.empty(longest, np.int64)
     n = 0
     for w in range(W):
         a = 0  # this word's groups: seen[:a], with how many of its entries name one of their rows

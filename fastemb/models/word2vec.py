@@ -324,6 +324,7 @@ class Word2VecTrainer:
         self.cbow = isinstance(options, CBOWOptions)
         vocab = corpus.vocab
         self.rows = self.groups = self.base0 = None
+        self.finished = False  # finish() was called: the subword rows are plain rows again
         if options.subwords:
             from fastemb.kernels import subword as KS
             self.kernels = kernels(options.dim, KS)
@@ -339,7 +340,9 @@ class Word2VecTrainer:
             # (self.syn0: each group's sum, RowGroups); the rows as trained are base0 + each group's change
             n_in = len(vocab) + len(self.ngram_buckets)
             if arrays is None:
-                self.base0 = subword_init(n_in, options, seed)
+                from fastemb.parallel import numba_threads
+                with numba_threads(threads):
+                    self.base0 = subword_init(n_in, options, seed)
             else:
                 self.base0 = np.array(arrays["syn0"], np.float32, order="C")
             arrays = arrays or {}
@@ -422,8 +425,8 @@ class Word2VecTrainer:
     def arrays(self) -> dict:
         self._sync()
         out = {"syn0": self.syn0}
-        if self.groups is not None:  # the rows as the run started and the groups' sums: resumed exactly
-            out = {"syn0": self.base0, "syn0_groups": self.syn0}
+        if self.rows is not None:  # the rows as the run started and the groups' sums: resumed exactly
+            out = {"syn0": self.base0} if self.finished else {"syn0": self.base0, "syn0_groups": self.syn0}
         if self.o.negative > 0:
             out["syn1"] = self.syn1
         if self.o.hs:
@@ -435,13 +438,15 @@ class Word2VecTrainer:
         in place, so the result takes syn0 and syn1 without copies."""
         from fastemb.models.w2v_dims import unpadded
         self._sync()
-        if self.groups is not None:  # the rows as trained, made in the memory of the rows as they started
+        if self.finished:
+            return
+        if self.rows is not None:  # the rows as trained, made in the memory of the rows as they started
             self.groups.ungroup(self.base0, self._syn0, out=self.base0, keep_sums=False)
-            self.groups = None
             self._syn0 = self.syn0 = None
         else:
             self._syn0 = self.syn0 = unpadded(self._syn0, self.o.dim)
         self._syn1 = self.syn1 = unpadded(self._syn1, self.o.dim)
+        self.finished = True
 
     def vectors(self):
         self._sync()
@@ -449,11 +454,11 @@ class Word2VecTrainer:
             return self.syn0
         from fastemb.kernels import subword as KS
         out = np.empty((len(self.corpus.vocab), self.o.dim), np.float32)  # the words' vectors (row means)
-        if self.groups is not None:
+        if self.finished:
+            KS.mean_rows(self.base0, self.rows[0], self.rows[1], out)
+        else:
             g = self.groups
             KS.mean_groups(self._syn0, g.indptr, g.indices, g.n_rows, out)
-        else:
-            KS.mean_rows(self.base0, self.rows[0], self.rows[1], out)
         return out
 
     def reference_loss(self) -> float:
@@ -504,7 +509,9 @@ class Word2VecTrainer:
     def _train(self, ids, ends, chunk_sents, shared, cbow_mean, alpha, min_alpha, work_before, total_work, seed,
                chunk_base, loss, pairs):
         o = self.o
-        if self.groups is not None:
+        if self.finished:
+            raise RuntimeError("this run is finished: its trainer trains no more")
+        if self.rows is not None:
             g = self.groups
             self.kernels.train_chunks(ids, ends, chunk_sents, self._syn0, self._syn1, g.indptr, g.indices, g.spread,
                                       g.n_rows, self.keep, self.alias_prob, self.alias_idx, self.sig, self.nls,
@@ -565,7 +572,7 @@ class Word2VecTrainer:
         from fastemb.subwords import SubwordVectors
         from fastemb.kernels import subword as KS
         n = len(self.corpus.vocab)
-        rows = self.base0 if self.groups is None else self.groups.ungroup(self.base0, self._syn0)
+        rows = self.base0 if self.finished else self.groups.ungroup(self.base0, self._syn0)
         vectors = np.empty((n, self.o.dim), np.float32)
         KS.mean_rows(rows, self.rows[0], self.rows[1], vectors)
         sub = SubwordVectors(self.corpus.vocab.words, self.o.minn, self.o.maxn, self.o.buckets, rows[n:],
