@@ -113,22 +113,11 @@ def ngram_spans(buf, a0, a1, minn, maxn, buckets):
     return out, starts, ends
 
 
-@njit(cache=True, nogil=True, parallel=True)
+@njit(cache=True, nogil=True)
 def mean_rows(matrix, indptr, indices, out):
-    """out[w] = mean of matrix[indices[indptr[w]:indptr[w+1]]] (zero when the word has no rows)."""
-    for w in prange(out.shape[0]):
-        dst = out[w]
-        for k in range(dst.shape[0]):
-            dst[k] = 0.0
-        a0, a1 = indptr[w], indptr[w + 1]
-        for p in range(a0, a1):
-            src = matrix[indices[p]]
-            for k in range(dst.shape[0]):
-                dst[k] += src[k]
-        if a1 > a0:
-            inv = np.float32(1.0) / np.float32(a1 - a0)
-            for k in range(dst.shape[0]):
-                dst[k] *= inv
+    """out[w] = mean of matrix[indices[indptr[w]:indptr[w+1]]] (zero when the word has no rows): mean_groups
+    of rows that are each their own group."""
+    mean_groups(matrix, indptr, indices, indptr[1:] - indptr[:-1], out)
 
 
 # ------------------------------------------------------------------------------------------------ row groups

@@ -249,8 +249,9 @@ GROUP_ROWS = True  # False: every row trains on its own (the same model; for tes
 class RowGroups:
     """How a subword model's rows train (kernels.subword.row_groups): rows that every word uses alike get the
     same updates all run long, so each such group trains as one row holding their sum; a word's input vector
-    is the sum of its groups (a group named as often as the word uses its rows) over its row count (n_rows). On the benchmark corpus 254k rows train as 116k
-    groups and a position reads and updates 16.8 instead of 19.6 rows (its rarest ones): ~10% less time."""
+    is the sum of its groups (a group named as often as the word uses its rows) over its row count (n_rows).
+    On the benchmark corpus 254k rows train as 116k groups and a position reads and updates 16.8 instead of
+    19.6 rows (its rarest ones): ~10% less time."""
 
     def __init__(self, indptr, indices, n_rows: int, grouped=None):
         from fastemb.kernels import subword as KS
